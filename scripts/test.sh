@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite. Installs and starts what the tests need (Docker Engine, PostgreSQL,
+# busybox-static for test images, a registry, OpenSSH client), builds, lints, then runs every
+# unit test (beside the code) and integration test (test/) on the real daemon and databases.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+
+ensure_packages curl ca-certificates busybox-static docker-registry apache2-utils openssh-client
+ensure_docker
+ensure_postgres
+ensure_node_modules
+npm run build --silent
+touch dist/.built
+npm run lint --silent
+
+export BERTH_TEST_REQUIRE_POSTGRES=1
+# Files run two at a time; each integration test works in its own data dir, ports and pod ids.
+node --test --test-concurrency=2 --test-timeout=600000 dist/src dist/test "$@"

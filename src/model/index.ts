@@ -1,0 +1,5 @@
+export * from './ids.js';
+export * from './status.js';
+export * from './errors.js';
+export * from './spec.js';
+export * from './records.js';

@@ -1,0 +1,190 @@
+import type { ApiKeyId, InstanceId, NetworkVolumeId, NodeId, OwnerId, PodId, RegistryAuthId, SshKeyId, TemplateId } from './ids.js';
+import type { PodInput, PodSpec } from './spec.js';
+import type { DesiredStatus, InstanceState, PodStatus } from './status.js';
+
+/** ISO-8601 UTC timestamps everywhere. */
+export type Timestamp = string;
+
+export interface PullProgress {
+  image: string;
+  /** Bytes downloaded and bytes to download over all layers seen so far. */
+  current: number;
+  total: number;
+}
+
+export interface Pod {
+  id: PodId;
+  owner: OwnerId;
+  name: string;
+  specVersion: number;
+  desiredStatus: DesiredStatus;
+  status: PodStatus;
+  /** Why the pod is in its status: a pull in progress, a placement that failed, an exit. */
+  statusMessage: string | null;
+  /** Pinned once placed: the volume disk lives there. */
+  nodeId: NodeId | null;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
+  lastStartedAt: Timestamp | null;
+  terminatedAt: Timestamp | null;
+  /** The store revision of the last change to this pod or its instances. */
+  revision: number;
+}
+
+export interface PodVersion {
+  podId: PodId;
+  version: number;
+  spec: PodSpec;
+  createdAt: Timestamp;
+}
+
+export interface ContainerObservation {
+  name: string;
+  containerId: string | null;
+  state: InstanceState;
+  exitCode: number | null;
+  startedAt: Timestamp | null;
+  finishedAt: Timestamp | null;
+}
+
+export interface DiskUsage {
+  /** Bytes written to the container disk (writable layer). */
+  containerDiskBytes: number | null;
+  volumeDiskBytes: number | null;
+  /** Whether the declared container disk size is enforced by the runtime, or only reported. */
+  containerDiskEnforced: boolean;
+}
+
+/** What the agent reports about one instance; the store keeps the latest. */
+export interface InstanceObservation {
+  state: InstanceState;
+  message: string | null;
+  exitCode: number | null;
+  /** Container port (as string) → host port. */
+  ports: Record<string, number>;
+  containers: ContainerObservation[];
+  pull: PullProgress | null;
+  /** The last lines of output when the instance exited or failed. */
+  lastLogLines: string[];
+  startedAt: Timestamp | null;
+  restartCount: number;
+  observedSpecVersion: number | null;
+  observedResetGeneration: number;
+  observedRestartGeneration: number;
+  disk: DiskUsage | null;
+  updatedAt: Timestamp;
+}
+
+/** What the instance should be; `stopped` keeps the volume disk, `removed` deletes it. */
+export type InstanceGoal = 'running' | 'stopped' | 'removed';
+
+export interface Instance {
+  id: InstanceId;
+  podId: PodId;
+  ordinal: number;
+  nodeId: NodeId | null;
+  specVersion: number;
+  goal: InstanceGoal;
+  /** Bumped by reset: containers are recreated (container disk wiped, new port mappings). */
+  resetGeneration: number;
+  /** Bumped by restart: containers restart in place. */
+  restartGeneration: number;
+  /** The exact GPUs assigned on the node, by UUID. */
+  gpuUuids: string[];
+  /** The host ports to ask for again when containers are recreated after a stop; cleared by reset. */
+  hostPorts: Record<string, number>;
+  observed: InstanceObservation | null;
+  revision: number;
+}
+
+export interface Gpu {
+  index: number;
+  uuid: string;
+  /** As nvidia-smi names it, e.g. "NVIDIA GeForce RTX 4090"; also the GPU type id. */
+  name: string;
+  memoryMb: number;
+}
+
+export interface NodeCapacity {
+  cpus: number;
+  memoryMb: number;
+  gpus: Gpu[];
+  /** True when the GPUs come from a declared inventory, not nvidia-smi. */
+  gpusSimulated: boolean;
+}
+
+export interface Node {
+  id: NodeId;
+  name: string;
+  /** Where the node's published ports are reached; what pods see as BERTH_PUBLIC_IP. */
+  publicIp: string;
+  labels: Record<string, string>;
+  capacity: NodeCapacity;
+  agentVersion: string;
+  registeredAt: Timestamp;
+  lastSeenAt: Timestamp;
+  revision: number;
+}
+
+export interface NetworkVolume {
+  id: NetworkVolumeId;
+  owner: OwnerId;
+  name: string;
+  sizeGb: number;
+  /** The node group (data center) whose nodes can attach it. */
+  dataCenterId: string;
+  createdAt: Timestamp;
+}
+
+export interface Template {
+  id: TemplateId;
+  owner: OwnerId;
+  name: string;
+  /** The pod fields the template sets. */
+  pod: PodInput;
+  readme: string;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
+}
+
+export interface RegistryAuth {
+  id: RegistryAuthId;
+  owner: OwnerId;
+  name: string;
+  username: string;
+  /** AES-256-GCM ciphertext of the password; decrypted only to hand to an agent. */
+  passwordSealed: string;
+  createdAt: Timestamp;
+}
+
+export interface SshKey {
+  id: SshKeyId;
+  owner: OwnerId;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+  createdAt: Timestamp;
+}
+
+export interface ApiKey {
+  id: ApiKeyId;
+  owner: OwnerId;
+  name: string;
+  /** sha256 of the secret; the secret itself is shown once, at creation. */
+  hash: string;
+  /** The first characters of the secret, to tell keys apart in a list. */
+  prefix: string;
+  admin: boolean;
+  createdAt: Timestamp;
+  lastUsedAt: Timestamp | null;
+}
+
+/** One entry of the change feed: every write bumps the store revision. */
+export interface Change {
+  revision: number;
+  kind: 'pod' | 'instance' | 'node';
+  id: string;
+  /** For instance changes, the node it is assigned to, so agents watch only their own. */
+  nodeId: NodeId | null;
+  at: Timestamp;
+}

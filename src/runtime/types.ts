@@ -1,0 +1,134 @@
+/** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
+
+export interface RegistryCredentials {
+  username: string;
+  password: string;
+  /** The registry host the credentials are for, e.g. `registry.example.com:5000`. */
+  serveraddress: string;
+}
+
+export interface PortBinding {
+  containerPort: number;
+  /** 0: let the runtime choose. */
+  hostPort: number;
+  hostIp: string;
+}
+
+export interface MountPlan {
+  /** A named volume. */
+  source: string;
+  target: string;
+  readOnly: boolean;
+}
+
+/** One container, fully resolved: nothing left for the runtime to decide. */
+export interface ContainerPlan {
+  /** The Docker container name. */
+  name: string;
+  image: string;
+  entrypoint: string[];
+  command: string[];
+  env: Record<string, string>;
+  labels: Record<string, string>;
+  ports: PortBinding[];
+  mounts: MountPlan[];
+  /** CPU limit in CPUs; null: none. */
+  cpus: number | null;
+  memoryBytes: number | null;
+  /** Size cap of the writable layer; applied where the storage driver supports it. */
+  diskBytes: number | null;
+  /** GPUs handed to the container by UUID (Docker device requests); simulated GPUs only set env. */
+  gpuUuids: string[];
+  gpusSimulated: boolean;
+  /** `container:<id>` to join another container's network namespace. */
+  networkMode?: string;
+  hostname?: string;
+}
+
+export type ContainerRunState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';
+
+export interface ContainerInfo {
+  id: string;
+  name: string;
+  labels: Record<string, string>;
+  state: ContainerRunState;
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** Container port → host port, for published ports. */
+  ports: Record<string, number>;
+  /** The runtime's error for a container that could not start. */
+  error: string | null;
+}
+
+export interface PullProgressEvent {
+  current: number;
+  total: number;
+  status: string;
+}
+
+export interface RuntimeEvent {
+  /** Docker's action: create, start, die, stop, kill, destroy, oom, restart, health_status... */
+  action: string;
+  containerId: string;
+  labels: Record<string, string>;
+  exitCode: number | null;
+  timeNano: number;
+}
+
+export interface LogLine {
+  stream: 'stdout' | 'stderr';
+  /** ISO time Docker stamped on the line. */
+  time: string;
+  text: string;
+}
+
+export interface LogOptions {
+  tail?: number;
+  /** Unix seconds or ISO time. */
+  since?: string;
+  follow?: boolean;
+}
+
+export interface ExecResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CreateResult {
+  id: string;
+  /** False when the storage driver cannot cap the writable layer and the cap was left off. */
+  diskEnforced: boolean;
+}
+
+export interface DiskUsageReport {
+  /** Container id → bytes in its writable layer. */
+  containers: Record<string, number>;
+  /** Volume name → bytes used. */
+  volumes: Record<string, number>;
+}
+
+export interface Runtime {
+  /** Throws a RUNTIME BerthError with a plain message when the daemon cannot be reached. */
+  ping(): Promise<{ version: string; apiVersion: string }>;
+  imageExists(ref: string): Promise<boolean>;
+  pullImage(ref: string, auth: RegistryCredentials | null, onProgress: (p: PullProgressEvent) => void, signal?: AbortSignal): Promise<void>;
+  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  removeVolume(name: string): Promise<void>;
+  listVolumes(labelFilter: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]>;
+  createContainer(plan: ContainerPlan): Promise<CreateResult>;
+  startContainer(id: string): Promise<void>;
+  restartContainer(id: string, timeoutSeconds: number): Promise<void>;
+  stopContainer(id: string, timeoutSeconds: number): Promise<void>;
+  /** Force-removes; a container already gone is not an error. */
+  removeContainer(id: string): Promise<void>;
+  inspectContainer(id: string): Promise<ContainerInfo | undefined>;
+  /** All containers, running or not, carrying every given label (value '' matches any value). */
+  listContainers(labelFilter: Record<string, string>): Promise<ContainerInfo[]>;
+  /** Container events for containers carrying the label; ends when the signal aborts. Reconnects on its own. */
+  watchEvents(label: string, onEvent: (e: RuntimeEvent) => void, signal: AbortSignal): void;
+  logs(id: string, opts: LogOptions, signal?: AbortSignal): AsyncIterable<LogLine>;
+  exec(id: string, argv: string[], opts?: { timeoutMs?: number; env?: string[] }): Promise<ExecResult>;
+  diskUsage(): Promise<DiskUsageReport>;
+}
