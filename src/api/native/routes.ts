@@ -1,0 +1,265 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Static } from '@sinclair/typebox';
+import { canSee } from '../../control/index.js';
+import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
+import type { PodDetail } from '../../store/types.js';
+import type { ApiDeps } from '../server.js';
+import { problemsFromValidation } from '../problem.js';
+import { podView } from '../views.js';
+import * as S from './schemas.js';
+
+type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
+
+/** Starts a text/event-stream reply that Fastify no longer manages; returns a writer and a close signal. */
+export function openSse(req: FastifyRequest, reply: FastifyReply): { send: (event: string, data: unknown, id?: number | string) => boolean; closed: AbortSignal; end: () => void } {
+  reply.hijack();
+  const res = reply.raw;
+  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+  res.write(': berth\n\n');
+  const ac = new AbortController();
+  req.raw.on('close', () => ac.abort());
+  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  ac.signal.addEventListener('abort', () => clearInterval(ping));
+  return {
+    send: (event, data, id) => res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
+    closed: ac.signal,
+    end: () => {
+      clearInterval(ping);
+      res.end();
+    },
+  };
+}
+
+/**
+ * Runs `fn` even when the schema found problems, so the answer lists the schema's problems and the
+ * pod rules' problems together; nothing is written when there are any.
+ */
+async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+  const schemaError = req.validationError as (Error & { validation?: Parameters<typeof problemsFromValidation>[0] }) | undefined;
+  if (!schemaError?.validation) return fn();
+  const problems: Problem[] = problemsFromValidation(schemaError.validation, 'body');
+  if (typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)) {
+    try {
+      compilePodSpec(req.body);
+    } catch (e) {
+      if (!(e instanceof BerthError)) throw e;
+      for (const p of e.problems) if (!problems.some((q) => q.path === p.path)) problems.push(p);
+    }
+  }
+  throw invalid(problems);
+}
+
+export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  const { pods, resources, keys, store, agents } = deps;
+  const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
+  const view = async (d: PodDetail) => podView(d, await nodeMap());
+  const tags = (t: string) => ({ tags: [t] });
+
+  // Pods
+  app.post('/pods', { schema: { ...tags('pods'), summary: 'Create a pod', body: S.PodInput }, attachValidation: true }, async (req: Req<unknown, unknown, S.PodInputT>, reply) => {
+    const d = await withAllProblems(req, () => pods.create(req.caller, req.body ?? {}));
+    return reply.code(201).header('location', `/api/v1/pods/${d.pod.id}`).send(await view(d));
+  });
+
+  app.get('/pods', { schema: { ...tags('pods'), summary: 'List pods', querystring: S.ListPodsQuery } }, async (req: Req<unknown, Static<typeof S.ListPodsQuery>>) => {
+    const q = req.query;
+    const status = q.status?.flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase()).filter(Boolean);
+    const bad = status?.filter((s) => !POD_STATUSES.includes(s as PodStatus));
+    if (bad?.length) throw new BerthError('VALIDATION', `unknown status ${bad.join(', ')}`, { problems: [{ path: 'query:/status', message: `must be one of ${POD_STATUSES.join(', ')}` }] });
+    const limit = q.limit;
+    const list = await pods.list(req.caller, {
+      ...(status?.length ? { status: status as PodStatus[] } : {}),
+      ...(q.name ? { name: q.name } : {}),
+      ...(q.image ? { image: q.image } : {}),
+      ...(q.nodeId ? { nodeId: q.nodeId as never } : {}),
+      ...(q.includeTerminated ? { includeTerminated: true } : {}),
+      ...(limit ? { limit: limit + 1 } : {}),
+      ...(q.after ? { after: q.after as PodId } : {}),
+    });
+    const page = limit ? list.slice(0, limit) : list;
+    const nodes = await nodeMap();
+    return { pods: page.map((d) => podView(d, nodes)), next: limit && list.length > limit ? page[page.length - 1]!.pod.id : null };
+  });
+
+  app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));
+
+  app.patch('/pods/:id', { schema: { ...tags('pods'), summary: 'Change a pod: a new spec version; any change but the name recreates its containers', params: S.PodIdParams, body: S.PodInput }, attachValidation: true }, async (req: Req<{ id: string }, unknown, S.PodInputT>) =>
+    view(await withAllProblems(req, () => pods.update(req.caller, req.params.id, req.body ?? {}))),
+  );
+
+  app.get('/pods/:id/versions', { schema: { ...tags('pods'), summary: 'Every spec version of a pod, kept after terminate', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => ({
+    versions: await pods.versions(req.caller, req.params.id),
+  }));
+
+  for (const action of ['start', 'stop', 'restart', 'reset', 'terminate'] as PodAction[]) {
+    app.post(`/pods/:id/${action}`, { schema: { ...tags('pods'), summary: `${action[0]!.toUpperCase()}${action.slice(1)} a pod`, params: S.PodIdParams, body: S.ActionBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ActionBody>>) =>
+      view(await pods.act(req.caller, req.params.id, action, req.body ?? {})),
+    );
+  }
+  app.delete('/pods/:id', { schema: { ...tags('pods'), summary: 'Terminate a pod (same as POST /pods/{id}/terminate)', params: S.PodIdParams } }, async (req: Req<{ id: string }>) =>
+    view(await pods.act(req.caller, req.params.id, 'terminate')),
+  );
+
+  app.get('/pods/:id/logs', { schema: { ...tags('pods'), summary: 'Pod logs as server-sent events (event "log", then "end")', params: S.PodIdParams, querystring: S.LogsQuery } }, async (req: Req<{ id: string }, Static<typeof S.LogsQuery>>, reply) => {
+    const d = await pods.get(req.caller, req.params.id);
+    const inst = d.instances.find((i) => i.ordinal === (req.query.instance ?? 0)) ?? d.instances[0];
+    if (!inst) throw new BerthError('CONFLICT', `pod ${d.pod.id} has no instance`);
+    const access = agents.nodeAccess(inst.nodeId);
+    const since = req.query.since;
+    const iter = access.logs(inst.id, req.query.container, { tail: req.query.tail ?? 100, follow: req.query.follow ?? false, ...(since ? { since } : {}) });
+    // Ask for the first line before answering 200 so "no container" is a proper error, not a dead stream.
+    const it = iter[Symbol.asyncIterator]();
+    const first = await it.next();
+    const sse = openSse(req, reply);
+    try {
+      let r = first;
+      while (!r.done && !sse.closed.aborted) {
+        sse.send('log', r.value);
+        r = await it.next();
+      }
+      if (!sse.closed.aborted) sse.send('end', { reason: 'the container stopped or the stream ended' });
+    } catch (e) {
+      sse.send('error', { message: (e as Error).message });
+    } finally {
+      await it.return?.();
+      sse.end();
+    }
+  });
+
+  app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
+    const d = await pods.get(req.caller, req.params.id);
+    if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; exec needs it RUNNING`, { extra: { status: d.pod.status } });
+    const inst = d.instances.find((i) => i.ordinal === (req.body.instance ?? 0)) ?? d.instances[0]!;
+    return agents.nodeAccess(inst.nodeId).exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
+  });
+
+  // Events: every pod change as it is committed; `Last-Event-ID` or ?since= resumes.
+  app.get('/events', { schema: { ...tags('events'), summary: 'Pod changes as server-sent events (event "pod")', querystring: { type: 'object', properties: { since: { type: 'integer' } } } } }, async (req: Req<unknown, { since?: number }>, reply) => {
+    const since = req.query.since ?? Number(req.headers['last-event-id'] ?? NaN);
+    const sse = openSse(req, reply);
+    let queue = Promise.resolve();
+    const sendPod = (id: string, revision: number) => {
+      queue = queue.then(async () => {
+        const d = await store.getPod(id as PodId);
+        if (!d || !canSee(req.caller, d.pod.owner) || sse.closed.aborted) return;
+        sse.send('pod', await view(d), revision);
+      });
+    };
+    const off = store.onChange((c) => {
+      if (c.kind === 'pod' || c.kind === 'instance') sendPod(c.kind === 'pod' ? c.id : c.id.replace(/-\d+$/, ''), c.revision);
+    });
+    if (Number.isFinite(since)) {
+      const seen = new Set<string>();
+      for (const c of (await store.changesSince(since, 10_000)).reverse()) {
+        const id = c.kind === 'pod' ? c.id : c.kind === 'instance' ? c.id.replace(/-\d+$/, '') : undefined;
+        if (id && !seen.has(id)) {
+          seen.add(id);
+          sendPod(id, c.revision);
+        }
+      }
+    }
+    sse.closed.addEventListener('abort', () => {
+      off();
+      sse.end();
+    });
+  });
+
+  // Nodes
+  app.get('/nodes', { schema: { ...tags('nodes'), summary: 'Nodes with capacity, what is allocated, and GPUs' } }, async () => {
+    const [nodes, instances] = await Promise.all([store.listNodes(), store.listInstances({})]);
+    const all = await store.listPods({ includeTerminated: false });
+    const specs = new Map(all.map((d) => [d.pod.id as string, d.spec]));
+    return {
+      nodes: nodes.map((n) => {
+        const mine = instances.filter((i) => i.nodeId === n.id && i.goal === 'running');
+        const alloc = mine.reduce(
+          (a, i) => {
+            const s = specs.get(i.podId);
+            return { cpus: a.cpus + (s?.vcpuCount ?? 0), memoryMb: a.memoryMb + Math.round((s?.memoryGb ?? 0) * 1024), gpus: a.gpus + i.gpuUuids.length };
+          },
+          { cpus: 0, memoryMb: 0, gpus: 0 },
+        );
+        const used = new Set(mine.flatMap((i) => i.gpuUuids));
+        const ageS = (Date.now() - Date.parse(n.lastSeenAt)) / 1000;
+        return {
+          ...n,
+          status: ageS < 90 ? 'READY' : 'UNREACHABLE',
+          gpus: n.capacity.gpus.map((g) => ({ ...g, simulated: n.capacity.gpusSimulated, inUse: used.has(g.uuid) })),
+          allocated: alloc,
+          instances: mine.length,
+        };
+      }),
+    };
+  });
+
+  // Network volumes
+  app.post('/network-volumes', { schema: { ...tags('network volumes'), body: S.NetworkVolumeInput } }, async (req: Req<unknown, unknown, Static<typeof S.NetworkVolumeInput>>, reply) =>
+    reply.code(201).send(await resources.createNetworkVolume(req.caller, req.body ?? {})),
+  );
+  app.get('/network-volumes', { schema: tags('network volumes') }, async (req) => ({ networkVolumes: await resources.listNetworkVolumes(req.caller) }));
+  app.get('/network-volumes/:id', { schema: { ...tags('network volumes'), params: S.IdParams } }, async (req: Req<{ id: string }>) => resources.getNetworkVolume(req.caller, req.params.id));
+  app.patch('/network-volumes/:id', { schema: { ...tags('network volumes'), params: S.IdParams, body: S.NetworkVolumeInput } }, async (req: Req<{ id: string }, unknown, Static<typeof S.NetworkVolumeInput>>) =>
+    resources.updateNetworkVolume(req.caller, req.params.id, req.body ?? {}),
+  );
+  app.delete('/network-volumes/:id', { schema: { ...tags('network volumes'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
+    await resources.deleteNetworkVolume(req.caller, req.params.id);
+    return reply.code(204).send();
+  });
+
+  // Templates
+  app.post('/templates', { schema: { ...tags('templates'), body: S.TemplateInput } }, async (req: Req<unknown, unknown, Static<typeof S.TemplateInput>>, reply) =>
+    reply.code(201).send(await resources.createTemplate(req.caller, req.body ?? {})),
+  );
+  app.get('/templates', { schema: tags('templates') }, async (req) => ({ templates: await resources.listTemplates(req.caller) }));
+  app.get('/templates/:id', { schema: { ...tags('templates'), params: S.IdParams } }, async (req: Req<{ id: string }>) => resources.getTemplate(req.caller, req.params.id));
+  app.patch('/templates/:id', { schema: { ...tags('templates'), params: S.IdParams, body: S.TemplateInput } }, async (req: Req<{ id: string }, unknown, Static<typeof S.TemplateInput>>) =>
+    resources.updateTemplate(req.caller, req.params.id, req.body ?? {}),
+  );
+  app.delete('/templates/:id', { schema: { ...tags('templates'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
+    await resources.deleteTemplate(req.caller, req.params.id);
+    return reply.code(204).send();
+  });
+
+  // Registry credentials: the password goes in and never comes out.
+  const authView = (r: { id: string; name: string; username: string; createdAt: string }) => ({ id: r.id, name: r.name, username: r.username, createdAt: r.createdAt });
+  app.post('/registry-auths', { schema: { ...tags('registry credentials'), body: S.RegistryAuthInput } }, async (req: Req<unknown, unknown, Static<typeof S.RegistryAuthInput>>, reply) =>
+    reply.code(201).send(authView(await resources.createRegistryAuth(req.caller, req.body ?? {}))),
+  );
+  app.get('/registry-auths', { schema: tags('registry credentials') }, async (req) => ({ registryAuths: (await resources.listRegistryAuths(req.caller)).map(authView) }));
+  app.get('/registry-auths/:id', { schema: { ...tags('registry credentials'), params: S.IdParams } }, async (req: Req<{ id: string }>) => authView(await resources.getRegistryAuth(req.caller, req.params.id)));
+  app.delete('/registry-auths/:id', { schema: { ...tags('registry credentials'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
+    await resources.deleteRegistryAuth(req.caller, req.params.id);
+    return reply.code(204).send();
+  });
+
+  // The account's SSH public keys
+  app.post('/ssh-keys', { schema: { ...tags('ssh keys'), body: S.SshKeyInput } }, async (req: Req<unknown, unknown, Static<typeof S.SshKeyInput>>, reply) =>
+    reply.code(201).send(await resources.addSshKey(req.caller, req.body ?? {})),
+  );
+  app.get('/ssh-keys', { schema: tags('ssh keys') }, async (req) => ({ sshKeys: await resources.listSshKeys(req.caller) }));
+  app.delete('/ssh-keys/:id', { schema: { ...tags('ssh keys'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
+    await resources.removeSshKey(req.caller, req.params.id);
+    return reply.code(204).send();
+  });
+
+  // API keys: the secret is shown once, at creation.
+  const keyView = (k: { id: string; name: string; owner: string; prefix: string; admin: boolean; createdAt: string; lastUsedAt: string | null }) => ({
+    id: k.id,
+    name: k.name,
+    owner: k.owner,
+    prefix: k.prefix,
+    admin: k.admin,
+    createdAt: k.createdAt,
+    lastUsedAt: k.lastUsedAt,
+  });
+  app.post('/keys', { schema: { ...tags('api keys'), body: S.ApiKeyInput } }, async (req: Req<unknown, unknown, Static<typeof S.ApiKeyInput>>, reply) => {
+    const { key, secret } = await keys.create(req.caller, req.body);
+    return reply.code(201).send({ ...keyView(key), key: secret });
+  });
+  app.get('/keys', { schema: tags('api keys') }, async (req) => ({ keys: (await keys.list(req.caller)).map(keyView) }));
+  app.delete('/keys/:id', { schema: { ...tags('api keys'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
+    await keys.remove(req.caller, req.params.id as never);
+    return reply.code(204).send();
+  });
+  app.get('/whoami', { schema: tags('api keys') }, async (req) => req.caller);
+}

@@ -1,0 +1,101 @@
+import { Type, type Static } from '@sinclair/typebox';
+
+const Env = Type.Record(Type.String(), Type.String(), { description: 'Environment variables, name → value' });
+const Ports = Type.Union([Type.Array(Type.String()), Type.String()], { description: 'Ports to publish: ["8888/http", "22/tcp"] or "8888/http,22/tcp"' });
+
+export const ContainerInput = Type.Object(
+  {
+    name: Type.Optional(Type.String()),
+    image: Type.Optional(Type.String()),
+    entrypoint: Type.Optional(Type.Array(Type.String())),
+    command: Type.Optional(Type.Array(Type.String())),
+    env: Type.Optional(Env),
+    ports: Type.Optional(Ports),
+  },
+  { additionalProperties: false },
+);
+
+const podFields = {
+  name: Type.Optional(Type.String({ description: '@default "my pod"' })),
+  image: Type.Optional(Type.String({ description: 'Image of a single-container pod' })),
+  entrypoint: Type.Optional(Type.Array(Type.String(), { description: 'Empty: the image ENTRYPOINT' })),
+  command: Type.Optional(Type.Array(Type.String(), { description: 'Empty: the image CMD' })),
+  env: Type.Optional(Env),
+  ports: Type.Optional(Ports),
+  containers: Type.Optional(Type.Array(ContainerInput, { description: 'Several containers sharing one network namespace (instead of image)' })),
+  gpuCount: Type.Optional(Type.Integer({ minimum: 0, description: '@default 0 (CPU only)' })),
+  gpuTypeIds: Type.Optional(Type.Array(Type.String(), { description: 'Acceptable GPU types, preferred first' })),
+  vcpuCount: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: 'Reserved and enforced CPUs; null: no limit' })),
+  memoryGb: Type.Optional(Type.Union([Type.Number(), Type.Null()], { description: 'Reserved and enforced memory; null: no limit' })),
+  containerDiskGb: Type.Optional(Type.Integer({ description: '@default 50' })),
+  volumeGb: Type.Optional(Type.Integer({ description: '@default 20; 0: no volume disk' })),
+  volumeMountPath: Type.Optional(Type.String({ description: '@default "/workspace"' })),
+  networkVolumeId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  registryAuthId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  templateId: Type.Optional(Type.Union([Type.String(), Type.Null()])),
+  startSsh: Type.Optional(Type.Boolean({ description: '@default true: PUBLIC_KEY gets your SSH keys' })),
+  restartPolicy: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')], { description: '@default "always"' })),
+  instances: Type.Optional(Type.Integer({ minimum: 0, description: '@default 1' })),
+  labels: Type.Optional(Env),
+};
+
+export const PodInput = Type.Object(podFields, { additionalProperties: false });
+export type PodInputT = Static<typeof PodInput>;
+
+export const PodIdParams = Type.Object({ id: Type.String() });
+
+export const ListPodsQuery = Type.Object({
+  status: Type.Optional(Type.Array(Type.String(), { description: 'Repeat or comma-separate: RUNNING,EXITED' })),
+  name: Type.Optional(Type.String()),
+  image: Type.Optional(Type.String()),
+  nodeId: Type.Optional(Type.String()),
+  includeTerminated: Type.Optional(Type.Boolean()),
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
+  after: Type.Optional(Type.String({ description: 'Cursor: the `next` of the previous page' })),
+});
+
+export const ActionBody = Type.Optional(
+  Type.Object({ gpuCount: Type.Optional(Type.Integer({ minimum: 0, description: 'start only: start with fewer GPUs (0: data recovery)' })) }, { additionalProperties: false }),
+);
+
+export const LogsQuery = Type.Object({
+  tail: Type.Optional(Type.Integer({ minimum: 0, description: 'Last N lines; @default 100' })),
+  since: Type.Optional(Type.String({ description: 'Unix seconds or RFC 3339 time' })),
+  follow: Type.Optional(Type.Boolean({ description: 'Keep the stream open for new lines' })),
+  container: Type.Optional(Type.String()),
+  instance: Type.Optional(Type.Integer({ minimum: 0 })),
+});
+
+export const ExecBody = Type.Object(
+  {
+    command: Type.Array(Type.String(), { minItems: 1, description: 'argv; no shell unless you run one' }),
+    container: Type.Optional(Type.String()),
+    instance: Type.Optional(Type.Integer({ minimum: 0 })),
+    timeoutSeconds: Type.Optional(Type.Number({ minimum: 1, maximum: 3600, description: '@default 60' })),
+  },
+  { additionalProperties: false },
+);
+
+export const NetworkVolumeInput = Type.Object(
+  { name: Type.Optional(Type.String()), sizeGb: Type.Optional(Type.Integer()), dataCenterId: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+
+export const TemplateInput = Type.Object(
+  { name: Type.Optional(Type.String()), pod: Type.Optional(Type.Object(podFields, { additionalProperties: false })), readme: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+
+export const RegistryAuthInput = Type.Object(
+  { name: Type.Optional(Type.String()), username: Type.Optional(Type.String()), password: Type.Optional(Type.String()) },
+  { additionalProperties: false },
+);
+
+export const SshKeyInput = Type.Object({ name: Type.Optional(Type.String()), publicKey: Type.Optional(Type.String()) }, { additionalProperties: false });
+
+export const ApiKeyInput = Type.Object(
+  { name: Type.String({ minLength: 1 }), owner: Type.Optional(Type.String({ minLength: 1 })), admin: Type.Optional(Type.Boolean()) },
+  { additionalProperties: false },
+);
+
+export const IdParams = Type.Object({ id: Type.String() });

@@ -1,0 +1,58 @@
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { BerthError, ERRORS, invalid, type Problem } from '../model/index.js';
+
+/** ajv's `/containers/0/name` → our `/containers(0)/name`. */
+export function ajvPath(instancePath: string, missing?: string): string {
+  const p = instancePath.replace(/\/(\d+)(?=\/|$)/g, '($1)');
+  return (missing ? `${p}/${missing}` : p) || '/';
+}
+
+interface AjvIssue {
+  instancePath: string;
+  message?: string;
+  keyword: string;
+  params: Record<string, unknown>;
+}
+
+/** Every schema problem with its path, not just the first. */
+export function problemsFromValidation(errors: AjvIssue[], context: string): Problem[] {
+  return errors.map((e) => {
+    const missing = e.keyword === 'required' ? String(e.params.missingProperty) : undefined;
+    const path = ajvPath(e.instancePath, missing);
+    const message = e.keyword === 'required' ? 'is required' : e.keyword === 'additionalProperties' ? `unknown field ${String(e.params.additionalProperty)}` : (e.message ?? 'is invalid');
+    return { path: context === 'body' ? path : `${context}:${path}`, message };
+  });
+}
+
+/** A BerthError for anything thrown in a handler: validation, our own, Fastify's, or a bug. */
+export function toBerthError(err: unknown): BerthError {
+  if (err instanceof BerthError) return err;
+  const fe = err as FastifyError & { validation?: AjvIssue[]; validationContext?: string };
+  if (fe.validation) return invalid(problemsFromValidation(fe.validation, fe.validationContext ?? 'body'));
+  if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
+    // Fastify's own client errors: bad JSON, a body too large, an unsupported content type.
+    const kind = fe.statusCode === 404 ? 'NOT_FOUND' : fe.statusCode === 401 ? 'UNAUTHORIZED' : 'VALIDATION';
+    return new BerthError(kind, fe.message, { extra: { status: fe.statusCode } });
+  }
+  return new BerthError('INTERNAL', 'internal error; the server log has the details', { cause: err });
+}
+
+/** RFC 9457 problem+json with our stable code. */
+export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: BerthError): FastifyReply {
+  const status = typeof err.extra.status === 'number' && err.kind === 'VALIDATION' ? err.extra.status : err.status;
+  const { status: _s, ...extra } = err.extra;
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({
+      type: `https://berth.dev/errors/${err.code}`,
+      title: ERRORS[err.kind].title,
+      status,
+      code: err.code,
+      detail: err.message,
+      instance: req.url,
+      retryable: err.retryable,
+      ...(err.problems.length ? { problems: err.problems } : {}),
+      ...extra,
+    });
+}

@@ -1,0 +1,82 @@
+import swagger from '@fastify/swagger';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { AgentService, Caller, KeyService, PodService, ResourceService } from '../control/index.js';
+import { BerthError } from '../model/index.js';
+import type { Store } from '../store/types.js';
+import { registerNativeRoutes } from './native/routes.js';
+import { sendProblem, toBerthError } from './problem.js';
+
+export interface ApiDeps {
+  store: Store;
+  pods: PodService;
+  resources: ResourceService;
+  keys: KeyService;
+  agents: AgentService;
+  logger: Logger;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    caller: Caller;
+  }
+}
+
+/** Routes that answer without a key. */
+const OPEN = new Set(['/healthz']);
+
+export function bearer(req: FastifyRequest): string | undefined {
+  const h = req.headers.authorization;
+  if (h?.startsWith('Bearer ')) return h.slice(7).trim();
+  return undefined;
+}
+
+export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
+  const app = Fastify({
+    loggerInstance: deps.logger as FastifyBaseLogger,
+    logController: new LogController({ disableRequestLogging: true }),
+    ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
+    bodyLimit: 8 * 2 ** 20,
+  });
+
+  // Clients send `Content-Type: application/json` with no body on GET, DELETE and actions: take it as `{}`.
+  app.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, {});
+    try {
+      done(null, JSON.parse(text));
+    } catch (e) {
+      done(new BerthError('VALIDATION', `the body is not valid JSON: ${(e as Error).message}`, { problems: [{ path: '/', message: 'is not valid JSON' }] }), undefined);
+    }
+  });
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'Berth API', version: '1', description: 'Pods on your own machines. Every route but /healthz takes `Authorization: Bearer <API key>`.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      security: [{ apiKey: [] }],
+    },
+  });
+
+  app.decorateRequest('caller', null as unknown as Caller);
+  app.addHook('onRequest', async (req) => {
+    if (OPEN.has(req.routeOptions.url ?? '')) return;
+    const secret = bearer(req);
+    const caller = secret ? await deps.keys.authenticate(secret) : undefined;
+    if (!caller) throw new BerthError('UNAUTHORIZED', secret ? 'the API key is not valid' : 'send an API key as "Authorization: Bearer <key>"');
+    req.caller = caller;
+  });
+
+  app.setErrorHandler((err, req, reply) => {
+    const be = toBerthError(err);
+    if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
+    return sendProblem(req, reply, be);
+  });
+  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
+  app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
+  return app;
+}

@@ -1,0 +1,57 @@
+import { allowedActions, formatPort, type Instance, type Node, type PodSpec } from '../model/index.js';
+import type { PodDetail } from '../store/types.js';
+
+/** The native API's view of a pod: the spec's common fields flat, for single-container pods, plus the full spec and instances. */
+export function podView(d: PodDetail, nodes: Map<string, Node>) {
+  const { pod, spec } = d;
+  const main = spec.containers[0];
+  const first = d.instances[0];
+  const node = pod.nodeId ? nodes.get(pod.nodeId) : undefined;
+  return {
+    id: pod.id,
+    name: pod.name,
+    owner: pod.owner,
+    status: pod.status,
+    desiredStatus: pod.desiredStatus,
+    statusMessage: pod.statusMessage,
+    allowedActions: allowedActions(pod.status),
+    specVersion: pod.specVersion,
+    image: main?.image ?? null,
+    ports: spec.containers.flatMap((c) => c.ports.map(formatPort)),
+    gpuCount: spec.gpuCount,
+    nodeId: pod.nodeId,
+    publicIp: node?.publicIp ?? null,
+    portMappings: first?.observed?.state === 'running' ? first.observed.ports : {},
+    pull: first?.observed?.pull ?? null,
+    exitCode: first?.observed?.exitCode ?? null,
+    lastLogLines: first?.observed?.lastLogLines ?? [],
+    restartCount: first?.observed?.restartCount ?? 0,
+    createdAt: pod.createdAt,
+    updatedAt: pod.updatedAt,
+    lastStartedAt: pod.lastStartedAt,
+    terminatedAt: pod.terminatedAt,
+    spec,
+    instances: d.instances.map((i) => instanceView(i, nodes, spec)),
+  };
+}
+
+export type PodView = ReturnType<typeof podView>;
+
+function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
+  const node = i.nodeId ? nodes.get(i.nodeId) : undefined;
+  const gpus = node?.capacity.gpus.filter((g) => i.gpuUuids.includes(g.uuid)) ?? [];
+  return {
+    id: i.id,
+    nodeId: i.nodeId,
+    specVersion: i.specVersion,
+    goal: i.goal,
+    state: i.observed?.state ?? 'pending',
+    message: i.observed?.message ?? null,
+    ports: i.observed?.state === 'running' ? i.observed.ports : {},
+    gpus: gpus.map((g) => ({ ...g, simulated: node?.capacity.gpusSimulated ?? false })),
+    containers: i.observed?.containers ?? spec.containers.map((c) => ({ name: c.name, containerId: null, state: 'pending', exitCode: null, startedAt: null, finishedAt: null })),
+    startedAt: i.observed?.startedAt ?? null,
+    restartCount: i.observed?.restartCount ?? 0,
+    disk: i.observed?.disk ?? null,
+  };
+}

@@ -1,0 +1,66 @@
+import type { Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PodId, PodSpec } from '../model/index.js';
+
+/**
+ * The agent protocol. Agents pull: they register, watch their assignments and report what they
+ * observe. The in-process agent of `berth server` and a remote `berth agent` speak the same calls;
+ * only the transport differs.
+ */
+export interface NodeRegistration {
+  /** Known after the first registration; the agent keeps it in its data dir. */
+  nodeId?: NodeId;
+  name: string;
+  publicIp: string;
+  labels: Record<string, string>;
+  capacity: NodeCapacity;
+  agentVersion: string;
+}
+
+export interface RegistryLogin {
+  username: string;
+  password: string;
+  serveraddress: string;
+}
+
+/** Everything an agent needs to run one instance, resolved by the control plane. */
+export interface Assignment {
+  instanceId: InstanceId;
+  podId: PodId;
+  ordinal: number;
+  specVersion: number;
+  goal: InstanceGoal;
+  resetGeneration: number;
+  restartGeneration: number;
+  spec: PodSpec;
+  gpus: Gpu[];
+  /** Host ports to ask for again (kept across stop/start; cleared by reset). */
+  hostPorts: Record<string, number>;
+  /** Env the control plane injects (pod id, counts, PUBLIC_KEY…); the agent adds port and IP vars. */
+  env: Record<string, string>;
+  registryLogin: RegistryLogin | null;
+  /** Docker volume names; null when the pod has none. */
+  volumeDisk: string | null;
+  networkVolume: string | null;
+}
+
+export interface WatchResult {
+  revision: number;
+  assignments: Assignment[];
+}
+
+export interface InstanceReport {
+  instanceId: InstanceId;
+  observation: InstanceObservation;
+}
+
+export interface AgentChannel {
+  register(reg: NodeRegistration): Promise<{ nodeId: NodeId }>;
+  /** Answers at once when the node's assignments changed after `since`, else after `waitMs` with the same revision. */
+  watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult>;
+  report(nodeId: NodeId, reports: InstanceReport[]): Promise<void>;
+}
+
+/** What the API needs from a node to read logs and run commands; the agent serves it. */
+export interface NodeAccess {
+  logs(instanceId: InstanceId, container: string | undefined, opts: { tail?: number; since?: string; follow?: boolean }, signal?: AbortSignal): AsyncIterable<{ stream: 'stdout' | 'stderr'; time: string; text: string }>;
+  exec(instanceId: InstanceId, container: string | undefined, argv: string[], timeoutMs: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+}

@@ -1,0 +1,189 @@
+import { BerthError, newNodeId, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
+import type { Store } from '../store/types.js';
+import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
+import type { PodService } from './pods.js';
+import type { Sealer } from './sealer.js';
+
+/** The label a node uses to say which data center (node group) it belongs to. */
+export const DATA_CENTER_LABEL = 'berth.io/datacenter';
+export const DEFAULT_DATA_CENTER = 'local';
+
+export const volumeDiskName = (instanceId: InstanceId): string => `berth-vol-${instanceId}`;
+export const networkVolumeName = (id: string): string => `berth-nv-${id}`;
+
+/** The registry host of an image reference, as Docker resolves it. */
+export function registryOf(image: string): string {
+  const first = image.split('/')[0] ?? '';
+  if (image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')) return first;
+  return 'docker.io';
+}
+
+/**
+ * The control plane's side of the agent protocol (agents call it in process or over HTTP), and the
+ * registry of node access for logs and exec.
+ */
+export class AgentService implements AgentChannel {
+  private readonly waiters = new Map<NodeId, Set<() => void>>();
+  private readonly access = new Map<NodeId, NodeAccess>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pods: PodService,
+    private readonly sealer: Sealer,
+  ) {
+    this.unsubscribe = store.onChange((c) => {
+      if (c.kind !== 'instance' || !c.nodeId) return;
+      const set = this.waiters.get(c.nodeId);
+      if (set) for (const wake of set) wake();
+    });
+  }
+
+  close(): void {
+    this.unsubscribe();
+    for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+
+  async register(reg: NodeRegistration): Promise<{ nodeId: NodeId }> {
+    const at = new Date().toISOString();
+    const existing = reg.nodeId ? await this.store.getNode(reg.nodeId) : undefined;
+    const node = await this.store.upsertNode({
+      id: reg.nodeId ?? newNodeId(),
+      name: reg.name,
+      publicIp: reg.publicIp,
+      labels: { [DATA_CENTER_LABEL]: DEFAULT_DATA_CENTER, ...reg.labels },
+      capacity: reg.capacity,
+      agentVersion: reg.agentVersion,
+      registeredAt: existing?.registeredAt ?? at,
+      lastSeenAt: at,
+    });
+    await this.pods.placeWaiting();
+    return { nodeId: node.id };
+  }
+
+  setNodeAccess(nodeId: NodeId, access: NodeAccess | undefined): void {
+    if (access) this.access.set(nodeId, access);
+    else this.access.delete(nodeId);
+  }
+
+  nodeAccess(nodeId: NodeId | null): NodeAccess {
+    const a = nodeId ? this.access.get(nodeId) : undefined;
+    if (!a) throw new BerthError('NODE_UNAVAILABLE', nodeId ? `node ${nodeId} is not connected` : 'the pod has not been placed on a node yet');
+    return a;
+  }
+
+  async watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
+    const node = await this.store.getNode(nodeId);
+    if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
+    await this.store.touchNode(nodeId, new Date().toISOString());
+    if (since > 0 && !(await this.changedSince(nodeId, since))) {
+      await new Promise<void>((resolve) => {
+        const set = this.waiters.get(nodeId) ?? new Set();
+        this.waiters.set(nodeId, set);
+        const done = (): void => {
+          clearTimeout(timer);
+          set.delete(done);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const timer = setTimeout(done, waitMs);
+        set.add(done);
+        signal?.addEventListener('abort', done);
+      });
+    }
+    const revision = await this.store.revision();
+    const instances = await this.store.listInstances({ nodeId });
+    const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));
+    return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined) };
+  }
+
+  private async changedSince(nodeId: NodeId, since: number): Promise<boolean> {
+    const changes = await this.store.changesSince(since, 10_000);
+    return changes.some((c) => c.kind === 'instance' && c.nodeId === nodeId);
+  }
+
+  async report(nodeId: NodeId, reports: InstanceReport[]): Promise<void> {
+    const touched = new Set<string>();
+    for (const { instanceId, observation } of reports) {
+      const inst = await this.store.getInstance(instanceId);
+      if (!inst || inst.nodeId !== nodeId) continue;
+      if (observation.state === 'removed' && inst.goal === 'removed') {
+        await this.store.deleteInstance(inst.id);
+      } else {
+        const keepPorts = Object.keys(observation.ports).length > 0 && JSON.stringify(observation.ports) !== JSON.stringify(inst.hostPorts);
+        await this.store.updateInstance(inst.id, { observed: observation, ...(keepPorts ? { hostPorts: observation.ports } : {}) });
+      }
+      touched.add(inst.podId);
+    }
+    for (const podId of touched) await this.pods.refreshStatus(podId as never);
+    if (reports.some((r) => r.observation.state === 'removed' || r.observation.state === 'stopped')) await this.pods.placeWaiting();
+  }
+
+  private async assignmentOf(inst: Instance): Promise<Assignment | undefined> {
+    const version = await this.store.getPodVersion(inst.podId, inst.specVersion);
+    const detail = await this.store.getPod(inst.podId);
+    if (!version || !detail) return undefined;
+    const spec = version.spec;
+    const node = inst.nodeId ? await this.store.getNode(inst.nodeId) : undefined;
+    const gpus = (node?.capacity.gpus ?? []).filter((g) => inst.gpuUuids.includes(g.uuid));
+    return {
+      instanceId: inst.id,
+      podId: inst.podId,
+      ordinal: inst.ordinal,
+      specVersion: inst.specVersion,
+      goal: inst.goal,
+      resetGeneration: inst.resetGeneration,
+      restartGeneration: inst.restartGeneration,
+      spec,
+      gpus,
+      hostPorts: inst.hostPorts,
+      env: await this.envOf(inst, spec, detail.pod.owner, gpus.map((g) => g.name), node?.capacity, node?.labels),
+      registryLogin: await this.loginFor(spec),
+      volumeDisk: spec.volumeGb > 0 && !spec.networkVolumeId ? volumeDiskName(inst.id) : null,
+      networkVolume: spec.networkVolumeId ? networkVolumeName(spec.networkVolumeId) : null,
+    };
+  }
+
+  /** The env contract every pod gets, under BERTH_* and RunPod's RUNPOD_* names. */
+  private async envOf(
+    inst: Instance,
+    spec: PodSpec,
+    owner: string,
+    gpuNames: string[],
+    capacity: { cpus: number; memoryMb: number; gpusSimulated: boolean } | undefined,
+    labels: Record<string, string> | undefined,
+  ): Promise<Record<string, string>> {
+    const cpus = spec.vcpuCount ?? capacity?.cpus ?? 0;
+    const memGb = spec.memoryGb ?? Math.floor((capacity?.memoryMb ?? 0) / 1024);
+    const common: Record<string, string> = {
+      POD_ID: inst.podId,
+      POD_HOSTNAME: inst.podId,
+      DC_ID: labels?.[DATA_CENTER_LABEL] ?? DEFAULT_DATA_CENTER,
+      GPU_COUNT: String(inst.gpuUuids.length),
+      CPU_COUNT: String(cpus),
+      MEM_GB: String(memGb),
+      VOLUME_ID: spec.networkVolumeId ?? '',
+    };
+    if (gpuNames[0]) common.GPU_NAME = encodeURIComponent(gpuNames[0]).replace(/%20/g, '+');
+    const env: Record<string, string> = {};
+    for (const [k, v] of Object.entries(common)) {
+      env[`BERTH_${k}`] = v;
+      env[`RUNPOD_${k}`] = v;
+    }
+    if (capacity?.gpusSimulated && inst.gpuUuids.length) env.BERTH_GPUS_SIMULATED = '1';
+    if (inst.gpuUuids.length) env.NVIDIA_VISIBLE_DEVICES = inst.gpuUuids.join(',');
+    if (spec.startSsh) {
+      const keys = await this.store.listSshKeys(owner as never);
+      if (keys.length) env.PUBLIC_KEY = keys.map((k) => k.publicKey).join('\n');
+    }
+    return env;
+  }
+
+  private async loginFor(spec: PodSpec): Promise<RegistryLogin | null> {
+    if (!spec.registryAuthId) return null;
+    const auth = await this.store.getRegistryAuth(spec.registryAuthId);
+    if (!auth) return null;
+    const image = spec.containers[0]?.image ?? '';
+    return { username: auth.username, password: this.sealer.open(auth.passwordSealed), serveraddress: registryOf(image) };
+  }
+}

@@ -1,0 +1,64 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError, newApiKeyId, notFound, type ApiKey, type ApiKeyId, type OwnerId } from '../model/index.js';
+import type { Store } from '../store/types.js';
+import { ownerScope, type Caller } from './caller.js';
+
+const KEY_PREFIX = 'berth_';
+
+export const hashKey = (secret: string): string => createHash('sha256').update(secret).digest('hex');
+
+/** API keys: random secrets shown once, stored only as sha256 hashes. */
+export class KeyService {
+  constructor(private readonly store: Store) {}
+
+  async create(caller: Caller, opts: { name: string; owner?: string; admin?: boolean }): Promise<{ key: ApiKey; secret: string }> {
+    if ((opts.admin || (opts.owner && opts.owner !== caller.owner)) && !caller.admin) {
+      throw new BerthError('FORBIDDEN', 'only an admin key can create keys for other owners or admin keys');
+    }
+    const secret = KEY_PREFIX + randomBytes(24).toString('base64url');
+    const key: ApiKey = {
+      id: newApiKeyId(),
+      owner: (opts.owner ?? caller.owner) as OwnerId,
+      name: opts.name,
+      hash: hashKey(secret),
+      prefix: secret.slice(0, KEY_PREFIX.length + 6),
+      admin: opts.admin ?? false,
+      createdAt: new Date().toISOString(),
+      lastUsedAt: null,
+    };
+    await this.store.createApiKey(key);
+    return { key, secret };
+  }
+
+  /** The caller a Bearer secret stands for, or undefined. */
+  async authenticate(secret: string): Promise<Caller | undefined> {
+    if (!secret.startsWith(KEY_PREFIX)) return undefined;
+    const key = await this.store.findApiKeyByHash(hashKey(secret));
+    return key ? { owner: key.owner, admin: key.admin } : undefined;
+  }
+
+  list(caller: Caller): Promise<ApiKey[]> {
+    return this.store.listApiKeys(ownerScope(caller));
+  }
+
+  async remove(caller: Caller, id: ApiKeyId): Promise<void> {
+    const key = (await this.store.listApiKeys(ownerScope(caller))).find((k) => k.id === id);
+    if (!key) throw notFound('api key', id);
+    await this.store.deleteApiKey(id);
+  }
+
+  /**
+   * On a store with no keys, creates the admin key and writes it to `<dataDir>/admin.key` (0600).
+   * Returns the path when it did.
+   */
+  async bootstrap(dataDir: string): Promise<string | undefined> {
+    if ((await this.store.listApiKeys()).length > 0) return undefined;
+    const { secret } = await this.create({ owner: 'admin' as OwnerId, admin: true }, { name: 'admin', admin: true });
+    const path = join(dataDir, 'admin.key');
+    await writeFile(path, secret + '\n', { mode: 0o600 });
+    await chmod(path, 0o600);
+    return path;
+  }
+}

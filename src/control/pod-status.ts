@@ -1,0 +1,19 @@
+import { derivePodStatus, type DesiredStatus, type Instance, type PodStatus } from '../model/index.js';
+
+const PRIORITY: PodStatus[] = ['ERROR', 'STARTING', 'PROVISIONING', 'EXITED', 'RUNNING', 'TERMINATED'];
+
+/** The pod's status and message from what the user wants and what its instances report. */
+export function summarize(desired: DesiredStatus, instances: Instance[], unplacedReason: string | null): { status: PodStatus; message: string | null } {
+  if (desired === 'TERMINATED') return { status: 'TERMINATED', message: null };
+  if (instances.length === 0) return { status: desired === 'RUNNING' ? 'RUNNING' : 'EXITED', message: 'scaled to 0 instances' };
+  const each = instances.map((i) => {
+    if (!i.nodeId && desired === 'RUNNING') return { status: 'PROVISIONING' as PodStatus, message: unplacedReason ?? 'waiting to be placed' };
+    const o = i.observed;
+    return { status: derivePodStatus(desired, o?.state, o?.exitCode), message: o?.message ?? null };
+  });
+  const statuses = new Set(each.map((e) => e.status));
+  // Mixed instances: a pod serving from any instance counts as RUNNING; Marathon's view says DEGRADED.
+  const status = statuses.size === 1 ? each[0]!.status : statuses.has('RUNNING') ? 'RUNNING' : PRIORITY.find((s) => statuses.has(s))!;
+  const message = each.find((e) => e.status === status && e.message)?.message ?? null;
+  return { status, message };
+}

@@ -1,0 +1,348 @@
+import {
+  BerthError,
+  DESIRED_AFTER,
+  allowedActions,
+  compilePodSpec,
+  instanceIdOf,
+  invalid,
+  mergeTemplate,
+  newPodId,
+  notFound,
+  specToInput,
+  type Instance,
+  type InstanceId,
+  type NodeId,
+  type PodAction,
+  type PodId,
+  type PodInput,
+  type PodSpec,
+  type PodVersion,
+  type Problem,
+} from '../model/index.js';
+import type { PodDetail, PodFilter, Store } from '../store/types.js';
+import { canSee, ownerScope, type Caller } from './caller.js';
+import { Mutex } from './mutex.js';
+import { summarize } from './pod-status.js';
+import { fit, nodeLoads, place, type NodeLoad } from './scheduler.js';
+
+export interface ActionOptions {
+  /** Start with this many GPUs instead of the spec's (0: RunPod's "zero GPU pod" for data recovery). */
+  gpuCount?: number;
+}
+
+const now = (): string => new Date().toISOString();
+
+/**
+ * The pod service: every API (native, RunPod, Marathon) creates, changes and acts on pods through it.
+ * It writes desired state; agents and `applyObservation` move the observed status.
+ */
+export class PodService {
+  /** Placement reads loads and then writes reservations; one at a time keeps GPUs from being handed out twice. */
+  private readonly placing = new Mutex();
+  /** Why an unplaced pod waits, kept in memory: it changes with every node and is recomputed on each try. */
+  private readonly waitReasons = new Map<PodId, string>();
+  /** Spec versions never change once written, so they are cached by `podId@version` for placement. */
+  private readonly specCache = new Map<string, PodSpec>();
+
+  constructor(private readonly store: Store) {}
+
+  async create(caller: Caller, input: PodInput): Promise<PodDetail> {
+    const spec = await this.compile(caller, input);
+    const id = newPodId();
+    return this.placing.run(async () => {
+      const loads = await this.loads();
+      const chosen: { nodeId: NodeId | null; gpus: string[] }[] = [];
+      let reason: string | null = null;
+      for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
+        const p = place(loads, spec, null);
+        if (p.ok) {
+          chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
+          reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
+        } else {
+          if (loads.size > 0 && !fitsAnyEmptyNode(loads, spec)) {
+            throw new BerthError('NO_CAPACITY', `no node can ever run this pod: ${p.reason}`, { extra: { reason: p.reason } });
+          }
+          chosen.push({ nodeId: null, gpus: [] });
+          reason = p.reason;
+        }
+      }
+      const at = now();
+      const firstNode = chosen[0]?.nodeId ?? null;
+      const instances = chosen.map((c, ordinal) => ({
+        id: instanceIdOf(id, ordinal),
+        podId: id,
+        ordinal,
+        nodeId: c.nodeId,
+        goal: 'running' as const,
+        resetGeneration: 0,
+        restartGeneration: 0,
+        gpuUuids: c.gpus,
+        hostPorts: {},
+        observed: null,
+      }));
+      if (reason) this.waitReasons.set(id, `waiting for resources: ${reason}`);
+      const { status, message } = summarize('RUNNING', instances.map((i) => ({ ...i, specVersion: 1, revision: 0 })), this.waitReasons.get(id) ?? null);
+      return this.store.createPod(
+        {
+          id,
+          owner: caller.owner,
+          name: spec.name,
+          desiredStatus: 'RUNNING',
+          status,
+          statusMessage: message,
+          nodeId: firstNode,
+          createdAt: at,
+          updatedAt: at,
+          lastStartedAt: null,
+          terminatedAt: null,
+        },
+        spec,
+        instances,
+      );
+    });
+  }
+
+  list(caller: Caller, filter: Omit<PodFilter, 'owner'>): Promise<PodDetail[]> {
+    return this.store.listPods({ ...filter, owner: ownerScope(caller) });
+  }
+
+  async get(caller: Caller, id: string): Promise<PodDetail> {
+    const detail = await this.store.getPod(id as PodId);
+    if (!detail || !canSee(caller, detail.pod.owner)) throw notFound('pod', id);
+    return detail;
+  }
+
+  async versions(caller: Caller, id: string): Promise<PodVersion[]> {
+    await this.get(caller, id);
+    return this.store.listPodVersions(id as PodId);
+  }
+
+  /**
+   * Applies a partial input over the pod's spec. Any change but the name recreates the containers
+   * (as RunPod: an update resets the pod; only the volume disk and network volume survive).
+   */
+  async update(caller: Caller, id: string, patch: PodInput): Promise<PodDetail> {
+    const current = await this.get(caller, id);
+    if (current.pod.status === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { allowedActions: [] } });
+    const input: PodInput = { ...specToInput(current.spec), ...patch };
+    if (patch.containers !== undefined && patch.image === undefined) delete input.image;
+    if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
+    const spec = await this.compile(caller, input);
+    const problems: Problem[] = [];
+    if (spec.volumeGb < current.spec.volumeGb) problems.push({ path: '/volumeGb', message: `the volume disk can only grow (now ${current.spec.volumeGb} GB)` });
+    if (spec.networkVolumeId !== current.spec.networkVolumeId) problems.push({ path: '/networkVolumeId', message: 'a network volume is attached at create and cannot be changed' });
+    if (problems.length) throw invalid(problems);
+    if (JSON.stringify(spec) === JSON.stringify(current.spec)) return current;
+
+    const onlyName = JSON.stringify({ ...spec, name: current.spec.name }) === JSON.stringify(current.spec);
+    return this.placing.run(async () => {
+      await this.store.transaction(async (tx) => {
+        const version = await tx.addPodVersion(current.pod.id, spec);
+        await tx.updatePod(current.pod.id, { name: spec.name });
+        if (onlyName) return;
+        await this.resize(tx, current, spec, version);
+      });
+      return (await this.store.getPod(current.pod.id))!;
+    });
+  }
+
+  /** Moves instances to the new version, re-placing GPUs on their node and scaling to `spec.instances`. */
+  private async resize(tx: Store, current: PodDetail, spec: PodSpec, version: number): Promise<void> {
+    const loads = await this.loads(tx, current.pod.id);
+    const running = current.pod.desiredStatus === 'RUNNING';
+    for (const inst of current.instances) {
+      if (inst.ordinal >= spec.instances) {
+        await tx.updateInstance(inst.id, { goal: 'removed', specVersion: version, gpuUuids: [] });
+        continue;
+      }
+      let gpuUuids = inst.gpuUuids;
+      if (running && inst.nodeId && (spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds))) {
+        const p = place(loads, spec, inst.nodeId);
+        if (!p.ok) throw new BerthError('NO_CAPACITY', `cannot apply the change on node ${inst.nodeId}: ${p.reason}`);
+        gpuUuids = p.gpus.map((g) => g.uuid);
+        reserve(loads.get(inst.nodeId)!, spec, gpuUuids);
+      }
+      await tx.updateInstance(inst.id, { specVersion: version, gpuUuids });
+    }
+    for (let ordinal = current.instances.length; ordinal < spec.instances; ordinal++) {
+      const p = running ? place(loads, spec, null) : undefined;
+      if (p?.ok) reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
+      await tx.insertInstance({
+        id: instanceIdOf(current.pod.id, ordinal),
+        podId: current.pod.id,
+        ordinal,
+        nodeId: p?.ok ? p.nodeId : null,
+        specVersion: version,
+        goal: running ? 'running' : 'stopped',
+        resetGeneration: 0,
+        restartGeneration: 0,
+        gpuUuids: p?.ok ? p.gpus.map((g) => g.uuid) : [],
+        hostPorts: {},
+        observed: null,
+      });
+    }
+  }
+
+  /** Start, stop, restart, reset or terminate; 409 naming the allowed actions when the status forbids it. */
+  async act(caller: Caller, id: string, action: PodAction, opts: ActionOptions = {}): Promise<PodDetail> {
+    const detail = await this.get(caller, id);
+    const allowed = allowedActions(detail.pod.status);
+    if (!allowed.includes(action)) {
+      throw new BerthError('ACTION_NOT_ALLOWED', `cannot ${action} pod ${id} while it is ${detail.pod.status}; allowed: ${allowed.join(', ') || 'none'}`, {
+        extra: { status: detail.pod.status, allowedActions: allowed },
+      });
+    }
+    const podId = detail.pod.id;
+    await this.placing.run(() =>
+      this.store.transaction(async (tx) => {
+        const loads = await this.loads(tx, podId);
+        for (const inst of detail.instances) {
+          const patch = await this.instanceAfter(action, inst, detail, loads, opts);
+          if (patch === 'delete') await tx.deleteInstance(inst.id);
+          else await tx.updateInstance(inst.id, patch);
+        }
+        const desired = DESIRED_AFTER[action];
+        await tx.updatePod(podId, {
+          desiredStatus: desired,
+          ...(desired === 'TERMINATED' ? { status: 'TERMINATED', statusMessage: null, terminatedAt: now() } : {}),
+        });
+      }),
+    );
+    if (action === 'terminate') this.waitReasons.delete(podId);
+    await this.refreshStatus(podId);
+    return (await this.store.getPod(podId))!;
+  }
+
+  private async instanceAfter(action: PodAction, inst: Instance, detail: PodDetail, loads: Map<NodeId, NodeLoad>, opts: ActionOptions): Promise<Partial<Instance> | 'delete'> {
+    switch (action) {
+      case 'stop':
+        // As RunPod: a stopped pod gives its GPUs back and keeps its volume disk on the node.
+        return { goal: 'stopped', gpuUuids: [] };
+      case 'terminate':
+        return inst.nodeId ? { goal: 'removed', gpuUuids: [] } : 'delete';
+      case 'restart':
+        return { goal: 'running', restartGeneration: inst.restartGeneration + 1 };
+      case 'start':
+      case 'reset': {
+        const base = action === 'reset' ? { resetGeneration: inst.resetGeneration + 1, hostPorts: {} } : {};
+        if (inst.goal === 'running') return { ...base, goal: 'running' };
+        const gpus = await this.regainGpus(inst, detail, loads, opts);
+        return { ...base, goal: 'running', gpuUuids: gpus };
+      }
+    }
+  }
+
+  /** A stopped pod is pinned to its node; its GPUs must be free there again, or the start fails and says why. */
+  private async regainGpus(inst: Instance, detail: PodDetail, loads: Map<NodeId, NodeLoad>, opts: ActionOptions): Promise<string[]> {
+    const want = opts.gpuCount ?? detail.spec.gpuCount;
+    if (!inst.nodeId) return [];
+    const load = loads.get(inst.nodeId);
+    if (!load) throw new BerthError('NODE_UNAVAILABLE', `pod ${detail.pod.id} lives on node ${inst.nodeId}, which is not registered`);
+    const r = fit(load, detail.spec, want);
+    if ('reason' in r) {
+      throw new BerthError('NO_CAPACITY', `not enough free resources on the pod's node to start it (${r.reason}). Wait, start it with fewer GPUs (gpuCount 0 keeps /workspace reachable), or terminate it and create a new pod.`, {
+        extra: { reason: r.reason },
+      });
+    }
+    const uuids = r.gpus.map((g) => g.uuid);
+    reserve(load, detail.spec, uuids);
+    return uuids;
+  }
+
+  /** Recomputes a pod's status from its instances and writes it when it changed. */
+  async refreshStatus(podId: PodId): Promise<void> {
+    const detail = await this.store.getPod(podId);
+    if (!detail) return;
+    const { pod } = detail;
+    const { status, message } = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null);
+    if (status === pod.status && message === pod.statusMessage) return;
+    const startedAt = detail.instances.find((i) => i.observed?.startedAt)?.observed?.startedAt ?? now();
+    await this.store.updatePod(podId, {
+      status,
+      statusMessage: message,
+      ...(status === 'RUNNING' && pod.status !== 'RUNNING' ? { lastStartedAt: startedAt } : {}),
+      nodeId: pod.nodeId ?? detail.instances.find((i) => i.nodeId)?.nodeId ?? null,
+    });
+  }
+
+  /** Tries to place instances waiting for a node; called when nodes join or resources free up. */
+  async placeWaiting(): Promise<void> {
+    const waiting = (await this.store.listInstances({})).filter((i) => !i.nodeId && i.goal === 'running');
+    if (waiting.length === 0) return;
+    await this.placing.run(async () => {
+      const loads = await this.loads();
+      for (const inst of waiting) {
+        const detail = await this.store.getPod(inst.podId);
+        if (!detail || detail.pod.desiredStatus !== 'RUNNING') continue;
+        const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
+        const p = place(loads, spec, null);
+        if (!p.ok) {
+          this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
+          await this.refreshStatus(inst.podId);
+          continue;
+        }
+        const uuids = p.gpus.map((g) => g.uuid);
+        reserve(loads.get(p.nodeId)!, spec, uuids);
+        await this.store.updateInstance(inst.id, { nodeId: p.nodeId, gpuUuids: uuids });
+        this.waitReasons.delete(inst.podId);
+        await this.refreshStatus(inst.podId);
+      }
+    });
+  }
+
+  private async loads(store: Store = this.store, except?: PodId): Promise<Map<NodeId, NodeLoad>> {
+    const nodes = await store.listNodes();
+    if (nodes.length === 0) return new Map();
+    const instances = (await store.listInstances({})).filter((i) => i.goal === 'running' && i.nodeId && i.podId !== except);
+    for (const inst of instances) {
+      const key = `${inst.podId}@${inst.specVersion}`;
+      if (!this.specCache.has(key)) {
+        const v = await store.getPodVersion(inst.podId, inst.specVersion);
+        if (v) this.specCache.set(key, v.spec);
+      }
+    }
+    return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
+  }
+
+  private async compile(caller: Caller, input: PodInput): Promise<PodSpec> {
+    let merged = input;
+    const problems: Problem[] = [];
+    if (input.templateId) {
+      const t = await this.store.getTemplate(input.templateId as never);
+      if (!t || !canSee(caller, t.owner)) problems.push({ path: '/templateId', message: `template ${input.templateId} not found` });
+      else merged = mergeTemplate(t.pod, input);
+    }
+    let spec: PodSpec | undefined;
+    try {
+      spec = compilePodSpec(merged);
+    } catch (e) {
+      if (e instanceof BerthError) problems.push(...e.problems);
+      else throw e;
+    }
+    if (merged.networkVolumeId) {
+      const v = await this.store.getNetworkVolume(merged.networkVolumeId as never);
+      if (!v || !canSee(caller, v.owner)) problems.push({ path: '/networkVolumeId', message: `network volume ${merged.networkVolumeId} not found` });
+    }
+    if (merged.registryAuthId) {
+      const r = await this.store.getRegistryAuth(merged.registryAuthId as never);
+      if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
+    }
+    if (problems.length || !spec) throw invalid(problems);
+    return spec;
+  }
+}
+
+function reserve(load: NodeLoad, spec: PodSpec, gpuUuids: string[]): void {
+  load.cpus += spec.vcpuCount ?? 0;
+  load.memoryMb += Math.round((spec.memoryGb ?? 0) * 1024);
+  for (const u of gpuUuids) load.gpuUuids.add(u);
+}
+
+function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
+  for (const { node } of loads.values()) {
+    if (!('reason' in fit({ node, cpus: 0, memoryMb: 0, gpuUuids: new Set() }, spec))) return true;
+  }
+  return false;
+}
+
+export type { InstanceId };

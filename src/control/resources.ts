@@ -1,0 +1,199 @@
+import { createHash } from 'node:crypto';
+import {
+  BerthError,
+  compilePodSpec,
+  invalid,
+  newNetworkVolumeId,
+  newRegistryAuthId,
+  newSshKeyId,
+  newTemplateId,
+  notFound,
+  type NetworkVolume,
+  type PodInput,
+  type Problem,
+  type RegistryAuth,
+  type SshKey,
+  type Template,
+} from '../model/index.js';
+import type { Store } from '../store/types.js';
+import { DATA_CENTER_LABEL, DEFAULT_DATA_CENTER } from './agents.js';
+import { canSee, ownerScope, type Caller } from './caller.js';
+import type { Sealer } from './sealer.js';
+
+const now = (): string => new Date().toISOString();
+
+function requireName(problems: Problem[], name: unknown, path = '/name'): string {
+  if (typeof name !== 'string' || name.trim() === '' || name.length > 128) problems.push({ path, message: 'is required (1-128 characters)' });
+  return String(name ?? '');
+}
+
+/** Network volumes, templates, registry credentials and SSH keys: the things pods refer to. */
+export class ResourceService {
+  constructor(
+    private readonly store: Store,
+    private readonly sealer: Sealer,
+  ) {}
+
+  // Network volumes: named Docker volumes that outlive pods, within one data center (node group).
+  async createNetworkVolume(caller: Caller, input: { name?: string; sizeGb?: number; dataCenterId?: string }): Promise<NetworkVolume> {
+    const problems: Problem[] = [];
+    const name = requireName(problems, input.name);
+    const size = input.sizeGb;
+    if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 65536) problems.push({ path: '/sizeGb', message: 'must be a whole number of GB from 1 to 65536' });
+    const centers = await this.dataCenters();
+    const dc = input.dataCenterId ?? centers[0] ?? DEFAULT_DATA_CENTER;
+    if (input.dataCenterId !== undefined && !centers.includes(dc)) problems.push({ path: '/dataCenterId', message: `unknown data center ${dc}; known: ${centers.join(', ') || 'none'}` });
+    if (problems.length) throw invalid(problems);
+    return this.store.createNetworkVolume({ id: newNetworkVolumeId(), owner: caller.owner, name, sizeGb: size!, dataCenterId: dc, createdAt: now() });
+  }
+
+  async getNetworkVolume(caller: Caller, id: string): Promise<NetworkVolume> {
+    const v = await this.store.getNetworkVolume(id as never);
+    if (!v || !canSee(caller, v.owner)) throw notFound('network volume', id);
+    return v;
+  }
+
+  listNetworkVolumes(caller: Caller): Promise<NetworkVolume[]> {
+    return this.store.listNetworkVolumes(ownerScope(caller));
+  }
+
+  async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number }): Promise<NetworkVolume> {
+    const v = await this.getNetworkVolume(caller, id);
+    const problems: Problem[] = [];
+    if (input.name !== undefined) requireName(problems, input.name);
+    if (input.sizeGb !== undefined && (typeof input.sizeGb !== 'number' || !Number.isInteger(input.sizeGb) || input.sizeGb < v.sizeGb)) {
+      problems.push({ path: '/sizeGb', message: `a network volume can only grow (now ${v.sizeGb} GB)` });
+    }
+    if (problems.length) throw invalid(problems);
+    return this.store.updateNetworkVolume(v.id, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.sizeGb !== undefined ? { sizeGb: input.sizeGb } : {}) });
+  }
+
+  async deleteNetworkVolume(caller: Caller, id: string): Promise<void> {
+    const v = await this.getNetworkVolume(caller, id);
+    const users = (await this.store.listPods({})).filter((d) => d.spec.networkVolumeId === v.id);
+    if (users.length) throw new BerthError('CONFLICT', `network volume ${id} is attached to pod ${users.map((d) => d.pod.id).join(', ')}; terminate those first`);
+    await this.store.deleteNetworkVolume(v.id);
+  }
+
+  async dataCenters(): Promise<string[]> {
+    const nodes = await this.store.listNodes();
+    return [...new Set(nodes.map((n) => n.labels[DATA_CENTER_LABEL] ?? DEFAULT_DATA_CENTER))];
+  }
+
+  // Templates: saved pod inputs. The stored input is checked by compiling it with a placeholder image when it has none.
+  async createTemplate(caller: Caller, input: { name?: string; pod?: PodInput; readme?: string }): Promise<Template> {
+    const problems: Problem[] = [];
+    const name = requireName(problems, input.name);
+    const pod = this.checkTemplatePod(problems, input.pod ?? {});
+    if (problems.length) throw invalid(problems);
+    const at = now();
+    return this.store.createTemplate({ id: newTemplateId(), owner: caller.owner, name, pod, readme: input.readme ?? '', createdAt: at, updatedAt: at });
+  }
+
+  async getTemplate(caller: Caller, id: string): Promise<Template> {
+    const t = await this.store.getTemplate(id as never);
+    if (!t || !canSee(caller, t.owner)) throw notFound('template', id);
+    return t;
+  }
+
+  listTemplates(caller: Caller): Promise<Template[]> {
+    return this.store.listTemplates(ownerScope(caller));
+  }
+
+  async updateTemplate(caller: Caller, id: string, input: { name?: string; pod?: PodInput; readme?: string }): Promise<Template> {
+    const t = await this.getTemplate(caller, id);
+    const problems: Problem[] = [];
+    if (input.name !== undefined) requireName(problems, input.name);
+    const pod = input.pod !== undefined ? this.checkTemplatePod(problems, { ...t.pod, ...input.pod }) : undefined;
+    if (problems.length) throw invalid(problems);
+    return this.store.updateTemplate(t.id, {
+      ...(input.name !== undefined ? { name: input.name } : {}),
+      ...(pod ? { pod } : {}),
+      ...(input.readme !== undefined ? { readme: input.readme } : {}),
+      updatedAt: now(),
+    });
+  }
+
+  async deleteTemplate(caller: Caller, id: string): Promise<void> {
+    const t = await this.getTemplate(caller, id);
+    await this.store.deleteTemplate(t.id);
+  }
+
+  private checkTemplatePod(problems: Problem[], pod: PodInput): PodInput {
+    if (typeof pod !== 'object' || pod === null || Array.isArray(pod)) {
+      problems.push({ path: '/pod', message: 'must be an object of pod fields' });
+      return {};
+    }
+    try {
+      compilePodSpec(pod.image || pod.containers ? pod : { ...pod, image: 'placeholder' });
+    } catch (e) {
+      if (!(e instanceof BerthError)) throw e;
+      problems.push(...e.problems.map((p) => ({ path: `/pod${p.path}`, message: p.message })));
+    }
+    return pod;
+  }
+
+  // Registry credentials: the password is sealed at rest and never returned.
+  async createRegistryAuth(caller: Caller, input: { name?: string; username?: string; password?: string }): Promise<RegistryAuth> {
+    const problems: Problem[] = [];
+    const name = requireName(problems, input.name);
+    if (typeof input.username !== 'string' || input.username === '') problems.push({ path: '/username', message: 'is required' });
+    if (typeof input.password !== 'string' || input.password === '') problems.push({ path: '/password', message: 'is required' });
+    if (problems.length) throw invalid(problems);
+    return this.store.createRegistryAuth({
+      id: newRegistryAuthId(),
+      owner: caller.owner,
+      name,
+      username: input.username!,
+      passwordSealed: this.sealer.seal(input.password!),
+      createdAt: now(),
+    });
+  }
+
+  async getRegistryAuth(caller: Caller, id: string): Promise<RegistryAuth> {
+    const r = await this.store.getRegistryAuth(id as never);
+    if (!r || !canSee(caller, r.owner)) throw notFound('registry credentials', id);
+    return r;
+  }
+
+  listRegistryAuths(caller: Caller): Promise<RegistryAuth[]> {
+    return this.store.listRegistryAuths(ownerScope(caller));
+  }
+
+  async deleteRegistryAuth(caller: Caller, id: string): Promise<void> {
+    const r = await this.getRegistryAuth(caller, id);
+    await this.store.deleteRegistryAuth(r.id);
+  }
+
+  // SSH public keys of the caller's account: PUBLIC_KEY in pods that ask for SSH.
+  async addSshKey(caller: Caller, input: { name?: string; publicKey?: string }): Promise<SshKey> {
+    const text = typeof input.publicKey === 'string' ? input.publicKey.trim() : '';
+    const parts = text.split(/\s+/);
+    const problems: Problem[] = [];
+    if (parts.length < 2 || !/^(ssh-(ed25519|rsa|dss)|ecdsa-sha2-nistp(256|384|521)|sk-(ssh-ed25519|ecdsa-sha2-nistp256)@openssh\.com)$/.test(parts[0]!) || !/^[A-Za-z0-9+/]+=*$/.test(parts[1]!)) {
+      problems.push({ path: '/publicKey', message: 'is not an OpenSSH public key (e.g. "ssh-ed25519 AAAA... you@host")' });
+    }
+    if (problems.length) throw invalid(problems);
+    const fingerprint = 'SHA256:' + createHash('sha256').update(Buffer.from(parts[1]!, 'base64')).digest('base64').replace(/=+$/, '');
+    const existing = await this.store.listSshKeys(caller.owner);
+    if (existing.some((k) => k.fingerprint === fingerprint)) throw new BerthError('CONFLICT', `key ${fingerprint} is already registered`);
+    return this.store.createSshKey({
+      id: newSshKeyId(),
+      owner: caller.owner,
+      name: input.name?.trim() || parts.slice(2).join(' ') || fingerprint,
+      publicKey: text,
+      fingerprint,
+      createdAt: now(),
+    });
+  }
+
+  listSshKeys(caller: Caller): Promise<SshKey[]> {
+    return this.store.listSshKeys(caller.owner);
+  }
+
+  async removeSshKey(caller: Caller, idOrFingerprint: string): Promise<void> {
+    const key = (await this.store.listSshKeys(caller.owner)).find((k) => k.id === idOrFingerprint || k.fingerprint === idOrFingerprint);
+    if (!key) throw notFound('ssh key', idOrFingerprint);
+    await this.store.deleteSshKey(key.id);
+  }
+}

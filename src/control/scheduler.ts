@@ -1,0 +1,92 @@
+import type { Gpu, Instance, Node, NodeId, PodSpec } from '../model/index.js';
+
+/** What one instance takes from its node while its goal is `running`. */
+export interface Reservation {
+  cpus: number;
+  memoryMb: number;
+  gpuUuids: string[];
+}
+
+export interface NodeLoad {
+  node: Node;
+  cpus: number;
+  memoryMb: number;
+  gpuUuids: Set<string>;
+}
+
+export type Placement = { ok: true; nodeId: NodeId; gpus: Gpu[] } | { ok: false; reason: string };
+
+export const reservationOf = (spec: PodSpec, gpuUuids: string[]): Reservation => ({
+  cpus: spec.vcpuCount ?? 0,
+  memoryMb: Math.round((spec.memoryGb ?? 0) * 1024),
+  gpuUuids,
+});
+
+/** Sums what running instances hold on each node. `specs` gives each instance's spec by pod id. */
+export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Instance) => PodSpec | undefined): Map<NodeId, NodeLoad> {
+  const loads = new Map<NodeId, NodeLoad>();
+  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set() });
+  for (const inst of instances) {
+    if (inst.goal !== 'running' || !inst.nodeId) continue;
+    const load = loads.get(inst.nodeId);
+    const spec = specOf(inst);
+    if (!load || !spec) continue;
+    const r = reservationOf(spec, inst.gpuUuids);
+    load.cpus += r.cpus;
+    load.memoryMb += r.memoryMb;
+    for (const u of r.gpuUuids) load.gpuUuids.add(u);
+  }
+  return loads;
+}
+
+/** Why a node cannot take the spec, or the GPUs it would hand out. */
+export function fit(load: NodeLoad, spec: PodSpec, gpuCount = spec.gpuCount): { gpus: Gpu[] } | { reason: string } {
+  const { node } = load;
+  const need = reservationOf(spec, []);
+  if (need.cpus > 0 && load.cpus + need.cpus > node.capacity.cpus) {
+    return { reason: `${node.name}: needs ${need.cpus} vCPU, ${Math.max(0, node.capacity.cpus - load.cpus)} of ${node.capacity.cpus} free` };
+  }
+  if (need.memoryMb > 0 && load.memoryMb + need.memoryMb > node.capacity.memoryMb) {
+    const free = Math.max(0, node.capacity.memoryMb - load.memoryMb);
+    return { reason: `${node.name}: needs ${(need.memoryMb / 1024).toFixed(1)} GB memory, ${(free / 1024).toFixed(1)} GB free` };
+  }
+  if (gpuCount === 0) return { gpus: [] };
+  const wanted = spec.gpuTypeIds;
+  const free = node.capacity.gpus.filter((g) => !load.gpuUuids.has(g.uuid));
+  // Prefer types in the order the user listed them, as RunPod's gpuTypePriority "custom".
+  const candidates = wanted.length === 0 ? [free] : wanted.map((t) => free.filter((g) => g.name === t));
+  for (const group of candidates) {
+    if (group.length >= gpuCount) return { gpus: group.slice(0, gpuCount) };
+  }
+  const types = wanted.length ? wanted.join(' or ') : 'any type';
+  return { reason: `${node.name}: needs ${gpuCount} GPU (${types}), ${free.length} free of ${node.capacity.gpus.length}` };
+}
+
+/**
+ * Picks a node for one instance: the node with the fewest free GPUs that still fits (GPU pods pack,
+ * leaving whole machines free), then the least loaded CPU. `pinned` restricts to one node (a stopped
+ * pod whose volume disk lives there).
+ */
+export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: NodeId | null, gpuCount = spec.gpuCount): Placement {
+  const reasons: string[] = [];
+  let best: { load: NodeLoad; gpus: Gpu[] } | undefined;
+  for (const load of loads.values()) {
+    if (pinned && load.node.id !== pinned) continue;
+    const r = fit(load, spec, gpuCount);
+    if ('reason' in r) {
+      reasons.push(r.reason);
+      continue;
+    }
+    if (!best || score(load) < score(best.load)) best = { load, gpus: r.gpus };
+  }
+  if (best) return { ok: true, nodeId: best.load.node.id, gpus: best.gpus };
+  if (loads.size === 0) return { ok: false, reason: 'no node has registered yet' };
+  if (pinned && !loads.has(pinned)) return { ok: false, reason: `the pod's node ${pinned} is not registered` };
+  return { ok: false, reason: reasons.join('; ') };
+}
+
+function score(load: NodeLoad): number {
+  const freeGpus = load.node.capacity.gpus.length - load.gpuUuids.size;
+  const cpuShare = load.node.capacity.cpus > 0 ? load.cpus / load.node.capacity.cpus : 0;
+  return freeGpus * 1000 + cpuShare;
+}
