@@ -52,10 +52,11 @@ export interface ContainerInfo {
   name: string;
   labels: Record<string, string>;
   state: ContainerRunState;
+  /** Set once the container has ended (`exited`, `dead`); null while created or running. */
   exitCode: number | null;
   startedAt: string | null;
   finishedAt: string | null;
-  /** Container port → host port, for published ports. */
+  /** Container port → host port, for published ports: `"8080"` for TCP, `"53/udp"` for other protocols. */
   ports: Record<string, number>;
   /** The runtime's error for a container that could not start. */
   error: string | null;
@@ -71,14 +72,16 @@ export interface RuntimeEvent {
   /** Docker's action: create, start, die, stop, kill, destroy, oom, restart, health_status... */
   action: string;
   containerId: string;
+  /** Docker's actor attributes: the container's labels, plus `name` and `image` (and `exitCode` on die). */
   labels: Record<string, string>;
   exitCode: number | null;
+  /** Nanoseconds since the epoch; beyond 2^53, so exact only to about a quarter microsecond. */
   timeNano: number;
 }
 
 export interface LogLine {
   stream: 'stdout' | 'stderr';
-  /** ISO time Docker stamped on the line. */
+  /** ISO time Docker stamped on the line, with Docker's nanosecond fraction. */
   time: string;
   text: string;
 }
@@ -98,7 +101,7 @@ export interface ExecResult {
 
 export interface CreateResult {
   id: string;
-  /** False when the storage driver cannot cap the writable layer and the cap was left off. */
+  /** False when the storage driver cannot cap the writable layer and the cap was left off; true when none was asked for. */
   diskEnforced: boolean;
 }
 
