@@ -1,0 +1,151 @@
+import type { Kysely, Migration, MigrationProvider } from 'kysely';
+import type { SqlDialect } from './dialect.js';
+
+/*
+ * Migrations live in code, not in files beside the build, so the one binary carries its schema.
+ * Names sort in the order they run; a released migration is never edited, only followed by another.
+ */
+
+const initial = (dialect: SqlDialect): Migration => ({
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('pods')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('spec_version', 'integer', (c) => c.notNull())
+      .addColumn('desired_status', 'text', (c) => c.notNull())
+      .addColumn('status', 'text', (c) => c.notNull())
+      .addColumn('status_message', 'text')
+      .addColumn('node_id', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addColumn('last_started_at', 'text')
+      .addColumn('terminated_at', 'text')
+      .addColumn('revision', 'bigint', (c) => c.notNull())
+      .execute();
+    // The list order is (created_at, id); the owner's list is the API's most common query.
+    await db.schema.createIndex('pods_created').on('pods').columns(['created_at', 'id']).execute();
+    await db.schema.createIndex('pods_owner_created').on('pods').columns(['owner', 'created_at', 'id']).execute();
+    await db.schema.createIndex('pods_status').on('pods').column('status').execute();
+    await db.schema.createIndex('pods_node').on('pods').column('node_id').execute();
+
+    await db.schema
+      .createTable('pod_versions')
+      .addColumn('pod_id', 'text', (c) => c.notNull())
+      .addColumn('version', 'integer', (c) => c.notNull())
+      .addColumn('spec', 'text', (c) => c.notNull())
+      .addColumn('images', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('pod_versions_pk', ['pod_id', 'version'])
+      .execute();
+
+    await db.schema
+      .createTable('instances')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('pod_id', 'text', (c) => c.notNull().references('pods.id').onDelete('cascade'))
+      .addColumn('ordinal', 'integer', (c) => c.notNull())
+      .addColumn('node_id', 'text')
+      .addColumn('spec_version', 'integer', (c) => c.notNull())
+      .addColumn('goal', 'text', (c) => c.notNull())
+      .addColumn('reset_generation', 'integer', (c) => c.notNull())
+      .addColumn('restart_generation', 'integer', (c) => c.notNull())
+      .addColumn('gpu_uuids', 'text', (c) => c.notNull())
+      .addColumn('host_ports', 'text', (c) => c.notNull())
+      .addColumn('observed', 'text')
+      .addColumn('revision', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('instances_pod').on('instances').columns(['pod_id', 'ordinal']).execute();
+    await db.schema.createIndex('instances_node').on('instances').column('node_id').execute();
+
+    await db.schema
+      .createTable('nodes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('public_ip', 'text', (c) => c.notNull())
+      .addColumn('labels', 'text', (c) => c.notNull())
+      .addColumn('capacity', 'text', (c) => c.notNull())
+      .addColumn('agent_version', 'text', (c) => c.notNull())
+      .addColumn('registered_at', 'text', (c) => c.notNull())
+      .addColumn('last_seen_at', 'text', (c) => c.notNull())
+      .addColumn('revision', 'bigint', (c) => c.notNull())
+      .execute();
+
+    await db.schema
+      .createTable('network_volumes')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('size_gb', 'integer', (c) => c.notNull())
+      .addColumn('data_center_id', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('network_volumes_owner').on('network_volumes').column('owner').execute();
+
+    await db.schema
+      .createTable('templates')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('pod', 'text', (c) => c.notNull())
+      .addColumn('readme', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addUniqueConstraint('templates_owner_name', ['owner', 'name'])
+      .execute();
+
+    await db.schema
+      .createTable('registry_auths')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('username', 'text', (c) => c.notNull())
+      .addColumn('password_sealed', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('registry_auths_owner').on('registry_auths').column('owner').execute();
+
+    await db.schema
+      .createTable('ssh_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('public_key', 'text', (c) => c.notNull())
+      .addColumn('fingerprint', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('ssh_keys_owner').on('ssh_keys').column('owner').execute();
+
+    await db.schema
+      .createTable('api_keys')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('prefix', 'text', (c) => c.notNull())
+      .addColumn('admin', 'integer', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .execute();
+    await db.schema.createIndex('api_keys_owner').on('api_keys').column('owner').execute();
+
+    // AUTOINCREMENT (SQLite) and a sequence (PostgreSQL) never reuse a number, even after the
+    // newest rows are deleted: a watcher's revision must keep meaning the same change.
+    await dialect
+      .addRevisionKey(db.schema.createTable('changes'))
+      .addColumn('kind', 'text', (c) => c.notNull())
+      .addColumn('entity_id', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text')
+      .addColumn('at', 'text', (c) => c.notNull())
+      .execute();
+  },
+});
+
+/** Kysely's Migrator reads the migrations from here. */
+export function migrationProvider(dialect: SqlDialect): MigrationProvider {
+  return {
+    getMigrations: async () => ({
+      '0001_initial': initial(dialect),
+    }),
+  };
+}

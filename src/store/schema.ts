@@ -1,0 +1,156 @@
+import type { Generated } from 'kysely';
+import type {
+  ApiKeyId,
+  Change,
+  DesiredStatus,
+  InstanceGoal,
+  InstanceId,
+  NetworkVolumeId,
+  NodeId,
+  OwnerId,
+  PodId,
+  PodStatus,
+  RegistryAuthId,
+  SshKeyId,
+  TemplateId,
+} from '../model/index.js';
+
+/*
+ * The tables as Kysely sees them. Portable column types only: timestamps are ISO-8601 text (they sort
+ * as text), JSON is text parsed in rows.ts, booleans are 0/1 integers. Branded ids and status unions
+ * are declared here so queries cannot mix a node id into a pod id column.
+ */
+
+export interface PodsTable {
+  id: PodId;
+  owner: OwnerId;
+  name: string;
+  spec_version: number;
+  desired_status: DesiredStatus;
+  status: PodStatus;
+  status_message: string | null;
+  node_id: NodeId | null;
+  created_at: string;
+  updated_at: string;
+  last_started_at: string | null;
+  terminated_at: string | null;
+  revision: number;
+}
+
+/** No foreign key to pods: versions outlive the pod, as Marathon keeps an app's versions. */
+export interface PodVersionsTable {
+  pod_id: PodId;
+  version: number;
+  /** PodSpec as JSON. */
+  spec: string;
+  /**
+   * The containers' images as a JSON array: the image filter reads this instead of parsing every
+   * spec (PostgreSQL's text-to-jsonb cast of 10,000 specs alone costs ~90 ms). Versions never
+   * change, so the copy cannot drift.
+   */
+  images: string;
+  created_at: string;
+}
+
+export interface InstancesTable {
+  id: InstanceId;
+  pod_id: PodId;
+  ordinal: number;
+  node_id: NodeId | null;
+  spec_version: number;
+  goal: InstanceGoal;
+  reset_generation: number;
+  restart_generation: number;
+  /** string[] as JSON. */
+  gpu_uuids: string;
+  /** Record<string, number> as JSON. */
+  host_ports: string;
+  /** InstanceObservation as JSON, or null before the agent's first report. */
+  observed: string | null;
+  revision: number;
+}
+
+export interface NodesTable {
+  id: NodeId;
+  name: string;
+  public_ip: string;
+  /** Record<string, string> as JSON. */
+  labels: string;
+  /** NodeCapacity as JSON. */
+  capacity: string;
+  agent_version: string;
+  registered_at: string;
+  last_seen_at: string;
+  revision: number;
+}
+
+export interface NetworkVolumesTable {
+  id: NetworkVolumeId;
+  owner: OwnerId;
+  name: string;
+  size_gb: number;
+  data_center_id: string;
+  created_at: string;
+}
+
+export interface TemplatesTable {
+  id: TemplateId;
+  owner: OwnerId;
+  name: string;
+  /** PodInput as JSON. */
+  pod: string;
+  readme: string;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface RegistryAuthsTable {
+  id: RegistryAuthId;
+  owner: OwnerId;
+  name: string;
+  username: string;
+  password_sealed: string;
+  created_at: string;
+}
+
+export interface SshKeysTable {
+  id: SshKeyId;
+  owner: OwnerId;
+  name: string;
+  public_key: string;
+  fingerprint: string;
+  created_at: string;
+}
+
+export interface ApiKeysTable {
+  id: ApiKeyId;
+  owner: OwnerId;
+  name: string;
+  hash: string;
+  prefix: string;
+  /** 0 or 1. */
+  admin: number;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+export interface ChangesTable {
+  revision: Generated<number>;
+  kind: Change['kind'];
+  entity_id: string;
+  node_id: NodeId | null;
+  at: string;
+}
+
+export interface Database {
+  pods: PodsTable;
+  pod_versions: PodVersionsTable;
+  instances: InstancesTable;
+  nodes: NodesTable;
+  network_volumes: NetworkVolumesTable;
+  templates: TemplatesTable;
+  registry_auths: RegistryAuthsTable;
+  ssh_keys: SshKeysTable;
+  api_keys: ApiKeysTable;
+  changes: ChangesTable;
+}
