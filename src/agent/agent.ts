@@ -115,6 +115,8 @@ export class Agent implements NodeAccess {
       const id = e.labels[LABELS.instance] as InstanceId | undefined;
       if (!id) return;
       if (e.action === 'die' || e.action === 'start' || e.action === 'destroy' || e.action === 'oom') this.kick(id);
+      // Docker sends 'die' a moment before its list shows the container exited: look again shortly.
+      if (e.action === 'die') setTimeout(() => this.kick(id), 150).unref();
     }, this.abort.signal);
 
     // First pass: pick up assignments, then remove containers that no assignment claims.
@@ -208,6 +210,7 @@ export class Agent implements NodeAccess {
       return;
     }
     const s = this.state(id);
+    this.log.debug({ instance: id, goal: a.goal, containers: containers.map((c) => c.state) }, 'reconcile');
     if (a.goal !== 'running') {
       for (const c of containers) await runtime.removeContainer(c.id);
       if (s.backoffTimer) clearTimeout(s.backoffTimer);

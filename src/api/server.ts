@@ -68,6 +68,11 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     req.caller = caller;
   });
 
+  // A POST with no body at all (curl -X POST, runpodctl's actions) is an empty object, as with an empty JSON body.
+  app.addHook('preValidation', async (req) => {
+    if (req.body === undefined && (req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT')) req.body = {};
+  });
+
   app.setErrorHandler((err, req, reply) => {
     const be = toBerthError(err);
     if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
