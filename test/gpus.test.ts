@@ -1,0 +1,85 @@
+import assert from 'node:assert/strict';
+import { writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { startTestServer, waitFor, type TestServer } from './support/server.js';
+
+interface PodView {
+  id: string;
+  status: string;
+  statusMessage: string | null;
+  instances: { gpus: { uuid: string; name: string; simulated: boolean }[] }[];
+}
+interface NodeView {
+  gpus: { uuid: string; simulated: boolean; inUse: boolean }[];
+  allocated: { gpus: number };
+}
+
+describe('GPU placement with a declared (simulated) inventory', () => {
+  let t: TestServer;
+  before(async () => {
+    await ensureTestImage();
+    const inventory = join(tmpdir(), `berth-gpus-${process.pid}.json`);
+    await writeFile(
+      inventory,
+      JSON.stringify({
+        gpus: [
+          { uuid: 'GPU-aaaa', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 },
+          { uuid: 'GPU-bbbb', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 },
+          { uuid: 'GPU-cccc', name: 'NVIDIA A100-SXM4-80GB', memoryMb: 81920 },
+        ],
+      }),
+    );
+    t = await startTestServer({ gpuInventory: inventory });
+  });
+  after(async () => t?.close());
+
+  const get = async (id: string) => (await t.api<PodView>('GET', `/api/v1/pods/${id}`)).body;
+  const status = (id: string, want: string) => waitFor(`${id} ${want}`, async () => ((await get(id)).status === want ? get(id) : undefined));
+  const sleeper = { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 };
+
+  it('places by type and count, hands over exact devices, queues and explains, and refuses a start without its GPUs', async () => {
+    const nodes = (await t.api<{ nodes: NodeView[] }>('GET', '/api/v1/nodes')).body.nodes;
+    assert.equal(nodes[0]!.gpus.length, 3);
+    assert.ok(nodes[0]!.gpus.every((g) => g.simulated), 'declared GPUs are marked simulated');
+
+    const a100 = await t.api<PodView>('POST', '/api/v1/pods', { ...sleeper, gpuCount: 1, gpuTypeIds: ['NVIDIA A100-SXM4-80GB'] });
+    assert.equal(a100.status, 201);
+    const running = await status(a100.body.id, 'RUNNING');
+    assert.deepEqual(running.instances[0]!.gpus.map((g) => g.uuid), ['GPU-cccc']);
+    const env = (await t.api<{ stdout: string }>('POST', `/api/v1/pods/${a100.body.id}/exec`, { command: ['env'] })).body.stdout;
+    assert.match(env, /^NVIDIA_VISIBLE_DEVICES=GPU-cccc$/m);
+    assert.match(env, /^BERTH_GPU_COUNT=1$/m);
+    assert.match(env, /^RUNPOD_GPU_NAME=NVIDIA\+A100-SXM4-80GB$/m);
+
+    const tooMany = await t.api<{ code: string; detail: string }>('POST', '/api/v1/pods', { ...sleeper, gpuCount: 4 });
+    assert.equal(tooMany.status, 409);
+    assert.equal(tooMany.body.code, 'BERTH_ERR_NO_CAPACITY');
+
+    const pair = await t.api<PodView>('POST', '/api/v1/pods', { ...sleeper, gpuCount: 2, gpuTypeIds: ['NVIDIA GeForce RTX 4090'] });
+    await status(pair.body.id, 'RUNNING');
+    const waiting = await t.api<PodView>('POST', '/api/v1/pods', { ...sleeper, gpuCount: 1, gpuTypeIds: ['NVIDIA GeForce RTX 4090'] });
+    assert.equal(waiting.status, 201);
+    const queued = await get(waiting.body.id);
+    assert.equal(queued.status, 'PROVISIONING');
+    assert.match(queued.statusMessage ?? '', /waiting for resources: .*needs 1 GPU/);
+
+    // Stopping the pair frees its GPUs; the waiting pod is placed at once.
+    await t.api('POST', `/api/v1/pods/${pair.body.id}/stop`);
+    const placed = await status(waiting.body.id, 'RUNNING');
+    assert.equal(placed.instances[0]!.gpus.length, 1);
+
+    // The pair's GPUs are partly taken now: its start says why and does not start without them.
+    await status(pair.body.id, 'EXITED');
+    const refused = await t.api<{ code: string; detail: string }>('POST', `/api/v1/pods/${pair.body.id}/start`);
+    assert.equal(refused.status, 409);
+    assert.match(refused.body.detail, /needs 2 GPU/);
+    assert.equal((await get(pair.body.id)).status, 'EXITED', 'a refused start changes nothing');
+    const zero = await t.api<PodView>('POST', `/api/v1/pods/${pair.body.id}/start`, { gpuCount: 0 });
+    assert.equal(zero.status, 200);
+    const recovered = await status(pair.body.id, 'RUNNING');
+    assert.equal(recovered.instances[0]!.gpus.length, 0, 'started with zero GPUs when asked');
+  });
+});
