@@ -55,3 +55,25 @@ function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
     disk: i.observed?.disk ?? null,
   };
 }
+
+/**
+ * Serialized pod views by pod id, valid while the pod's revision and the nodes are unchanged. A list
+ * of 10,000 pods then costs one string join instead of 10,000 view builds and a 16 MB stringify.
+ */
+export class PodViewCache {
+  private readonly entries = new Map<string, { revision: number; nodesKey: string; json: string }>();
+
+  constructor(private readonly max = 50_000) {}
+
+  json(d: PodDetail, nodes: Map<string, Node>, nodesKey: string): string {
+    const hit = this.entries.get(d.pod.id);
+    if (hit && hit.revision === d.pod.revision && hit.nodesKey === nodesKey) return hit.json;
+    const json = JSON.stringify(podView(d, nodes));
+    if (this.entries.size >= this.max) this.entries.clear();
+    this.entries.set(d.pod.id, { revision: d.pod.revision, nodesKey, json });
+    return json;
+  }
+}
+
+/** Changes whenever any node's record does (its public address or GPUs show in pod views). */
+export const nodesKeyOf = (nodes: Node[]): string => nodes.map((n) => `${n.id}:${n.revision}`).join(',');

@@ -5,7 +5,7 @@ import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type N
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
-import { podView } from '../views.js';
+import { nodesKeyOf, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -52,6 +52,7 @@ async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Pr
 export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pods, resources, keys, store, agents } = deps;
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
+  const views = new PodViewCache();
   const view = async (d: PodDetail) => podView(d, await nodeMap());
   const tags = (t: string) => ({ tags: [t] });
 
@@ -61,7 +62,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     return reply.code(201).header('location', `/api/v1/pods/${d.pod.id}`).send(await view(d));
   });
 
-  app.get('/pods', { schema: { ...tags('pods'), summary: 'List pods', querystring: S.ListPodsQuery } }, async (req: Req<unknown, Static<typeof S.ListPodsQuery>>) => {
+  app.get('/pods', { schema: { ...tags('pods'), summary: 'List pods', querystring: S.ListPodsQuery } }, async (req: Req<unknown, Static<typeof S.ListPodsQuery>>, reply) => {
     const q = req.query;
     const status = q.status?.flatMap((s) => s.split(',')).map((s) => s.trim().toUpperCase()).filter(Boolean);
     const bad = status?.filter((s) => !POD_STATUSES.includes(s as PodStatus));
@@ -77,8 +78,11 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
       ...(q.after ? { after: q.after as PodId } : {}),
     });
     const page = limit ? list.slice(0, limit) : list;
-    const nodes = await nodeMap();
-    return { pods: page.map((d) => podView(d, nodes)), next: limit && list.length > limit ? page[page.length - 1]!.pod.id : null };
+    const nodeList = await store.listNodes();
+    const nodes = new Map(nodeList.map((n) => [n.id as string, n]));
+    const key = nodesKeyOf(nodeList);
+    const next = limit && list.length > limit ? page[page.length - 1]!.pod.id : null;
+    return reply.type('application/json; charset=utf-8').send(`{"pods":[${page.map((d) => views.json(d, nodes, key)).join(',')}],"next":${JSON.stringify(next)}}`);
   });
 
   app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));

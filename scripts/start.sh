@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Starts Berth on this machine: installs Docker Engine (Debian's docker.io) and starts dockerd when
+# none answers, installs npm dependencies and builds when needed, then runs `berth server`.
+# Arguments go to `berth server` (e.g. `npm start -- --port 8000`).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. scripts/setup.sh
+
+ensure_packages curl ca-certificates
+ensure_docker
+ensure_node_modules
+ensure_build
+exec node bin/berth.js server "$@"
