@@ -461,7 +461,8 @@ export class Agent implements NodeAccess {
 
   /** Containers and volume disks with our labels that no assignment claims: left from pods deleted while away. */
   private async collectOrphans(): Promise<void> {
-    const all = await this.opts.runtime.listContainers({ [LABELS.managed]: '' });
+    // Only this node's containers: several agents may share one Docker daemon in tests.
+    const all = await this.opts.runtime.listContainers({ [LABELS.managed]: '', [LABELS.node]: this.nodeId });
     for (const c of all) {
       const id = c.labels[LABELS.instance] as InstanceId | undefined;
       if (id && !this.assignments.has(id)) {

@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentService, Caller, KeyService, PodService, ResourceService } from '../control/index.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { sendProblem, toBerthError } from './problem.js';
 
@@ -82,6 +83,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -1,0 +1,39 @@
+import { join } from 'node:path';
+import pino, { type Logger } from 'pino';
+import { Agent } from '../agent/agent.js';
+import { HttpAgentChannel } from '../agent/http-channel.js';
+import { DockerRuntime } from '../runtime/docker.js';
+import { defaultDataDir } from './server.js';
+
+export interface AgentProcessOptions {
+  /** The server's URL, e.g. http://10.0.0.1:7700. */
+  server: string;
+  /** An admin API key of that server. */
+  token: string;
+  /** @default the server's default data dir; the agent keeps its node id in `<dataDir>/agent`. */
+  dataDir?: string;
+  name?: string;
+  publicIp?: string;
+  bindAddress?: string;
+  gpuInventory?: string;
+  labels?: Record<string, string>;
+  logLevel?: string;
+  logger?: Logger;
+}
+
+/** `berth agent`: joins this machine to a server; runs its pods on the local Docker daemon. */
+export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
+  const logger = options.logger ?? pino({ level: options.logLevel ?? 'info' });
+  const runtime = await DockerRuntime.create();
+  return Agent.create({
+    channel: new HttpAgentChannel(options.server, options.token),
+    runtime,
+    logger,
+    dataDir: join(options.dataDir ?? defaultDataDir(), 'agent'),
+    ...(options.name ? { name: options.name } : {}),
+    ...(options.publicIp ? { publicIp: options.publicIp } : {}),
+    ...(options.bindAddress ? { bindAddress: options.bindAddress } : {}),
+    ...(options.gpuInventory ? { gpuInventoryPath: options.gpuInventory } : {}),
+    ...(options.labels ? { labels: options.labels } : {}),
+  });
+}

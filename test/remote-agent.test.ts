@@ -1,0 +1,59 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import type { Agent } from '../src/agent/agent.js';
+import { startAgent } from '../src/cli/agent.js';
+import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { startTestServer, waitFor, type TestServer } from './support/server.js';
+
+interface NodeView {
+  id: string;
+  name: string;
+}
+interface PodView {
+  id: string;
+  status: string;
+  nodeId: string;
+}
+
+describe('an agent joined over HTTP', () => {
+  let t: TestServer;
+  let agent: Agent | undefined;
+  let dir = '';
+  before(async () => {
+    await ensureTestImage();
+    t = await startTestServer({ agent: false });
+    dir = await mkdtemp(join(tmpdir(), 'berth-agent-'));
+  });
+  after(async () => {
+    await t?.close();
+    await agent?.close();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  it('registers, runs the pods placed on it, and reports their status', async () => {
+    const waiting = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+    assert.equal(waiting.status, 201);
+    assert.equal(waiting.body.status, 'PROVISIONING', 'no node yet: the pod waits');
+
+    const { key } = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'agent', admin: true })).body;
+    agent = await startAgent({ server: t.url, token: key, dataDir: dir, name: 'second-machine', logger: pino({ level: 'silent' }) });
+    const nodes = (await t.api<{ nodes: NodeView[] }>('GET', '/api/v1/nodes')).body.nodes;
+    assert.deepEqual(nodes.map((n) => n.name), ['second-machine']);
+
+    const running = await waitFor('placed and running', async () => {
+      const p = (await t.api<PodView>('GET', `/api/v1/pods/${waiting.body.id}`)).body;
+      return p.status === 'RUNNING' ? p : undefined;
+    });
+    assert.equal(running.nodeId, nodes[0]!.id);
+    await t.api('POST', `/api/v1/pods/${waiting.body.id}/stop`);
+    await waitFor('stopped', async () => ((await t.api<PodView>('GET', `/api/v1/pods/${waiting.body.id}`)).body.status === 'EXITED' ? true : undefined));
+
+    const user = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'not-an-agent' })).body.key;
+    const refused = await fetch(`${t.url}/api/v1/agent/register`, { method: 'POST', headers: { authorization: `Bearer ${user}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(refused.status, 403, 'only admin keys act as agents');
+  });
+});
