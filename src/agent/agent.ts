@@ -111,7 +111,8 @@ export class Agent implements NodeAccess {
     this.nodeId = nodeId;
     if (known !== nodeId) await writeFile(idFile, nodeId + '\n');
 
-    runtime.watchEvents(LABELS.managed, (e) => {
+    // Only this node's containers: a daemon may be shared (tests run several servers on one).
+    runtime.watchEvents(`${LABELS.node}=${nodeId}`, (e) => {
       const id = e.labels[LABELS.instance] as InstanceId | undefined;
       if (!id) return;
       if (e.action === 'die' || e.action === 'start' || e.action === 'destroy' || e.action === 'oom') this.kick(id);
@@ -202,7 +203,7 @@ export class Agent implements NodeAccess {
   private async reconcile(id: InstanceId): Promise<void> {
     const { runtime } = this.opts;
     const a = this.assignments.get(id);
-    const containers = await runtime.listContainers({ [LABELS.instance]: id });
+    const containers = await runtime.listContainers({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
     if (!a) {
       // Not ours any more (the pod was deleted while we were away): leave nothing running.
       for (const c of containers) await runtime.removeContainer(c.id);
@@ -284,7 +285,7 @@ export class Agent implements NodeAccess {
   private async restartExited(id: InstanceId): Promise<void> {
     const a = this.assignments.get(id);
     if (!a || a.goal !== 'running') return;
-    const containers = await this.opts.runtime.listContainers({ [LABELS.instance]: id });
+    const containers = await this.opts.runtime.listContainers({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
     const s = this.state(id);
     try {
       // As Marathon: one failing container replaces the whole instance; a single container restarts in place.

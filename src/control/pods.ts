@@ -125,7 +125,8 @@ export class PodService {
     const current = await this.get(caller, id);
     if (current.pod.status === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { allowedActions: [] } });
     const input: PodInput = { ...specToInput(current.spec), ...patch };
-    if (patch.containers !== undefined && patch.image === undefined) delete input.image;
+    // Switching between the single-container fields and `containers`: drop the form not asked for.
+    if (patch.containers !== undefined) for (const f of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) if (patch[f] === undefined) delete input[f];
     if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
     const spec = await this.compile(caller, input);
     const problems: Problem[] = [];

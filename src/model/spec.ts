@@ -219,7 +219,9 @@ export function compilePodSpec(input: PodInput): PodSpec {
 
   let containers: ContainerSpec[];
   if (input.containers !== undefined) {
-    if (input.image !== undefined) c.add('/image', 'give either image or containers, not both');
+    for (const field of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) {
+      if (input[field] !== undefined) c.add(`/${field}`, `set ${field} on each container when giving containers`);
+    }
     if (!Array.isArray(input.containers) || input.containers.length === 0) {
       c.add('/containers', 'must list at least one container');
       containers = [];
@@ -275,6 +277,9 @@ export function compilePodSpec(input: PodInput): PodSpec {
     return v;
   };
 
+  const networkVolumeId = optionalId('/networkVolumeId', input.networkVolumeId) as NetworkVolumeId | null;
+  const registryAuthId = optionalId('/registryAuthId', input.registryAuthId) as RegistryAuthId | null;
+  const templateId = optionalId('/templateId', input.templateId) as TemplateId | null;
   if (c.problems.length > 0) throw invalid(c.problems);
   return {
     name,
@@ -286,9 +291,9 @@ export function compilePodSpec(input: PodInput): PodSpec {
     containerDiskGb,
     volumeGb,
     volumeMountPath,
-    networkVolumeId: optionalId('/networkVolumeId', input.networkVolumeId) as NetworkVolumeId | null,
-    registryAuthId: optionalId('/registryAuthId', input.registryAuthId) as RegistryAuthId | null,
-    templateId: optionalId('/templateId', input.templateId) as TemplateId | null,
+    networkVolumeId,
+    registryAuthId,
+    templateId,
     startSsh,
     restartPolicy,
     instances,
