@@ -1,0 +1,83 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { instanceIdOf, type Instance, type InstanceObservation, type InstanceState, type NodeId, type PodId } from '../model/index.js';
+import { summarize } from './pod-status.js';
+
+const POD = '2s56cp0pof1rmt' as PodId;
+const NODE = 'node1' as NodeId;
+
+function observed(state: InstanceState, extra: Partial<InstanceObservation> = {}): InstanceObservation {
+  return {
+    state,
+    message: null,
+    exitCode: null,
+    ports: {},
+    containers: [],
+    pull: null,
+    lastLogLines: [],
+    startedAt: null,
+    restartCount: 0,
+    observedSpecVersion: 1,
+    observedResetGeneration: 0,
+    observedRestartGeneration: 0,
+    disk: null,
+    updatedAt: '2024-01-01T00:00:00.000Z',
+    ...extra,
+  };
+}
+
+function inst(ordinal: number, obs: InstanceObservation | null, nodeId: NodeId | null = NODE): Instance {
+  return { id: instanceIdOf(POD, ordinal), podId: POD, ordinal, nodeId, specVersion: 1, goal: 'running', resetGeneration: 0, restartGeneration: 0, gpuUuids: [], hostPorts: {}, observed: obs, revision: 1 };
+}
+
+describe('summarize', () => {
+  it('is TERMINATED with no message once terminated, whatever the instances say', () => {
+    assert.deepEqual(summarize('TERMINATED', [inst(0, observed('running'))], 'ignored'), { status: 'TERMINATED', message: null });
+    assert.deepEqual(summarize('TERMINATED', [], null), { status: 'TERMINATED', message: null });
+  });
+
+  it('reports an unplaced instance as PROVISIONING with the reason it waits', () => {
+    const reason = 'waiting for resources: n1: needs 1 GPU (any type), 0 free of 1';
+    assert.deepEqual(summarize('RUNNING', [inst(0, null, null)], reason), { status: 'PROVISIONING', message: reason });
+    assert.deepEqual(summarize('RUNNING', [inst(0, null, null)], null), { status: 'PROVISIONING', message: 'waiting to be placed' });
+  });
+
+  it('reports an unplaced instance of a stopped pod as EXITED, not waiting', () => {
+    assert.deepEqual(summarize('EXITED', [inst(0, null, null)], 'stale reason'), { status: 'EXITED', message: null });
+  });
+
+  it('reports a pod scaled to zero by what the user wants', () => {
+    assert.deepEqual(summarize('RUNNING', [], null), { status: 'RUNNING', message: 'scaled to 0 instances' });
+    assert.deepEqual(summarize('EXITED', [], null), { status: 'EXITED', message: 'scaled to 0 instances' });
+  });
+
+  it('follows a single instance through its life, carrying its message', () => {
+    assert.deepEqual(summarize('RUNNING', [inst(0, null)], null), { status: 'PROVISIONING', message: null });
+    assert.deepEqual(summarize('RUNNING', [inst(0, observed('pulling', { message: 'pulling busybox: 40%' }))], null), { status: 'PROVISIONING', message: 'pulling busybox: 40%' });
+    assert.deepEqual(summarize('RUNNING', [inst(0, observed('creating', { message: 'creating containers' }))], null), { status: 'STARTING', message: 'creating containers' });
+    assert.deepEqual(summarize('RUNNING', [inst(0, observed('running'))], null), { status: 'RUNNING', message: null });
+    assert.deepEqual(summarize('RUNNING', [inst(0, observed('exited', { exitCode: 3, message: 'exited with code 3' }))], null), { status: 'ERROR', message: 'exited with code 3' });
+    assert.deepEqual(summarize('EXITED', [inst(0, observed('stopped'))], null), { status: 'EXITED', message: null });
+  });
+
+  it('counts a pod serving from any instance as RUNNING', () => {
+    const r = summarize('RUNNING', [inst(0, observed('running')), inst(1, observed('failed', { message: 'OOM' })), inst(2, null, null)], 'waiting for resources');
+    assert.equal(r.status, 'RUNNING');
+  });
+
+  it('without a running instance, reports the most urgent status and its message', () => {
+    const r = summarize('RUNNING', [inst(0, observed('pulling', { message: 'pulling' })), inst(1, observed('failed', { message: 'image not found' })), inst(2, null, null)], 'no GPU free');
+    assert.deepEqual(r, { status: 'ERROR', message: 'image not found' });
+
+    const starting = summarize('RUNNING', [inst(0, observed('pulling', { message: 'pulling' })), inst(1, observed('creating', { message: 'creating' }))], null);
+    assert.deepEqual(starting, { status: 'STARTING', message: 'creating' });
+
+    const waiting = summarize('RUNNING', [inst(0, observed('exited', { exitCode: 0 })), inst(1, null, null)], 'no GPU free');
+    assert.deepEqual(waiting, { status: 'PROVISIONING', message: 'no GPU free' });
+  });
+
+  it('agrees when every instance reports the same, taking the first message given', () => {
+    const r = summarize('RUNNING', [inst(0, observed('failed')), inst(1, observed('failed', { message: 'second' })), inst(2, observed('failed', { message: 'third' }))], null);
+    assert.deepEqual(r, { status: 'ERROR', message: 'second' });
+  });
+});
