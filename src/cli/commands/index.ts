@@ -1,0 +1,14 @@
+/** Every top-level command, in the order `berth --help` lists them. */
+import { agent } from './agent.js';
+import type { CliCommand } from './define.js';
+import { keyCommands } from './key.js';
+import { login, logout, whoami } from './login.js';
+import { nodeCommands } from './node.js';
+import { podCommands } from './pod.js';
+import { registryCommands } from './registry.js';
+import { server } from './server.js';
+import { sshKeyCommands } from './ssh-key.js';
+import { templateCommands } from './template.js';
+import { volumeCommands } from './volume.js';
+
+export const COMMANDS: readonly CliCommand[] = [podCommands, volumeCommands, templateCommands, registryCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];

@@ -1,0 +1,113 @@
+/** How pods read in a terminal: the list's columns and the detail block of `pod get`. */
+import { age, bytes, details, table } from '../output.js';
+import type { PodView } from './pod-watch.js';
+
+export interface NodeView {
+  id: string;
+  name: string;
+  publicIp: string;
+  status: string;
+  labels: Record<string, string>;
+  capacity: { cpus: number; memoryMb: number; gpus: unknown[]; gpusSimulated: boolean };
+  gpus: { index: number; uuid: string; name: string; memoryMb: number; simulated: boolean; inUse: boolean }[];
+  allocated: { cpus: number; memoryMb: number; gpus: number };
+  instances: number;
+  agentVersion: string;
+  lastSeenAt: string;
+}
+
+/** `8080->127.0.0.1:32768` for each published port while running; the declared ports otherwise. */
+export function portsColumn(pod: PodView): string {
+  const mapped = Object.entries(pod.portMappings);
+  if (mapped.length) return mapped.map(([port, host]) => `${port}->${pod.publicIp ?? '127.0.0.1'}:${host}`).join(',');
+  return pod.ports.join(',');
+}
+
+export function podTable(pods: readonly PodView[]): string {
+  const now = Date.now();
+  return table(pods, [
+    { header: 'ID', value: (p) => p.id },
+    { header: 'NAME', value: (p) => p.name },
+    { header: 'STATUS', value: (p) => p.status },
+    { header: 'IMAGE', value: (p) => p.image ?? `${p.spec.containers.length} containers` },
+    { header: 'GPUS', value: (p) => String(p.gpuCount) },
+    { header: 'PORTS', value: portsColumn },
+    { header: 'AGE', value: (p) => age(p.createdAt, now) },
+  ]);
+}
+
+const when = (iso: string | null): string | undefined => (iso ? `${iso} (${age(iso)} ago)` : undefined);
+
+/** The whole of one pod for `pod get`, and after create and the actions. */
+export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = new Map()): string {
+  const spec = pod.spec;
+  const node = pod.nodeId ? nodes.get(pod.nodeId) : undefined;
+  const host = pod.publicIp ?? '127.0.0.1';
+  const argv = (c: { entrypoint: string[]; command: string[] }): string => [...c.entrypoint, ...c.command].join(' ') || '(the image\'s)';
+  const containers = spec.containers.length === 1 ? [] : spec.containers.map((c) => `${c.name}: ${c.image} ${argv(c)}`);
+  const gpus = pod.instances.flatMap((i) => i.gpus);
+  const resources = [
+    spec.vcpuCount !== null ? `${spec.vcpuCount} vCPU` : 'no CPU limit',
+    spec.memoryGb !== null ? `${spec.memoryGb} GB memory` : 'no memory limit',
+    `${spec.containerDiskGb} GB container disk`,
+  ].join(', ');
+  const volumes = [
+    ...(spec.networkVolumeId ? [`network volume ${spec.networkVolumeId} at ${spec.volumeMountPath}`] : []),
+    ...(!spec.networkVolumeId && spec.volumeGb > 0 ? [`volume disk ${spec.volumeGb} GB at ${spec.volumeMountPath}`] : []),
+  ];
+  const ports = spec.containers.flatMap((c) => c.ports).map((p) => {
+    const hostPort = pod.portMappings[String(p.port)];
+    return `${p.port}/${p.protocol}${hostPort ? ` -> ${host}:${hostPort}` : ''}`;
+  });
+  let text = details([
+    ['ID', pod.id],
+    ['Name', pod.name],
+    ['Status', pod.status + (pod.desiredStatus === 'EXITED' && ['PROVISIONING', 'STARTING', 'RUNNING'].includes(pod.status) ? ' (stopping)' : '')],
+    ['Message', pod.statusMessage ?? undefined],
+    ['Image', spec.containers.length === 1 ? (pod.image ?? undefined) : undefined],
+    ['Command', spec.containers.length === 1 ? argv(spec.containers[0]!) : undefined],
+    ['Containers', containers.length ? containers.join('; ') : undefined],
+    ['Node', pod.nodeId ? (node ? `${node.name} (${pod.nodeId})` : pod.nodeId) : '-'],
+    [
+      'GPUs',
+      gpus.length
+        ? gpus.map((g) => `${g.name}${g.simulated ? ' (simulated)' : ''}`).join(', ')
+        : spec.gpuCount
+          ? `${spec.gpuCount}${spec.gpuTypeIds.length ? ` × ${spec.gpuTypeIds.join(' | ')}` : ''}`
+          : 'none',
+    ],
+    ['Resources', resources],
+    ['Ports', ports.length ? ports.join(', ') : 'none'],
+    ['Volumes', volumes.length ? volumes.join(', ') : 'none'],
+    ['Env', Object.keys(spec.containers[0]?.env ?? {}).length ? Object.keys(spec.containers[0]!.env).join(', ') : undefined],
+    ['Restart policy', spec.restartPolicy],
+    ['Restarts', pod.restartCount ? String(pod.restartCount) : undefined],
+    ['Exit code', pod.exitCode !== null ? String(pod.exitCode) : undefined],
+    ['Spec version', String(pod.specVersion)],
+    ['Allowed actions', pod.allowedActions.join(', ') || 'none'],
+    ['Created', when(pod.createdAt)],
+    ['Started', when(pod.lastStartedAt)],
+    ['Terminated', when(pod.terminatedAt)],
+  ]);
+  if (pod.instances.length) {
+    const now = Date.now();
+    const instances = table(pod.instances, [
+      { header: 'INSTANCE', value: (i) => i.id },
+      { header: 'NODE', value: (i) => (i.nodeId ? (nodes.get(i.nodeId)?.name ?? i.nodeId) : '-') },
+      { header: 'STATE', value: (i) => i.state },
+      { header: 'RESTARTS', value: (i) => String(i.restartCount) },
+      { header: 'UP', value: (i) => (i.state === 'running' ? age(i.startedAt, now) : '-') },
+      { header: 'DISK', value: (i) => (i.disk?.containerDiskBytes != null ? bytes(i.disk.containerDiskBytes) : '-') },
+      { header: 'MESSAGE', value: (i) => i.message ?? '' },
+    ]);
+    text += `\nInstances:\n${indent(instances)}`;
+  }
+  if (pod.lastLogLines.length && pod.status !== 'RUNNING') text += `\nLast log lines:\n${indent(pod.lastLogLines.join('\n') + '\n')}`;
+  return text;
+}
+
+const indent = (text: string): string =>
+  text
+    .split('\n')
+    .map((l) => (l ? `  ${l}` : l))
+    .join('\n');

@@ -1,0 +1,87 @@
+/** `berth server`: the all-in-one server (API, control plane and the local agent) in the foreground. */
+import { readFile } from 'node:fs/promises';
+import { readConfig, writeConfig } from '../config.js';
+import { UserError, type Output } from '../output.js';
+import { defineCommand } from './define.js';
+import { untilSignal } from './lifecycle.js';
+
+const LOCAL_HOSTS = new Set(['0.0.0.0', '::', '127.0.0.1', '::1', 'localhost']);
+
+export const server = defineCommand({
+  name: 'server',
+  description: 'Run the Berth server: API, control plane and (unless --no-agent) an agent for this machine',
+  options: {
+    dataDir: { kind: 'string', flags: '--data-dir <path>', env: 'BERTH_DATA_DIR', description: 'state, keys and the SQLite database (default: /var/lib/berth as root, else ~/.local/share/berth)' },
+    port: { kind: 'number', integer: true, flags: '--port <port>', env: 'BERTH_PORT', default: 7700, description: 'API port' },
+    host: { kind: 'string', flags: '--host <address>', env: 'BERTH_HOST', default: '0.0.0.0', description: 'address the API listens on' },
+    databaseUrl: { kind: 'string', flags: '--database-url <url>', env: 'BERTH_DATABASE_URL', description: 'PostgreSQL URL (default: SQLite in the data dir); prefer the env var, argv shows in ps' },
+    publicIp: { kind: 'string', flags: '--public-ip <address>', env: 'BERTH_PUBLIC_IP', description: "the address users reach pods' published ports at (default 127.0.0.1)" },
+    bindAddress: { kind: 'string', flags: '--bind-address <address>', env: 'BERTH_BIND_ADDRESS', description: 'where published ports bind (default 0.0.0.0)' },
+    gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
+    agent: { kind: 'boolean', negatable: true, flags: '--agent', env: 'BERTH_AGENT', description: 'run an agent for this machine (the default)', negatedDescription: 'run only the API and control plane (env BERTH_AGENT=false)' },
+    logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
+  },
+  examples: ['berth server', 'BERTH_DATA_DIR=/srv/berth berth server --port 8000 --public-ip 203.0.113.7', 'berth server --gpu-inventory gpus.json'],
+  async handler({ opts, ctx }) {
+    // Loaded here, not at the top: every other command would otherwise pay for Fastify, Docker and the store.
+    const { startServer } = await import('../server.js');
+    const running = await startServer({
+      port: opts.port,
+      host: opts.host,
+      logLevel: opts.logLevel,
+      ...(opts.dataDir !== undefined ? { dataDir: opts.dataDir } : {}),
+      ...(opts.databaseUrl !== undefined ? { databaseUrl: opts.databaseUrl } : {}),
+      ...(opts.publicIp !== undefined ? { publicIp: opts.publicIp } : {}),
+      ...(opts.bindAddress !== undefined ? { bindAddress: opts.bindAddress } : {}),
+      ...(opts.gpuInventory !== undefined ? { gpuInventory: opts.gpuInventory } : {}),
+      ...(opts.agent !== undefined ? { agent: opts.agent } : {}),
+    }).catch((err: unknown) => {
+      throw systemError(err, opts.host, opts.port) ?? err;
+    });
+    const out = ctx.out;
+    out.note(`Berth is listening on ${running.url} (data in ${running.dataDir}${running.agent ? '' : '; no local agent'})`);
+    if (running.adminKeyPath) {
+      const localUrl = LOCAL_HOSTS.has(opts.host) ? `http://127.0.0.1:${running.port}` : running.url;
+      await firstStart(out, running.adminKeyPath, localUrl, ctx.configPath);
+    }
+    await untilSignal(out);
+    await running.close();
+    out.note('Berth stopped');
+  },
+});
+
+/** The machine said no (port taken, no permission on the data dir): the user can fix that. */
+function systemError(err: unknown, host: string, port: number): UserError | undefined {
+  const e = err as NodeJS.ErrnoException;
+  switch (e?.code) {
+    case 'EADDRINUSE':
+      return new UserError(`${host}:${port} is already in use: is another Berth running? Pick another with --port`);
+    case 'EADDRNOTAVAIL':
+      return new UserError(`${host} is not an address of this machine (--host)`);
+    case 'EACCES':
+      if (e.syscall === 'listen') return new UserError(`cannot listen on ${host}:${port}: permission denied (ports below 1024 need root); pick another --port`);
+      return new UserError(`${e.message}; run as a user that may write there, or choose another --data-dir`);
+    case 'EPERM':
+    case 'EROFS':
+      return new UserError(`${e.message}; run as a user that may write there, or choose another --data-dir`);
+    default:
+      return undefined;
+  }
+}
+
+/** Says where the admin key is and saves a CLI config for this server when there is none yet. */
+async function firstStart(out: Output, keyPath: string, url: string, configPath: string): Promise<void> {
+  out.note(
+    [
+      `The admin API key was written to ${keyPath}. Use it with:`,
+      `  export BERTH_API_KEY=$(cat ${keyPath})`,
+      `or save it for the berth CLI with:`,
+      `  berth login --url ${url} --api-key "$(cat ${keyPath})"`,
+    ].join('\n'),
+  );
+  const existing = await readConfig(configPath).catch(() => null);
+  if (existing !== undefined) return;
+  const apiKey = (await readFile(keyPath, 'utf8')).trim();
+  await writeConfig(configPath, { url, apiKey });
+  out.note(`Saved ${url} and the admin key in ${configPath}: \`berth pod list\` works on this machine as it is.`);
+}
