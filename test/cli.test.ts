@@ -1,0 +1,314 @@
+/**
+ * The berth CLI as a user runs it: a real server in this process, the real `bin/berth.js` as a child
+ * process, assertions on its stdout, stderr and exit code.
+ */
+import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { readSse } from '../src/cli/client.js';
+import { table } from '../src/cli/output.js';
+import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { startTestServer, waitFor, type TestServer } from './support/server.js';
+
+const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
+
+/** A port nothing listens on: one the OS just handed out and took back. */
+async function closedPort(): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as AddressInfo;
+  await new Promise((resolve) => server.close(resolve));
+  return port;
+}
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+interface PodJson {
+  id: string;
+  status: string;
+  portMappings: Record<string, number>;
+  exitCode: number | null;
+}
+
+describe('the SSE reader and the table printer', () => {
+  it('parses events split across chunks, CRLF, multi-line data, comments and ids', async () => {
+    const chunks = [': berth\n\n', 'id: 7\nevent: po', 'd\ndata: {"a":1}\r', '\n\r\n', 'data: one\ndata: two\n\n', 'event: end\ndata: {}\n\n'];
+    const body = (async function* () {
+      for (const c of chunks) yield new TextEncoder().encode(c);
+    })();
+    const events = [];
+    for await (const e of readSse(body)) events.push(e);
+    assert.deepEqual(events, [
+      { event: 'pod', data: '{"a":1}', id: '7' },
+      { event: 'message', data: 'one\ntwo', id: '7' },
+      { event: 'end', data: '{}', id: '7' },
+    ]);
+  });
+
+  it('aligns columns and leaves the last one unpadded', () => {
+    const text = table(
+      [
+        { a: 'x', b: 'long value', c: 'end' },
+        { a: 'longer', b: 'v', c: 'e' },
+      ],
+      [
+        { header: 'A', value: (r) => r.a },
+        { header: 'B', value: (r) => r.b },
+        { header: 'C', value: (r) => r.c },
+      ],
+    );
+    assert.equal(text, 'A       B           C\nx       long value  end\nlonger  v           e\n');
+  });
+});
+
+describe('berth CLI against a real server', { concurrency: true }, () => {
+  let t: TestServer;
+  let home: string;
+  before(async () => {
+    await ensureTestImage();
+    t = await startTestServer();
+    home = await mkdtemp(join(tmpdir(), 'berth-cli-'));
+  });
+  after(async () => {
+    await t?.close();
+    if (home) await rm(home, { recursive: true, force: true });
+  });
+
+  /** Runs `berth args...` with the test server and key in the environment (unless `env` says otherwise). */
+  const berth = (args: string[], opts: { env?: Record<string, string | undefined>; input?: string; configHome?: string } = {}): Promise<Run> =>
+    new Promise((resolve, reject) => {
+      const env: NodeJS.ProcessEnv = { ...process.env, BERTH_URL: t.url, BERTH_API_KEY: t.key, XDG_CONFIG_HOME: opts.configHome ?? join(home, 'none') };
+      for (const [k, v] of Object.entries(opts.env ?? {})) {
+        if (v === undefined) delete env[k];
+        else env[k] = v;
+      }
+      const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
+        if (err && typeof err.code !== 'number') reject(err);
+        else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+      });
+      child.stdin?.end(opts.input ?? '');
+    });
+  const ok = async (args: string[], opts?: Parameters<typeof berth>[1]): Promise<string> => {
+    const r = await berth(args, opts);
+    assert.equal(r.code, 0, `berth ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
+    return r.stdout;
+  };
+  const json = async <T>(args: string[], opts?: Parameters<typeof berth>[1]): Promise<T> => JSON.parse(await ok(['-o', 'json', ...args], opts)) as T;
+
+  it('creates a pod and waits for RUNNING, lists it, execs in it, stops it twice, removes it', async () => {
+    const created = await berth(['pod', 'create', '--name', 'cli-web', '--image', TEST_IMAGE, '--ports', '8080/http', '--volume-gb', '0', '--', 'httpd', '-f', '-p', '8080']);
+    assert.equal(created.code, 0, created.stderr);
+    const id = /^ID:\s+([0-9a-z]{14})$/m.exec(created.stdout)?.[1];
+    assert.ok(id, `the pod's id is shown:\n${created.stdout}`);
+    assert.match(created.stdout, /^Status:\s+RUNNING$/m);
+    assert.match(created.stdout, /^Ports:\s+8080\/http -> 127\.0\.0\.1:\d+$/m);
+    assert.match(created.stderr, /created; waiting/);
+    assert.match(created.stderr, /^RUNNING$/m, 'progress names the statuses');
+
+    const listed = await ok(['pod', 'list']);
+    const row = listed.split('\n').find((l) => l.startsWith(id));
+    assert.ok(row, `pod list shows ${id}:\n${listed}`);
+    assert.match(row, /cli-web\s+RUNNING\s+berth-test\/busybox:1\s+0\s+8080->127\.0\.0\.1:\d+\s+\d+s$/);
+    assert.match(listed, /^ID\s+NAME\s+STATUS\s+IMAGE\s+GPUS\s+PORTS\s+AGE$/m);
+
+    const asJson = await json<{ pods: PodJson[] }>(['pod', 'list']);
+    const pod = asJson.pods.find((p) => p.id === id);
+    assert.equal(pod?.status, 'RUNNING');
+    assert.ok(pod.portMappings['8080']);
+    assert.equal((await json<PodJson>(['pod', 'get', id])).id, id);
+
+    const hello = await berth(['pod', 'exec', id, '--', 'sh', '-c', 'echo to-out; echo to-err >&2']);
+    assert.deepEqual(hello, { code: 0, stdout: 'to-out\n', stderr: 'to-err\n' });
+    const failing = await berth(['pod', 'exec', id, '--', 'sh', '-c', 'exit 3']);
+    assert.equal(failing.code, 3, "exec exits with the command's code");
+    // httpd serves nothing, so wget exits 1 on its 404: the answer, and the code, come through.
+    const page = await berth(['pod', 'exec', id, '--', 'wget', '-qO-', 'http://127.0.0.1:8080/']);
+    assert.equal(page.code, 1);
+    assert.match(page.stderr, /404 Not Found/);
+
+    const stopped = await berth(['pod', 'stop', id]);
+    assert.equal(stopped.code, 0, stopped.stderr);
+    assert.equal(stopped.stdout, `pod ${id} is EXITED\n`);
+    const again = await berth(['pod', 'stop', id]);
+    assert.equal(again.code, 1);
+    assert.equal(again.stdout, '');
+    assert.equal(again.stderr, `error: cannot stop pod ${id} while it is EXITED; allowed: start, reset, terminate\nallowed actions: start, reset, terminate\n`);
+
+    const removed = await berth(['pod', 'rm', id]);
+    assert.deepEqual(removed, { code: 0, stdout: `pod ${id} terminated\n`, stderr: '' });
+    assert.doesNotMatch(await ok(['pod', 'list']), new RegExp(id));
+    assert.match(await ok(['pod', 'list', '--all']), new RegExp(`^${id}\\s+cli-web\\s+TERMINATED`, 'm'));
+  });
+
+  it('prints logs: stdout to stdout, stderr to stderr, with timestamps or as JSON lines', async () => {
+    const created = await json<PodJson>(['pod', 'create', '--image', TEST_IMAGE, '--restart', 'never', '--volume-gb', '0', '--', 'sh', '-c', 'echo line-one; echo line-two >&2; echo line-three']);
+    assert.ok(['RUNNING', 'EXITED'].includes(created.status), 'create waits until the pod has started');
+    const { id } = created;
+    try {
+      await waitFor('the pod to exit', async () => ((await t.api<PodJson>('GET', `/api/v1/pods/${id}`)).body.status === 'EXITED' ? true : undefined));
+      const logs = await berth(['pod', 'logs', id]);
+      assert.deepEqual(logs, { code: 0, stdout: 'line-one\nline-three\n', stderr: 'line-two\n' });
+      // Docker keeps stdout's and stderr's order each, not the order between them.
+      const stamped = await ok(['pod', 'logs', id, '--timestamps']);
+      assert.match(stamped, /^\d{4}-\d\d-\d\dT\S+Z line-one\n\d{4}-\d\d-\d\dT\S+Z line-three\n$/);
+      const tail = await berth(['pod', 'logs', id, '--tail', '1']);
+      assert.equal((tail.stdout + tail.stderr).split('\n').filter(Boolean).length, 1, '--tail 1 prints one line');
+      const lines = (await ok(['pod', 'logs', id, '-o', 'json'])).trim().split('\n').map((l) => JSON.parse(l) as { stream: string; time: string; text: string });
+      assert.deepEqual(lines.filter((l) => l.stream === 'stdout').map((l) => l.text), ['line-one', 'line-three']);
+      assert.deepEqual(lines.filter((l) => l.stream === 'stderr').map((l) => l.text), ['line-two']);
+      assert.ok(lines.every((l) => !Number.isNaN(Date.parse(l.time))));
+      const versions = await ok(['pod', 'versions', id]);
+      assert.match(versions, /^1\s+berth-test\/busybox:1\s+sh -c echo line-one/m);
+    } finally {
+      await ok(['pod', 'rm', id]);
+    }
+  });
+
+  it('shows every problem of a bad request with its path, and creates nothing', async () => {
+    const bad = await berth(['pod', 'create', '--image', TEST_IMAGE, '--ports', 'x/tcp,99999/http', '--gpu-count', '-1']);
+    assert.equal(bad.code, 1);
+    assert.equal(bad.stdout, '');
+    assert.match(bad.stderr, /^error: Invalid request$/m);
+    assert.match(bad.stderr, /^ {2}\/ports\(0\): "x\/tcp" is not a port/m);
+    assert.match(bad.stderr, /^ {2}\/ports\(1\): port 99999 is out of range/m);
+    assert.match(bad.stderr, /^ {2}\/gpuCount: /m);
+    assert.doesNotMatch(bad.stderr, /at .*\.js:\d+/, 'no stack');
+
+    const env = await berth(['pod', 'create', '--image', TEST_IMAGE, '--env', 'NOVALUE']);
+    assert.deepEqual(env, { code: 1, stdout: '', stderr: 'error: --env NOVALUE: expected KEY=VALUE\n' });
+    const noImage = await berth(['pod', 'create']);
+    assert.equal(noImage.code, 1);
+    assert.match(noImage.stderr, /--image is required/);
+    const unknown = await berth(['pod', 'create', '--imag', 'x']);
+    assert.equal(unknown.code, 1);
+    assert.match(unknown.stderr, /unknown option '--imag'/);
+    const missing = await berth(['pod', 'get', 'nosuchpod0000']);
+    assert.deepEqual(missing, { code: 1, stdout: '', stderr: 'error: pod nosuchpod0000 not found\n' });
+  });
+
+  it("says why it cannot talk to the server: a wrong key in the server's words, no key, no server", async () => {
+    const wrong = await berth(['pod', 'list'], { env: { BERTH_API_KEY: 'berth_wrong' } });
+    assert.equal(wrong.code, 1);
+    assert.match(wrong.stderr, /^error: the API key is not valid\n/);
+    assert.match(wrong.stderr, /came from BERTH_API_KEY/);
+    const flag = await berth(['--api-key', 'berth_wrong', 'pod', 'list']);
+    assert.match(flag.stderr, /came from --api-key/);
+
+    const none = await berth(['pod', 'list'], { env: { BERTH_API_KEY: undefined } });
+    assert.equal(none.code, 1);
+    assert.match(none.stderr, /^error: no API key for http:\/\/127\.0\.0\.1:\d+\n/);
+
+    const port = await closedPort();
+    const down = await berth(['pod', 'list', '--url', `http://127.0.0.1:${port}`]);
+    assert.equal(down.code, 1);
+    assert.match(down.stderr, new RegExp(`^error: cannot reach Berth at http://127\\.0\\.0\\.1:${port}: .*ECONNREFUSED`));
+  });
+
+  it('logs in: saves URL and key (0600) in $XDG_CONFIG_HOME/berth/config.json, then needs no env', async () => {
+    const configHome = join(home, 'login');
+    const noEnv = { BERTH_URL: undefined, BERTH_API_KEY: undefined };
+    const refused = await berth(['login', '--url', t.url, '--api-key', 'berth_wrong'], { configHome, env: noEnv });
+    assert.equal(refused.code, 1, 'a key the server refuses is not saved');
+    await assert.rejects(stat(join(configHome, 'berth', 'config.json')));
+
+    const login = await ok(['login', '--url', t.url], { configHome, env: noEnv, input: `${t.key}\n` });
+    assert.match(login, /^Logged in to http:\/\/127\.0\.0\.1:\d+ as admin \(admin\)/);
+    const path = join(configHome, 'berth', 'config.json');
+    assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { url: t.url, apiKey: t.key });
+    assert.equal((await stat(path)).mode & 0o777, 0o600);
+    assert.match(await ok(['whoami'], { configHome, env: noEnv }), new RegExp(`^admin \\(admin\\) at ${t.url} \\(key from ${path}\\)`));
+    assert.match(await ok(['node', 'list'], { configHome, env: noEnv }), /^ID\s+NAME\s+STATUS\s+CPUS\s+MEMORY\s+GPUS.*\n\S+\s+\S+\s+READY\s+\d+\/\d+/);
+    await ok(['logout'], { configHome, env: noEnv });
+    assert.equal((await berth(['whoami'], { configHome, env: noEnv })).code, 1);
+  });
+
+  it('network volumes: create, list, get, resize, rm', async () => {
+    const v = await json<{ id: string; sizeGb: number; name: string }>(['volume', 'create', '--name', 'cli-vol', '--size-gb', '5']);
+    assert.equal(v.sizeGb, 5);
+    assert.match(await ok(['volume', 'list']), new RegExp(`^${v.id}\\s+cli-vol\\s+5 GB\\s+`, 'm'));
+    assert.match(await ok(['volume', 'get', v.id]), /^Size:\s+5 GB$/m);
+    const shrink = await berth(['volume', 'resize', v.id, '--size-gb', '1']);
+    assert.equal(shrink.code, 1);
+    assert.match(shrink.stderr, /^ {2}\/sizeGb: a network volume can only grow/m);
+    assert.equal((await json<{ sizeGb: number }>(['volume', 'resize', v.id, '--size-gb', '8'])).sizeGb, 8);
+    assert.equal(await ok(['volume', 'rm', v.id]), `network volume ${v.id} deleted\n`);
+    assert.equal((await berth(['volume', 'get', v.id])).code, 1);
+  });
+
+  it('templates: create from flags and from a file, list, get, use, rm', async () => {
+    const tpl = await json<{ id: string; pod: { image: string; ports: string[]; env: Record<string, string>; command: string[] } }>([
+      'template', 'create', '--name', 'cli-tpl', '--image', TEST_IMAGE, '--ports', '8080/http', '--env', 'A=1', '--volume-gb', '0', '--', 'sleep', '300',
+    ]);
+    assert.deepEqual(tpl.pod, { image: TEST_IMAGE, ports: ['8080/http'], env: { A: '1' }, volumeGb: 0, command: ['sleep', '300'] });
+    const file = join(home, 'tpl.json');
+    await writeFile(file, JSON.stringify({ image: TEST_IMAGE, ports: 'nope' }));
+    const bad = await berth(['template', 'create', '--name', 'bad', '-f', file]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /^ {2}\/pod\/ports\(0\): "nope" is not a port/m);
+    assert.match(await ok(['template', 'list']), new RegExp(`^${tpl.id}\\s+cli-tpl\\s+berth-test/busybox:1\\s+8080/http`, 'm'));
+    assert.match(await ok(['template', 'get', tpl.id]), /"sleep",\n\s+"300"/);
+
+    // A pod from the template, with a flag over one of its fields; --detach returns at once.
+    const pod = await json<PodJson & { spec: { containers: { env: Record<string, string> }[] } }>(['pod', 'create', '--template', tpl.id, '--env', 'B=2', '--detach']);
+    assert.deepEqual(pod.spec.containers[0]?.env, { A: '1', B: '2' });
+    await ok(['pod', 'rm', pod.id]);
+    assert.equal(await ok(['template', 'rm', tpl.id]), `template ${tpl.id} deleted\n`);
+  });
+
+  it('ssh keys: add a .pub file or stdin, refuse a duplicate, list, rm by fingerprint', async () => {
+    const pub = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIJ0kIrNy8Hd8v4AUzEhDOy4tAYyV5AS1PZ1HGVp0iEXF cli@test';
+    const file = join(home, 'id.pub');
+    await writeFile(file, `${pub}\n`);
+    const added = await json<{ id: string; name: string; fingerprint: string }>(['ssh-key', 'add', file]);
+    assert.equal(added.name, 'cli@test');
+    const dup = await berth(['ssh-key', 'add', '--name', 'again', '-'], { input: pub });
+    assert.equal(dup.code, 1);
+    assert.match(dup.stderr, /already registered/);
+    assert.match(await ok(['ssh-key', 'list']), new RegExp(`^${added.id}\\s+cli@test\\s+SHA256:`, 'm'));
+    await ok(['ssh-key', 'rm', added.fingerprint]);
+    assert.doesNotMatch(await ok(['ssh-key', 'list']), /cli@test/);
+    const notKey = await berth(['ssh-key', 'add', '-'], { input: 'not a key' });
+    assert.equal(notKey.code, 1);
+    assert.match(notKey.stderr, /\/publicKey: is not an OpenSSH public key/);
+  });
+
+  it('API keys: the secret is printed once on stdout, works, is listed by prefix, and is revoked', async () => {
+    const created = await berth(['key', 'create', '--name', 'cli-key', '--owner', 'alice']);
+    assert.equal(created.code, 0, created.stderr);
+    const secret = created.stdout.trim();
+    assert.match(secret, /^\S{16,}$/);
+    assert.match(created.stderr, /shown only now/);
+    assert.match(await ok(['whoami'], { env: { BERTH_API_KEY: secret } }), /^alice at /);
+    const list = await ok(['key', 'list']);
+    const row = list.split('\n').find((l) => /\scli-key\s/.test(l));
+    assert.ok(row, list);
+    assert.match(row, /cli-key\s+alice\s+no\s+/);
+    const id = row.split(/\s+/)[0]!;
+    // alice may not make admin keys.
+    const escalate = await berth(['key', 'create', '--name', 'x', '--admin'], { env: { BERTH_API_KEY: secret } });
+    assert.equal(escalate.code, 1);
+    await ok(['key', 'rm', id]);
+    assert.equal((await berth(['whoami'], { env: { BERTH_API_KEY: secret } })).code, 1);
+  });
+
+  it('registry credentials: the password comes from stdin and never comes back', async () => {
+    const added = await json<{ id: string; username: string }>(['registry', 'add', '--name', 'cli-reg', '--username', 'bob', '--password-stdin'], { input: 's3cret\n' });
+    assert.equal(added.username, 'bob');
+    const list = await ok(['registry', 'list', '-o', 'json']);
+    assert.ok(list.includes(added.id));
+    assert.ok(!list.includes('s3cret'));
+    const noPassword = await berth(['registry', 'add', '--name', 'x', '--username', 'y']);
+    assert.equal(noPassword.code, 1);
+    assert.match(noPassword.stderr, /--password-stdin/);
+    await ok(['registry', 'rm', added.id]);
+  });
+});
