@@ -3,19 +3,32 @@
  * process, assertions on its stdout, stderr and exit code.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
-import { readSse } from '../src/cli/client.js';
-import { table } from '../src/cli/output.js';
+import { readSse, type BerthClient } from '../src/cli/client.js';
+import { PodProgress, watchPod, type PodView } from '../src/cli/commands/pod-watch.js';
+import { Output, table, UserError } from '../src/cli/output.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
+
+/** Runs the CLI with `env` over this process's environment. */
+function run(args: string[], env: Record<string, string>, input = ''): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(process.execPath, [BIN, ...args], { env: { ...process.env, ...env }, timeout: 120_000 }, (err, stdout, stderr) => {
+      if (err && typeof err.code !== 'number') reject(err);
+      else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
+    });
+    child.stdin?.end(input);
+  });
+}
 
 /** A port nothing listens on: one the OS just handed out and took back. */
 async function closedPort(): Promise<number> {
@@ -70,6 +83,88 @@ describe('the SSE reader and the table printer', () => {
   });
 });
 
+describe('waiting for a pod', () => {
+  const view = (status: string, extra: Partial<PodView> = {}): PodView => ({ id: 'p1', status, statusMessage: null, pull: null, instances: [], ...extra }) as unknown as PodView;
+  const capture = (): { out: Output; text: () => string } => {
+    const stderr = new PassThrough();
+    const chunks: string[] = [];
+    stderr.on('data', (c: Buffer) => chunks.push(c.toString()));
+    return { out: new Output('table', { stdout: new PassThrough(), stderr }), text: () => chunks.join('') };
+  };
+
+  it('shows each status change once and pull progress, without a terminal', () => {
+    const { out, text } = capture();
+    const progress = new PodProgress(out);
+    progress.update(view('PROVISIONING'));
+    progress.update(view('PROVISIONING', { statusMessage: 'pulling img', pull: { image: 'img', current: 0, total: 2_000_000 } }));
+    progress.update(view('PROVISIONING', { statusMessage: 'pulling img 50%', pull: { image: 'img', current: 1_000_000, total: 2_000_000 } }));
+    progress.update(view('STARTING', { statusMessage: 'creating containers' }));
+    progress.update(view('RUNNING'));
+    progress.update(view('RUNNING'));
+    progress.finish();
+    assert.equal(text(), 'PROVISIONING\npulling img: 0% (0 B of 2.0 MB)\nSTARTING: creating containers\nRUNNING\n');
+  });
+
+  it('polls when the event stream is not there', async () => {
+    const seen = ['PROVISIONING', 'STARTING', 'RUNNING'];
+    let gets = 0;
+    const client = {
+      stream: async () => {
+        throw new UserError('no events here');
+      },
+      get: async () => view(seen[Math.min(gets++, seen.length - 1)]!),
+    } as unknown as BerthClient;
+    const statuses: string[] = [];
+    const settled = await watchPod(client, view('PROVISIONING'), { done: (p) => p.status === 'RUNNING', onUpdate: (p) => statuses.push(p.status) });
+    assert.equal(settled.status, 'RUNNING');
+    assert.deepEqual(statuses, ['PROVISIONING', 'PROVISIONING', 'STARTING', 'RUNNING']);
+  });
+
+  it('gives up after --timeout with a message that the pod keeps going', async () => {
+    const client = { stream: async () => new Promise(() => undefined), get: async () => view('PROVISIONING') } as unknown as BerthClient;
+    await assert.rejects(watchPod(client, view('PROVISIONING'), { done: () => false, timeoutMs: 300 }), /did not settle within 0.3 s; it keeps going/);
+  });
+});
+
+describe('berth server', () => {
+  it('says plainly that Docker is missing, and exits 1', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-server-'));
+    try {
+      const r = await run(['server', '--data-dir', join(dir, 'data'), '--port', '0'], { DOCKER_HOST: 'unix:///nonexistent/docker.sock', XDG_CONFIG_HOME: dir });
+      assert.equal(r.code, 1);
+      assert.match(r.stderr, /^error: Cannot reach the Docker daemon at \/nonexistent\/docker\.sock: .*\n$/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('on first start writes the admin key, saves a CLI config for itself, and stops on SIGTERM', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-server-'));
+    const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
+    const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the config to be saved', async () => (stderr.includes('Saved') ? true : undefined), 30_000);
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
+      assert.ok(url, stderr);
+      assert.match(stderr, new RegExp(`admin API key was written to ${join(dir, 'data', 'admin.key')}`));
+      assert.match(stderr, /export BERTH_API_KEY=\$\(cat .*admin\.key\)/);
+      const config = JSON.parse(await readFile(join(dir, 'berth', 'config.json'), 'utf8')) as { url: string; apiKey: string };
+      assert.equal(config.url, url);
+      assert.equal(config.apiKey, (await readFile(join(dir, 'data', 'admin.key'), 'utf8')).trim());
+      const who = await run(['whoami'], { XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' });
+      assert.match(who.stdout, /^admin \(admin\) at /, who.stderr);
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
+      assert.match(stderr, /SIGTERM: shutting down[\s\S]*Berth stopped\n$/);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('berth CLI against a real server', { concurrency: true }, () => {
   let t: TestServer;
   let home: string;
@@ -83,20 +178,9 @@ describe('berth CLI against a real server', { concurrency: true }, () => {
     if (home) await rm(home, { recursive: true, force: true });
   });
 
-  /** Runs `berth args...` with the test server and key in the environment (unless `env` says otherwise). */
-  const berth = (args: string[], opts: { env?: Record<string, string | undefined>; input?: string; configHome?: string } = {}): Promise<Run> =>
-    new Promise((resolve, reject) => {
-      const env: NodeJS.ProcessEnv = { ...process.env, BERTH_URL: t.url, BERTH_API_KEY: t.key, XDG_CONFIG_HOME: opts.configHome ?? join(home, 'none') };
-      for (const [k, v] of Object.entries(opts.env ?? {})) {
-        if (v === undefined) delete env[k];
-        else env[k] = v;
-      }
-      const child = execFile(process.execPath, [BIN, ...args], { env, timeout: 120_000 }, (err, stdout, stderr) => {
-        if (err && typeof err.code !== 'number') reject(err);
-        else resolve({ code: err ? Number(err.code) : 0, stdout, stderr });
-      });
-      child.stdin?.end(opts.input ?? '');
-    });
+  /** Runs `berth args...` with the test server and key in the environment (unless `env` says otherwise; '' unsets). */
+  const berth = (args: string[], opts: { env?: Record<string, string>; input?: string; configHome?: string } = {}): Promise<Run> =>
+    run(args, { BERTH_URL: t.url, BERTH_API_KEY: t.key, XDG_CONFIG_HOME: opts.configHome ?? join(home, 'none'), ...opts.env }, opts.input);
   const ok = async (args: string[], opts?: Parameters<typeof berth>[1]): Promise<string> => {
     const r = await berth(args, opts);
     assert.equal(r.code, 0, `berth ${args.join(' ')} failed (${r.code}):\n${r.stderr}`);
@@ -203,7 +287,7 @@ describe('berth CLI against a real server', { concurrency: true }, () => {
     const flag = await berth(['--api-key', 'berth_wrong', 'pod', 'list']);
     assert.match(flag.stderr, /came from --api-key/);
 
-    const none = await berth(['pod', 'list'], { env: { BERTH_API_KEY: undefined } });
+    const none = await berth(['pod', 'list'], { env: { BERTH_API_KEY: '' } });
     assert.equal(none.code, 1);
     assert.match(none.stderr, /^error: no API key for http:\/\/127\.0\.0\.1:\d+\n/);
 
@@ -215,7 +299,7 @@ describe('berth CLI against a real server', { concurrency: true }, () => {
 
   it('logs in: saves URL and key (0600) in $XDG_CONFIG_HOME/berth/config.json, then needs no env', async () => {
     const configHome = join(home, 'login');
-    const noEnv = { BERTH_URL: undefined, BERTH_API_KEY: undefined };
+    const noEnv = { BERTH_URL: '', BERTH_API_KEY: '' };
     const refused = await berth(['login', '--url', t.url, '--api-key', 'berth_wrong'], { configHome, env: noEnv });
     assert.equal(refused.code, 1, 'a key the server refuses is not saved');
     await assert.rejects(stat(join(configHome, 'berth', 'config.json')));

@@ -29,9 +29,12 @@ export async function watchPod(client: BerthClient, initial: PodView, opts: Watc
     opts.onUpdate?.(pod);
     return opts.done(pod);
   };
+  // The timeout wins even over a request that does not heed the signal.
+  const timedOut = new Promise<never>((_, reject) => ac.signal.addEventListener('abort', () => reject(ac.signal.reason), { once: true }));
+  timedOut.catch(() => undefined);
+  const follow = async (): Promise<PodView> => (await followEvents(client, initial.id, seen, ac.signal)) ?? (await poll(client, initial.id, seen, ac.signal));
   try {
-    const settled = await followEvents(client, initial.id, seen, ac.signal);
-    return settled ?? (await poll(client, initial.id, seen, ac.signal));
+    return await Promise.race([follow(), timedOut]);
   } catch (err) {
     if (ac.signal.aborted && ac.signal.reason instanceof UserError) throw ac.signal.reason;
     throw err;
