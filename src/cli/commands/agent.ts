@@ -15,7 +15,7 @@ export const agent = defineCommand({
     publicIp: { kind: 'string', flags: '--public-ip <address>', env: 'BERTH_PUBLIC_IP', description: "the address users reach this machine's published ports at" },
     bindAddress: { kind: 'string', flags: '--bind-address <address>', env: 'BERTH_BIND_ADDRESS', description: 'where published ports bind (default 0.0.0.0)' },
     gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
-    label: { kind: 'list', flags: '--label <KEY=VALUE>', description: 'node label, e.g. berth.datacenter=eu-1 (repeatable)' },
+    label: { kind: 'list', flags: '--label <KEY=VALUE>', description: 'node label, e.g. berth.io/datacenter=eu-1 (repeatable)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: ['BERTH_TOKEN=$(cat admin.key) berth agent --server http://10.0.0.1:7700 --public-ip 10.0.0.2'],

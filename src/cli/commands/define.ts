@@ -144,7 +144,8 @@ export function defineGroup(group: CommandGroup): CliCommand {
 }
 
 function addOption(cmd: Command, o: OptionSpec): string {
-  const description = o.env ? `${o.description} (env ${o.env})` : o.description;
+  // Commander names the env var of the options it reads from the environment; booleans we read ourselves.
+  const description = o.env && o.kind === 'boolean' ? `${o.description} (env: ${o.env})` : o.description;
   const opt = new Option(o.flags, description);
   switch (o.kind) {
     case 'string':
