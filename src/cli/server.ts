@@ -67,15 +67,22 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const pods = new PodService(store);
   const resources = new ResourceService(store, sealer);
   const agents = new AgentService(store, pods, sealer);
-  const adminKeyPath = await keys.bootstrap(dataDir);
-
   const app = await buildApi({ store, pods, resources, keys, agents, logger });
   const port = options.port ?? 7700;
   const host = options.host ?? '0.0.0.0';
-  await app.listen({ port, host });
+  try {
+    await app.listen({ port, host });
+  } catch (err) {
+    agents.close();
+    await store.close();
+    throw err;
+  }
+  // After listen: a start that fails on a taken port leaves no key nobody was told about.
+  const adminKeyPath = await keys.bootstrap(dataDir);
   const bound = app.server.address();
   const actualPort = typeof bound === 'object' && bound ? bound.port : port;
-  const url = `http://${host === '0.0.0.0' ? '127.0.0.1' : host}:${actualPort}`;
+  const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
+  const url = `http://${local}:${actualPort}`;
 
   let agent: Agent | undefined;
   if (runtime) {

@@ -32,11 +32,20 @@ export class KeyService {
     return { key, secret };
   }
 
+  /** When each key's last use was written; one write a minute per key, not one per request. */
+  private readonly touched = new Map<string, number>();
+
   /** The caller a Bearer secret stands for, or undefined. */
   async authenticate(secret: string): Promise<Caller | undefined> {
     if (!secret.startsWith(KEY_PREFIX)) return undefined;
     const key = await this.store.findApiKeyByHash(hashKey(secret));
-    return key ? { owner: key.owner, admin: key.admin } : undefined;
+    if (!key) return undefined;
+    const now = Date.now();
+    if (now - (this.touched.get(key.id) ?? 0) > 60_000) {
+      this.touched.set(key.id, now);
+      await this.store.touchApiKey(key.id, new Date(now).toISOString()).catch(() => undefined);
+    }
+    return { owner: key.owner, admin: key.admin };
   }
 
   list(caller: Caller): Promise<ApiKey[]> {

@@ -125,13 +125,25 @@ export function parsePort(text: string): PortSpec | string {
 
 export const formatPort = (p: PortSpec): string => `${p.port}/${p.protocol}`;
 
-/** Template fields merged under a request: env merges per key, any other field the request gives wins. */
+/**
+ * Template fields merged under a request: env merges per key, any other field the request gives wins.
+ * A request in one form (`image` or `containers`) replaces the template's other form; a template's
+ * env then goes under each requested container's own.
+ */
 export function mergeTemplate(template: PodInput, request: PodInput): PodInput {
   const merged: PodInput = { ...template };
+  if (request.containers !== undefined) {
+    for (const f of ['image', 'entrypoint', 'command', 'ports', 'env'] as const) delete merged[f];
+  }
+  if (request.image !== undefined) delete merged.containers;
   for (const [k, v] of Object.entries(request) as [keyof PodInput, unknown][]) {
     if (v !== undefined) (merged as Record<string, unknown>)[k] = v;
   }
-  if (template.env || request.env) merged.env = { ...template.env, ...request.env };
+  if (request.containers !== undefined && template.env) {
+    merged.containers = request.containers.map((c) => ({ ...c, env: { ...template.env, ...c.env } }));
+  } else if (template.env || request.env) {
+    merged.env = { ...template.env, ...request.env };
+  }
   return merged;
 }
 
@@ -175,8 +187,10 @@ class Checker {
   }
   ports(path: string, v: unknown): PortSpec[] {
     if (v === undefined || v === '') return [];
-    const list = typeof v === 'string' ? v.split(',').filter((s) => s.trim() !== '') : v;
-    if (!this.strings(path, list)) return [];
+    const given = typeof v === 'string' ? [v] : v;
+    if (!this.strings(path, given)) return [];
+    // RunPod writes "8888/http,22/tcp"; a schema layer may already have wrapped that in a list.
+    const list = given.flatMap((s) => s.split(',')).filter((s) => s.trim() !== '');
     const out: PortSpec[] = [];
     list.forEach((text, i) => {
       const p = parsePort(text);

@@ -110,20 +110,23 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     if (!inst) throw new BerthError('CONFLICT', `pod ${d.pod.id} has no instance`);
     const access = agents.nodeAccess(inst.nodeId);
     const since = req.query.since;
-    const iter = access.logs(inst.id, req.query.container, { tail: req.query.tail ?? 100, follow: req.query.follow ?? false, ...(since ? { since } : {}) });
-    // Ask for the first line before answering 200 so "no container" is a proper error, not a dead stream.
-    const it = iter[Symbol.asyncIterator]();
-    const first = await it.next();
+    const ac = new AbortController();
+    req.raw.on('close', () => ac.abort());
+    const it = access.logs(inst.id, req.query.container, { tail: req.query.tail ?? 100, follow: req.query.follow ?? false, ...(since ? { since } : {}) }, ac.signal)[Symbol.asyncIterator]();
+    // Wait briefly for the first line so "no container" is a proper error, but answer a quiet
+    // container's follower at once rather than when its first line comes.
+    const pending = it.next();
+    const early = await Promise.race([pending, new Promise<'quiet'>((r) => setTimeout(() => r('quiet'), 250))]);
     const sse = openSse(req, reply);
     try {
-      let r = first;
+      let r = early === 'quiet' ? await pending : early;
       while (!r.done && !sse.closed.aborted) {
         sse.send('log', r.value);
         r = await it.next();
       }
       if (!sse.closed.aborted) sse.send('end', { reason: 'the container stopped or the stream ended' });
     } catch (e) {
-      sse.send('error', { message: (e as Error).message });
+      if (!sse.closed.aborted) sse.send('error', { message: (e as Error).message });
     } finally {
       await it.return?.();
       sse.end();
@@ -138,11 +141,13 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   });
 
   // Events: every pod change as it is committed; `Last-Event-ID` or ?since= resumes.
-  app.get('/events', { schema: { ...tags('events'), summary: 'Pod changes as server-sent events (event "pod")', querystring: { type: 'object', properties: { since: { type: 'integer' } } } } }, async (req: Req<unknown, { since?: number }>, reply) => {
+  app.get('/events', { schema: { ...tags('events'), summary: 'Pod changes as server-sent events (event "pod"); ?pod= for one pod', querystring: { type: 'object', properties: { since: { type: 'integer' }, pod: { type: 'string' } } } } }, async (req: Req<unknown, { since?: number; pod?: string }>, reply) => {
     const since = req.query.since ?? Number(req.headers['last-event-id'] ?? NaN);
+    const only = req.query.pod;
     const sse = openSse(req, reply);
     let queue = Promise.resolve();
     const sendPod = (id: string, revision: number) => {
+      if (only && id !== only) return;
       queue = queue.then(async () => {
         const d = await store.getPod(id as PodId);
         if (!d || !canSee(req.caller, d.pod.owner) || sse.closed.aborted) return;
