@@ -107,6 +107,12 @@ describe('pods on a real Docker daemon', () => {
     const busy = await t.api<Problem>('DELETE', `/api/v1/network-volumes/${nv.body.id}`);
     assert.equal(busy.status, 409, 'a volume in use cannot be deleted');
     await t.api('POST', `/api/v1/pods/${second.body.id}/terminate`);
+    await waitFor('second pod cleaned up', async () => ((await docker.listContainers({ all: true, filters: { label: [`berth.pod=${second.body.id}`] } })).length === 0 ? true : undefined));
+    assert.equal((await t.api('DELETE', `/api/v1/network-volumes/${nv.body.id}`)).status, 204);
+    await waitFor('network volume data removed', async () => {
+      const vs = (await docker.listVolumes({ filters: { name: [`berth-nv-${nv.body.id}`] } })).Volumes ?? [];
+      return vs.length === 0 ? true : undefined;
+    });
   });
 
   it('reports an exit with its code and last lines, and restarts per the restart policy', async () => {

@@ -123,6 +123,7 @@ export class Agent implements NodeAccess {
     // First pass: pick up assignments, then remove containers that no assignment claims.
     const first = await channel.watch(nodeId, 0, 0);
     this.take(first.revision, first.assignments);
+    await this.dropNetworkVolumes(first.networkVolumes);
     await this.collectOrphans();
     this.loop = this.watchLoop();
     this.diskTimer = setInterval(() => void this.measureDisk(), 60_000);
@@ -144,6 +145,7 @@ export class Agent implements NodeAccess {
         const res = await this.opts.channel.watch(this.nodeId, this.revision, this.opts.watchWaitMs, this.abort.signal);
         if (this.abort.signal.aborted) return;
         this.take(res.revision, res.assignments);
+        await this.dropNetworkVolumes(res.networkVolumes);
         failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
@@ -323,7 +325,7 @@ export class Agent implements NodeAccess {
       await this.send(a, 'creating', [], null, 'creating containers');
       const labels = { [LABELS.managed]: '1', [LABELS.pod]: a.podId, [LABELS.instance]: a.instanceId, [LABELS.node]: this.nodeId };
       if (a.volumeDisk) await runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' });
-      if (a.networkVolume) await runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', 'berth.kind': 'network-volume' });
+      if (a.networkVolume) await runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' });
 
       const ports: Record<string, number> = {};
       for (const p of a.spec.containers.flatMap((c) => c.ports)) {
@@ -457,6 +459,18 @@ export class Agent implements NodeAccess {
       for (const id of this.assignments.keys()) this.kick(id);
     } catch (e) {
       this.log.debug({ err: e }, 'disk usage unavailable');
+    }
+  }
+
+  /** Removes the node's copies of deleted network volumes; one still mounted stays until its pod is gone. */
+  private async dropNetworkVolumes(existing: string[]): Promise<void> {
+    const keep = new Set(existing);
+    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })) {
+      if (keep.has(v.name)) continue;
+      await this.opts.runtime.removeVolume(v.name).then(
+        () => this.log.info({ volume: v.name }, 'removed a deleted network volume'),
+        (err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove a deleted network volume yet'),
+      );
     }
   }
 

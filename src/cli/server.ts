@@ -65,8 +65,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
   const pods = new PodService(store);
-  const resources = new ResourceService(store, sealer);
   const agents = new AgentService(store, pods, sealer);
+  const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const app = await buildApi({ store, pods, resources, keys, agents, logger });
   const port = options.port ?? 7700;
   const host = options.host ?? '0.0.0.0';

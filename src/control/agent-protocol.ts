@@ -45,6 +45,8 @@ export interface Assignment {
 export interface WatchResult {
   revision: number;
   assignments: Assignment[];
+  /** Docker volume names of the network volumes that exist; the agent removes the others it holds. */
+  networkVolumes: string[];
 }
 
 export interface InstanceReport {

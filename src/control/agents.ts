@@ -61,6 +61,11 @@ export class AgentService implements AgentChannel {
     return { nodeId: node.id };
   }
 
+  /** Answers every waiting watch now: for changes agents must see that are not instance changes. */
+  wakeAll(): void {
+    for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+
   setNodeAccess(nodeId: NodeId, access: NodeAccess | undefined): void {
     if (access) this.access.set(nodeId, access);
     else this.access.delete(nodeId);
@@ -94,7 +99,8 @@ export class AgentService implements AgentChannel {
     const revision = await this.store.revision();
     const instances = await this.store.listInstances({ nodeId });
     const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));
-    return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined) };
+    const networkVolumes = (await this.store.listNetworkVolumes()).map((v) => networkVolumeName(v.id));
+    return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined), networkVolumes };
   }
 
   private async changedSince(nodeId: NodeId, since: number): Promise<boolean> {

@@ -32,6 +32,8 @@ export class ResourceService {
   constructor(
     private readonly store: Store,
     private readonly sealer: Sealer,
+    /** Called after a network volume is deleted, so agents remove its data now rather than at their next watch. */
+    private readonly onNetworkVolumeDeleted: () => void = () => undefined,
   ) {}
 
   // Network volumes: named Docker volumes that outlive pods, within one data center (node group).
@@ -73,6 +75,7 @@ export class ResourceService {
     const users = (await this.store.listPods({})).filter((d) => d.spec.networkVolumeId === v.id);
     if (users.length) throw new BerthError('CONFLICT', `network volume ${id} is attached to pod ${users.map((d) => d.pod.id).join(', ')}; terminate those first`);
     await this.store.deleteNetworkVolume(v.id);
+    this.onNetworkVolumeDeleted();
   }
 
   async dataCenters(): Promise<string[]> {
