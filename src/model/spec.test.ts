@@ -227,6 +227,12 @@ describe('compilePodSpec ports', () => {
     assert.deepEqual(problems, [{ path: '/containers(1)/ports', message: 'port 80 is used by another container of the pod' }]);
   });
 
+  it('splits RunPod strings found inside a list, as a schema layer may wrap them', () => {
+    const ports = compilePodSpec({ image: 'x', ports: ['8888/http,22/tcp', '80/http'] }).containers[0]!.ports;
+    assert.deepEqual(ports.map((p) => p.port), [8888, 22, 80]);
+    assert.deepEqual(paths(problemsOf({ image: 'x', ports: ['8888/http,8888/tcp'] })), ['/ports(1)']);
+  });
+
   it('refuses ports that are neither a list nor a string', () => {
     assert.deepEqual(problemsOf({ image: 'x', ports: 8888 }), [{ path: '/ports', message: 'must be a list of strings' }]);
   });
@@ -310,9 +316,26 @@ describe('mergeTemplate', () => {
     assert.equal('env' in mergeTemplate({ image: 'x' }, { name: 'n' }), false);
   });
 
-  it('lets a request\'s containers replace a template\'s single-container form', { todo: 'bug: the template\'s image (and env, ports, ...) stay beside the request\'s containers, so compilePodSpec refuses the merge' }, () => {
-    const merged = mergeTemplate({ image: 'pytorch:2', ports: ['8888/http'] }, { containers: [{ name: 'app', image: 'app:1' }] });
-    assert.deepEqual(compilePodSpec(merged).containers.map((c) => c.image), ['app:1']);
+  it('lets a request\'s containers replace a template\'s single-container form, its env going under each container\'s', () => {
+    const merged = mergeTemplate({ image: 'pytorch:2', ports: ['8888/http'], command: ['x'], env: { A: 't', B: 't' }, gpuCount: 1 }, {
+      containers: [
+        { name: 'app', image: 'app:1', env: { B: 'app' } },
+        { name: 'side', image: 'side:1' },
+      ],
+    });
+    const spec = compilePodSpec(merged);
+    assert.deepEqual(spec.containers.map((c) => [c.name, c.image, c.ports, c.command, c.env]), [
+      ['app', 'app:1', [], [], { A: 't', B: 'app' }],
+      ['side', 'side:1', [], [], { A: 't', B: 't' }],
+    ]);
+    assert.equal(spec.gpuCount, 1);
+  });
+
+  it('lets a request\'s image replace a template\'s containers', () => {
+    const merged = mergeTemplate({ containers: [{ name: 'a', image: 'a:1' }, { name: 'b', image: 'b:1' }], volumeGb: 5 }, { image: 'solo:1' });
+    const spec = compilePodSpec(merged);
+    assert.deepEqual(spec.containers.map((c) => [c.name, c.image]), [['main', 'solo:1']]);
+    assert.equal(spec.volumeGb, 5);
   });
 
   it('changes neither argument', () => {
