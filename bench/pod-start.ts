@@ -11,6 +11,10 @@
  * number of environment variables and labels, a host name, no restart policy. The image is on the
  * machine beforehand for both (no pull).
  *
+ * For reading the figures, each round also times the same container made through the Engine API
+ * (dockerode create + start, as Berth's agent does it): a stricter reference without the CLI's own
+ * start-up, printed but not the target.
+ *
  * Runs alternate (baseline then Berth, then Berth then baseline, ...) after warm-up pairs; each
  * container, pod and volume is removed between runs, outside the timed part.
  *
@@ -183,7 +187,38 @@ async function main(): Promise<void> {
       return ms;
     };
 
+    // A stricter reference, not the target's baseline: the same container made through the Engine API
+    // (dockerode, as Berth's agent talks to Docker), create then start, without the CLI's process start.
+    const engineOnce = async (): Promise<number> => {
+      const id = randomBytes(7).toString('hex');
+      const name = `berth-bench-${id}`;
+      const volume = `berth-bench-vol-${id}`;
+      baselineLeft = { name, volume };
+      const start = process.hrtime.bigint();
+      const c = await docker.createContainer({
+        name,
+        Hostname: id,
+        Image: image,
+        Cmd: COMMAND,
+        Env: env.map((e) => e.replace(/=x$/, `=${id}`)),
+        Labels: Object.fromEntries(['managed', 'pod', 'instance', 'node', 'version', 'reset', 'container'].map((l) => [`bench.${l}`, id])),
+        ExposedPorts: { '8080/tcp': {} },
+        HostConfig: {
+          PortBindings: { '8080/tcp': [{ HostIp: '0.0.0.0', HostPort: '' }] },
+          Mounts: [{ Type: 'volume', Source: volume, Target: '/workspace', ReadOnly: false }],
+          RestartPolicy: { Name: 'no' },
+        },
+      });
+      await c.start();
+      const ms = msSince(start);
+      await c.remove({ force: true, v: true });
+      await docker.getVolume(volume).remove();
+      baselineLeft = undefined;
+      return ms;
+    };
+
     const docker_: number[] = [];
+    const engine: number[] = [];
     const berth: BerthRun[] = [];
     for (let i = 0; i < WARMUP + PAIRS; i++) {
       const warm = i < WARMUP;
@@ -196,11 +231,13 @@ async function main(): Promise<void> {
         b = await berthOnce();
         d = await dockerOnce();
       }
+      const e = await engineOnce();
       const tag = warm ? `warm-up ${i + 1}` : `pair ${i - WARMUP + 1}`;
-      log(`${tag.padEnd(10)} docker run -d ${fmt(d).padStart(9)} | berth ${fmt(b.total).padStart(9)} (POST ${fmt(b.post)}, STARTING at ${b.starting === undefined ? '-' : fmt(b.starting)})  ratio ${(b.total / d).toFixed(2)}`);
+      log(`${tag.padEnd(10)} docker run -d ${fmt(d).padStart(9)} | berth ${fmt(b.total).padStart(9)} (POST ${fmt(b.post)}, STARTING at ${b.starting === undefined ? '-' : fmt(b.starting)})  ratio ${(b.total / d).toFixed(2)} | engine API ${fmt(e)}`);
       if (!warm) {
         docker_.push(d);
         berth.push(b);
+        engine.push(e);
       }
     }
 
@@ -224,6 +261,7 @@ async function main(): Promise<void> {
       ['  of which POST answered', `median ${fmt(median(berth.map((b) => b.post)))}`],
       ['  of which STARTING seen', `median ${fmt(median(berth.flatMap((b) => (b.starting === undefined ? [] : [b.starting]))))}`],
       ['docker CLI fixed cost', `median ${fmt(median(cli))} (docker version: process start + one API call; part of the baseline)`],
+      ['reference: Engine API create+start', `median ${fmt(median(engine))}; berth/engine per-run median ${median(berth.map((b, i) => b.total / engine[i]!)).toFixed(2)} (informational, not the target)`],
       ['ratio of medians berth/docker', `${ratioOfMedians.toFixed(2)}`],
       [`median of per-pair ratios (target ≤ ${TARGET_RATIO})`, `${median(ratios).toFixed(2)}  ${verdict(median(ratios), TARGET_RATIO)}`],
     ]);
