@@ -34,12 +34,13 @@ export const median = (samples: readonly number[]): number => {
 
 export const fmt = (ms: number, digits = 1): string => `${ms.toFixed(digits)} ms`;
 
-export function stats(samples: readonly number[]): { n: number; min: number; p50: number; p90: number; p99: number; max: number; mean: number } {
+export function stats(samples: readonly number[]): { n: number; min: number; p50: number; p90: number; p95: number; p99: number; max: number; mean: number } {
   return {
     n: samples.length,
     min: Math.min(...samples),
     p50: median(samples),
     p90: quantile(samples, 0.9),
+    p95: quantile(samples, 0.95),
     p99: quantile(samples, 0.99),
     max: Math.max(...samples),
     mean: samples.reduce((a, b) => a + b, 0) / samples.length,
