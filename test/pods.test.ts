@@ -116,12 +116,15 @@ describe('pods on a real Docker daemon', () => {
   });
 
   it('reports an exit with its code and last lines, and restarts per the restart policy', async () => {
-    const never = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sh', '-c', 'echo going-down; exit 7'], restartPolicy: 'never', volumeGb: 0 });
+    // Fails the first time only: the marker on the volume disk survives into the second run.
+    const never = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sh', '-c', 'test -e /workspace/ran && exec sleep 3600; touch /workspace/ran; echo going-down; exit 7'], restartPolicy: 'never' });
     const failed = await podStatus(never.body.id, 'ERROR');
     assert.equal(failed.exitCode, 7);
     assert.ok(failed.lastLogLines.includes('going-down'), 'last log lines are kept');
     assert.match(failed.statusMessage ?? '', /exited with code 7/);
     assert.deepEqual(failed.allowedActions, ['start', 'stop', 'restart', 'reset', 'terminate']);
+    assert.equal((await t.api('POST', `/api/v1/pods/${never.body.id}/start`)).status, 200);
+    await podStatus(never.body.id, 'RUNNING');
 
     const always = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sh', '-c', 'sleep 0.3; exit 1'], restartPolicy: 'always', volumeGb: 0 });
     await waitFor('restarted', async () => {
@@ -191,6 +194,13 @@ describe('pods on a real Docker daemon', () => {
     await podStatus(p.body.id, 'RUNNING');
     const dup = await t.api<Problem>('POST', '/api/v1/templates', { name: (await t.api<{ name: string }>('GET', `/api/v1/templates/${tpl.body.id}`)).body.name, pod: { image: TEST_IMAGE } });
     assert.equal(dup.status, 409);
+
+    // The template was merged at create: changing it later does not leak into the pod's updates.
+    await t.api('PATCH', `/api/v1/templates/${tpl.body.id}`, { pod: { env: { Z: 'later' } } });
+    const renamed = await t.api<PodView>('PATCH', `/api/v1/pods/${p.body.id}`, { name: 'renamed' });
+    assert.deepEqual(renamed.body.spec.containers[0]!.env, { A: 'template', B: 'request', C: 'request' });
+    const only = await t.api<PodView>('PATCH', `/api/v1/pods/${p.body.id}`, { env: { ONLY: '1' } });
+    assert.deepEqual(only.body.spec.containers[0]!.env, { ONLY: '1' }, 'PATCH env replaces the whole map, as RunPod');
   });
 
   it('updates a pod: a new version, containers recreated, the volume disk only grows', async () => {

@@ -400,6 +400,8 @@ export class Agent implements NodeAccess {
 
   private async send(a: Assignment, state: InstanceState, containers: ContainerInfo[], exitCode: number | null, message: string | null = null): Promise<void> {
     const s = this.state(a.instanceId);
+    const order = a.spec.containers.map((c) => c.name);
+    containers = [...containers].sort((x, y) => order.indexOf(x.labels[LABELS.container] ?? '') - order.indexOf(y.labels[LABELS.container] ?? ''));
     const main = containers[0];
     const observation: InstanceObservation = {
       state,
@@ -488,8 +490,10 @@ export class Agent implements NodeAccess {
   }
 
   private containerOf(instanceId: InstanceId, name: string | undefined): Promise<ContainerInfo> {
-    return this.opts.runtime.listContainers({ [LABELS.instance]: instanceId }).then((list) => {
-      const c = name ? list.find((x) => x.labels[LABELS.container] === name) : list[0];
+    // Docker lists newest first; the default is the spec's first container.
+    const wanted = name ?? this.assignments.get(instanceId)?.spec.containers[0]?.name;
+    return this.opts.runtime.listContainers({ [LABELS.instance]: instanceId, [LABELS.node]: this.nodeId }).then((list) => {
+      const c = wanted ? list.find((x) => x.labels[LABELS.container] === wanted) : list[0];
       if (!c) throw new BerthError('CONFLICT', name ? `container ${name} of ${instanceId} does not exist` : `instance ${instanceId} has no container now`);
       return c;
     });

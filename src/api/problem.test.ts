@@ -51,7 +51,7 @@ describe('problemsFromValidation', () => {
 
   it('prefixes paths outside the body with where they are', () => {
     const problems = problemsFromValidation([{ instancePath: '/limit', keyword: 'minimum', params: {}, message: 'must be >= 1' }], 'querystring');
-    assert.deepEqual(problems, [{ path: 'querystring:/limit', message: 'must be >= 1' }]);
+    assert.deepEqual(problems, [{ path: 'query:/limit', message: 'must be >= 1' }]);
   });
 
   it('answers nothing for no issues', () => {
@@ -68,7 +68,7 @@ describe('toBerthError', () => {
   it('turns Fastify client errors into ours and anything else into INTERNAL', () => {
     const tooLarge = toBerthError(Object.assign(new Error('Request body is too large'), { statusCode: 413 }));
     assert.equal(tooLarge.code, 'BERTH_ERR_VALIDATION');
-    assert.equal(tooLarge.extra.status, 413);
+    assert.equal(tooLarge.extra.httpStatus, 413);
     assert.equal(toBerthError(Object.assign(new Error('no'), { statusCode: 404 })).kind, 'NOT_FOUND');
     assert.equal(toBerthError(Object.assign(new Error('no'), { statusCode: 401 })).kind, 'UNAUTHORIZED');
     const bug = toBerthError(new TypeError('x is undefined'));
@@ -130,11 +130,11 @@ describe('problem+json answers', () => {
     assert.equal(res.json<unknown[]>().length, 2);
   });
 
-  it('prefixes query problems with querystring:', async () => {
+  it('prefixes query problems with query:', async () => {
     const a = await app();
     const res = await a.inject({ method: 'GET', url: '/list?limit=0' });
     assert.equal(res.statusCode, 400);
-    assert.deepEqual(res.json<{ problems: unknown }>().problems, [{ path: 'querystring:/limit', message: 'must be >= 1' }]);
+    assert.deepEqual(res.json<{ problems: unknown }>().problems, [{ path: 'query:/limit', message: 'must be >= 1' }]);
     await a.close();
   });
 

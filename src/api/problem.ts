@@ -19,6 +19,8 @@ export function problemsFromValidation(errors: AjvIssue[], context: string): Pro
   return errors.map((e) => {
     const missing = e.keyword === 'required' ? String(e.params.missingProperty) : undefined;
     const path = ajvPath(e.instancePath, missing);
+    // One prefix for query-string problems wherever they are found: `query:/limit`.
+    if (context === 'querystring') context = 'query';
     const message = e.keyword === 'required' ? 'is required' : e.keyword === 'additionalProperties' ? `unknown field ${String(e.params.additionalProperty)}` : (e.message ?? 'is invalid');
     return { path: context === 'body' ? path : `${context}:${path}`, message };
   });
@@ -32,19 +34,21 @@ export function toBerthError(err: unknown): BerthError {
   if (typeof fe.statusCode === 'number' && fe.statusCode >= 400 && fe.statusCode < 500) {
     // Fastify's own client errors: bad JSON, a body too large, an unsupported content type.
     const kind = fe.statusCode === 404 ? 'NOT_FOUND' : fe.statusCode === 401 ? 'UNAUTHORIZED' : 'VALIDATION';
-    return new BerthError(kind, fe.message, { extra: { status: fe.statusCode } });
+    return new BerthError(kind, fe.message, { extra: { httpStatus: fe.statusCode } });
   }
   return new BerthError('INTERNAL', 'internal error; the server log has the details', { cause: err });
 }
 
 /** RFC 9457 problem+json with our stable code. */
 export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: BerthError): FastifyReply {
-  const status = typeof err.extra.status === 'number' && err.kind === 'VALIDATION' ? err.extra.status : err.status;
-  const { status: _s, ...extra } = err.extra;
+  const status = typeof err.extra.httpStatus === 'number' ? err.extra.httpStatus : err.status;
+  const { httpStatus: _h, ...extra } = err.extra;
   return reply
     .code(status)
     .type('application/problem+json')
     .send({
+      // Extra members first: they may not replace the standard ones.
+      ...extra,
       type: `https://berth.dev/errors/${err.code}`,
       title: ERRORS[err.kind].title,
       status,
@@ -53,6 +57,5 @@ export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: Berth
       instance: req.url,
       retryable: err.retryable,
       ...(err.problems.length ? { problems: err.problems } : {}),
-      ...extra,
     });
 }

@@ -128,7 +128,7 @@ export class PodService {
     // Switching between the single-container fields and `containers`: drop the form not asked for.
     if (patch.containers !== undefined) for (const f of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) if (patch[f] === undefined) delete input[f];
     if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
-    const spec = await this.compile(caller, input);
+    const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== current.spec.templateId);
     const problems: Problem[] = [];
     if (spec.volumeGb < current.spec.volumeGb) problems.push({ path: '/volumeGb', message: `the volume disk can only grow (now ${current.spec.volumeGb} GB)` });
     if (spec.networkVolumeId !== current.spec.networkVolumeId) problems.push({ path: '/networkVolumeId', message: 'a network volume is attached at create and cannot be changed' });
@@ -190,7 +190,7 @@ export class PodService {
     const allowed = allowedActions(detail.pod.status);
     if (!allowed.includes(action)) {
       throw new BerthError('ACTION_NOT_ALLOWED', `cannot ${action} pod ${id} while it is ${detail.pod.status}; allowed: ${allowed.join(', ') || 'none'}`, {
-        extra: { status: detail.pod.status, allowedActions: allowed },
+        extra: { podStatus: detail.pod.status, allowedActions: allowed },
       });
     }
     const podId = detail.pod.id;
@@ -226,7 +226,8 @@ export class PodService {
       case 'start':
       case 'reset': {
         const base = action === 'reset' ? { resetGeneration: inst.resetGeneration + 1, hostPorts: {} } : {};
-        if (inst.goal === 'running') return { ...base, goal: 'running' };
+        // Exited on its own (restart policy never/on-failure): still placed, so run the containers again in place.
+        if (inst.goal === 'running') return action === 'start' ? { goal: 'running', restartGeneration: inst.restartGeneration + 1 } : { ...base, goal: 'running' };
         const gpus = await this.regainGpus(inst, detail, loads, opts);
         return { ...base, goal: 'running', gpuUuids: gpus };
       }
@@ -305,10 +306,11 @@ export class PodService {
     return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
   }
 
-  private async compile(caller: Caller, input: PodInput): Promise<PodSpec> {
+  /** Validates input into a spec; `withTemplate` merges the named template under it (at create, or when an update names a new one). */
+  private async compile(caller: Caller, input: PodInput, withTemplate = true): Promise<PodSpec> {
     let merged = input;
     const problems: Problem[] = [];
-    if (input.templateId) {
+    if (input.templateId && withTemplate) {
       const t = await this.store.getTemplate(input.templateId as never);
       if (!t || !canSee(caller, t.owner)) problems.push({ path: '/templateId', message: `template ${input.templateId} not found` });
       else merged = mergeTemplate(t.pod, input);

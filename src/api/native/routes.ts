@@ -135,7 +135,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
     const d = await pods.get(req.caller, req.params.id);
-    if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; exec needs it RUNNING`, { extra: { status: d.pod.status } });
+    if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; exec needs it RUNNING`, { extra: { podStatus: d.pod.status } });
     const inst = d.instances.find((i) => i.ordinal === (req.body.instance ?? 0)) ?? d.instances[0]!;
     return agents.nodeAccess(inst.nodeId).exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
   });
@@ -158,14 +158,17 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
       if (c.kind === 'pod' || c.kind === 'instance') sendPod(c.kind === 'pod' ? c.id : c.id.replace(/-\d+$/, ''), c.revision);
     });
     if (Number.isFinite(since)) {
-      const seen = new Set<string>();
-      for (const c of (await store.changesSince(since, 10_000)).reverse()) {
-        const id = c.kind === 'pod' ? c.id : c.kind === 'instance' ? c.id.replace(/-\d+$/, '') : undefined;
-        if (id && !seen.has(id)) {
-          seen.add(id);
-          sendPod(id, c.revision);
+      const latest = new Map<string, number>();
+      for (let cursor = since; ; ) {
+        const page = await store.changesSince(cursor, 10_000);
+        for (const c of page) {
+          const id = c.kind === 'pod' ? c.id : c.kind === 'instance' ? c.id.replace(/-\d+$/, '') : undefined;
+          if (id) latest.set(id, c.revision);
         }
+        if (page.length < 10_000) break;
+        cursor = page[page.length - 1]!.revision;
       }
+      for (const [id, revision] of [...latest].sort((a, b) => a[1] - b[1])) sendPod(id, revision);
     }
     sse.closed.addEventListener('abort', () => {
       off();
