@@ -1,25 +1,17 @@
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import Docker from 'dockerode';
+import { freePort } from '../src/agent/ports.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { waitFor } from './support/server.js';
 
 const BIN = new URL('../../bin/berth.js', import.meta.url).pathname;
 const docker = new Docker();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 function serve(dataDir: string, port: number): ChildProcess {
   const child = spawn(process.execPath, [BIN, 'server', '--data-dir', dataDir, '--port', String(port), '--host', '127.0.0.1', '--log-level', 'warn'], {
@@ -46,7 +38,7 @@ describe('a server killed with SIGKILL', () => {
   it('re-adopts running pods on restart without restarting them or starting duplicates', async () => {
     await ensureTestImage();
     dataDir = await mkdtemp(join(tmpdir(), 'berth-readopt-'));
-    const port = await freePort();
+    const port = await freePort('127.0.0.1');
     const url = `http://127.0.0.1:${port}`;
     let child = serve(dataDir, port);
     children.push(child);

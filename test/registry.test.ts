@@ -1,26 +1,18 @@
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
+import { freePort } from '../src/agent/ports.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
 const docker = new Docker();
 
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const port = (s.address() as { port: number }).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface PodView {
   id: string;
@@ -37,7 +29,7 @@ describe('private registries', () => {
   before(async () => {
     await ensureTestImage();
     dir = await mkdtemp(join(tmpdir(), 'berth-registry-'));
-    const port = await freePort();
+    const port = await freePort('127.0.0.1');
     // Debian's docker-registry (distribution), with htpasswd (bcrypt) auth, on loopback only.
     const { stdout } = await run('htpasswd', ['-Bbn', 'berth', 's3cret']);
     await writeFile(join(dir, 'htpasswd'), stdout);
