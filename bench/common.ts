@@ -4,7 +4,7 @@
  * Not a benchmark itself (no `// bench:` line), so `npm run bench` does not list it.
  */
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -64,10 +64,19 @@ export async function rssMiB(pid: number): Promise<number> {
   }
 }
 
+/** The commit measured, `-dirty` when the working tree had changes; `unknown` outside a git checkout. */
+export function revision(): string {
+  try {
+    return execFileSync('git', ['describe', '--always', '--dirty'], { cwd: join(BENCH_DIR, '..', '..'), encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
 /** Prints the final block every benchmark ends with: a banner, then `label: value` lines. */
 export function summary(title: string, lines: [string, string][]): void {
   const width = Math.max(...lines.map(([k]) => k.length));
-  const out = ['', `==== ${title} — summary ====`, `date: ${new Date().toISOString()}`, `machine: ${machine()}`, `load average now: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min; other work on the machine shows here)`];
+  const out = ['', `==== ${title} — summary ====`, `date: ${new Date().toISOString()}`, `machine: ${machine()}`, `code: ${revision()}`, `load average now: ${loadavg().map((l) => l.toFixed(2)).join(' ')} (1/5/15 min; other work on the machine shows here)`];
   for (const [k, v] of lines) out.push(`${k.padEnd(width)}  ${v}`);
   out.push('');
   process.stdout.write(out.join('\n') + '\n');
