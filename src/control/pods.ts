@@ -267,11 +267,17 @@ export class PodService {
     });
   }
 
+  /** The store revision the last placement pass saw: an unchanged store has nothing new to place. */
+  private placedAt = -1;
+
   /** Tries to place instances waiting for a node; called when nodes join or resources free up. */
   async placeWaiting(): Promise<void> {
-    const waiting = (await this.store.listInstances({})).filter((i) => !i.nodeId && i.goal === 'running');
-    if (waiting.length === 0) return;
     await this.placing.run(async () => {
+      const revision = await this.store.revision();
+      if (revision === this.placedAt || (await this.store.listNodes()).length === 0) return;
+      this.placedAt = revision;
+      const waiting = (await this.store.listInstances({})).filter((i) => !i.nodeId && i.goal === 'running');
+      if (waiting.length === 0) return;
       const loads = await this.loads();
       for (const inst of waiting) {
         const detail = await this.store.getPod(inst.podId);
@@ -288,6 +294,8 @@ export class PodService {
         await this.store.updateInstance(inst.id, { nodeId: p.nodeId, gpuUuids: uuids });
         this.waitReasons.delete(inst.podId);
         await this.refreshStatus(inst.podId);
+        // Long passes must not hold the event loop: API requests go on between placements.
+        await new Promise((r) => setImmediate(r));
       }
     });
   }

@@ -5,7 +5,7 @@ import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type N
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
-import { nodesKeyOf, podView, PodViewCache } from '../views.js';
+import { nodesKeyOf, podSummary, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -52,7 +52,8 @@ async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Pr
 export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pods, resources, keys, store, agents } = deps;
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
-  const views = new PodViewCache();
+  const fullViews = new PodViewCache(podView);
+  const summaries = new PodViewCache(podSummary);
   const view = async (d: PodDetail) => podView(d, await nodeMap());
   const tags = (t: string) => ({ tags: [t] });
 
@@ -82,7 +83,8 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     const nodes = new Map(nodeList.map((n) => [n.id as string, n]));
     const key = nodesKeyOf(nodeList);
     const next = limit && list.length > limit ? page[page.length - 1]!.pod.id : null;
-    return reply.type('application/json; charset=utf-8').send(`{"pods":[${page.map((d) => views.json(d, nodes, key)).join(',')}],"next":${JSON.stringify(next)}}`);
+    const cache = q.view === 'full' ? fullViews : summaries;
+    return reply.type('application/json; charset=utf-8').send(`{"pods":[${page.map((d) => cache.json(d, nodes, key)).join(',')}],"next":${JSON.stringify(next)}}`);
   });
 
   app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));

@@ -52,6 +52,7 @@ export const ListPodsQuery = Type.Object({
   includeTerminated: Type.Optional(Type.Boolean()),
   limit: Type.Optional(Type.Integer({ minimum: 1, maximum: 100000 })),
   after: Type.Optional(Type.String({ description: 'Cursor: the `next` of the previous page' })),
+  view: Type.Optional(Type.Union([Type.Literal('summary'), Type.Literal('full')], { description: '@default "summary": no spec or instances; "full": as GET /pods/{id}' })),
 });
 
 export const ActionBody = Type.Optional(

@@ -1,5 +1,6 @@
 /** How pods read in a terminal: the list's columns and the detail block of `pod get`. */
 import { age, bytes, details, table } from '../output.js';
+import type { PodSummary } from '../../api/views.js';
 import type { PodView } from './pod-watch.js';
 
 export interface NodeView {
@@ -17,19 +18,19 @@ export interface NodeView {
 }
 
 /** `8080->127.0.0.1:32768` for each published port while running; the declared ports otherwise. */
-export function portsColumn(pod: PodView): string {
+export function portsColumn(pod: PodSummary): string {
   const mapped = Object.entries(pod.portMappings);
   if (mapped.length) return mapped.map(([port, host]) => `${port}->${pod.publicIp ?? '127.0.0.1'}:${host}`).join(',');
   return pod.ports.join(',');
 }
 
-export function podTable(pods: readonly PodView[]): string {
+export function podTable(pods: readonly PodSummary[]): string {
   const now = Date.now();
   return table(pods, [
     { header: 'ID', value: (p) => p.id },
     { header: 'NAME', value: (p) => p.name },
     { header: 'STATUS', value: (p) => p.status },
-    { header: 'IMAGE', value: (p) => p.image ?? `${p.spec.containers.length} containers` },
+    { header: 'IMAGE', value: (p) => p.image ?? `${p.containers.length} containers` },
     { header: 'GPUS', value: (p) => String(p.gpuCount) },
     { header: 'PORTS', value: portsColumn },
     { header: 'AGE', value: (p) => age(p.createdAt, now) },

@@ -1,4 +1,5 @@
 /** `berth pod ...`: create, look at, change, stop and remove pods. */
+import type { PodSummary } from '../../api/views.js';
 import type { PodVersion } from '../../model/index.js';
 import type { BerthClient } from '../client.js';
 import { age, table, UserError, type Output } from '../output.js';
@@ -85,7 +86,7 @@ const list = defineCommand({
   examples: ['berth pod list', 'berth pod list --status RUNNING -o json'],
   async handler({ opts, ctx }) {
     const client = await ctx.client();
-    const res = await client.get<{ pods: PodView[]; next: string | null }>('/pods', {
+    const res = await client.get<{ pods: PodSummary[]; next: string | null }>('/pods', {
       status: opts.status.length ? opts.status : undefined,
       name: opts.name,
       image: opts.image,
