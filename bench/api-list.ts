@@ -18,18 +18,11 @@
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { apiClient, fmt, log, msSince, pool, rssMiB, startChild, stats, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, intArg, fmt, log, msSince, pool, rssMiB, startChild, stats, summary, verdict, type ChildServer } from './common.js';
 
 const LIST_P99_TARGET_MS = 100;
 const CREATE_P99_TARGET_MS = 20;
 
-function intArg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} takes a whole number`);
-  return v;
-}
 
 const PODS = intArg('--pods', 10_000);
 const LIST_SAMPLES = intArg('--list-samples', 100);

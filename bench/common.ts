@@ -4,6 +4,7 @@
  * Not a benchmark itself (no `// bench:` line), so `npm run bench` does not list it.
  */
 
+import { readSse, type SseEvent } from '../src/cli/client.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { cpus, loadavg } from 'node:os';
@@ -158,53 +159,28 @@ export function apiClient(base: string, key: string) {
   };
 }
 
-export interface SseEvent {
-  event: string;
-  data: string;
-  id: string | undefined;
-}
-
 /**
- * Opens a server-sent events stream and calls `onEvent` for each event as it arrives. Resolves once
- * the response headers are in; `close()` ends it.
+ * Opens a server-sent events stream and calls `onEvent` for each event as it arrives, with the CLI's
+ * SSE reader. Resolves once the response headers are in; `close()` ends it.
  */
 export async function openEvents(url: string, key: string, onEvent: (e: SseEvent) => void): Promise<{ close: () => void; done: Promise<void> }> {
   const ac = new AbortController();
   const res = await fetch(url, { headers: { authorization: `Bearer ${key}`, accept: 'text/event-stream' }, signal: ac.signal });
   if (res.status !== 200 || !res.body) throw new Error(`GET ${url} answered ${res.status}`);
-  const reader = res.body.getReader();
-  const decoder = new TextDecoder();
+  const body = res.body;
   const done = (async () => {
-    let buf = '';
-    try {
-      for (;;) {
-        const { value, done: end } = await reader.read();
-        if (end) return;
-        buf += decoder.decode(value, { stream: true });
-        let cut: number;
-        while ((cut = buf.indexOf('\n\n')) >= 0) {
-          const block = buf.slice(0, cut);
-          buf = buf.slice(cut + 2);
-          let event = 'message';
-          let id: string | undefined;
-          const data: string[] = [];
-          for (const line of block.split('\n')) {
-            if (line.startsWith(':')) continue;
-            const colon = line.indexOf(':');
-            const field = colon < 0 ? line : line.slice(0, colon);
-            const value = colon < 0 ? '' : line.slice(colon + 1).replace(/^ /, '');
-            if (field === 'event') event = value;
-            else if (field === 'data') data.push(value);
-            else if (field === 'id') id = value;
-          }
-          if (data.length) onEvent({ event, data: data.join('\n'), id });
-        }
-      }
-    } catch (e) {
-      if (!ac.signal.aborted) throw e;
-    }
+    for await (const e of readSse(body, ac.signal)) onEvent(e);
   })();
   return { close: () => ac.abort(), done };
+}
+
+/** `--name N` from the command line, a whole number, or `fallback`. */
+export function intArg(name: string, fallback: number): number {
+  const i = process.argv.indexOf(name);
+  if (i < 0) return fallback;
+  const v = Number(process.argv[i + 1]);
+  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} takes a whole number`);
+  return v;
 }
 
 /** Runs `fn` over `items` with at most `concurrency` at once. */

@@ -29,18 +29,11 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { ensureTestImage } from '../test/support/images.js';
-import { apiClient, fmt, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, intArg, fmt, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const TARGET_RATIO = 1.15;
 
-function intArg(name: string, fallback: number): number {
-  const i = process.argv.indexOf(name);
-  if (i < 0) return fallback;
-  const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} takes a whole number`);
-  return v;
-}
 const PAIRS = intArg('--pairs', 15);
 const WARMUP = intArg('--warmup', 2);
 
