@@ -185,6 +185,20 @@ describe('pods on a real Docker daemon', () => {
     assert.equal(health.status, 200);
   });
 
+  it('puts the account\'s SSH keys in PUBLIC_KEY when the pod asks for SSH', async () => {
+    const key = 'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGm2mB0bZkQ3k8iVQW0Jm7w5Z1kM6Jc8YbY3oJ8nqW9d tester@laptop';
+    const added = await t.api<{ fingerprint: string }>('POST', '/api/v1/ssh-keys', { publicKey: key });
+    assert.equal(added.status, 201);
+    assert.match(added.body.fingerprint, /^SHA256:/);
+    const withSsh = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+    const without = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0, startSsh: false });
+    await podStatus(withSsh.body.id, 'RUNNING');
+    await podStatus(without.body.id, 'RUNNING');
+    assert.equal((await exec(withSsh.body.id, 'echo "$PUBLIC_KEY"')).stdout.trim(), key);
+    assert.equal((await exec(without.body.id, 'echo "${PUBLIC_KEY:-none}"')).stdout.trim(), 'none');
+    assert.equal((await t.api('DELETE', `/api/v1/ssh-keys/${encodeURIComponent(added.body.fingerprint)}`)).status, 204);
+  });
+
   it('creates a pod from a template, merging env per key', async () => {
     const tpl = await t.api<{ id: string }>('POST', '/api/v1/templates', { name: `tpl-${Date.now()}`, pod: { image: TEST_IMAGE, command: ['sleep', '3600'], env: { A: 'template', B: 'template' }, volumeGb: 0 } });
     assert.equal(tpl.status, 201);
