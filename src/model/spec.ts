@@ -5,6 +5,8 @@ export type PortProtocol = 'http' | 'tcp';
 export interface PortSpec {
   port: number;
   protocol: PortProtocol;
+  /** An http port only the owner reaches through the proxy (`8888/http:private`); absent: public, as on RunPod. */
+  private?: true;
 }
 
 export interface VolumeMount {
@@ -112,18 +114,20 @@ export const POD_DEFAULTS = {
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
 const CONTAINER_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
-const PORT_SPEC = /^(\d{1,5})\/(http|tcp)$/;
+const PORT_SPEC = /^(\d{1,5})\/(http|tcp)(?::(private|public))?$/;
 
-/** Parses `8888/http`; returns a message when it is not one. */
+/** Parses `8888/http` (or `8888/http:private`); returns a message when it is not one. */
 export function parsePort(text: string): PortSpec | string {
   const m = PORT_SPEC.exec(text.trim());
-  if (!m) return `"${text}" is not a port: write it as <port>/http or <port>/tcp`;
+  if (!m) return `"${text}" is not a port: write it as <port>/http, <port>/http:private or <port>/tcp`;
   const port = Number(m[1]);
   if (port < 1 || port > 65535) return `port ${port} is out of range 1-65535`;
-  return { port, protocol: m[2] as PortProtocol };
+  const protocol = m[2] as PortProtocol;
+  if (m[3] === 'private' && protocol !== 'http') return `port ${port}: only http ports can be private (the proxy checks the key; a TCP port is reached directly)`;
+  return m[3] === 'private' ? { port, protocol, private: true } : { port, protocol };
 }
 
-export const formatPort = (p: PortSpec): string => `${p.port}/${p.protocol}`;
+export const formatPort = (p: PortSpec): string => `${p.port}/${p.protocol}${p.private ? ':private' : ''}`;
 
 /**
  * Template fields merged under a request: env merges per key, any other field the request gives wins.
