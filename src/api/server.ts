@@ -7,6 +7,7 @@ import type { Store } from '../store/types.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { sendProblem, toBerthError } from './problem.js';
+import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 
 export interface ApiDeps {
   store: Store;
@@ -84,6 +85,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
+  await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -1,0 +1,73 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { BerthError, type Problem } from '../../model/index.js';
+import { problemsFromValidation, toBerthError } from '../problem.js';
+
+/** HTTP reason phrases, the `title`s RunPod's v2 problems carry ("Not Found", "Conflict"...). */
+const TITLES: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  409: 'Conflict',
+  413: 'Content Too Large',
+  415: 'Unsupported Media Type',
+  422: 'Unprocessable Entity',
+  500: 'Internal Server Error',
+  502: 'Bad Gateway',
+  503: 'Service Unavailable',
+};
+
+const line = (p: Problem): string => `${p.path}: ${p.message}`;
+
+/** The error and its HTTP status; a request that breaks the schema is v2's 422, other failures keep Berth's status. */
+function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number } {
+  const fe = err as FastifyError & { validation?: unknown };
+  const be = toBerthError(err);
+  if (fe.validation) return { be, status: schemaStatus };
+  const status = typeof be.extra.httpStatus === 'number' ? be.extra.httpStatus : be.status;
+  return { be, status };
+}
+
+/**
+ * REST v2's errors: RFC 9457 `application/problem+json` with `title`, `status`, `detail` and, for a
+ * body that breaks the contract, `errors` (one string per violation), plus Berth's stable `code`.
+ */
+export function sendV2Problem(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const { be, status } = classify(err, 422);
+  if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
+  const { httpStatus: _h, allowedActions: _a, ...extra } = be.extra;
+  const problems = (err as { validation?: Parameters<typeof problemsFromValidation>[0]; validationContext?: string }).validation
+    ? problemsFromValidation((err as { validation: Parameters<typeof problemsFromValidation>[0] }).validation, (err as { validationContext?: string }).validationContext ?? 'body')
+    : be.problems;
+  return reply
+    .code(status)
+    .type('application/problem+json')
+    .send({
+      ...extra,
+      type: `https://berth.dev/errors/${be.code}`,
+      title: TITLES[status] ?? be.code,
+      status,
+      detail: be.message,
+      ...(problems.length ? { errors: problems.map(line) } : {}),
+      code: be.code,
+      instance: req.url,
+    });
+}
+
+/** REST v1's errors: `{"message": "..."}` with the status. */
+export function sendV1Error(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const { be, status } = classify(err, 400);
+  if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
+  const fe = err as { validation?: Parameters<typeof problemsFromValidation>[0]; validationContext?: string };
+  const message = fe.validation ? problemsFromValidation(fe.validation, fe.validationContext ?? 'body').map(line).join('; ') : be.message;
+  return reply.code(status).type('application/json; charset=utf-8').send({ message });
+}
+
+/**
+ * Gives a plugin scope its API's error shape. Fastify runs a scope's error handler for the errors of
+ * its routes, the global API-key check included, so a bad key under /runpod/v1 answers `{"message"}`.
+ */
+export function useErrors(app: FastifyInstance, send: (req: FastifyRequest, reply: FastifyReply, err: unknown) => FastifyReply): void {
+  app.setErrorHandler((err, req, reply) => send(req, reply, err));
+  app.setNotFoundHandler((req, reply) => send(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+}
