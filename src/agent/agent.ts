@@ -1,10 +1,13 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { connect as tcpConnect, type Socket } from 'node:net';
 import { cpus, hostname, totalmem } from 'node:os';
-import { join } from 'node:path';
+import { join, posix } from 'node:path';
+import type { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { AgentChannel, Assignment, InstanceReport, NodeAccess } from '../control/agent-protocol.js';
+import type { AgentChannel, Assignment, InstanceReport, InteractiveExec, InteractiveExecRequest, NodeAccess } from '../control/agent-protocol.js';
 import { BerthError, type ContainerObservation, type DiskUsage, type InstanceId, type InstanceObservation, type InstanceState, type NodeId, type PullProgress } from '../model/index.js';
-import type { ContainerInfo, ContainerPlan, Runtime } from '../runtime/types.js';
+import { firstFileOfTar, singleFileTar } from '../runtime/tar.js';
+import type { ContainerInfo, ContainerPlan, InteractiveRuntime, Runtime } from '../runtime/types.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
 import { freePort, portFree } from './ports.js';
 
@@ -508,6 +511,71 @@ export class Agent implements NodeAccess {
     const c = await this.containerOf(instanceId, container);
     if (c.state !== 'running') throw new BerthError('CONFLICT', `container ${c.labels[LABELS.container] ?? c.name} is not running`);
     return this.opts.runtime.exec(c.id, argv, { timeoutMs });
+  }
+
+  private interactiveRuntime(): InteractiveRuntime {
+    const r = this.opts.runtime as Runtime & Partial<InteractiveRuntime>;
+    if (!r.openExec || !r.containerAddress || !r.containerGateway || !r.getArchive || !r.putArchive) throw new BerthError('CONFLICT', "this node's runtime offers no interactive access");
+    return r as InteractiveRuntime;
+  }
+
+  private async runningContainer(instanceId: InstanceId, container: string | undefined): Promise<ContainerInfo> {
+    const c = await this.containerOf(instanceId, container);
+    if (c.state !== 'running') throw new BerthError('CONFLICT', `container ${c.labels[LABELS.container] ?? c.name} is not running`);
+    return c;
+  }
+
+  async openExec(instanceId: InstanceId, container: string | undefined, req: InteractiveExecRequest): Promise<InteractiveExec> {
+    const c = await this.runningContainer(instanceId, container);
+    return this.interactiveRuntime().openExec(c.id, {
+      argv: req.argv,
+      tty: req.tty,
+      env: Object.entries(req.env ?? {}).map(([k, v]) => `${k}=${v}`),
+      ...(req.cols ? { cols: req.cols } : {}),
+      ...(req.rows ? { rows: req.rows } : {}),
+    });
+  }
+
+  /** Connects to the pod's address on its Docker network: the first container holds the namespace all of them share. */
+  async connect(instanceId: InstanceId, port: number): Promise<Socket> {
+    const c = await this.runningContainer(instanceId, undefined);
+    const ip = await this.interactiveRuntime().containerAddress(c.id);
+    if (!ip) throw new BerthError('CONFLICT', `instance ${instanceId} has no network address`);
+    return new Promise((resolve, reject) => {
+      const socket = tcpConnect({ host: ip, port, noDelay: true });
+      socket.once('connect', () => {
+        socket.removeAllListeners('error');
+        resolve(socket);
+      });
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        reject(new BerthError('CONFLICT', err.code === 'ECONNREFUSED' ? `nothing listens on port ${port} in the pod` : `cannot connect to port ${port} in the pod: ${err.message}`, { cause: err }));
+      });
+    });
+  }
+
+  async hostAddress(instanceId: InstanceId): Promise<string> {
+    const c = await this.runningContainer(instanceId, undefined);
+    const gw = await this.interactiveRuntime().containerGateway(c.id);
+    if (!gw) throw new BerthError('CONFLICT', `instance ${instanceId} is on no network the node can listen on`);
+    return gw;
+  }
+
+  async readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }> {
+    const c = await this.containerOf(instanceId, container);
+    const tar = await this.interactiveRuntime().getArchive(c.id, path, signal);
+    try {
+      const file = await firstFileOfTar(tar);
+      return { size: file.size, content: file.content };
+    } catch (err) {
+      if (err instanceof BerthError) throw err;
+      throw new BerthError('VALIDATION', `${path}: ${(err as Error).message}`, { cause: err, extra: { path } });
+    }
+  }
+
+  async writeFile(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void> {
+    const c = await this.containerOf(instanceId, container);
+    const tar = singleFileTar(posix.basename(path), size, mode, Date.now() / 1000, content);
+    await this.interactiveRuntime().putArchive(c.id, posix.dirname(path), tar);
   }
 }
 

@@ -1,3 +1,4 @@
+import type { Duplex, Readable } from 'node:stream';
 import type { Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PodId, PodSpec } from '../model/index.js';
 
 /**
@@ -65,4 +66,37 @@ export interface AgentChannel {
 export interface NodeAccess {
   logs(instanceId: InstanceId, container: string | undefined, opts: { tail?: number; since?: string; follow?: boolean }, signal?: AbortSignal): AsyncIterable<{ stream: 'stdout' | 'stderr'; time: string; text: string }>;
   exec(instanceId: InstanceId, container: string | undefined, argv: string[], timeoutMs: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
+
+  // Interactive access for the SSH gateway, the web terminal and port forwarding. Optional: only an
+  // agent in the server's process offers it for now (a remote agent has no stream channel yet).
+
+  /** Starts a process with its stdin attached: a shell with a PTY, or a command. */
+  openExec?(instanceId: InstanceId, container: string | undefined, req: InteractiveExecRequest): Promise<InteractiveExec>;
+  /** A TCP connection to `port` inside the instance's network namespace, as `localhost:port` in the pod. */
+  connect?(instanceId: InstanceId, port: number): Promise<Duplex>;
+  /** A file's bytes, streamed, with its size; NOT_FOUND when there is none, VALIDATION when it is not a regular file. */
+  readFile?(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
+  /** The node's own address on the pod's network: where the pod reaches a listener of the node (ssh -R). */
+  hostAddress?(instanceId: InstanceId): Promise<string>;
+  /** Replaces `path` with exactly `size` bytes from `content`. */
+  writeFile?(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void>;
+}
+
+export interface InteractiveExecRequest {
+  argv: string[];
+  tty: boolean;
+  env?: Record<string, string>;
+  cols?: number;
+  rows?: number;
+}
+
+export interface InteractiveExec {
+  /** `end()` closes the process's stdin. */
+  stdin: NodeJS.WritableStream;
+  /** With a PTY, stdout and stderr together. */
+  stdout: NodeJS.ReadableStream;
+  stderr: NodeJS.ReadableStream;
+  resize(cols: number, rows: number): Promise<void>;
+  exitCode: Promise<number>;
+  close(): void;
 }

@@ -5,6 +5,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { Socket } from 'node:net';
+import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
@@ -23,6 +24,9 @@ import type {
   CreateResult,
   DiskUsageReport,
   ExecResult,
+  ExecStream,
+  ExecStreamOptions,
+  InteractiveRuntime,
   LogLine,
   LogOptions,
   PullProgressEvent,
@@ -223,7 +227,7 @@ class PullProgress {
   }
 }
 
-export class DockerRuntime implements Runtime {
+export class DockerRuntime implements Runtime, InteractiveRuntime {
   readonly docker: Docker;
   private readonly where: string;
   /** Whether the storage driver accepts a writable-layer size cap; learned on the first create that asks for one. */
@@ -695,6 +699,136 @@ export class DockerRuntime implements Runtime {
       throw this.fail(err, `exec in container ${id}`, 'container', id);
     } finally {
       clearTimeout(timer);
+    }
+  }
+
+  /**
+   * Starts argv with stdin attached and hands back its streams. With a PTY the output is raw and
+   * resizable; without, Docker multiplexes stdout and stderr in frames, split here.
+   */
+  async openExec(id: string, opts: ExecStreamOptions): Promise<ExecStream> {
+    let exec: Docker.Exec;
+    let socket: Socket;
+    try {
+      exec = await this.docker.getContainer(id).exec({
+        Cmd: opts.argv,
+        AttachStdin: true,
+        AttachStdout: true,
+        AttachStderr: true,
+        Tty: opts.tty,
+        ...(opts.env && opts.env.length > 0 ? { Env: opts.env } : {}),
+        ...(opts.workingDir ? { WorkingDir: opts.workingDir } : {}),
+      });
+      socket = (await exec.start({ hijack: true, stdin: true, Tty: opts.tty })) as Socket;
+    } catch (err) {
+      throw this.fail(err, `exec in container ${id}`, 'container', id);
+    }
+    socket.setNoDelay(true);
+    const stdout = new PassThrough();
+    const stderr = new PassThrough();
+    if (opts.tty) {
+      socket.pipe(stdout);
+    } else {
+      const demux = new FrameDemuxer();
+      socket.on('data', (chunk: Buffer) => {
+        let full = false;
+        for (const f of demux.push(chunk)) full = !(f.stream === 'stderr' ? stderr : stdout).write(f.payload) || full;
+        if (full) {
+          socket.pause();
+          const resume = (): void => {
+            if (stdout.writableNeedDrain || stderr.writableNeedDrain) return;
+            stdout.off('drain', resume);
+            stderr.off('drain', resume);
+            socket.resume();
+          };
+          stdout.on('drain', resume);
+          stderr.on('drain', resume);
+        }
+      });
+      socket.on('end', () => {
+        stdout.end();
+        stderr.end();
+      });
+    }
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (!stdout.writableEnded) stdout.end();
+      if (!stderr.writableEnded) stderr.end();
+    });
+    const resize = async (cols: number, rows: number): Promise<void> => {
+      if (!opts.tty || cols <= 0 || rows <= 0) return;
+      try {
+        await exec.resize({ h: rows, w: cols });
+      } catch {
+        // The process may have ended a moment ago: a resize then has nothing to do.
+      }
+    };
+    if (opts.cols && opts.rows) await resize(opts.cols, opts.rows);
+    const exitCode = new Promise<number>((resolve) => {
+      socket.once('close', () => {
+        void (async () => {
+          // The stream closes as the process exits; the exit code can land a moment later.
+          try {
+            let info = await exec.inspect();
+            for (let i = 0; i < 40 && (info.Running || info.ExitCode === null); i++) {
+              await sleep(25);
+              info = await exec.inspect();
+            }
+            resolve(info.ExitCode ?? -1);
+          } catch {
+            resolve(-1);
+          }
+        })();
+      });
+    });
+    return { stdin: socket, stdout, stderr, resize, exitCode, close: () => socket.destroy() };
+  }
+
+  async containerAddress(id: string): Promise<string | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      throw this.fail(err, `inspect container ${id}`, 'container', id);
+    }
+    // A container that joined another's network namespace has no address of its own.
+    const mode = info.HostConfig?.NetworkMode ?? '';
+    if (mode.startsWith('container:')) return this.containerAddress(mode.slice('container:'.length));
+    for (const n of Object.values(info.NetworkSettings?.Networks ?? {})) if (n.IPAddress) return n.IPAddress;
+    return undefined;
+  }
+
+  async containerGateway(id: string): Promise<string | undefined> {
+    let info: Docker.ContainerInspectInfo;
+    try {
+      info = await this.docker.getContainer(id).inspect();
+    } catch (err) {
+      throw this.fail(err, `inspect container ${id}`, 'container', id);
+    }
+    const mode = info.HostConfig?.NetworkMode ?? '';
+    if (mode.startsWith('container:')) return this.containerGateway(mode.slice('container:'.length));
+    for (const n of Object.values(info.NetworkSettings?.Networks ?? {})) if (n.Gateway) return n.Gateway;
+    return undefined;
+  }
+
+  async getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {
+    try {
+      return await this.docker.getContainer(id).getArchive({ path, ...(signal ? { abortSignal: signal } : {}) });
+    } catch (err) {
+      if (statusCode(err) === 404) throw new BerthError('NOT_FOUND', `${path}: no such file or directory`, { cause: err, extra: { path } });
+      throw this.fail(err, `read ${path} in container ${id}`);
+    }
+  }
+
+  async putArchive(id: string, dir: string, tar: NodeJS.ReadableStream): Promise<void> {
+    try {
+      const res = await this.docker.getContainer(id).putArchive(tar, { path: dir });
+      // The answer's body is empty; reading it to the end frees the connection.
+      res.resume();
+    } catch (err) {
+      if (statusCode(err) === 404) throw new BerthError('NOT_FOUND', `${dir}: no such directory`, { cause: err, extra: { path: dir } });
+      if (statusCode(err) === 403) throw new BerthError('FORBIDDEN', `${dir} is read-only in the container`, { cause: err, extra: { path: dir } });
+      throw this.fail(err, `write into ${dir} in container ${id}`);
     }
   }
 

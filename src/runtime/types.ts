@@ -135,3 +135,46 @@ export interface Runtime {
   exec(id: string, argv: string[], opts?: { timeoutMs?: number; env?: string[] }): Promise<ExecResult>;
   diskUsage(): Promise<DiskUsageReport>;
 }
+
+/** An exec to talk to: a shell with a PTY, a command with its stdin, an SFTP helper. */
+export interface ExecStreamOptions {
+  argv: string[];
+  /** Allocate a PTY: stdout and stderr arrive merged on `stdout`, and `resize` works. */
+  tty: boolean;
+  /** `KEY=value` entries added to the container's environment. */
+  env?: string[];
+  /** The first window size, for a PTY. */
+  cols?: number;
+  rows?: number;
+  workingDir?: string;
+}
+
+export interface ExecStream {
+  /** The process's stdin; `end()` closes it (EOF) while output keeps coming. */
+  stdin: NodeJS.WritableStream;
+  stdout: NodeJS.ReadableStream;
+  /** Empty with a PTY. */
+  stderr: NodeJS.ReadableStream;
+  resize(cols: number, rows: number): Promise<void>;
+  /** The exit code once the process has ended (-1 when the runtime could not tell). */
+  exitCode: Promise<number>;
+  /** Stops listening; the process may linger, as Docker cannot kill an exec. */
+  close(): void;
+}
+
+/**
+ * What interactive access needs beyond the Runtime: PTY exec, file copies through the archive
+ * API, and the container's address on its network. Separate so the agent's other runtimes need
+ * not grow; DockerRuntime implements both.
+ */
+export interface InteractiveRuntime {
+  openExec(id: string, opts: ExecStreamOptions): Promise<ExecStream>;
+  /** The container's IP on its (first) network, or on the network of the container it joined; undefined when it has none. */
+  containerAddress(id: string): Promise<string | undefined>;
+  /** The host's address on the container's network (the network's gateway), which the container can reach. */
+  containerGateway(id: string): Promise<string | undefined>;
+  /** A tar stream of `path` (a file or a directory), as Docker's archive API gives it. */
+  getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
+  /** Unpacks a tar stream into the directory `dir`, which must exist. */
+  putArchive(id: string, dir: string, tar: NodeJS.ReadableStream): Promise<void>;
+}
