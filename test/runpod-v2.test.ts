@@ -116,7 +116,10 @@ describe('RunPod REST v2', () => {
     const pod = await running(id);
     conforms(C.V2Pod, pod, 'GET /pods/{id}');
     assert.deepEqual(pod.actions, ['stop', 'restart', 'terminate']);
-    assert.deepEqual(pod.ssh.proxy, { host: '127.0.0.1', port: 2222, username: id, command: `ssh ${id}@127.0.0.1 -p 2222` });
+    // Berth's SSH gateway: user = pod id; host and port are the server's (2222 and the API's host unless configured).
+    const proxy = pod.ssh.proxy!;
+    assert.equal(proxy.username, id);
+    assert.equal(proxy.command, `ssh ${proxy.port === 22 ? '' : `-p ${proxy.port} `}${id}@${proxy.host}`);
     const p22 = pod.runtime!.ports.find((p) => p.private === 22)!;
     assert.equal(p22.type, 'tcp');
     assert.ok(p22.public);

@@ -192,4 +192,14 @@ export const throwIf = (problems: Problem[]): void => {
 /** The single-container pods RunPod describes; a native multi-container pod shows its first container. */
 export const mainContainer = (spec: PodSpec) => spec.containers[0]!;
 
+/**
+ * Where Berth's SSH gateway is, for `ssh.proxy`: the server's own setting when it has one (the
+ * gateway's endpoints in the API's dependencies), else the options, else the host the client
+ * reached the API at and port 2222.
+ */
+export function gatewayOf(deps: object, opts: CompiledRunpodOptions, requestHost: string): { host: string; port: number } {
+  const configured = (deps as { access?: { endpoints?: { ssh?: { host?: string; port?: number } } } }).access?.endpoints?.ssh;
+  return { host: configured?.host ?? opts.sshHost ?? requestHost, port: configured?.port ?? opts.sshPort };
+}
+
 export const notRunpod = (what: string): BerthError => new BerthError('NOT_FOUND', `Berth does not serve RunPod's ${what}`);

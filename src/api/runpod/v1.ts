@@ -10,7 +10,7 @@ import type { ApiDeps } from '../server.js';
 import { sendV1Error, useErrors } from './errors.js';
 import { fromV1Create, fromV1Template, fromV1Update } from './inputs.js';
 import * as S from './schemas.js';
-import { Ignored, compileRunpodOptions, dataCenterOf, flavorOf, notRunpod, queryList, type RunpodOptions } from './shared.js';
+import { Ignored, compileRunpodOptions, gatewayOf, dataCenterOf, flavorOf, notRunpod, queryList, type RunpodOptions } from './shared.js';
 import { registryView, v1NetworkVolume, v1Pod, v1Template, type V1Extras, type ViewContext } from './views.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -23,7 +23,7 @@ export async function registerRunpodV1(app: FastifyInstance, deps: ApiDeps, opti
   const opts = compileRunpodOptions(options);
   useErrors(app, sendV1Error);
 
-  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, host: req.hostname });
+  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps, opts, req.hostname) });
 
   /** The `include*` expansions: looked up only when asked for. */
   const extrasOf = async (req: FastifyRequest, d: PodDetail, q: S.V1GetPodT): Promise<V1Extras> => {

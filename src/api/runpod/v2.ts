@@ -12,7 +12,7 @@ import { sendV2Problem, useErrors } from './errors.js';
 import { fromV2Create, fromV2Template, fromV2Update } from './inputs.js';
 import { streamPodLogs, type LogQuery } from './logs.js';
 import * as S from './schemas.js';
-import { Ignored, compileRunpodOptions, notRunpod, queryList, type RunpodOptions } from './shared.js';
+import { Ignored, compileRunpodOptions, gatewayOf, notRunpod, queryList, type RunpodOptions } from './shared.js';
 import { registryView, v2Actions, v2NetworkVolume, v2Pod, v2Template, type ViewContext } from './views.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -25,7 +25,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
   const opts = compileRunpodOptions(options);
   useErrors(app, sendV2Problem);
 
-  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, host: req.hostname });
+  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps, opts, req.hostname) });
   const view = async (req: FastifyRequest, d: PodDetail) => v2Pod(d, await viewContext(req));
 
   // Pods

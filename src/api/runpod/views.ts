@@ -6,8 +6,8 @@ import { LABELS, dataCenterOf, flavorOf, joinArgs, mainContainer, type CompiledR
 export interface ViewContext {
   nodes: Map<string, Node>;
   opts: CompiledRunpodOptions;
-  /** The host name the client reached the API at: where Berth's SSH gateway is too. */
-  host: string;
+  /** Berth's SSH gateway as users reach it. */
+  gateway: { host: string; port: number };
 }
 
 /** RunPod REST v2's transitions per status (its `podAction` description), narrowed to what Berth's table allows. */
@@ -42,9 +42,8 @@ const iso = (t: string | null): string | null => (t ? new Date(t).toISOString() 
 
 /** The SSH block: Berth's gateway (user = pod id) and, with 22/tcp published, the pod's own sshd. */
 function ssh(d: PodDetail, ctx: ViewContext, f: ReturnType<typeof facts>) {
-  const host = ctx.opts.sshHost ?? ctx.host;
-  const port = ctx.opts.sshPort;
-  const proxy = d.pod.nodeId && d.pod.status !== 'TERMINATED' ? { host, port, username: d.pod.id, command: `ssh ${d.pod.id}@${host} -p ${port}` } : null;
+  const { host, port } = ctx.gateway;
+  const proxy = d.pod.nodeId && d.pod.status !== 'TERMINATED' ? { host, port, username: d.pod.id, command: `ssh ${port === 22 ? '' : `-p ${port} `}${d.pod.id}@${host}` } : null;
   const public22 = podPorts(d.spec).some((p) => p.port === 22 && p.protocol === 'tcp') ? f.mappings['22'] : undefined;
   const direct = f.running && public22 && f.node ? { host: f.node.publicIp, port: public22, username: 'root', command: `ssh root@${f.node.publicIp} -p ${public22}` } : null;
   return { proxy, direct };
