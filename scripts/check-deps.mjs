@@ -10,7 +10,9 @@ const ALLOWED = {
   control: ['model', 'store'],
   agent: ['model', 'control', 'runtime'],
   api: ['model', 'store', 'control', 'runtime'],
-  cli: ['model', 'store', 'control', 'runtime', 'agent', 'api'],
+  proxy: ['model', 'store', 'control', 'runtime'],
+  ssh: ['model', 'store', 'control', 'runtime'],
+  cli: ['model', 'store', 'control', 'runtime', 'agent', 'api', 'proxy', 'ssh'],
 };
 
 const root = resolve('src');

@@ -2,8 +2,10 @@ import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AgentService, Caller, KeyService, PodService, ResourceService } from '../control/index.js';
+import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { sendProblem, toBerthError } from './problem.js';
@@ -16,6 +18,10 @@ export interface ApiDeps {
   keys: KeyService;
   agents: AgentService;
   logger: Logger;
+  /** The proxy's and SSH gateway's public endpoints (for connection details) and private ports' tokens. */
+  access?: { endpoints: AccessEndpoints; tokens: ProxyTokens };
+  /** Serve the API over TLS. */
+  https?: { cert: Buffer; key: Buffer };
 }
 
 declare module 'fastify' {
@@ -30,6 +36,9 @@ const OPEN = new Set(['/healthz']);
 export function bearer(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;
   if (h?.startsWith('Bearer ')) return h.slice(7).trim();
+  // Browsers cannot set headers on a WebSocket: the key may come as a `bearer.<key>` subprotocol.
+  const proto = req.headers['sec-websocket-protocol'];
+  if (proto) return proto.split(',').map((p) => p.trim()).find((p) => p.startsWith('bearer.'))?.slice(7);
   return undefined;
 }
 
@@ -39,6 +48,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
     bodyLimit: 8 * 2 ** 20,
+    ...(deps.https ? { https: deps.https } : {}),
   });
 
   // Clients send `Content-Type: application/json` with no body on GET, DELETE and actions: take it as `{}`.
@@ -85,6 +95,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());

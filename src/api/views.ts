@@ -1,12 +1,14 @@
-import { allowedActions, formatPort, type Instance, type Node, type PodSpec } from '../model/index.js';
+import { proxyUrl, sshCommand, type AccessEndpoints } from '../control/access.js';
+import { allowedActions, formatPort, podPorts, type Instance, type Node, type PodSpec } from '../model/index.js';
 import type { PodDetail } from '../store/types.js';
 
 /** The native API's view of a pod: the spec's common fields flat, for single-container pods, plus the full spec and instances. */
-export function podView(d: PodDetail, nodes: Map<string, Node>) {
+export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: AccessEndpoints) {
   const { pod, spec } = d;
   const main = spec.containers[0];
   const first = d.instances[0];
   const node = pod.nodeId ? nodes.get(pod.nodeId) : undefined;
+  const portMappings = first?.observed?.state === 'running' ? first.observed.ports : {};
   return {
     id: pod.id,
     name: pod.name,
@@ -23,7 +25,9 @@ export function podView(d: PodDetail, nodes: Map<string, Node>) {
     gpuCount: spec.gpuCount,
     nodeId: pod.nodeId,
     publicIp: node?.publicIp ?? null,
-    portMappings: first?.observed?.state === 'running' ? first.observed.ports : {},
+    portMappings,
+    /** How to reach the pod: proxy URLs, TCP addresses and the ssh command. */
+    connection: connectionView(d, node?.publicIp ?? null, portMappings, endpoints),
     pull: first?.observed?.pull ?? null,
     exitCode: first?.observed?.exitCode ?? null,
     lastLogLines: first?.observed?.lastLogLines ?? [],
@@ -40,11 +44,40 @@ export function podView(d: PodDetail, nodes: Map<string, Node>) {
 export type PodView = ReturnType<typeof podView>;
 
 /**
+ * Connection details, so nobody has to assemble them (RunPod users' complaint): each http port's
+ * proxy URL, each tcp port's `publicIp:externalPort` (null until the pod runs), and the exact ssh
+ * command, per container when there are several.
+ */
+export function connectionView(d: PodDetail, publicIp: string | null, portMappings: Record<string, number>, endpoints?: AccessEndpoints) {
+  const ports = podPorts(d.spec);
+  const proxy = endpoints?.proxy;
+  const ssh = endpoints?.ssh;
+  return {
+    http: proxy ? ports.filter((p) => p.protocol === 'http').map((p) => ({ port: p.port, url: proxyUrl(proxy, d.pod.id, p.port), private: p.private === true })) : [],
+    tcp: ports
+      .filter((p) => p.protocol === 'tcp')
+      .map((p) => {
+        const externalPort = portMappings[String(p.port)] ?? null;
+        return { port: p.port, publicIp, externalPort, address: externalPort !== null && publicIp ? `${publicIp}:${externalPort}` : null };
+      }),
+    ssh: ssh
+      ? {
+          host: ssh.host,
+          port: ssh.port,
+          user: d.pod.id as string,
+          command: sshCommand(ssh, d.pod.id),
+          ...(d.spec.containers.length > 1 ? { containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, sshCommand(ssh, d.pod.id, c.name)])) } : {}),
+        }
+      : null,
+  };
+}
+
+/**
  * A list item: the view without the full spec and the instances, a third of its size. Lists of
  * thousands of pods stay quick to send; `?view=full` or `GET /pods/{id}` give the rest.
  */
-export function podSummary(d: PodDetail, nodes: Map<string, Node>) {
-  const { spec: _spec, instances: _instances, ...summary } = podView(d, nodes);
+export function podSummary(d: PodDetail, nodes: Map<string, Node>, endpoints?: AccessEndpoints) {
+  const { spec: _spec, instances: _instances, ...summary } = podView(d, nodes, endpoints);
   return { ...summary, containers: d.spec.containers.map((c) => ({ name: c.name, image: c.image })), instanceCount: d.instances.length };
 }
 

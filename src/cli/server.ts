@@ -1,11 +1,15 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
+import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
+import { ProxyServer } from '../proxy/proxy.js';
+import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
+import { BerthError } from '../model/errors.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
@@ -32,6 +36,23 @@ export interface ServerOptions {
   logger?: Logger;
   /** Agent's stop grace in seconds. @default 10 */
   stopTimeoutSeconds?: number;
+  /** Run the HTTP proxy. @default true */
+  proxy?: boolean;
+  /** @default 7780; 0 when `port` is 0 (a random API port picks random proxy and SSH ports too) */
+  proxyPort?: number;
+  /** Pod hosts are `{podId}-{port}.{proxyDomain}`. @default localhost */
+  proxyDomain?: string;
+  /** Close proxied streams and WebSockets idle this long; 0: never. @default 0 */
+  proxyIdleTimeoutSeconds?: number;
+  /** Run the SSH gateway. @default true */
+  ssh?: boolean;
+  /** @default 2222; 0 when `port` is 0 */
+  sshPort?: number;
+  /** The host name users reach this server at, in the ssh command. @default publicIp, else localhost */
+  publicHost?: string;
+  /** PEM certificate (a wildcard for `*.{proxyDomain}` covers the proxy) and key: the API and the proxy speak HTTPS. */
+  tlsCert?: string;
+  tlsKey?: string;
 }
 
 export interface RunningServer {
@@ -43,6 +64,10 @@ export interface RunningServer {
   app: FastifyInstance;
   store: Store;
   agent: Agent | undefined;
+  proxy: ProxyServer | undefined;
+  ssh: SshGateway | undefined;
+  /** Where users reach pods: filled with the ports actually bound. */
+  endpoints: AccessEndpoints;
   close(): Promise<void>;
 }
 
@@ -67,12 +92,39 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const pods = new PodService(store);
   const agents = new AgentService(store, pods, sealer);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
-  const app = await buildApi({ store, pods, resources, keys, agents, logger });
   const port = options.port ?? 7700;
   const host = options.host ?? '0.0.0.0';
+  const tls = await readTls(options);
+  const tokens = await ProxyTokens.open(dataDir);
+  const endpoints: AccessEndpoints = {};
+  let proxy: ProxyServer | undefined;
+  let ssh: SshGateway | undefined;
+  let app: FastifyInstance;
   try {
+    // Proxy and gateway first: their bound ports go into every pod view the API renders.
+    if (options.proxy !== false) {
+      proxy = await ProxyServer.start({
+        store,
+        keys,
+        tokens,
+        logger: logger.child({ part: 'proxy' }),
+        port: options.proxyPort ?? (port === 0 ? 0 : 7780),
+        host,
+        domain: options.proxyDomain ?? 'localhost',
+        idleTimeoutMs: (options.proxyIdleTimeoutSeconds ?? 0) * 1000,
+        ...(tls ? { tls } : {}),
+      });
+      endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
+    }
+    if (options.ssh !== false) {
+      ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: options.sshPort ?? (port === 0 ? 0 : 2222), host });
+      endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port };
+    }
+    app = await buildApi({ store, pods, resources, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
+    await proxy?.close();
+    await ssh?.close();
     agents.close();
     await store.close();
     throw err;
@@ -82,7 +134,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const bound = app.server.address();
   const actualPort = typeof bound === 'object' && bound ? bound.port : port;
   const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
-  const url = `http://${local}:${actualPort}`;
+  const url = `${tls ? 'https' : 'http'}://${local}:${actualPort}`;
 
   let agent: Agent | undefined;
   if (runtime) {
@@ -110,12 +162,23 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     app,
     store,
     agent,
+    proxy,
+    ssh,
+    endpoints,
     async close() {
       clearInterval(placer);
+      await ssh?.close();
+      await proxy?.close();
       await agent?.close();
       agents.close();
       await app.close();
       await store.close();
     },
   };
+}
+
+async function readTls(options: ServerOptions): Promise<{ cert: Buffer; key: Buffer } | undefined> {
+  if (!options.tlsCert && !options.tlsKey) return undefined;
+  if (!options.tlsCert || !options.tlsKey) throw new BerthError('VALIDATION', 'give both --tls-cert and --tls-key, or neither');
+  return { cert: await readFile(options.tlsCert), key: await readFile(options.tlsKey) };
 }

@@ -52,9 +52,10 @@ async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Pr
 export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { pods, resources, keys, store, agents } = deps;
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
-  const fullViews = new PodViewCache(podView);
-  const summaries = new PodViewCache(podSummary);
-  const view = async (d: PodDetail) => podView(d, await nodeMap());
+  const endpoints = deps.access?.endpoints;
+  const fullViews = new PodViewCache((d, n) => podView(d, n, endpoints));
+  const summaries = new PodViewCache((d, n) => podSummary(d, n, endpoints));
+  const view = async (d: PodDetail) => podView(d, await nodeMap(), endpoints);
   const tags = (t: string) => ({ tags: [t] });
 
   // Pods

@@ -1,0 +1,161 @@
+/**
+ * The proxy's route table: every pod's ports and the upstreams that serve them, in memory, kept
+ * current from the store's change feed. A request costs one map lookup, never a store query.
+ */
+import type { Logger } from 'pino';
+import { podPorts, type InstanceId, type Node, type NodeId, type OwnerId, type PodId, type PodStatus, type PortProtocol } from '../model/index.js';
+import type { PodDetail, Store } from '../store/types.js';
+
+export interface Upstream {
+  instanceId: InstanceId;
+  /** `http://host:port`, the key of the connection pool. */
+  origin: string;
+  host: string;
+  port: number;
+}
+
+export interface PortRoute {
+  port: number;
+  protocol: PortProtocol;
+  private: boolean;
+  /** Running instances serving the port, in ordinal order. */
+  upstreams: Upstream[];
+  /** Round-robin position. */
+  next: number;
+}
+
+export interface PodRoute {
+  podId: PodId;
+  owner: OwnerId;
+  status: PodStatus;
+  statusMessage: string | null;
+  ports: Map<number, PortRoute>;
+}
+
+/** Changes of other server processes (PostgreSQL HA) arrive only through the store: look that often. */
+const CATCH_UP_MS = 2_000;
+
+export class RouteTable {
+  private readonly pods = new Map<PodId, PodRoute>();
+  private readonly details = new Map<PodId, PodDetail>();
+  private nodes = new Map<NodeId, Node>();
+  private readonly dirty = new Set<PodId>();
+  private nodesDirty = false;
+  private flushing: Promise<void> | undefined;
+  private seen = 0;
+  private readonly unsubscribe: () => void;
+  private readonly timer: NodeJS.Timeout;
+  /** Called after each rebuild with the origins still in use, so idle pools can close. */
+  onOrigins: ((origins: Set<string>) => void) | undefined;
+
+  private constructor(
+    private readonly store: Store,
+    private readonly log: Logger,
+  ) {
+    this.unsubscribe = store.onChange((c) => {
+      this.seen = Math.max(this.seen, c.revision);
+      this.mark(c.kind, c.id);
+    });
+    this.timer = setInterval(() => void this.catchUp(), CATCH_UP_MS);
+    this.timer.unref();
+  }
+
+  static async create(store: Store, log: Logger): Promise<RouteTable> {
+    const t = new RouteTable(store, log);
+    t.seen = await store.revision();
+    t.nodes = new Map((await store.listNodes()).map((n) => [n.id, n]));
+    for (const d of await store.listPods({})) t.put(d);
+    return t;
+  }
+
+  close(): void {
+    this.unsubscribe();
+    clearInterval(this.timer);
+  }
+
+  get(podId: string): PodRoute | undefined {
+    return this.pods.get(podId as PodId);
+  }
+
+  /** Resolves once every change heard so far is in the table (tests and the benchmark wait on it). */
+  async settled(): Promise<void> {
+    while (this.flushing) await this.flushing;
+  }
+
+  private mark(kind: 'pod' | 'instance' | 'node', id: string): void {
+    if (kind === 'node') this.nodesDirty = true;
+    else this.dirty.add((kind === 'instance' ? id.replace(/-\d+$/, '') : id) as PodId);
+    // Coalesce a burst of changes (a report touches instance and pod) into one read per pod.
+    this.flushing ??= new Promise<void>((resolve) => setImmediate(resolve)).then(() => this.flush());
+  }
+
+  private async flush(): Promise<void> {
+    try {
+      while (this.dirty.size > 0 || this.nodesDirty) {
+        if (this.nodesDirty) {
+          this.nodesDirty = false;
+          this.nodes = new Map((await this.store.listNodes()).map((n) => [n.id, n]));
+          for (const d of this.details.values()) this.put(d);
+        }
+        const ids = [...this.dirty];
+        this.dirty.clear();
+        for (const id of ids) {
+          const d = await this.store.getPod(id);
+          if (!d || d.pod.status === 'TERMINATED') this.drop(id);
+          else this.put(d);
+        }
+      }
+      this.onOrigins?.(this.origins());
+    } catch (err) {
+      this.log.warn({ err }, 'proxy route refresh failed; the next change or catch-up retries');
+    } finally {
+      this.flushing = undefined;
+    }
+  }
+
+  private async catchUp(): Promise<void> {
+    try {
+      const rev = await this.store.revision();
+      if (rev <= this.seen) return;
+      for (let since = this.seen; since < rev; ) {
+        const page = await this.store.changesSince(since, 1000);
+        if (page.length === 0) break;
+        for (const c of page) this.mark(c.kind, c.id);
+        since = page[page.length - 1]!.revision;
+      }
+      this.seen = rev;
+    } catch (err) {
+      this.log.debug({ err }, 'proxy route catch-up failed');
+    }
+  }
+
+  private drop(id: PodId): void {
+    this.pods.delete(id);
+    this.details.delete(id);
+  }
+
+  private put(d: PodDetail): void {
+    this.details.set(d.pod.id, d);
+    const old = this.pods.get(d.pod.id);
+    const ports = new Map<number, PortRoute>();
+    const instances = [...d.instances].sort((a, b) => a.ordinal - b.ordinal);
+    for (const p of podPorts(d.spec)) {
+      const upstreams: Upstream[] = [];
+      for (const i of instances) {
+        const hostPort = i.observed?.state === 'running' ? i.observed.ports[String(p.port)] : undefined;
+        const node = i.nodeId ? this.nodes.get(i.nodeId) : undefined;
+        if (!hostPort || !node) continue;
+        const host = node.publicIp === '0.0.0.0' || node.publicIp === '' ? '127.0.0.1' : node.publicIp;
+        upstreams.push({ instanceId: i.id, origin: `http://${host.includes(':') ? `[${host}]` : host}:${hostPort}`, host, port: hostPort });
+      }
+      ports.set(p.port, { port: p.port, protocol: p.protocol, private: p.private === true, upstreams, next: old?.ports.get(p.port)?.next ?? 0 });
+    }
+    this.pods.set(d.pod.id, { podId: d.pod.id, owner: d.pod.owner, status: d.pod.status, statusMessage: d.pod.statusMessage, ports });
+  }
+
+  private origins(): Set<string> {
+    const out = new Set<string>();
+    for (const r of this.pods.values()) for (const p of r.ports.values()) for (const u of p.upstreams) out.add(u.origin);
+    return out;
+  }
+}
