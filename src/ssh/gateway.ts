@@ -1,0 +1,318 @@
+/**
+ * The SSH gateway: `ssh -p 2222 {podId}@host` with the owner's registered keys. Shells (with a PTY
+ * and window resizes), commands with their exit status, SFTP (so scp and sftp work) and `-L`/`-R`
+ * forwarding, all through the pod's node access: no sshd in the image.
+ */
+import { readFile, writeFile, chmod } from 'node:fs/promises';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import ssh2 from 'ssh2';
+import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
+import type { AgentService } from '../control/agents.js';
+import type { InteractiveExec, NodeAccess } from '../control/agent-protocol.js';
+import { BerthError, type Instance, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
+import type { PodDetail, Store } from '../store/types.js';
+import { SftpSession } from './sftp.js';
+
+const { Server, utils } = ssh2;
+
+export interface SshGatewayOptions {
+  store: Store;
+  agents: AgentService;
+  logger: Logger;
+  /** The host key lives here as `ssh_host_ed25519_key`, made on first start. */
+  dataDir: string;
+  /** @default 2222; 0 picks a free port */
+  port?: number;
+  /** @default 0.0.0.0 */
+  host?: string;
+}
+
+/** `{podId}`, `{podId}-{ordinal}` for one instance, `.{container}` for another container. */
+const USER = /^([0-9a-z]{14})(?:-(\d{1,4}))?(?:\.([a-z0-9]([-a-z0-9]*[a-z0-9])?))?$/;
+/** Only the pod itself is a -L destination: the gateway is no open relay into the node's network. */
+const LOCAL_NAMES = new Set(['localhost', '127.0.0.1', '::1', '0.0.0.0', '']);
+
+interface Login {
+  podId: PodId;
+  ordinal: number | undefined;
+  container: string | undefined;
+  owner: OwnerId;
+}
+
+/** Loads the gateway's host key, or makes one (ed25519, 0600) on first start. */
+async function hostKey(dataDir: string): Promise<string> {
+  const path = join(dataDir, 'ssh_host_ed25519_key');
+  const existing = await readFile(path, 'utf8').catch(() => undefined);
+  if (existing) return existing;
+  const pair = utils.generateKeyPairSync('ed25519', { comment: 'berth gateway' });
+  await writeFile(path, pair.private, { mode: 0o600 });
+  await chmod(path, 0o600);
+  await writeFile(`${path}.pub`, pair.public + '\n', { mode: 0o644 });
+  return pair.private;
+}
+
+export class SshGateway {
+  private readonly server: InstanceType<typeof Server>;
+  private readonly clients = new Set<Connection>();
+  port = 0;
+
+  private constructor(
+    private readonly opts: SshGatewayOptions,
+    key: string,
+  ) {
+    this.server = new Server({ hostKeys: [key], ident: 'Berth' }, (client) => this.onClient(client));
+  }
+
+  static async start(opts: SshGatewayOptions): Promise<SshGateway> {
+    const gw = new SshGateway(opts, await hostKey(opts.dataDir));
+    await new Promise<void>((resolve, reject) => {
+      gw.server.once('error', reject);
+      gw.server.listen(opts.port ?? 2222, opts.host ?? '0.0.0.0', () => {
+        gw.server.off('error', reject);
+        resolve();
+      });
+    });
+    const addr = gw.server.address();
+    gw.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 2222);
+    return gw;
+  }
+
+  async close(): Promise<void> {
+    for (const c of this.clients) c.end();
+    await new Promise<void>((resolve) => this.server.close(() => resolve()));
+  }
+
+  private get log(): Logger {
+    return this.opts.logger;
+  }
+
+  private onClient(client: Connection): void {
+    this.clients.add(client);
+    let login: Login | undefined;
+    const forwards = new Map<string, TcpServer>();
+    client.on('error', (err) => this.log.debug({ err }, 'ssh client error'));
+    client.on('close', () => {
+      this.clients.delete(client);
+      for (const s of forwards.values()) s.close();
+    });
+    client.on('authentication', (ctx) => {
+      this.authenticate(ctx).then(
+        (ok) => {
+          if (ok) login = ok;
+        },
+        (err: unknown) => {
+          this.log.warn({ err }, 'ssh authentication failed');
+          ctx.reject(['publickey']);
+        },
+      );
+    });
+    client.on('ready', () => {
+      const who = login!;
+      client.on('session', (accept) => this.onSession(accept(), who));
+      client.on('tcpip', (accept, reject, info) => {
+        if (!LOCAL_NAMES.has(info.destIP) && info.destIP !== who.podId) {
+          this.log.info({ pod: who.podId, dest: info.destIP }, 'refused a forward to another host');
+          return reject();
+        }
+        this.target(who)
+          .then(({ access, instance }) => access.connect!(instance.id, info.destPort))
+          .then(
+            (socket) => pipeChannel(accept(), socket),
+            (err: unknown) => {
+              this.log.info({ pod: who.podId, port: info.destPort, err: (err as Error).message }, 'forward refused');
+              reject();
+            },
+          );
+      });
+      client.on('request', (accept, reject, name, info) => {
+        if (name === 'tcpip-forward' && 'bindPort' in info) return void this.remoteForward(client, who, info.bindAddr, info.bindPort, forwards, accept, reject);
+        if (name === 'cancel-tcpip-forward' && 'bindPort' in info) {
+          const key = `${info.bindAddr}:${info.bindPort}`;
+          forwards.get(key)?.close();
+          forwards.delete(key);
+          return accept?.();
+        }
+        reject?.();
+      });
+    });
+  }
+
+  /** Accepts only a key registered by the pod's owner, with a valid signature. */
+  private async authenticate(ctx: AuthContext): Promise<Login | undefined> {
+    const m = USER.exec(ctx.username);
+    if (ctx.method !== 'publickey' || !m) return void ctx.reject(['publickey']);
+    const detail = await this.opts.store.getPod(m[1] as PodId);
+    if (!detail || detail.pod.status === 'TERMINATED') return void ctx.reject(['publickey']);
+    const keys = await this.opts.store.listSshKeys(detail.pod.owner);
+    for (const k of keys) {
+      const parsed = utils.parseKey(k.publicKey);
+      if (parsed instanceof Error) continue;
+      if (parsed.type !== ctx.key.algo && !(ctx.key.algo.startsWith('rsa-sha2') && parsed.type === 'ssh-rsa')) continue;
+      if (!parsed.getPublicSSH().equals(ctx.key.data)) continue;
+      // Without a signature the client only asks whether this key would do.
+      if (!ctx.signature) {
+        ctx.accept();
+        return undefined;
+      }
+      if (parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) break;
+      ctx.accept();
+      return { podId: detail.pod.id, ordinal: m[2] !== undefined ? Number(m[2]) : undefined, container: m[3], owner: detail.pod.owner };
+    }
+    ctx.reject(['publickey']);
+    return undefined;
+  }
+
+  /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
+  private async target(who: Login): Promise<{ detail: PodDetail; instance: Instance; access: NodeAccess }> {
+    const detail = await this.opts.store.getPod(who.podId);
+    if (!detail || detail.pod.status === 'TERMINATED') throw new BerthError('POD_NOT_FOUND', `pod ${who.podId} no longer exists`);
+    if (detail.pod.status !== 'RUNNING') {
+      throw new BerthError('ACTION_NOT_ALLOWED', `pod ${who.podId} is ${detail.pod.status}${detail.pod.statusMessage ? ` (${detail.pod.statusMessage})` : ''}; start it with \`berth pod start ${who.podId}\` and connect again`);
+    }
+    const running = detail.instances.filter((i) => i.observed?.state === 'running').sort((a, b) => a.ordinal - b.ordinal);
+    const instance = who.ordinal !== undefined ? running.find((i) => i.ordinal === who.ordinal) : running[0];
+    if (!instance) throw new BerthError('ACTION_NOT_ALLOWED', who.ordinal !== undefined ? `instance ${who.podId}-${who.ordinal} is not running` : `pod ${who.podId} has no running instance yet`);
+    if (who.container && !detail.spec.containers.some((c) => c.name === who.container)) {
+      throw new BerthError('NOT_FOUND', `pod ${who.podId} has no container ${who.container} (it has ${detail.spec.containers.map((c) => c.name).join(', ')})`);
+    }
+    const access = this.opts.agents.nodeAccess(instance.nodeId);
+    if (!access.openExec || !access.connect || !access.readFile || !access.writeFile || !access.hostAddress) {
+      throw new BerthError('NODE_UNAVAILABLE', `the node of pod ${who.podId} offers no interactive access (its agent runs remotely); use \`berth pod exec\``);
+    }
+    return { detail, instance, access };
+  }
+
+  private onSession(session: Session, who: Login): void {
+    let pty: { term: string; cols: number; rows: number } | undefined;
+    const env: Record<string, string> = {};
+    let running: InteractiveExec | undefined;
+    session.on('pty', (accept, _reject, info) => {
+      pty = { term: info.term, cols: info.cols, rows: info.rows };
+      accept?.();
+    });
+    session.on('env', (accept, _reject, info) => {
+      if (/^(LANG|LC_[A-Z]+|TZ|COLORTERM)$/.test(info.key)) env[info.key] = info.val;
+      accept?.();
+    });
+    session.on('window-change', (accept, _reject, info) => {
+      void running?.resize(info.cols, info.rows);
+      accept?.();
+    });
+    session.on('signal', (accept) => accept?.());
+    const start = (channel: ServerChannel, argv: string[]): void => {
+      this.run(channel, who, argv, pty, env).then(
+        (exec) => (running = exec),
+        () => undefined,
+      );
+    };
+    session.on('shell', (accept) => {
+      // A login shell: bash where the image has it, else sh.
+      start(accept(), ['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi']);
+    });
+    session.on('exec', (accept, _reject, info) => start(accept(), ['/bin/sh', '-c', info.command]));
+    // 'sftp' has its own event; no other subsystem is served.
+    session.on('subsystem', (_accept, reject) => reject());
+    session.on('sftp', (accept) => {
+      const sftp = accept();
+      this.target(who).then(
+        ({ access, instance }) => new SftpSession(sftp, { access, instanceId: instance.id as InstanceId, container: who.container, logger: this.log }),
+        (err: unknown) => {
+          this.log.info({ pod: who.podId, err: (err as Error).message }, 'sftp refused');
+          sftp.end();
+        },
+      );
+    });
+  }
+
+  /** Runs argv in the pod, wiring the channel to it both ways; the exit status goes back at the end. */
+  private async run(channel: ServerChannel, who: Login, argv: string[], pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<InteractiveExec> {
+    let exec: InteractiveExec;
+    try {
+      const { access, instance } = await this.target(who);
+      exec = await access.openExec!(instance.id, who.container, {
+        argv,
+        tty: pty !== undefined,
+        env: { ...env, ...(pty ? { TERM: pty.term || 'xterm-256color' } : {}) },
+        ...(pty ? { cols: pty.cols, rows: pty.rows } : {}),
+      });
+    } catch (err) {
+      refuse(channel, err);
+      throw err;
+    }
+    let open = 2;
+    const finish = (): void => {
+      if (--open > 0) return;
+      void exec.exitCode.then((code) => {
+        if (channel.closed) return;
+        channel.exit(code < 0 ? 255 : code);
+        channel.end();
+      });
+    };
+    exec.stdout.on('end', finish);
+    exec.stderr.on('end', finish);
+    exec.stdout.pipe(channel, { end: false });
+    exec.stderr.pipe(channel.stderr, { end: false });
+    channel.on('data', (d: Buffer) => {
+      if (!exec.stdin.write(d)) {
+        channel.pause();
+        exec.stdin.once('drain', () => channel.resume());
+      }
+    });
+    channel.on('end', () => exec.stdin.end());
+    channel.on('close', () => exec.close());
+    return exec;
+  }
+
+  /**
+   * `-R`: the gateway cannot open a listener inside the pod's network namespace without a helper in
+   * the image, so it listens on the pod's node at the Docker network's gateway address, which the pod
+   * reaches (BERTH_HOST_GATEWAY in docs/access.md), and forwards each connection back to the client.
+   */
+  private remoteForward(client: Connection, who: Login, bindAddr: string, bindPort: number, forwards: Map<string, TcpServer>, accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined): void {
+    this.target(who)
+      .then(async ({ access, instance }) => {
+        const address = await access.hostAddress!(instance.id);
+        const listener = createTcpServer((socket: Socket) => {
+          const remote = socket.remoteAddress ?? '';
+          client.forwardOut(bindAddr, bindPort, remote, socket.remotePort ?? 0, (err, channel) => {
+            if (err) return socket.destroy();
+            pipeChannel(channel, socket);
+          });
+        });
+        await new Promise<void>((resolve, reject2) => {
+          listener.once('error', reject2);
+          listener.listen(bindPort, address, () => resolve());
+        });
+        const addr = listener.address();
+        const port = typeof addr === 'object' && addr ? addr.port : bindPort;
+        forwards.set(`${bindAddr}:${bindPort}`, listener);
+        this.log.info({ pod: who.podId, address, port }, 'remote forward listening');
+        accept?.(port);
+      })
+      .catch((err: unknown) => {
+        this.log.info({ pod: who.podId, err: (err as Error).message }, 'remote forward refused');
+        reject?.();
+      });
+  }
+}
+
+/** Says why on stderr and ends the channel with status 1: a clear message, not a dropped connection. */
+function refuse(channel: ServerChannel, err: unknown): void {
+  const message = err instanceof Error ? err.message : String(err);
+  if (channel.closed) return;
+  channel.stderr.write(`berth: ${message}\r\n`);
+  channel.exit(1);
+  channel.end();
+}
+
+function pipeChannel(channel: ServerChannel | NodeJS.ReadWriteStream, socket: Socket | NodeJS.ReadWriteStream): void {
+  const ch = channel as ServerChannel;
+  const s = socket as Socket;
+  ch.pipe(s).pipe(ch);
+  ch.on('close', () => s.destroy());
+  s.on('close', () => ch.destroy());
+  s.on('error', () => ch.destroy());
+  ch.on('error', () => s.destroy());
+}
