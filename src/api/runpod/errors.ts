@@ -19,13 +19,18 @@ const TITLES: Record<number, string> = {
 
 const line = (p: Problem): string => `${p.path}: ${p.message}`;
 
-/** The error and its HTTP status; a request that breaks the schema is v2's 422, other failures keep Berth's status. */
-function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number } {
-  const fe = err as FastifyError & { validation?: unknown };
+type AjvIssues = Parameters<typeof problemsFromValidation>[0];
+
+/**
+ * The error, its HTTP status and its problems: a request that breaks the schema answers
+ * `schemaStatus` (v2's 422, v1's 400) listing each violation; other failures keep Berth's status.
+ */
+function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number; problems: Problem[] } {
+  const fe = err as FastifyError & { validation?: AjvIssues; validationContext?: string };
   const be = toBerthError(err);
-  if (fe.validation) return { be, status: schemaStatus };
+  if (fe.validation) return { be, status: schemaStatus, problems: problemsFromValidation(fe.validation, fe.validationContext ?? 'body') };
   const status = typeof be.extra.httpStatus === 'number' ? be.extra.httpStatus : be.status;
-  return { be, status };
+  return { be, status, problems: be.problems };
 }
 
 /**
@@ -33,16 +38,14 @@ function classify(err: unknown, schemaStatus: number): { be: BerthError; status:
  * body that breaks the contract, `errors` (one string per violation), plus Berth's stable `code`.
  */
 export function sendV2Problem(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const { be, status } = classify(err, 422);
+  const { be, status, problems } = classify(err, 422);
   if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
   const { httpStatus: _h, allowedActions: _a, ...extra } = be.extra;
-  const problems = (err as { validation?: Parameters<typeof problemsFromValidation>[0]; validationContext?: string }).validation
-    ? problemsFromValidation((err as { validation: Parameters<typeof problemsFromValidation>[0] }).validation, (err as { validationContext?: string }).validationContext ?? 'body')
-    : be.problems;
   return reply
     .code(status)
     .type('application/problem+json')
     .send({
+      // Extra members first: they may not replace the standard ones.
       ...extra,
       type: `https://berth.dev/errors/${be.code}`,
       title: TITLES[status] ?? be.code,
@@ -58,9 +61,7 @@ export function sendV2Problem(req: FastifyRequest, reply: FastifyReply, err: unk
 export function sendV1Error(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const { be, status } = classify(err, 400);
   if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
-  const fe = err as { validation?: Parameters<typeof problemsFromValidation>[0]; validationContext?: string };
-  const message = fe.validation ? problemsFromValidation(fe.validation, fe.validationContext ?? 'body').map(line).join('; ') : be.message;
-  return reply.code(status).type('application/json; charset=utf-8').send({ message });
+  return reply.code(status).type('application/json; charset=utf-8').send({ message: be.message });
 }
 
 /**

@@ -43,7 +43,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
       d = await pods.create(req.caller, input);
     } catch (e) {
       // v2 answers "no machine can place this" with 400, as it does a broken rule.
-      if (e instanceof BerthError && e.kind === 'NO_CAPACITY') throw new BerthError('VALIDATION', e.message, { extra: { ...e.extra, httpStatus: 400 } });
+      if (e instanceof BerthError && e.kind === 'NO_CAPACITY') throw new BerthError('NO_CAPACITY', e.message, { extra: { ...e.extra, httpStatus: 400 } });
       throw e;
     }
     return reply.code(201).headers(ignored.header()).send(await view(req, d));
