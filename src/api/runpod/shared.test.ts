@@ -46,8 +46,8 @@ describe('RunPod API helpers', () => {
 
   it('points ssh.proxy at the configured gateway, else the options, else the API host', () => {
     const opts = compileRunpodOptions({ sshPort: 2200 });
-    assert.deepEqual(gatewayOf({}, opts, 'berth.example'), { host: 'berth.example', port: 2200 });
-    assert.deepEqual(gatewayOf({}, compileRunpodOptions({ sshPort: 2200, sshHost: 'ssh.example' }), 'berth.example'), { host: 'ssh.example', port: 2200 });
-    assert.deepEqual(gatewayOf({ access: { endpoints: { ssh: { host: 'gw', port: 22 } } } }, opts, 'berth.example'), { host: 'gw', port: 22 });
+    assert.deepEqual(gatewayOf(undefined, opts, 'berth.example'), { host: 'berth.example', port: 2200 });
+    assert.deepEqual(gatewayOf(undefined, compileRunpodOptions({ sshPort: 2200, sshHost: 'ssh.example' }), 'berth.example'), { host: 'ssh.example', port: 2200 });
+    assert.deepEqual(gatewayOf({ endpoints: { ssh: { host: 'gw', port: 22 } } } as never, opts, 'berth.example'), { host: 'gw', port: 22 });
   });
 });

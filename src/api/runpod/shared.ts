@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DATA_CENTER_LABEL, DEFAULT_DATA_CENTER } from '../../control/index.js';
 import { BerthError, invalid, type Node, type PodInput, type PodSpec, type Problem } from '../../model/index.js';
+import type { ApiDeps } from '../server.js';
 
 /** Settings both RunPod APIs share; the server passes them when it registers the routes. */
 export interface RunpodOptions {
@@ -193,13 +194,12 @@ export const throwIf = (problems: Problem[]): void => {
 export const mainContainer = (spec: PodSpec) => spec.containers[0]!;
 
 /**
- * Where Berth's SSH gateway is, for `ssh.proxy`: the server's own setting when it has one (the
- * gateway's endpoints in the API's dependencies), else the options, else the host the client
- * reached the API at and port 2222.
+ * Where Berth's SSH gateway is, for `ssh.proxy`: the endpoint the server started it at when it runs
+ * one, else the options, else the host the client reached the API at.
  */
-export function gatewayOf(deps: object, opts: CompiledRunpodOptions, requestHost: string): { host: string; port: number } {
-  const configured = (deps as { access?: { endpoints?: { ssh?: { host?: string; port?: number } } } }).access?.endpoints?.ssh;
-  return { host: configured?.host ?? opts.sshHost ?? requestHost, port: configured?.port ?? opts.sshPort };
+export function gatewayOf(access: ApiDeps['access'], opts: CompiledRunpodOptions, requestHost: string): { host: string; port: number } {
+  const started = access?.endpoints.ssh;
+  return { host: started?.host ?? opts.sshHost ?? requestHost, port: started?.port ?? opts.sshPort };
 }
 
 export const notRunpod = (what: string): BerthError => new BerthError('NOT_FOUND', `Berth does not serve RunPod's ${what}`);
