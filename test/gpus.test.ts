@@ -81,5 +81,30 @@ describe('GPU placement with a declared (simulated) inventory', () => {
     assert.equal(zero.status, 200);
     const recovered = await status(pair.body.id, 'RUNNING');
     assert.equal(recovered.instances[0]!.gpus.length, 0, 'started with zero GPUs when asked');
+    const greedy = await t.api<{ code: string }>('POST', `/api/v1/pods/${a100.body.id}/stop`);
+    assert.equal(greedy.status, 200);
+    await status(a100.body.id, 'EXITED');
+    const more = await t.api<{ code: string }>('POST', `/api/v1/pods/${a100.body.id}/start`, { gpuCount: 2 });
+    assert.equal(more.status, 400, 'a start cannot take more GPUs than the pod asks for');
+  });
+
+  it('scales a GPU pod without handing one GPU to two instances', async () => {
+    for (const p of (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods')).body.pods) await t.api('POST', `/api/v1/pods/${p.id}/terminate`);
+    await waitFor('all instances gone', async () => ((await t.server.store.listInstances({})).length === 0 ? true : undefined));
+    const p = await t.api<PodView>('POST', '/api/v1/pods', { ...sleeper, gpuCount: 1, gpuTypeIds: ['NVIDIA GeForce RTX 4090'] });
+    await status(p.body.id, 'RUNNING');
+    const two = await t.api<PodView>('PATCH', `/api/v1/pods/${p.body.id}`, { instances: 2 });
+    assert.equal(two.status, 200);
+    const uuids = two.body.instances.map((i) => i.gpus.map((g) => g.uuid)).flat();
+    assert.deepEqual([...uuids].sort(), ['GPU-aaaa', 'GPU-bbbb'], 'each instance has its own GPU');
+    // No third RTX 4090: the third instance waits unplaced rather than sharing one.
+    const three = await t.api<PodView & { instances: { nodeId: string | null }[] }>('PATCH', `/api/v1/pods/${p.body.id}`, { instances: 3 });
+    assert.equal(three.status, 200);
+    assert.equal(three.body.instances.length, 3);
+    assert.equal(three.body.instances[2]!.nodeId, null);
+    assert.deepEqual(three.body.instances[2]!.gpus, []);
+    // Back to one: the waiting instance goes at once, the placed one once its node has removed it.
+    assert.equal((await t.api('PATCH', `/api/v1/pods/${p.body.id}`, { instances: 1 })).status, 200);
+    await waitFor('scaled down to one', async () => ((await t.server.store.listInstances({ podId: p.body.id as never })).length === 1 ? true : undefined));
   });
 });

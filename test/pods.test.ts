@@ -142,8 +142,11 @@ describe('pods on a real Docker daemon', () => {
     const id = p.body.id;
     await podStatus(id, 'RUNNING');
     await exec(id, 'echo x > /marker');
+    const pid1 = (await exec(id, 'cat /proc/1/stat')).stdout.split(' ')[21];
     assert.equal((await t.api('POST', `/api/v1/pods/${id}/restart`)).status, 200);
-    await waitFor('marker after restart', async () => ((await exec(id, 'cat /marker')).stdout.trim() === 'x' ? true : undefined));
+    await waitFor('restart carried out', async () => ((await t.api<PodView & { instances: { observedRestartGeneration: number }[] }>('GET', `/api/v1/pods/${id}`)).body.instances[0]!.observedRestartGeneration === 1 ? true : undefined));
+    await waitFor('marker after restart', async () => ((await exec(id, 'cat /marker').catch(() => undefined))?.stdout.trim() === 'x' ? true : undefined));
+    assert.notEqual((await exec(id, 'cat /proc/1/stat')).stdout.split(' ')[21], pid1, 'the process started again');
     assert.equal((await t.api('POST', `/api/v1/pods/${id}/reset`)).status, 200);
     await waitFor('marker gone after reset', async () => {
       const r = await exec(id, 'test -e /marker && echo yes || echo no').catch(() => undefined);
@@ -183,6 +186,49 @@ describe('pods on a real Docker daemon', () => {
     assert.equal(noKey.status, 401);
     const health = await fetch(`${t.url}/healthz`);
     assert.equal(health.status, 200);
+  });
+
+  it('keeps a multi-container pod\'s shared network across a restart', async () => {
+    const p = await t.api<PodView>('POST', '/api/v1/pods', {
+      volumeGb: 0,
+      containers: [
+        { name: 'holder', image: TEST_IMAGE, command: ['sleep', '3600'], ports: ['8080/http'] },
+        { name: 'web', image: TEST_IMAGE, command: WEB },
+      ],
+    });
+    assert.equal(p.status, 201);
+    const pod = await podStatus(p.body.id, 'RUNNING');
+    const get = () => fetch(`http://127.0.0.1:${pod.portMappings['8080']}/index.html`).then((r) => r.text()).catch(() => undefined);
+    assert.equal((await waitFor('web through the holder\'s port', async () => (await get())?.trim() || undefined)), 'hello-berth');
+    assert.equal((await t.api('POST', `/api/v1/pods/${p.body.id}/restart`)).status, 200);
+    await waitFor('restarted', async () => ((await t.api<PodView & { instances: { observedRestartGeneration: number }[] }>('GET', `/api/v1/pods/${p.body.id}`)).body.instances[0]!.observedRestartGeneration === 1 ? true : undefined));
+    assert.equal((await waitFor('web answers again', async () => (await get())?.trim() || undefined)), 'hello-berth');
+  });
+
+  it('lets no owner see or touch another owner\'s pods', async () => {
+    const mine = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+    const alice = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'alice', owner: 'alice' })).body.key;
+    assert.equal((await t.api('GET', `/api/v1/pods/${mine.body.id}`, undefined, alice)).status, 404);
+    assert.equal((await t.api('POST', `/api/v1/pods/${mine.body.id}/stop`, undefined, alice)).status, 404);
+    assert.equal((await t.api('POST', `/api/v1/pods/${mine.body.id}/exec`, { command: ['true'] }, alice)).status, 404);
+    assert.equal((await t.api('PATCH', `/api/v1/pods/${mine.body.id}`, { name: 'stolen' }, alice)).status, 404);
+    const list = (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods', undefined, alice)).body.pods;
+    assert.ok(!list.some((p) => p.id === mine.body.id));
+    assert.equal((await t.api('POST', '/api/v1/keys', { name: 'escalate', admin: true }, alice)).status, 403);
+  });
+
+  it('settles a terminate racing a start on one final state', async () => {
+    const p = await t.api<PodView>('POST', '/api/v1/pods', { image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+    await podStatus(p.body.id, 'RUNNING');
+    await t.api('POST', `/api/v1/pods/${p.body.id}/stop`);
+    await podStatus(p.body.id, 'EXITED');
+    const [term, start] = await Promise.all([t.api('POST', `/api/v1/pods/${p.body.id}/terminate`), t.api('POST', `/api/v1/pods/${p.body.id}/start`)]);
+    assert.equal(term.status, 200);
+    assert.ok(start.status === 200 || start.status === 409);
+    const after = await t.api<PodView & { desiredStatus: string }>('GET', `/api/v1/pods/${p.body.id}`);
+    assert.equal(after.body.status, 'TERMINATED');
+    assert.equal(after.body.desiredStatus, 'TERMINATED');
+    assert.ok((await t.server.store.listInstances({ podId: p.body.id as never })).every((i) => i.goal === 'removed'));
   });
 
   it('puts the account\'s SSH keys in PUBLIC_KEY when the pod asks for SSH', async () => {

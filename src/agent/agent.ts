@@ -52,6 +52,10 @@ interface LocalState {
   lastExitKey: string | null;
   diskEnforced: boolean;
   message: string | null;
+  /** The backoff ran out: the next pass restarts the exited containers. */
+  restartDue: boolean;
+  /** Reports of one instance go out in order. */
+  sending: Promise<void>;
 }
 
 /**
@@ -189,7 +193,9 @@ export class Agent implements NodeAccess {
         try {
           await this.reconcile(id);
         } catch (e) {
-          this.log.error({ err: e, instance: id }, 'reconcile failed');
+          // Level-triggered: a later pass sees the same difference and tries again.
+          this.log.error({ err: e, instance: id }, 'reconcile failed; trying again in 5 s');
+          setTimeout(() => this.kick(id), 5_000).unref();
         }
       } while (this.again.has(id) && !this.abort.signal.aborted);
     })().finally(() => this.running.delete(id));
@@ -199,7 +205,21 @@ export class Agent implements NodeAccess {
   private state(id: InstanceId): LocalState {
     let s = this.local.get(id);
     if (!s) {
-      s = { restarts: 0, lastStartMs: 0, restartGenerationDone: null, backoffTimer: null, backoffUntil: 0, pull: null, lastReported: '', lastLogLines: [], lastExitKey: null, diskEnforced: true, message: null };
+      s = {
+        restarts: 0,
+        lastStartMs: 0,
+        restartGenerationDone: null,
+        backoffTimer: null,
+        backoffUntil: 0,
+        pull: null,
+        lastReported: '',
+        lastLogLines: [],
+        lastExitKey: null,
+        diskEnforced: true,
+        message: null,
+        restartDue: false,
+        sending: Promise.resolve(),
+      };
       this.local.set(id, s);
     }
     return s;
@@ -210,8 +230,9 @@ export class Agent implements NodeAccess {
     const a = this.assignments.get(id);
     const containers = await runtime.listContainers({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
     if (!a) {
-      // Not ours any more (the pod was deleted while we were away): leave nothing running.
+      // Not ours any more (the pod was deleted while we were away): leave nothing behind.
       for (const c of containers) await runtime.removeContainer(c.id);
+      for (const v of await runtime.listVolumes({ [LABELS.instance]: id, [LABELS.node]: this.nodeId, 'berth.kind': 'volume-disk' })) await runtime.removeVolume(v.name);
       this.local.delete(id);
       return;
     }
@@ -219,8 +240,7 @@ export class Agent implements NodeAccess {
     this.log.debug({ instance: id, goal: a.goal, containers: containers.map((c) => c.state) }, 'reconcile');
     if (a.goal !== 'running') {
       for (const c of containers) await runtime.removeContainer(c.id);
-      if (s.backoffTimer) clearTimeout(s.backoffTimer);
-      s.backoffTimer = null;
+      this.clearBackoff(s);
       s.restarts = 0;
       if (a.goal === 'removed' && a.volumeDisk) await runtime.removeVolume(a.volumeDisk);
       await this.send(a, a.goal === 'removed' ? 'removed' : 'stopped', [], null);
@@ -228,7 +248,11 @@ export class Agent implements NodeAccess {
       return;
     }
 
-    const current = containers.filter((c) => c.labels[LABELS.version] === String(a.specVersion) && c.labels[LABELS.reset] === String(a.resetGeneration));
+    const order = a.spec.containers.map((c) => c.name);
+    // In spec order: the first holds the network namespace and must (re)start before those joining it.
+    const current = containers
+      .filter((c) => c.labels[LABELS.version] === String(a.specVersion) && c.labels[LABELS.reset] === String(a.resetGeneration))
+      .sort((x, y) => order.indexOf(x.labels[LABELS.container] ?? '') - order.indexOf(y.labels[LABELS.container] ?? ''));
     const stale = containers.filter((c) => !current.includes(c));
     for (const c of stale) await runtime.removeContainer(c.id);
     if (current.length !== a.spec.containers.length) {
@@ -237,10 +261,22 @@ export class Agent implements NodeAccess {
       return;
     }
 
-    if (s.restartGenerationDone === null) s.restartGenerationDone = a.restartGeneration;
+    s.restartGenerationDone ??= a.observedRestartGeneration ?? a.restartGeneration;
     if (a.restartGeneration > s.restartGenerationDone) {
       s.restartGenerationDone = a.restartGeneration;
+      this.clearBackoff(s);
       for (const c of current) await runtime.restartContainer(c.id, this.opts.stopTimeoutSeconds);
+      s.lastStartMs = Date.now();
+      return this.observe(a, s, await this.inspectAll(current));
+    }
+    if (s.restartDue) {
+      s.restartDue = false;
+      // As Marathon: one failing container replaces the whole instance; a single container restarts in place.
+      if (current.length > 1) {
+        for (const c of current) await runtime.removeContainer(c.id);
+        return this.launch(a, s);
+      }
+      for (const c of current) if (c.state !== 'running') await runtime.startContainer(c.id);
       s.lastStartMs = Date.now();
       return this.observe(a, s, await this.inspectAll(current));
     }
@@ -276,40 +312,38 @@ export class Agent implements NodeAccess {
     const reason = info.error ? `failed: ${info.error}` : `exited with code ${code ?? 'unknown'}`;
     const policy = a.spec.restartPolicy;
     const restart = policy === 'always' || (policy === 'on-failure' && failed);
-    const delayS = Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** s.restarts);
+    const delayS = this.backoffSeconds(a, s);
     s.message = restart ? `${reason}; restarting in ${delayS.toFixed(1)} s` : reason;
     await this.send(a, failed ? 'failed' : 'exited', containers.map((c) => (c.id === info.id ? info : c)), code, s.message);
-    if (!restart || s.backoffTimer) return;
+    if (!restart || s.backoffTimer || s.restartDue) return;
+    this.retryAfter(a.instanceId, s, delayS);
+  }
+
+  /** After the delay the next pass of the instance's queue restarts it: never beside another pass. */
+  private retryAfter(id: InstanceId, s: LocalState, delayS: number): void {
     s.backoffTimer = setTimeout(() => {
       s.backoffTimer = null;
       s.restarts++;
-      void this.restartExited(a.instanceId);
+      s.restartDue = true;
+      this.kick(id);
     }, delayS * 1000);
   }
 
-  private async restartExited(id: InstanceId): Promise<void> {
-    const a = this.assignments.get(id);
-    if (!a || a.goal !== 'running') return;
-    const containers = await this.opts.runtime.listContainers({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
-    const s = this.state(id);
-    try {
-      // As Marathon: one failing container replaces the whole instance; a single container restarts in place.
-      if (containers.length > 1) {
-        for (const c of containers) await this.opts.runtime.removeContainer(c.id);
-        await this.launch(a, s);
-      } else {
-        for (const c of containers) if (c.state !== 'running') await this.opts.runtime.startContainer(c.id);
-        s.lastStartMs = Date.now();
-      }
-    } catch (e) {
-      this.log.warn({ err: e, instance: id }, 'restart failed');
-    }
-    this.kick(id);
+  private clearBackoff(s: LocalState): void {
+    if (s.backoffTimer) clearTimeout(s.backoffTimer);
+    s.backoffTimer = null;
+    s.restartDue = false;
+  }
+
+  private backoffSeconds(a: Assignment, s: LocalState): number {
+    return Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** s.restarts);
   }
 
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   private async launch(a: Assignment, s: LocalState): Promise<void> {
     const { runtime } = this.opts;
+    // A backoff set for the containers this launch replaces must not fire on the new ones.
+    this.clearBackoff(s);
     try {
       for (const image of new Set(a.spec.containers.map((c) => c.image))) {
         if (await runtime.imageExists(image)) continue;
@@ -351,7 +385,9 @@ export class Agent implements NodeAccess {
           image: c.image,
           entrypoint: c.entrypoint,
           command: c.command,
-          env: { ...env, ...c.env },
+          // The device list is ours, after the user's env: on hosts whose default runtime is nvidia,
+          // NVIDIA_VISIBLE_DEVICES=all in a pod's env would otherwise expose every GPU of the node.
+          env: { ...env, ...c.env, NVIDIA_VISIBLE_DEVICES: a.gpus.map((g) => g.uuid).join(',') || 'void' },
           labels: { ...labels, [LABELS.version]: String(a.specVersion), [LABELS.reset]: String(a.resetGeneration), [LABELS.container]: c.name },
           ports: i === 0 ? a.spec.containers.flatMap((ct) => ct.ports).map((p) => ({ containerPort: p.port, hostPort: ports[String(p.port)]!, hostIp: this.opts.bindAddress })) : [],
           mounts: mount ? [{ source: mount, target: a.spec.volumeMountPath, readOnly: false }] : [],
@@ -378,16 +414,10 @@ export class Agent implements NodeAccess {
       const message = e instanceof Error ? e.message : String(e);
       this.log.warn({ err: e, instance: a.instanceId }, 'launch failed');
       const retryable = !(e instanceof BerthError) || e.retryable;
-      const delayS = Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** s.restarts);
+      const delayS = this.backoffSeconds(a, s);
       s.message = `${message}${retryable ? `; retrying in ${delayS.toFixed(1)} s` : ''}`;
       await this.send(a, 'failed', [], null, s.message);
-      if (retryable && !s.backoffTimer) {
-        s.backoffTimer = setTimeout(() => {
-          s.backoffTimer = null;
-          s.restarts++;
-          this.kick(a.instanceId);
-        }, delayS * 1000);
-      }
+      if (retryable && !s.backoffTimer) this.retryAfter(a.instanceId, s, delayS);
     }
   }
 
@@ -433,12 +463,15 @@ export class Agent implements NodeAccess {
     if (key === s.lastReported) return;
     s.lastReported = key;
     const report: InstanceReport = { instanceId: a.instanceId, observation };
-    try {
-      await this.opts.channel.report(this.nodeId, [report]);
-    } catch (e) {
-      s.lastReported = '';
-      this.log.warn({ err: e }, 'report failed');
-    }
+    // One instance's reports go out one after another, so a slow pull-progress report cannot land after 'running'.
+    const sent = s.sending.then(() =>
+      this.opts.channel.report(this.nodeId, [report]).catch((e: unknown) => {
+        s.lastReported = '';
+        this.log.warn({ err: e }, 'report failed');
+      }),
+    );
+    s.sending = sent;
+    await sent;
   }
 
   private diskOf(containers: ContainerInfo[], a: Assignment, s: LocalState): DiskUsage | null {
@@ -488,6 +521,13 @@ export class Agent implements NodeAccess {
       if (id && !this.assignments.has(id)) {
         this.log.info({ container: c.name }, 'removing a container no assignment claims');
         await this.opts.runtime.removeContainer(c.id);
+      }
+    }
+    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'volume-disk' })) {
+      const id = v.labels[LABELS.instance] as InstanceId | undefined;
+      if (id && !this.assignments.has(id)) {
+        this.log.info({ volume: v.name }, 'removing a volume disk no assignment claims');
+        await this.opts.runtime.removeVolume(v.name).catch((err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove an orphaned volume disk'));
       }
     }
   }

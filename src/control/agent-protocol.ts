@@ -31,6 +31,8 @@ export interface Assignment {
   goal: InstanceGoal;
   resetGeneration: number;
   restartGeneration: number;
+  /** The restart generation the node last reported done: a restart asked for while the agent was away is not lost. */
+  observedRestartGeneration: number | null;
   spec: PodSpec;
   gpus: Gpu[];
   /** Host ports to ask for again (kept across stop/start; cleared by reset). */

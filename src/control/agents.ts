@@ -81,20 +81,22 @@ export class AgentService implements AgentChannel {
     const node = await this.store.getNode(nodeId);
     if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     await this.store.touchNode(nodeId, new Date().toISOString());
-    if (since > 0 && !(await this.changedSince(nodeId, since))) {
-      await new Promise<void>((resolve) => {
-        const set = this.waiters.get(nodeId) ?? new Set();
-        this.waiters.set(nodeId, set);
-        const done = (): void => {
-          clearTimeout(timer);
-          set.delete(done);
-          signal?.removeEventListener('abort', done);
-          resolve();
-        };
-        const timer = setTimeout(done, waitMs);
-        set.add(done);
-        signal?.addEventListener('abort', done);
-      });
+    if (since > 0) {
+      // Listen first, then look: a change committed between the look and the wait still wakes us.
+      let wake!: () => void;
+      const woken = new Promise<void>((resolve) => (wake = resolve));
+      const set = this.waiters.get(nodeId) ?? new Set();
+      this.waiters.set(nodeId, set);
+      set.add(wake);
+      const timer = setTimeout(wake, waitMs);
+      signal?.addEventListener('abort', wake);
+      try {
+        if (!(await this.changedSince(nodeId, since))) await woken;
+      } finally {
+        clearTimeout(timer);
+        set.delete(wake);
+        signal?.removeEventListener('abort', wake);
+      }
     }
     const revision = await this.store.revision();
     const instances = await this.store.listInstances({ nodeId });
@@ -140,6 +142,7 @@ export class AgentService implements AgentChannel {
       goal: inst.goal,
       resetGeneration: inst.resetGeneration,
       restartGeneration: inst.restartGeneration,
+      observedRestartGeneration: inst.observed?.observedRestartGeneration ?? null,
       spec,
       gpus,
       hostPorts: inst.hostPorts,
@@ -177,7 +180,6 @@ export class AgentService implements AgentChannel {
       env[`RUNPOD_${k}`] = v;
     }
     if (capacity?.gpusSimulated && inst.gpuUuids.length) env.BERTH_GPUS_SIMULATED = '1';
-    if (inst.gpuUuids.length) env.NVIDIA_VISIBLE_DEVICES = inst.gpuUuids.join(',');
     if (spec.startSsh) {
       const keys = await this.store.listSshKeys(owner as never);
       if (keys.length) env.PUBLIC_KEY = keys.map((k) => k.publicKey).join('\n');
@@ -190,6 +192,11 @@ export class AgentService implements AgentChannel {
     const auth = await this.store.getRegistryAuth(spec.registryAuthId);
     if (!auth) return null;
     const image = spec.containers[0]?.image ?? '';
-    return { username: auth.username, password: this.sealer.open(auth.passwordSealed), serveraddress: registryOf(image) };
+    try {
+      return { username: auth.username, password: this.sealer.open(auth.passwordSealed), serveraddress: registryOf(image) };
+    } catch {
+      // A credential sealed under another key (a replaced secret.key) fails this pod's pull, not the node's whole watch.
+      return null;
+    }
   }
 }

@@ -122,80 +122,109 @@ export class PodService {
    * (as RunPod: an update resets the pod; only the volume disk and network volume survive).
    */
   async update(caller: Caller, id: string, patch: PodInput): Promise<PodDetail> {
-    const current = await this.get(caller, id);
-    if (current.pod.status === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { allowedActions: [] } });
-    const input: PodInput = { ...specToInput(current.spec), ...patch };
+    const first = await this.get(caller, id);
+    const input: PodInput = { ...specToInput(first.spec), ...patch };
     // Switching between the single-container fields and `containers`: drop the form not asked for.
     if (patch.containers !== undefined) for (const f of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) if (patch[f] === undefined) delete input[f];
     if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
-    const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== current.spec.templateId);
-    const problems: Problem[] = [];
-    if (spec.volumeGb < current.spec.volumeGb) problems.push({ path: '/volumeGb', message: `the volume disk can only grow (now ${current.spec.volumeGb} GB)` });
-    if (spec.networkVolumeId !== current.spec.networkVolumeId) problems.push({ path: '/networkVolumeId', message: 'a network volume is attached at create and cannot be changed' });
-    if (problems.length) throw invalid(problems);
-    if (JSON.stringify(spec) === JSON.stringify(current.spec)) return current;
+    const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== first.spec.templateId);
 
-    const onlyName = JSON.stringify({ ...spec, name: current.spec.name }) === JSON.stringify(current.spec);
+    // Checked and written under the placement lock, on a fresh read: a terminate or another update
+    // that won the race is seen here, not overwritten.
     return this.placing.run(async () => {
+      const current = await this.get(caller, id);
+      if (current.pod.desiredStatus === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { podStatus: current.pod.status, allowedActions: [] } });
+      const problems: Problem[] = [];
+      if (spec.volumeGb < current.spec.volumeGb) problems.push({ path: '/volumeGb', message: `the volume disk can only grow (now ${current.spec.volumeGb} GB)` });
+      if (spec.networkVolumeId !== current.spec.networkVolumeId) problems.push({ path: '/networkVolumeId', message: 'a network volume is attached at create and cannot be changed' });
+      if (problems.length) throw invalid(problems);
+      if (JSON.stringify(spec) === JSON.stringify(current.spec)) return current;
+      const onlyName = JSON.stringify({ ...spec, name: current.spec.name }) === JSON.stringify(current.spec);
       await this.store.transaction(async (tx) => {
         const version = await tx.addPodVersion(current.pod.id, spec);
         await tx.updatePod(current.pod.id, { name: spec.name });
         if (onlyName) return;
         await this.resize(tx, current, spec, version);
       });
+      await this.refreshStatusLocked(current.pod.id);
       return (await this.store.getPod(current.pod.id))!;
     });
   }
 
-  /** Moves instances to the new version, re-placing GPUs on their node and scaling to `spec.instances`. */
+  /**
+   * Moves instances to the new version and scales to `spec.instances`. Every kept instance is fitted
+   * again on its node (CPU, memory, GPUs) against the others' reservations, its own included, so a
+   * change never oversubscribes a node; GPUs it holds are kept when the GPU ask did not change.
+   */
   private async resize(tx: Store, current: PodDetail, spec: PodSpec, version: number): Promise<void> {
     const loads = await this.loads(tx, current.pod.id);
     const running = current.pod.desiredStatus === 'RUNNING';
+    const gpusChanged = spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds);
+    const byOrdinal = new Map(current.instances.map((i) => [i.ordinal, i]));
     for (const inst of current.instances) {
-      if (inst.ordinal >= spec.instances) {
-        await tx.updateInstance(inst.id, { goal: 'removed', specVersion: version, gpuUuids: [] });
-        continue;
-      }
-      let gpuUuids = inst.gpuUuids;
-      if (running && inst.nodeId && (spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds))) {
-        const p = place(loads, spec, inst.nodeId);
-        if (!p.ok) throw new BerthError('NO_CAPACITY', `cannot apply the change on node ${inst.nodeId}: ${p.reason}`);
-        gpuUuids = p.gpus.map((g) => g.uuid);
-        reserve(loads.get(inst.nodeId)!, spec, gpuUuids);
-      }
-      await tx.updateInstance(inst.id, { specVersion: version, gpuUuids });
+      if (inst.ordinal < spec.instances) continue;
+      // An instance no node holds has nothing to clean up: it goes at once.
+      if (!inst.nodeId) await tx.deleteInstance(inst.id);
+      else await tx.updateInstance(inst.id, { goal: 'removed', specVersion: version, gpuUuids: [] });
     }
-    for (let ordinal = current.instances.length; ordinal < spec.instances; ordinal++) {
-      const p = running ? place(loads, spec, null) : undefined;
-      if (p?.ok) reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
-      await tx.insertInstance({
-        id: instanceIdOf(current.pod.id, ordinal),
-        podId: current.pod.id,
-        ordinal,
-        nodeId: p?.ok ? p.nodeId : null,
-        specVersion: version,
-        goal: running ? 'running' : 'stopped',
-        resetGeneration: 0,
-        restartGeneration: 0,
-        gpuUuids: p?.ok ? p.gpus.map((g) => g.uuid) : [],
-        hostPorts: {},
-        observed: null,
-      });
+    for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
+      const inst = byOrdinal.get(ordinal);
+      const placedAndRunning = running && inst?.nodeId && inst.goal !== 'stopped';
+      let nodeId = inst?.nodeId ?? null;
+      let gpuUuids = inst && inst.goal !== 'removed' ? inst.gpuUuids : [];
+      if (placedAndRunning) {
+        const load = loads.get(inst.nodeId!);
+        if (!load) throw new BerthError('NODE_UNAVAILABLE', `pod ${current.pod.id} lives on node ${inst.nodeId}, which is not registered`);
+        const r = fit(load, spec, gpusChanged || inst.goal === 'removed' ? spec.gpuCount : 0);
+        if ('reason' in r) throw new BerthError('NO_CAPACITY', `cannot apply the change on its node: ${r.reason}`, { extra: { reason: r.reason } });
+        if (gpusChanged || inst.goal === 'removed') gpuUuids = r.gpus.map((g) => g.uuid);
+        reserve(load, spec, gpuUuids);
+      } else if (running && !inst) {
+        const p = place(loads, spec, null);
+        if (p.ok) {
+          nodeId = p.nodeId;
+          gpuUuids = p.gpus.map((g) => g.uuid);
+          reserve(loads.get(p.nodeId)!, spec, gpuUuids);
+        }
+      }
+      const goal = running ? 'running' : 'stopped';
+      if (inst) await tx.updateInstance(inst.id, { specVersion: version, gpuUuids, goal: inst.goal === 'removed' ? goal : inst.goal });
+      else {
+        await tx.insertInstance({
+          id: instanceIdOf(current.pod.id, ordinal),
+          podId: current.pod.id,
+          ordinal,
+          nodeId,
+          specVersion: version,
+          goal,
+          resetGeneration: 0,
+          restartGeneration: 0,
+          gpuUuids,
+          hostPorts: {},
+          observed: null,
+        });
+      }
     }
   }
 
   /** Start, stop, restart, reset or terminate; 409 naming the allowed actions when the status forbids it. */
   async act(caller: Caller, id: string, action: PodAction, opts: ActionOptions = {}): Promise<PodDetail> {
-    const detail = await this.get(caller, id);
-    const allowed = allowedActions(detail.pod.status);
-    if (!allowed.includes(action)) {
-      throw new BerthError('ACTION_NOT_ALLOWED', `cannot ${action} pod ${id} while it is ${detail.pod.status}; allowed: ${allowed.join(', ') || 'none'}`, {
-        extra: { podStatus: detail.pod.status, allowedActions: allowed },
-      });
-    }
-    const podId = detail.pod.id;
-    await this.placing.run(() =>
-      this.store.transaction(async (tx) => {
+    await this.get(caller, id);
+    return this.placing.run(async () => {
+      // The status is read and checked under the lock, so two actions cannot both pass the check
+      // on the same old status (a terminate and a start racing would otherwise revive the pod).
+      const detail = await this.get(caller, id);
+      const allowed = allowedActions(detail.pod.status);
+      if (!allowed.includes(action) || (detail.pod.desiredStatus === 'TERMINATED' && action !== 'terminate')) {
+        throw new BerthError('ACTION_NOT_ALLOWED', `cannot ${action} pod ${id} while it is ${detail.pod.status}; allowed: ${allowed.join(', ') || 'none'}`, {
+          extra: { podStatus: detail.pod.status, allowedActions: allowed },
+        });
+      }
+      if (opts.gpuCount !== undefined && opts.gpuCount > detail.spec.gpuCount) {
+        throw invalid([{ path: '/gpuCount', message: `can be at most the pod's ${detail.spec.gpuCount}: start with fewer GPUs, or change the pod to ask for more` }]);
+      }
+      const podId = detail.pod.id;
+      await this.store.transaction(async (tx) => {
         const loads = await this.loads(tx, podId);
         for (const inst of detail.instances) {
           const patch = await this.instanceAfter(action, inst, detail, loads, opts);
@@ -207,11 +236,11 @@ export class PodService {
           desiredStatus: desired,
           ...(desired === 'TERMINATED' ? { status: 'TERMINATED', statusMessage: null, terminatedAt: now() } : {}),
         });
-      }),
-    );
-    if (action === 'terminate') this.waitReasons.delete(podId);
-    await this.refreshStatus(podId);
-    return (await this.store.getPod(podId))!;
+      });
+      if (action === 'terminate') this.waitReasons.delete(podId);
+      await this.refreshStatusLocked(podId);
+      return (await this.store.getPod(podId))!;
+    });
   }
 
   private async instanceAfter(action: PodAction, inst: Instance, detail: PodDetail, loads: Map<NodeId, NodeLoad>, opts: ActionOptions): Promise<Partial<Instance> | 'delete'> {
@@ -222,12 +251,14 @@ export class PodService {
       case 'terminate':
         return inst.nodeId ? { goal: 'removed', gpuUuids: [] } : 'delete';
       case 'restart':
-        return { goal: 'running', restartGeneration: inst.restartGeneration + 1 };
       case 'start':
       case 'reset': {
         const base = action === 'reset' ? { resetGeneration: inst.resetGeneration + 1, hostPorts: {} } : {};
-        // Exited on its own (restart policy never/on-failure): still placed, so run the containers again in place.
-        if (inst.goal === 'running') return action === 'start' ? { goal: 'running', restartGeneration: inst.restartGeneration + 1 } : { ...base, goal: 'running' };
+        if (inst.goal === 'running') {
+          // Restart, or start of containers that exited on their own (restart policy never/on-failure): run them again in place.
+          return action === 'reset' ? { ...base, goal: 'running' } : { goal: 'running', restartGeneration: inst.restartGeneration + 1 };
+        }
+        // Stopped: its GPUs were given back and must be had again on its node.
         const gpus = await this.regainGpus(inst, detail, loads, opts);
         return { ...base, goal: 'running', gpuUuids: gpus };
       }
@@ -252,7 +283,12 @@ export class PodService {
   }
 
   /** Recomputes a pod's status from its instances and writes it when it changed. */
-  async refreshStatus(podId: PodId): Promise<void> {
+  refreshStatus(podId: PodId): Promise<void> {
+    // Under the lock: a status computed from a read taken before an action must not land after it.
+    return this.placing.run(() => this.refreshStatusLocked(podId));
+  }
+
+  private async refreshStatusLocked(podId: PodId): Promise<void> {
     const detail = await this.store.getPod(podId);
     if (!detail) return;
     const { pod } = detail;
@@ -286,14 +322,14 @@ export class PodService {
         const p = place(loads, spec, null);
         if (!p.ok) {
           this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
-          await this.refreshStatus(inst.podId);
+          await this.refreshStatusLocked(inst.podId);
           continue;
         }
         const uuids = p.gpus.map((g) => g.uuid);
         reserve(loads.get(p.nodeId)!, spec, uuids);
         await this.store.updateInstance(inst.id, { nodeId: p.nodeId, gpuUuids: uuids });
         this.waitReasons.delete(inst.podId);
-        await this.refreshStatus(inst.podId);
+        await this.refreshStatusLocked(inst.podId);
         // Long passes must not hold the event loop: API requests go on between placements.
         await new Promise((r) => setImmediate(r));
       }

@@ -73,7 +73,12 @@ export class ResourceService {
   async deleteNetworkVolume(caller: Caller, id: string): Promise<void> {
     const v = await this.getNetworkVolume(caller, id);
     const users = (await this.store.listPods({})).filter((d) => d.spec.networkVolumeId === v.id);
-    if (users.length) throw new BerthError('CONFLICT', `network volume ${id} is attached to pod ${users.map((d) => d.pod.id).join(', ')}; terminate those first`);
+    if (users.length) {
+      const visible = users.filter((d) => canSee(caller, d.pod.owner)).map((d) => d.pod.id);
+      const others = users.length - visible.length;
+      const named = [...visible, ...(others ? [`${others} pod${others > 1 ? 's' : ''} of other owners`] : [])].join(', ');
+      throw new BerthError('CONFLICT', `network volume ${id} is attached to ${named}; terminate those first`);
+    }
     await this.store.deleteNetworkVolume(v.id);
     this.onNetworkVolumeDeleted();
   }

@@ -12,7 +12,12 @@ export interface NodeLoad {
   cpus: number;
   memoryMb: number;
   gpuUuids: Set<string>;
+  /** The agent has not been heard from lately: no new pods go there. */
+  stale?: boolean;
 }
+
+/** An agent watches at least every 25 s; three missed calls and its node takes no new pods. */
+export const NODE_STALE_MS = 90_000;
 
 export type Placement = { ok: true; nodeId: NodeId; gpus: Gpu[] } | { ok: false; reason: string };
 
@@ -23,9 +28,9 @@ export const reservationOf = (spec: PodSpec, gpuUuids: string[]): Reservation =>
 });
 
 /** Sums what running instances hold on each node. `specs` gives each instance's spec by pod id. */
-export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Instance) => PodSpec | undefined): Map<NodeId, NodeLoad> {
+export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Instance) => PodSpec | undefined, now = Date.now()): Map<NodeId, NodeLoad> {
   const loads = new Map<NodeId, NodeLoad>();
-  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set() });
+  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set(), stale: now - Date.parse(node.lastSeenAt) > NODE_STALE_MS });
   for (const inst of instances) {
     if (inst.goal !== 'running' || !inst.nodeId) continue;
     const load = loads.get(inst.nodeId);
@@ -72,6 +77,10 @@ export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: Node
   let best: { load: NodeLoad; gpus: Gpu[] } | undefined;
   for (const load of loads.values()) {
     if (pinned && load.node.id !== pinned) continue;
+    if (!pinned && load.stale) {
+      reasons.push(`${load.node.name}: its agent has not been heard from since ${load.node.lastSeenAt}`);
+      continue;
+    }
     const r = fit(load, spec, gpuCount);
     if ('reason' in r) {
       reasons.push(r.reason);

@@ -34,11 +34,12 @@ export function openSse(req: FastifyRequest, reply: FastifyReply): { send: (even
  * Runs `fn` even when the schema found problems, so the answer lists the schema's problems and the
  * pod rules' problems together; nothing is written when there are any.
  */
-async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Promise<T> {
+async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>, whole = true): Promise<T> {
   const schemaError = req.validationError as (Error & { validation?: Parameters<typeof problemsFromValidation>[0] }) | undefined;
   if (!schemaError?.validation) return fn();
   const problems: Problem[] = problemsFromValidation(schemaError.validation, 'body');
-  if (typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)) {
+  // A PATCH body is partial: the pod rules apply to it only merged with the pod, so only a create is compiled here.
+  if (whole && typeof req.body === 'object' && req.body !== null && !Array.isArray(req.body)) {
     try {
       compilePodSpec(req.body);
     } catch (e) {
@@ -47,6 +48,14 @@ async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>): Pr
     }
   }
   throw invalid(problems);
+}
+
+/** The instance a logs or exec call means: `instance` by ordinal, else the first. */
+function instanceOf(d: PodDetail, ordinal: number | undefined) {
+  const inst = ordinal === undefined ? d.instances[0] : d.instances.find((i) => i.ordinal === ordinal);
+  if (inst) return inst;
+  if (ordinal === undefined) throw new BerthError('CONFLICT', `pod ${d.pod.id} has no instance (it is scaled to 0)`);
+  throw new BerthError('NOT_FOUND', `pod ${d.pod.id} has no instance ${ordinal}; it has ${d.instances.map((i) => i.ordinal).join(', ') || 'none'}`);
 }
 
 export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
@@ -91,7 +100,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));
 
   app.patch('/pods/:id', { schema: { ...tags('pods'), summary: 'Change a pod: a new spec version; any change but the name recreates its containers', params: S.PodIdParams, body: S.PodInput }, attachValidation: true }, async (req: Req<{ id: string }, unknown, S.PodInputT>) =>
-    view(await withAllProblems(req, () => pods.update(req.caller, req.params.id, req.body ?? {}))),
+    view(await withAllProblems(req, () => pods.update(req.caller, req.params.id, req.body ?? {}), false)),
   );
 
   app.get('/pods/:id/versions', { schema: { ...tags('pods'), summary: 'Every spec version of a pod, kept after terminate', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => ({
@@ -109,8 +118,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   app.get('/pods/:id/logs', { schema: { ...tags('pods'), summary: 'Pod logs as server-sent events (event "log", then "end")', params: S.PodIdParams, querystring: S.LogsQuery } }, async (req: Req<{ id: string }, Static<typeof S.LogsQuery>>, reply) => {
     const d = await pods.get(req.caller, req.params.id);
-    const inst = d.instances.find((i) => i.ordinal === (req.query.instance ?? 0)) ?? d.instances[0];
-    if (!inst) throw new BerthError('CONFLICT', `pod ${d.pod.id} has no instance`);
+    const inst = instanceOf(d, req.query.instance);
     const access = agents.nodeAccess(inst.nodeId);
     const since = req.query.since;
     const ac = new AbortController();
@@ -139,7 +147,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
     const d = await pods.get(req.caller, req.params.id);
     if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; exec needs it RUNNING`, { extra: { podStatus: d.pod.status } });
-    const inst = d.instances.find((i) => i.ordinal === (req.body.instance ?? 0)) ?? d.instances[0]!;
+    const inst = instanceOf(d, req.body.instance);
     return agents.nodeAccess(inst.nodeId).exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
   });
 
@@ -151,11 +159,14 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     let queue = Promise.resolve();
     const sendPod = (id: string, revision: number) => {
       if (only && id !== only) return;
-      queue = queue.then(async () => {
-        const d = await store.getPod(id as PodId);
-        if (!d || !canSee(req.caller, d.pod.owner) || sse.closed.aborted) return;
-        sse.send('pod', await view(d), revision);
-      });
+      queue = queue
+        .then(async () => {
+          const d = await store.getPod(id as PodId);
+          if (!d || !canSee(req.caller, d.pod.owner) || sse.closed.aborted) return;
+          sse.send('pod', await view(d), revision);
+        })
+        // One failed read must not end the stream, nor go unhandled.
+        .catch((err: unknown) => req.log.warn({ err, pod: id }, 'event not sent'));
     };
     const off = store.onChange((c) => {
       if (c.kind === 'pod' || c.kind === 'instance') sendPod(c.kind === 'pod' ? c.id : c.id.replace(/-\d+$/, ''), c.revision);
