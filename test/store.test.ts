@@ -327,6 +327,21 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.deepEqual(await store.changesSince(await store.revision()), []);
     });
 
+    it('prunes the change feed to its newest entries, keeping the revision', async () => {
+      const owner = newOwner();
+      for (let i = 0; i < 3; i++) await createPod(store, owner, {});
+      const top = await store.revision();
+      assert.ok((await store.oldestRevision()) < top);
+      const dropped = await store.pruneChanges(2);
+      assert.ok(dropped > 0);
+      assert.equal(await store.revision(), top, 'the revision does not go back');
+      assert.equal(await store.oldestRevision(), top - 1);
+      assert.deepEqual((await store.changesSince(0)).map((c) => c.revision), [top - 1, top]);
+      const { pod } = await createPod(store, owner, {});
+      assert.ok((await store.revision()) > top, 'revisions go on after a prune');
+      assert.ok((await store.changesSince(top)).some((c) => c.id === pod.id));
+    });
+
     it('announces changes only after the transaction commits', async () => {
       const owner = newOwner();
       const heard: Change[] = [];

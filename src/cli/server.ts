@@ -153,6 +153,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
   const placer = setInterval(() => void pods.placeWaiting().catch((err: unknown) => logger.warn({ err }, 'placement pass failed')), 10_000);
   placer.unref();
+  // The change feed serves agents' watches and event-stream resumes; a million changes is days of history.
+  const pruner = setInterval(() => void store.pruneChanges(1_000_000).catch((err: unknown) => logger.warn({ err }, 'pruning the change feed failed')), 10 * 60_000);
+  pruner.unref();
 
   return {
     url,
@@ -167,6 +170,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     endpoints,
     async close() {
       clearInterval(placer);
+      clearInterval(pruner);
       await ssh?.close();
       await proxy?.close();
       await agent?.close();

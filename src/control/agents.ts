@@ -106,6 +106,8 @@ export class AgentService implements AgentChannel {
   }
 
   private async changedSince(nodeId: NodeId, since: number): Promise<boolean> {
+    // Older than what the feed still holds: the agent cannot be told what it missed, so it gets everything now.
+    if (since < (await this.store.oldestRevision()) - 1) return true;
     const changes = await this.store.changesSince(since, 10_000);
     return changes.some((c) => c.kind === 'instance' && c.nodeId === nodeId);
   }

@@ -200,6 +200,22 @@ export class SqlStore implements Store {
     return row?.revision ?? 0;
   }
 
+  async oldestRevision(): Promise<number> {
+    const row = await this.db
+      .selectFrom('changes')
+      .select((eb) => eb.fn.min('revision').as('revision'))
+      .executeTakeFirst();
+    return row?.revision ?? 0;
+  }
+
+  async pruneChanges(keep: number): Promise<number> {
+    // The newest row stays whatever `keep` is: revision() reads the feed's maximum.
+    const cut = (await this.revision()) - Math.max(1, keep);
+    if (cut <= 0) return 0;
+    const res = await this.db.deleteFrom('changes').where('revision', '<=', cut).executeTakeFirst();
+    return Number(res.numDeletedRows);
+  }
+
   async changesSince(since: number, limit?: number): Promise<Change[]> {
     let q = this.db.selectFrom('changes').selectAll().where('revision', '>', since).orderBy('revision');
     if (limit !== undefined) q = q.limit(limit);

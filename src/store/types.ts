@@ -63,6 +63,10 @@ export interface Store {
   transaction<T>(fn: (tx: Store) => Promise<T>): Promise<T>;
 
   revision(): Promise<number>;
+  /** The oldest revision the change feed still holds; 0 when it is empty. */
+  oldestRevision(): Promise<number>;
+  /** Drops all but the newest `keep` changes, so the feed does not grow without end; returns how many went. */
+  pruneChanges(keep: number): Promise<number>;
   /** Changes after `since`, oldest first, at most `limit`. */
   changesSince(since: number, limit?: number): Promise<Change[]>;
   /** Hear of each committed change in this process. Returns the unsubscribe function. */
