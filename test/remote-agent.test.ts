@@ -55,5 +55,11 @@ describe('an agent joined over HTTP', () => {
     const user = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'not-an-agent' })).body.key;
     const refused = await fetch(`${t.url}/api/v1/agent/register`, { method: 'POST', headers: { authorization: `Bearer ${user}`, 'content-type': 'application/json' }, body: '{}' });
     assert.equal(refused.status, 403, 'only admin keys act as agents');
+    const malformed = await fetch(`${t.url}/api/v1/agent/report`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ nodeId: nodes[0]!.id, reports: [{ instanceId: 'x-0', observation: { state: 'dancing' } }] }),
+    });
+    assert.equal(malformed.status, 400, 'a malformed report is refused, not stored');
   });
 });

@@ -1,8 +1,37 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { InstanceReport, NodeRegistration } from '../../control/index.js';
-import { BerthError, type NodeId } from '../../model/index.js';
+import { BerthError, INSTANCE_STATES, type NodeId } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
+
+const Gpu = Type.Object({ index: Type.Integer(), uuid: Type.String(), name: Type.String(), memoryMb: Type.Number() });
+
+const Registration = Type.Object({
+  nodeId: Type.Optional(Type.String({ minLength: 1 })),
+  name: Type.String({ minLength: 1, maxLength: 253 }),
+  publicIp: Type.String({ minLength: 1 }),
+  labels: Type.Record(Type.String(), Type.String()),
+  capacity: Type.Object({ cpus: Type.Number({ minimum: 0 }), memoryMb: Type.Number({ minimum: 0 }), gpus: Type.Array(Gpu), gpusSimulated: Type.Boolean() }),
+  agentVersion: Type.String(),
+});
+
+/** The envelope is checked here; the observation's inner fields are the agent's own record of Docker. */
+const Report = Type.Object({
+  nodeId: Type.String({ minLength: 1 }),
+  reports: Type.Array(
+    Type.Object({
+      instanceId: Type.String({ minLength: 1 }),
+      observation: Type.Object({
+        state: Type.Union(INSTANCE_STATES.map((s) => Type.Literal(s))),
+        message: Type.Union([Type.String(), Type.Null()]),
+        exitCode: Type.Union([Type.Integer(), Type.Null()]),
+        ports: Type.Record(Type.String(), Type.Integer({ minimum: 1, maximum: 65535 })),
+        containers: Type.Array(Type.Object({ name: Type.String() })),
+        updatedAt: Type.String(),
+      }),
+    }),
+  ),
+});
 
 const WatchQuery = Type.Object({
   nodeId: Type.String(),
@@ -16,13 +45,13 @@ const WatchQuery = Type.Object({
  */
 export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   const { agents } = deps;
-  // This plugin's own scope: the hook guards only the agent routes.
-  app.addHook('preHandler', async (req) => {
+  // This plugin's own scope: the hook guards only the agent routes, before their bodies are looked at.
+  app.addHook('onRequest', async (req) => {
     if (!req.caller.admin) throw new BerthError('FORBIDDEN', 'agents must use an admin API key');
   });
   const opts = (summary: string) => ({ schema: { tags: ['agents'], summary } });
 
-  app.post('/agent/register', opts('Register a node (or register again after a restart, with its nodeId)'), async (req: FastifyRequest<{ Body: NodeRegistration }>) =>
+  app.post('/agent/register', { schema: { ...opts('Register a node (or register again after a restart, with its nodeId)').schema, body: Registration } }, async (req: FastifyRequest<{ Body: NodeRegistration }>) =>
     agents.register(req.body),
   );
 
@@ -32,8 +61,8 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     return agents.watch(req.query.nodeId as NodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
   });
 
-  app.post('/agent/report', opts('Report what the node observes'), async (req: FastifyRequest<{ Body: { nodeId: string; reports: InstanceReport[] } }>, reply) => {
-    await agents.report(req.body.nodeId as NodeId, req.body.reports ?? []);
+  app.post('/agent/report', { schema: { ...opts('Report what the node observes').schema, body: Report } }, async (req: FastifyRequest<{ Body: { nodeId: string; reports: InstanceReport[] } }>, reply) => {
+    await agents.report(req.body.nodeId as NodeId, req.body.reports);
     return reply.code(204).send();
   });
 }
