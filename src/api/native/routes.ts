@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
-import { canSee } from '../../control/index.js';
+import { canSee, nodeLoads } from '../../control/index.js';
 import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
@@ -192,27 +192,19 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   // Nodes
   app.get('/nodes', { schema: { ...tags('nodes'), summary: 'Nodes with capacity, what is allocated, and GPUs' } }, async () => {
-    const [nodes, instances] = await Promise.all([store.listNodes(), store.listInstances({})]);
-    const all = await store.listPods({ includeTerminated: false });
+    const [nodes, instances, all] = await Promise.all([store.listNodes(), store.listInstances({}), store.listPods({})]);
     const specs = new Map(all.map((d) => [d.pod.id as string, d.spec]));
+    // The scheduler's own arithmetic, so what /nodes calls allocated is what placement sees as taken.
+    const loads = nodeLoads(nodes, instances, (i) => specs.get(i.podId));
     return {
       nodes: nodes.map((n) => {
-        const mine = instances.filter((i) => i.nodeId === n.id && i.goal === 'running');
-        const alloc = mine.reduce(
-          (a, i) => {
-            const s = specs.get(i.podId);
-            return { cpus: a.cpus + (s?.vcpuCount ?? 0), memoryMb: a.memoryMb + Math.round((s?.memoryGb ?? 0) * 1024), gpus: a.gpus + i.gpuUuids.length };
-          },
-          { cpus: 0, memoryMb: 0, gpus: 0 },
-        );
-        const used = new Set(mine.flatMap((i) => i.gpuUuids));
-        const ageS = (Date.now() - Date.parse(n.lastSeenAt)) / 1000;
+        const load = loads.get(n.id)!;
         return {
           ...n,
-          status: ageS < 90 ? 'READY' : 'UNREACHABLE',
-          gpus: n.capacity.gpus.map((g) => ({ ...g, simulated: n.capacity.gpusSimulated, inUse: used.has(g.uuid) })),
-          allocated: alloc,
-          instances: mine.length,
+          status: load.stale ? 'UNREACHABLE' : 'READY',
+          gpus: n.capacity.gpus.map((g) => ({ ...g, simulated: n.capacity.gpusSimulated, inUse: load.gpuUuids.has(g.uuid) })),
+          allocated: { cpus: load.cpus, memoryMb: load.memoryMb, gpus: load.gpuUuids.size },
+          instances: instances.filter((i) => i.nodeId === n.id && i.goal === 'running').length,
         };
       }),
     };
