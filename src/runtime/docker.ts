@@ -755,15 +755,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
       if (!stdout.writableEnded) stdout.end();
       if (!stderr.writableEnded) stderr.end();
     });
-    const resize = async (cols: number, rows: number): Promise<void> => {
-      if (!opts.tty || cols <= 0 || rows <= 0) return;
-      try {
-        await exec.resize({ h: rows, w: cols });
-      } catch {
-        // The process may have ended a moment ago: a resize then has nothing to do.
-      }
-    };
-    if (opts.cols && opts.rows) await resize(opts.cols, opts.rows);
+    // Listen before any await: a quick command can end while the first resize is on its way.
     const exitCode = new Promise<number>((resolve) => {
       socket.once('close', () => {
         void (async () => {
@@ -781,6 +773,15 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
         })();
       });
     });
+    const resize = async (cols: number, rows: number): Promise<void> => {
+      if (!opts.tty || cols <= 0 || rows <= 0) return;
+      try {
+        await exec.resize({ h: rows, w: cols });
+      } catch {
+        // The process may have ended a moment ago: a resize then has nothing to do.
+      }
+    };
+    if (opts.cols && opts.rows) await resize(opts.cols, opts.rows);
     return { stdin: socket, stdout, stderr, resize, exitCode, close: () => socket.destroy() };
   }
 
@@ -822,9 +823,9 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   async putArchive(id: string, dir: string, tar: NodeJS.ReadableStream): Promise<void> {
     try {
-      const res = await this.docker.getContainer(id).putArchive(tar, { path: dir });
+      const res: unknown = await this.docker.getContainer(id).putArchive(tar, { path: dir });
       // The answer's body is empty; reading it to the end frees the connection.
-      res.resume();
+      if (typeof res === 'object' && res !== null && 'resume' in res && typeof res.resume === 'function') res.resume();
     } catch (err) {
       if (statusCode(err) === 404) throw new BerthError('NOT_FOUND', `${dir}: no such directory`, { cause: err, extra: { path: dir } });
       if (statusCode(err) === 403) throw new BerthError('FORBIDDEN', `${dir} is read-only in the container`, { cause: err, extra: { path: dir } });

@@ -100,7 +100,10 @@ export class SshGateway {
     client.on('authentication', (ctx) => {
       this.authenticate(ctx).then(
         (ok) => {
-          if (ok) login = ok;
+          // Set before accept(): 'ready' follows accept() at once.
+          if (ok === 'rejected') return ctx.reject(['publickey']);
+          if (ok !== 'key-ok') login = ok;
+          ctx.accept();
         },
         (err: unknown) => {
           this.log.warn({ err }, 'ssh authentication failed');
@@ -140,11 +143,11 @@ export class SshGateway {
   }
 
   /** Accepts only a key registered by the pod's owner, with a valid signature. */
-  private async authenticate(ctx: AuthContext): Promise<Login | undefined> {
+  private async authenticate(ctx: AuthContext): Promise<Login | 'key-ok' | 'rejected'> {
     const m = USER.exec(ctx.username);
-    if (ctx.method !== 'publickey' || !m) return void ctx.reject(['publickey']);
+    if (ctx.method !== 'publickey' || !m) return 'rejected';
     const detail = await this.opts.store.getPod(m[1] as PodId);
-    if (!detail || detail.pod.status === 'TERMINATED') return void ctx.reject(['publickey']);
+    if (!detail || detail.pod.status === 'TERMINATED') return 'rejected';
     const keys = await this.opts.store.listSshKeys(detail.pod.owner);
     for (const k of keys) {
       const parsed = utils.parseKey(k.publicKey);
@@ -152,16 +155,11 @@ export class SshGateway {
       if (parsed.type !== ctx.key.algo && !(ctx.key.algo.startsWith('rsa-sha2') && parsed.type === 'ssh-rsa')) continue;
       if (!parsed.getPublicSSH().equals(ctx.key.data)) continue;
       // Without a signature the client only asks whether this key would do.
-      if (!ctx.signature) {
-        ctx.accept();
-        return undefined;
-      }
+      if (!ctx.signature) return 'key-ok';
       if (parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) break;
-      ctx.accept();
       return { podId: detail.pod.id, ordinal: m[2] !== undefined ? Number(m[2]) : undefined, container: m[3], owner: detail.pod.owner };
     }
-    ctx.reject(['publickey']);
-    return undefined;
+    return 'rejected';
   }
 
   /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
@@ -260,7 +258,10 @@ export class SshGateway {
         exec.stdin.once('drain', () => channel.resume());
       }
     });
-    channel.on('end', () => exec.stdin.end());
+    // As sshd: EOF closes a command's stdin, but a PTY has no half-close (Docker would drop the output).
+    channel.on('end', () => {
+      if (!pty) exec.stdin.end();
+    });
     channel.on('close', () => exec.close());
     return exec;
   }

@@ -98,7 +98,12 @@ export class SftpSession {
     on('RENAME', (reqId: number, from: string, to: string) => this.simple(reqId, ['mv', '-f', '--', from, to]));
     on('SYMLINK', (reqId: number, link: string, target: string) => this.simple(reqId, ['ln', '-s', '--', target, link]));
     on('READLINK', this.onReadlink);
-    sftp.on('end', () => void this.closeAll());
+    // The client's EOF ends the session: answer with ours so it can exit.
+    sftp.on('end', () => {
+      exitStatus(sftp, 0);
+      sftp.end();
+      void this.closeAll();
+    });
     sftp.on('close', () => void this.closeAll());
   }
 
@@ -377,6 +382,15 @@ export class SftpSession {
     if (entries.length === 0 && r.exitCode !== 0 && !/No such file|can't stat|cannot stat/i.test(r.stderr)) throw new Error(r.stderr.trim() || `cannot list ${h.path}`);
     this.sftp.name(reqId, entries);
   }
+}
+
+/**
+ * Sends exit-status on the SFTP channel before it closes, as sshd does when sftp-server exits: scp
+ * exits 1 without one. ssh2 offers no call for it on an SFTP stream, so this reaches its channel.
+ */
+function exitStatus(sftp: SFTPWrapper, code: number): void {
+  const s = sftp as unknown as { _protocol?: { exitStatus?(id: number, code: number): void }; outgoing?: { id: number; state: string } };
+  if (s.outgoing?.state === 'open' && typeof s._protocol?.exitStatus === 'function') s._protocol.exitStatus(s.outgoing.id, code);
 }
 
 function parseStatLine(line: string): { name: string; attrs: Attributes } | undefined {
