@@ -19,6 +19,11 @@ export async function registerAccessRoutes(app: FastifyInstance, deps: ApiDeps):
       maxPayload: 16 * 2 ** 20,
     },
   });
+  // A refused upgrade (no key, no such pod) is answered over the raw socket, which nobody closes
+  // after: end it, or the client hangs and the server cannot shut down.
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.headers.upgrade && reply.statusCode >= 400) req.raw.socket.end();
+  });
   registerTerminal(app, deps);
 
   app.get(
