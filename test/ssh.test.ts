@@ -40,6 +40,18 @@ function spawnRun(cmd: string, args: string[], input?: string, timeoutMs = 60_00
   });
 }
 
+function spawnEnv(cmd: string, args: string[], env: Record<string, string>): Promise<Ran> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code: code ?? -1, stdout, stderr }));
+  });
+}
+
 async function freePort(): Promise<number> {
   const s = createServer();
   await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
@@ -125,6 +137,16 @@ describe('SSH gateway', { concurrency: true }, () => {
     } finally {
       child.kill();
     }
+  });
+
+  it('berth ssh runs ssh with the pod\'s endpoint', async () => {
+    const bin = join(process.cwd(), 'bin', 'berth.js');
+    const env = { BERTH_URL: t.url, BERTH_API_KEY: t.key };
+    const printed = await spawnEnv(process.execPath, [bin, 'ssh', podId, '--print'], env);
+    assert.equal(printed.stdout.trim(), `ssh -p ${sshPort} ${podId}@localhost`);
+    const r = await spawnEnv(process.execPath, [bin, 'ssh', podId, '-i', join(dir, 'id_owner'), '--ssh-option', 'StrictHostKeyChecking=no', '--ssh-option', 'UserKnownHostsFile=/dev/null', '--ssh-option', 'LogLevel=ERROR', '--', 'echo', 'via-cli;', 'exit', '4'], env);
+    assert.equal(r.code, 4, r.stderr);
+    assert.equal(r.stdout, 'via-cli\n');
   });
 
   it("refuses another user's key", async () => {

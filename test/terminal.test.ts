@@ -91,6 +91,25 @@ describe('web terminal', { concurrency: true }, () => {
     await assert.rejects(open(`${ws}/api/v1/pods/${stopped.body.id}/terminal`, { headers: { authorization: `Bearer ${t.key}` } }), (e: { status?: number; body?: string }) => e.status === 409 && /EXITED/.test(e.body ?? ''));
   });
 
+  it('berth port-forward serves a local port from one in the pod', async () => {
+    const { spawn } = await import('node:child_process');
+    const { createServer } = await import('node:net');
+    const probe = createServer();
+    await new Promise<void>((r) => probe.listen(0, '127.0.0.1', r));
+    const local = (probe.address() as { port: number }).port;
+    await new Promise((r) => probe.close(r));
+    const child = spawn(process.execPath, ['bin/berth.js', 'port-forward', podId, `${local}:8080`], { env: { ...process.env, BERTH_URL: t.url, BERTH_API_KEY: t.key }, stdio: 'ignore' });
+    try {
+      const body = await waitFor('the forward', async () => {
+        const res = await fetch(`http://127.0.0.1:${local}/`, { signal: AbortSignal.timeout(5000) });
+        return res.ok ? res.text() : undefined;
+      });
+      assert.equal(body, 'tunnelled\n');
+    } finally {
+      child.kill('SIGTERM');
+    }
+  });
+
   it('tunnels a TCP connection to a port inside the pod (berth port-forward)', async () => {
     const sock = await open(`${ws}/api/v1/pods/${podId}/ports/8080/tunnel`, { headers: { authorization: `Bearer ${t.key}` } });
     let got = '';

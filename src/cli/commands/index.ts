@@ -5,10 +5,12 @@ import { keyCommands } from './key.js';
 import { login, logout, whoami } from './login.js';
 import { nodeCommands } from './node.js';
 import { podCommands } from './pod.js';
+import { portForward } from './port-forward.js';
 import { registryCommands } from './registry.js';
 import { server } from './server.js';
+import { ssh } from './ssh.js';
 import { sshKeyCommands } from './ssh-key.js';
 import { templateCommands } from './template.js';
 import { volumeCommands } from './volume.js';
 
-export const COMMANDS: readonly CliCommand[] = [podCommands, volumeCommands, templateCommands, registryCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];
+export const COMMANDS: readonly CliCommand[] = [podCommands, ssh, portForward, volumeCommands, templateCommands, registryCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];

@@ -79,6 +79,7 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
     ],
     ['Resources', resources],
     ['Ports', ports.length ? ports.join(', ') : 'none'],
+    ...connectionRows(pod),
     ['Volumes', volumes.length ? volumes.join(', ') : 'none'],
     ['Env', Object.keys(spec.containers[0]?.env ?? {}).length ? Object.keys(spec.containers[0]!.env).join(', ') : undefined],
     ['Restart policy', spec.restartPolicy],
@@ -105,6 +106,20 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
   }
   if (pod.lastLogLines.length && pod.status !== 'RUNNING') text += `\nLast log lines:\n${indent(pod.lastLogLines.join('\n') + '\n')}`;
   return text;
+}
+
+/** HTTP URLs, TCP addresses and the ssh command, as the server reports them. */
+function connectionRows(pod: PodView): [string, string | undefined][] {
+  const c = pod.connection;
+  if (!c) return [];
+  const http = c.http.map((h) => `${h.url}${h.private ? ' (private: your API key, or a link from POST /pods/{id}/proxy-link)' : ''}`);
+  const tcp = c.tcp.map((p) => `${p.address ?? '(when running)'} -> :${p.port}`);
+  const ssh = c.ssh ? (c.ssh.containers ? Object.entries(c.ssh.containers).map(([name, cmd]) => `${cmd}   (${name})`) : [c.ssh.command]) : [];
+  return [
+    ['HTTP', http.length ? http.join(', ') : undefined],
+    ['TCP', tcp.length ? tcp.join(', ') : undefined],
+    ['SSH', ssh.length ? ssh.join('; ') : undefined],
+  ];
 }
 
 const indent = (text: string): string =>

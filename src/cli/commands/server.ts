@@ -19,9 +19,23 @@ export const server = defineCommand({
     bindAddress: { kind: 'string', flags: '--bind-address <address>', env: 'BERTH_BIND_ADDRESS', description: 'where published ports bind (default 0.0.0.0)' },
     gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
     agent: { kind: 'boolean', negatable: true, flags: '--agent', env: 'BERTH_AGENT', description: 'run an agent for this machine (the default)', negatedDescription: 'run only the API and control plane (env BERTH_AGENT=false)' },
+    proxy: { kind: 'boolean', negatable: true, flags: '--proxy', env: 'BERTH_PROXY', description: 'run the HTTP proxy to pods (the default)', negatedDescription: 'run no HTTP proxy' },
+    proxyPort: { kind: 'number', integer: true, flags: '--proxy-port <port>', env: 'BERTH_PROXY_PORT', description: 'HTTP proxy port (default 7780; random when --port is 0)' },
+    proxyDomain: { kind: 'string', flags: '--proxy-domain <domain>', env: 'BERTH_PROXY_DOMAIN', default: 'localhost', description: 'pods answer at {podId}-{port}.<domain> (point a wildcard DNS record here)' },
+    proxyIdleTimeout: { kind: 'number', flags: '--proxy-idle-timeout <seconds>', env: 'BERTH_PROXY_IDLE_TIMEOUT', description: 'close proxied streams and WebSockets idle this long (default 0: never)' },
+    ssh: { kind: 'boolean', negatable: true, flags: '--ssh', env: 'BERTH_SSH', description: 'run the SSH gateway (the default)', negatedDescription: 'run no SSH gateway' },
+    sshPort: { kind: 'number', integer: true, flags: '--ssh-port <port>', env: 'BERTH_SSH_PORT', description: 'SSH gateway port (default 2222; random when --port is 0)' },
+    publicHost: { kind: 'string', flags: '--public-host <name>', env: 'BERTH_PUBLIC_HOST', description: 'the host name users reach this server at, shown in ssh commands (default: --public-ip, else localhost)' },
+    tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
+    tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
-  examples: ['berth server', 'BERTH_DATA_DIR=/srv/berth berth server --port 8000 --public-ip 203.0.113.7', 'berth server --gpu-inventory gpus.json'],
+  examples: [
+    'berth server',
+    'BERTH_DATA_DIR=/srv/berth berth server --port 8000 --public-ip 203.0.113.7',
+    'berth server --proxy-domain pods.example.com --proxy-port 443 --tls-cert wildcard.pem --tls-key wildcard.key --public-host gpu1.example.com',
+    'berth server --gpu-inventory gpus.json',
+  ],
   async handler({ opts, ctx }) {
     // Loaded here, not at the top: every other command would otherwise pay for Fastify, Docker and the store.
     const { startServer } = await import('../server.js');
@@ -35,11 +49,23 @@ export const server = defineCommand({
       ...(opts.bindAddress !== undefined ? { bindAddress: opts.bindAddress } : {}),
       ...(opts.gpuInventory !== undefined ? { gpuInventory: opts.gpuInventory } : {}),
       ...(opts.agent !== undefined ? { agent: opts.agent } : {}),
+      ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}),
+      ...(opts.proxyPort !== undefined ? { proxyPort: opts.proxyPort } : {}),
+      proxyDomain: opts.proxyDomain,
+      ...(opts.proxyIdleTimeout !== undefined ? { proxyIdleTimeoutSeconds: opts.proxyIdleTimeout } : {}),
+      ...(opts.ssh !== undefined ? { ssh: opts.ssh } : {}),
+      ...(opts.sshPort !== undefined ? { sshPort: opts.sshPort } : {}),
+      ...(opts.publicHost !== undefined ? { publicHost: opts.publicHost } : {}),
+      ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
+      ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, opts.port) ?? err;
     });
     const out = ctx.out;
     out.note(`Berth is listening on ${running.url} (data in ${running.dataDir}${running.agent ? '' : '; no local agent'})`);
+    const { proxy, ssh } = running.endpoints;
+    if (proxy) out.note(`HTTP proxy: ${proxy.scheme}://{podId}-{port}.${proxy.domain}:${proxy.port}/`);
+    if (ssh) out.note(`SSH gateway: ssh -p ${ssh.port} {podId}@${ssh.host}`);
     if (running.adminKeyPath) {
       const localUrl = LOCAL_HOSTS.has(opts.host) ? `http://127.0.0.1:${running.port}` : running.url;
       await firstStart(out, running.adminKeyPath, localUrl, ctx.configPath);
