@@ -26,7 +26,7 @@ const server = await startServer({
   stopTimeoutSeconds: 1,
   logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }),
 });
-process.stdout.write(JSON.stringify({ url: server.url, pid: process.pid, dataDir }) + '\n');
+process.stdout.write(JSON.stringify({ url: server.url, pid: process.pid, dataDir, proxyPort: server.proxy?.port ?? null, sshPort: server.ssh?.port ?? null }) + '\n');
 
 let closing = false;
 const close = (): void => {

@@ -32,6 +32,10 @@ fi
 
 . scripts/setup.sh
 ensure_packages busybox-static
+case "$name" in
+  proxy) ensure_packages wrk nginx ;;
+  ssh) ensure_packages openssh-client openssh-server ;;
+esac
 ensure_docker
 ensure_node_modules
 npm run build --silent

@@ -144,8 +144,11 @@ export class ProxyServer {
     return p;
   }
 
-  /** Routing and access checks shared by requests and upgrades; throws a ProxyError. */
-  private async resolve(req: IncomingMessage): Promise<Target | 'login'> {
+  /**
+   * Routing and access checks shared by requests and upgrades; throws a ProxyError. Synchronous for
+   * public ports (the hot path: no promise per request); a private port's key check may wait.
+   */
+  private resolve(req: IncomingMessage): Target | 'login' | Promise<Target | 'login'> {
     const hostHeader = req.headers.host;
     if (!hostHeader) throw new ProxyError(400, 'NO_HOST', 'the request has no Host header; ask for http://{podId}-{port}.<domain>/');
     const host = (hostHeader.startsWith('[') ? hostHeader : hostHeader.replace(/:\d+$/, '')).toLowerCase();
@@ -167,15 +170,19 @@ export class ProxyServer {
     if (port.protocol !== 'http') {
       throw new ProxyError(404, 'PORT_NOT_HTTP', `port ${portNo} of pod ${podId} is exposed as tcp, not http: connect to it directly at the node's public address and its mapped port (berth pod get ${podId})`);
     }
-    let stripAuthorization = false;
     if (port.private) {
       if (req.url?.startsWith(PROXY_LOGIN_PATH)) return 'login';
-      const grant = await this.authorize(req, route, portNo);
-      if (grant === 'denied') {
-        throw new ProxyError(401, 'UNAUTHORIZED', `port ${portNo} of pod ${podId} is private: send the owner's API key as "Authorization: Bearer <key>", or open a one-time link (POST /api/v1/pods/${podId}/proxy-link)`);
-      }
-      stripAuthorization = grant === 'bearer';
+      return this.authorize(req, route, portNo).then((grant) => {
+        if (grant === 'denied') {
+          throw new ProxyError(401, 'UNAUTHORIZED', `port ${portNo} of pod ${podId} is private: send the owner's API key as "Authorization: Bearer <key>", or open a one-time link (POST /api/v1/pods/${podId}/proxy-link)`);
+        }
+        return this.pick(route, port, podId, portNo, ordinal, grant === 'bearer');
+      });
     }
+    return this.pick(route, port, podId, portNo, ordinal, false);
+  }
+
+  private pick(route: PodRoute, port: PortRoute, podId: string, portNo: number, ordinal: string | undefined, stripAuthorization: boolean): Target {
     if (route.status !== 'RUNNING') {
       throw new ProxyError(503, 'POD_NOT_RUNNING', `pod ${podId} is ${route.status}${route.statusMessage ? ` (${route.statusMessage})` : ''}; it serves port ${portNo} once it is RUNNING`);
     }
@@ -218,10 +225,19 @@ export class ProxyServer {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    this.resolve(req).then(
-      (target) => (target === 'login' ? this.login(req, res) : this.forward(req, res, target)),
-      (err: unknown) => this.fail(req, res, err),
-    );
+    let target: Target | 'login' | Promise<Target | 'login'>;
+    try {
+      target = this.resolve(req);
+    } catch (err) {
+      return this.fail(req, res, err);
+    }
+    if (target instanceof Promise) {
+      target.then(
+        (t) => (t === 'login' ? this.login(req, res) : this.forward(req, res, t)),
+        (err: unknown) => this.fail(req, res, err),
+      );
+    } else if (target === 'login') this.login(req, res);
+    else this.forward(req, res, target);
   }
 
   /** Redeems a one-time link: sets the session cookie for this host and redirects into the app. */
@@ -287,7 +303,9 @@ export class ProxyServer {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
-    this.resolve(req).then(
+    Promise.resolve()
+      .then(() => this.resolve(req))
+      .then(
       (target) => {
         if (target === 'login') return rawAnswer(socket, 400, 'a login link is not an upgrade');
         const upstream: Socket = tcpConnect({ host: target.upstream.host, port: target.upstream.port, noDelay: true });
@@ -363,17 +381,21 @@ class ResponseRelay implements Dispatcher.DispatchHandlers {
   onHeaders(status: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean {
     this.resume = resume;
     const headers: string[] = [];
+    let sized = false;
     if (rawHeaders) {
       for (let i = 0; i < rawHeaders.length; i += 2) {
         const name = rawHeaders[i]!.toString();
-        if (RESPONSE_HOP.has(name.toLowerCase())) continue;
+        const lower = name.toLowerCase();
+        if (RESPONSE_HOP.has(lower)) continue;
+        if (lower === 'content-length') sized = true;
         headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
       }
     }
     if (status < 200) return true;
     this.res.writeHead(status, statusText || undefined, headers);
-    // Send the head now: an event stream or a slow first chunk must not sit in a buffer.
-    this.res.flushHeaders();
+    // A response of unknown length (an event stream, a long download) gets its head now rather than
+    // with its first chunk; one with a length goes out head and body in one write.
+    if (!sized) this.res.flushHeaders();
     return true;
   }
 

@@ -1,0 +1,198 @@
+// bench: proxy — wrk through Berth's proxy vs nginx as a reverse proxy vs direct, keep-alive, 64 connections (targets: req/s ≥ 0.8 × nginx, p99 ≤ nginx p99 + 2 ms)
+/**
+ * The proxy's hot path under load. One pod serves a small fixed response (nginx in the pod: see
+ * upstream-image.ts for why not busybox httpd). wrk (Debian's) drives 64 keep-alive connections
+ * over 2 threads at:
+ *
+ *   direct   the pod's published port (127.0.0.1:<hostPort>), no proxy at all;
+ *   berth    Berth's proxy, `Host: {podId}-8080.localhost`, in a `berth server` child process;
+ *   nginx    Debian's nginx as the equivalent reverse proxy to the same published port, at its best:
+ *            worker_processes auto, upstream keepalive, access_log off, proxy_buffering off, the same
+ *            X-Forwarded-* headers Berth adds.
+ *
+ * Both proxies reach the pod the same way (the published port, through Docker's port forwarding), so
+ * the difference between them is the proxies' own work. Rounds are interleaved (direct, berth,
+ * nginx, then the next round in another order) and the median of the rounds is reported. Everything
+ * runs on this machine: on a 2-core box wrk, Docker's userland proxy, the pod's nginx and the proxy
+ * under test share the cores, which is part of what the figures say.
+ *
+ *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64]
+ */
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { apiClient, intArg, log, median, sleep, startChild, summary, type ChildServer } from './common.js';
+import { ensureUpstreamImage, UPSTREAM_BODY } from './upstream-image.js';
+
+const run = promisify(execFile);
+const ROUNDS = intArg('--rounds', 3);
+const SECONDS = intArg('--seconds', 10);
+const CONNECTIONS = intArg('--connections', 64);
+const THREADS = 2;
+
+interface WrkResult {
+  rps: number;
+  p50: number;
+  p99: number;
+  errors: number;
+}
+
+/** Milliseconds from wrk's `1.23ms`, `456.00us`, `1.02s`. */
+function duration(text: string): number {
+  const m = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim());
+  if (!m) return NaN;
+  const v = Number(m[1]);
+  return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60_000;
+}
+
+async function wrk(url: string, host: string | undefined, seconds: number): Promise<WrkResult> {
+  const args = ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url];
+  const { stdout } = await run('wrk', args, { maxBuffer: 1 << 20 });
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const p50 = duration(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
+  const p99 = duration(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
+  const errs = /Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
+  const errors = Number(errs?.[1] ?? 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  if (!Number.isFinite(rps)) throw new Error(`wrk printed no rate:\n${stdout}`);
+  return { rps, p50, p99, errors };
+}
+
+/** fetch cannot set Host; node:http can. */
+function statusOf(port: number, host: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as { port: number }).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+/** nginx as the reference reverse proxy, in its own prefix with its own config. */
+async function startNginx(dir: string, upstreamPort: number): Promise<{ port: number; child: ChildProcess }> {
+  const port = await freePort();
+  const conf = `worker_processes auto;
+daemon off;
+error_log ${dir}/error.log warn;
+pid ${dir}/nginx.pid;
+events { worker_connections 4096; }
+http {
+  access_log off;
+  client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;
+  keepalive_requests 1000000;
+  upstream pod { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  server {
+    listen 127.0.0.1:${port};
+    location / {
+      proxy_pass http://pod;
+      proxy_http_version 1.1;
+      proxy_set_header Connection "";
+      proxy_set_header Host $host;
+      proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+      proxy_set_header X-Forwarded-Proto $scheme;
+      proxy_set_header X-Forwarded-Host $host;
+      proxy_buffering off;
+    }
+  }
+}
+`;
+  await writeFile(join(dir, 'nginx.conf'), conf);
+  const child = spawn('nginx', ['-c', join(dir, 'nginx.conf'), '-p', dir], { stdio: ['ignore', 'ignore', 'inherit'] });
+  for (let i = 0; i < 100; i++) {
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then((r) => r.text().then((t) => t === UPSTREAM_BODY), () => false);
+    if (ok) return { port, child };
+    await sleep(50);
+  }
+  child.kill();
+  throw new Error('nginx did not start');
+}
+
+async function main(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-'));
+  let server: ChildServer | undefined;
+  let nginx: ChildProcess | undefined;
+  let podId: string | undefined;
+  let api: ReturnType<typeof apiClient> | undefined;
+  try {
+    const image = await ensureUpstreamImage();
+    server = await startChild('berth-server', ['--data-dir', join(work, 'data')]);
+    const proxyPort = server.info.proxyPort as number;
+    const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
+    api = apiClient(server.url, key);
+    const created = await api<{ id: string }>('POST', '/api/v1/pods', { name: 'bench-upstream', image, ports: ['8080/http'], volumeGb: 0 });
+    if (created.status !== 201) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
+    podId = created.body.id;
+    const hostHeader = `${podId}-8080.localhost:${proxyPort}`;
+    let hostPort = 0;
+    for (let i = 0; i < 600 && !hostPort; i++) {
+      const pod = await api<{ status: string; portMappings: Record<string, number> }>('GET', `/api/v1/pods/${podId}`);
+      if (pod.body.status === 'ERROR') throw new Error('the upstream pod failed');
+      const ready = pod.body.status === 'RUNNING' && pod.body.portMappings['8080'];
+      const through = ready ? (await statusOf(proxyPort, hostHeader)) === 200 : false;
+      if (ready && through) hostPort = pod.body.portMappings['8080']!;
+      else await sleep(100);
+    }
+    if (!hostPort) throw new Error('the upstream pod did not come up');
+    const ng = await startNginx(work, hostPort);
+    nginx = ng.child;
+    log(`pod ${podId} serves on 127.0.0.1:${hostPort}; berth proxy :${proxyPort}; nginx :${ng.port}`);
+
+    const targets = {
+      direct: () => wrk(`http://127.0.0.1:${hostPort}/`, undefined, SECONDS),
+      berth: () => wrk(`http://127.0.0.1:${proxyPort}/`, hostHeader, SECONDS),
+      nginx: () => wrk(`http://127.0.0.1:${ng.port}/`, hostHeader, SECONDS),
+    };
+    type Name = keyof typeof targets;
+    // Warm-up: connections, JIT, pools.
+    for (const name of Object.keys(targets) as Name[]) await (name === 'direct' ? wrk(`http://127.0.0.1:${hostPort}/`, undefined, 3) : wrk(name === 'berth' ? `http://127.0.0.1:${proxyPort}/` : `http://127.0.0.1:${ng.port}/`, hostHeader, 3));
+    const results: Record<Name, WrkResult[]> = { direct: [], berth: [], nginx: [] };
+    const orders: Name[][] = [
+      ['direct', 'berth', 'nginx'],
+      ['nginx', 'berth', 'direct'],
+      ['berth', 'nginx', 'direct'],
+    ];
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const name of orders[r % orders.length]!) {
+        const res = await targets[name]();
+        results[name].push(res);
+        log(`round ${r + 1} ${name.padEnd(6)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms${res.errors ? `  errors ${res.errors}` : ''}`);
+      }
+    }
+    const med = (name: Name, f: keyof WrkResult): number => median(results[name].map((x) => x[f]));
+    const ratio = med('berth', 'rps') / med('nginx', 'rps');
+    const p99Gap = med('berth', 'p99') - med('nginx', 'p99');
+    const line = (name: Name): string => `${med(name, 'rps').toFixed(0)} req/s  p50 ${med(name, 'p50').toFixed(2)} ms  p99 ${med(name, 'p99').toFixed(2)} ms  (rounds: ${results[name].map((x) => x.rps.toFixed(0)).join(', ')} req/s${results[name].some((x) => x.errors) ? `; errors ${results[name].map((x) => x.errors).join(', ')}` : ''})`;
+    summary('proxy', [
+      ['load', `wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s --latency, keep-alive; ${ROUNDS} interleaved rounds after a 3 s warm-up each; medians`],
+      ['upstream', `${image} in a pod, "${UPSTREAM_BODY.trim()}" (${UPSTREAM_BODY.length} bytes)`],
+      ['direct (published port)', line('direct')],
+      ['berth proxy', line('berth')],
+      ['nginx reverse proxy', line('nginx')],
+      ['berth/nginx req/s (target ≥ 0.8)', `${ratio.toFixed(2)}  ${ratio >= 0.8 ? 'PASS' : 'MISS'}`],
+      ['berth p99 - nginx p99 (target ≤ 2 ms)', `${p99Gap >= 0 ? '+' : ''}${p99Gap.toFixed(2)} ms  ${p99Gap <= 2 ? 'PASS' : 'MISS'}`],
+      ['berth/direct req/s', (med('berth', 'rps') / med('direct', 'rps')).toFixed(2)],
+    ]);
+  } finally {
+    nginx?.kill('SIGQUIT');
+    if (api && podId) await api('POST', `/api/v1/pods/${podId}/terminate`, {}).catch(() => undefined);
+    await sleep(500);
+    await server?.stop();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+await main();
