@@ -115,6 +115,34 @@ describe('HTTP proxy', { concurrency: true }, () => {
     ws.close();
   });
 
+  it('balances over running instances, and {podId}-{n}-{port} reaches instance n', async () => {
+    const cgi = "printf 'Content-Type: text/plain\\r\\n\\r\\n'; hostname -i";
+    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
+      image: TEST_IMAGE,
+      ports: '8080/http',
+      volumeGb: 0,
+      instances: 2,
+      command: ['sh', '-c', `mkdir -p /www/cgi-bin && printf '#!/bin/sh\\n%s\\n' "${cgi}" > /www/cgi-bin/ip && chmod +x /www/cgi-bin/ip && exec httpd -f -p 8080 -h /www`],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    const ips = await waitFor('both instances to serve', async () => {
+      const seen = new Set<string>();
+      for (let i = 0; i < 4; i++) {
+        const r = await call(proxyPort, host(8080, id), '/cgi-bin/ip');
+        if (r.status !== 200) return undefined;
+        seen.add(r.body.toString().trim());
+      }
+      return seen.size === 2 ? seen : undefined;
+    }, 60_000);
+    const one = await call(proxyPort, `${id}-1-8080.localhost:${proxyPort}`, '/cgi-bin/ip');
+    const again = await call(proxyPort, `${id}-1-8080.localhost:${proxyPort}`, '/cgi-bin/ip');
+    assert.ok(ips.has(one.body.toString().trim()));
+    assert.equal(one.body.toString(), again.body.toString(), 'the same instance each time');
+    const none = await call(proxyPort, `${id}-5-8080.localhost:${proxyPort}`, '/');
+    assert.equal(none.status, 503);
+  });
+
   it('answers 404 naming what is missing', async () => {
     const unknownPod = await call(proxyPort, `zzzzzzzzzzzzzz-8080.localhost:${proxyPort}`, '/');
     assert.equal(unknownPod.status, 404);

@@ -149,6 +149,25 @@ describe('SSH gateway', { concurrency: true }, () => {
     assert.equal(r.stdout, 'via-cli\n');
   });
 
+  it('forwards a port of the pod\'s network back to the client (-R), at the node\'s address on that network', async () => {
+    const { createServer: createHttp } = await import('node:http');
+    const web = createHttp((_req, res) => res.end('from-the-client\n'));
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    const webPort = (web.address() as { port: number }).port;
+    const remote = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn('ssh', [...opts(join(dir, 'id_owner')), '-p', String(sshPort), '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `${remote}:127.0.0.1:${webPort}`, `${podId}@127.0.0.1`], { stdio: 'ignore' });
+    try {
+      const out = await waitFor('the reverse forward', async () => {
+        const r = await ssh([`${podId}@127.0.0.1`, `gw=$(ip route | awk '/^default/ {print $3}'); wget -qO- "http://$gw:${remote}/"`]);
+        return r.code === 0 ? r.stdout : undefined;
+      });
+      assert.equal(out, 'from-the-client\n');
+    } finally {
+      child.kill();
+      web.close();
+    }
+  });
+
   it("refuses another user's key", async () => {
     const r = await ssh([`${podId}@127.0.0.1`, 'true'], undefined, join(dir, 'id_other'));
     assert.equal(r.code, 255);
