@@ -5,6 +5,7 @@
  * come at offsets and the size is known only at close) and put into the container whole at close.
  * Metadata (stat, listings, mkdir, rename...) uses small commands run in the container.
  */
+import { randomBytes } from 'node:crypto';
 import { open, rm, mkdtemp, type FileHandle } from 'node:fs/promises';
 import { createReadStream } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +69,7 @@ interface WriteHandle {
 interface StreamHandle {
   kind: 'stream';
   path: string;
+  temp: string;
   exec: InteractiveExec;
   /** Bytes written so far: the offset the next write must have. */
   position: number;
@@ -143,7 +145,10 @@ export class SftpSession {
     for (const [id, h] of this.handles) {
       this.handles.delete(id);
       if (h.kind === 'read') h.content.destroy();
-      if (h.kind === 'stream') h.exec.close();
+      if (h.kind === 'stream') {
+        h.exec.close();
+        await this.t.access.exec(this.t.instanceId, this.t.container, ['rm', '-f', '--', h.temp], EXEC_TIMEOUT_MS).catch(() => undefined);
+      }
       if (h.kind === 'write') {
         await h.file.close().catch(() => undefined);
         await rm(h.spool, { force: true });
@@ -280,8 +285,11 @@ export class SftpSession {
     const existing = (flags & OPEN_MODE.TRUNC) === 0 ? await this.stat(path, true).catch(() => undefined) : undefined;
     if (!existing && (flags & OPEN_MODE.CREAT) === 0 && (flags & OPEN_MODE.TRUNC) === 0) return void this.sftp.status(reqId, STATUS_CODE.NO_SUCH_FILE, `${path}: no such file`);
     if ((!existing || existing.size === 0) && (flags & OPEN_MODE.READ) === 0 && (await this.canStream())) {
-      const exec = await this.t.access.openExec!(this.t.instanceId, this.t.container, { argv: ['sh', '-c', 'exec cat > "$1"', 'sh', path], tty: false });
-      const h: StreamHandle = { kind: 'stream', path, exec, position: 0, early: new Map(), earlyBytes: 0, stderr: '', mode: attrs.mode !== undefined ? attrs.mode & 0o7777 : undefined, error: undefined };
+      // Into a temp name beside the file, renamed over it at close: the old file stays whole if the
+      // upload breaks, and ext4 does not flush a truncated-then-rewritten file on close.
+      const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.berth-${randomBytes(4).toString('hex')}`);
+      const exec = await this.t.access.openExec!(this.t.instanceId, this.t.container, { argv: ['sh', '-c', 'exec cat > "$1"', 'sh', temp], tty: false });
+      const h: StreamHandle = { kind: 'stream', path, temp, exec, position: 0, early: new Map(), earlyBytes: 0, stderr: '', mode: attrs.mode !== undefined ? attrs.mode & 0o7777 : undefined, error: undefined };
       exec.stderr.on('data', (d: Buffer) => (h.stderr += d.toString()));
       exec.stdout.resume();
       (exec.stdin as NodeJS.WritableStream & { on(e: 'error', f: (err: Error) => void): void }).on('error', (err: Error) => (h.error ??= err));
@@ -410,9 +418,15 @@ export class SftpSession {
     if (h.early.size > 0) h.error ??= new Error('the upload has a gap: some writes never came');
     h.exec.stdin.end();
     const code = await h.exec.exitCode;
-    if (h.error) throw h.error;
-    if (code !== 0) throw new Error(h.stderr.trim().replace(/^sh: /, '') || `writing ${h.path} failed (exit ${code})`);
-    if (h.mode !== undefined) await this.run(['chmod', h.mode.toString(8), '--', h.path]);
+    try {
+      if (h.error) throw h.error;
+      if (code !== 0) throw new Error(h.stderr.trim().replace(/^sh: /, '').replace(h.temp, h.path) || `writing ${h.path} failed (exit ${code})`);
+      if (h.mode !== undefined) await this.run(['chmod', h.mode.toString(8), '--', h.temp]);
+      await this.run(['mv', '-f', '--', h.temp, h.path]);
+    } catch (err) {
+      await this.t.access.exec(this.t.instanceId, this.t.container, ['rm', '-f', '--', h.temp], EXEC_TIMEOUT_MS).catch(() => undefined);
+      throw err;
+    }
   }
 
   /**
