@@ -18,10 +18,10 @@
  *
  *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64]
  */
+import { freePort } from '../src/agent/ports.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -74,17 +74,10 @@ function statusOf(port: number, host: string): Promise<number> {
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /** nginx as the reference reverse proxy, in its own prefix with its own config. */
 async function startNginx(dir: string, upstreamPort: number): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
+  const port = await freePort('127.0.0.1');
   const conf = `worker_processes auto;
 daemon off;
 error_log ${dir}/error.log warn;

@@ -12,10 +12,10 @@
  *
  *   npm run bench -- ssh [--mb 200] [--rounds 3]
  */
+import { freePort } from '../src/agent/ports.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -26,16 +26,9 @@ const run = promisify(execFile);
 const MB = intArg('--mb', 200);
 const ROUNDS = intArg('--rounds', 3);
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 async function startSshd(dir: string, clientPub: string): Promise<{ port: number; child: ChildProcess }> {
-  const port = await freePort();
+  const port = await freePort('127.0.0.1');
   await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'host_ed25519')]);
   await writeFile(join(dir, 'authorized_keys'), clientPub, { mode: 0o600 });
   // sshd wants its privilege separation directory even when it runs in the foreground.

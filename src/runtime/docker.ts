@@ -786,20 +786,15 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   }
 
   async containerAddress(id: string): Promise<string | undefined> {
-    let info: Docker.ContainerInspectInfo;
-    try {
-      info = await this.docker.getContainer(id).inspect();
-    } catch (err) {
-      throw this.fail(err, `inspect container ${id}`, 'container', id);
-    }
-    // A container that joined another's network namespace has no address of its own.
-    const mode = info.HostConfig?.NetworkMode ?? '';
-    if (mode.startsWith('container:')) return this.containerAddress(mode.slice('container:'.length));
-    for (const n of Object.values(info.NetworkSettings?.Networks ?? {})) if (n.IPAddress) return n.IPAddress;
-    return undefined;
+    return (await this.networkOf(id))?.IPAddress || undefined;
   }
 
   async containerGateway(id: string): Promise<string | undefined> {
+    return (await this.networkOf(id))?.Gateway || undefined;
+  }
+
+  /** The container's first network with an address; a container that joined another's namespace has that one's. */
+  private async networkOf(id: string): Promise<{ IPAddress?: string; Gateway?: string } | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
       info = await this.docker.getContainer(id).inspect();
@@ -807,9 +802,8 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
       throw this.fail(err, `inspect container ${id}`, 'container', id);
     }
     const mode = info.HostConfig?.NetworkMode ?? '';
-    if (mode.startsWith('container:')) return this.containerGateway(mode.slice('container:'.length));
-    for (const n of Object.values(info.NetworkSettings?.Networks ?? {})) if (n.Gateway) return n.Gateway;
-    return undefined;
+    if (mode.startsWith('container:')) return this.networkOf(mode.slice('container:'.length));
+    return Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress);
   }
 
   async getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {
