@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { DATA_CENTER_LABEL, DEFAULT_DATA_CENTER } from '../../control/index.js';
 import { BerthError, invalid, type Node, type PodInput, type PodSpec, type Problem } from '../../model/index.js';
+import type { FastifyInstance } from 'fastify';
 import type { ApiDeps } from '../server.js';
 
 /** Settings both RunPod APIs share; the server passes them when it registers the routes. */
@@ -203,3 +204,14 @@ export function gatewayOf(access: ApiDeps['access'], opts: CompiledRunpodOptions
 }
 
 export const notRunpod = (what: string): BerthError => new BerthError('NOT_FOUND', `Berth does not serve RunPod's ${what}`);
+
+/** Answers every route under each path with a clear "not served" error, in the scope's own error shape. */
+export function refuseNotServed(app: FastifyInstance, areas: readonly (readonly [path: string, what: string])[]): void {
+  for (const [path, what] of areas) {
+    const refuse = async (): Promise<never> => {
+      throw notRunpod(what);
+    };
+    app.all(path, { schema: { hide: true } }, refuse);
+    app.all(`${path}/*`, { schema: { hide: true } }, refuse);
+  }
+}

@@ -10,7 +10,7 @@ import type { ApiDeps } from '../server.js';
 import { sendV1Error, useErrors } from './errors.js';
 import { fromV1Create, fromV1Template, fromV1Update } from './inputs.js';
 import * as S from './schemas.js';
-import { Ignored, compileRunpodOptions, gatewayOf, dataCenterOf, flavorOf, notRunpod, queryList, type RunpodOptions } from './shared.js';
+import { Ignored, compileRunpodOptions, gatewayOf, dataCenterOf, flavorOf, queryList, refuseNotServed, type RunpodOptions } from './shared.js';
 import { registryView, v1NetworkVolume, v1Pod, v1Template, type V1Extras, type ViewContext } from './views.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -149,15 +149,8 @@ export async function registerRunpodV1(app: FastifyInstance, deps: ApiDeps, opti
     return reply.code(204).send();
   });
 
-  for (const [path, what] of [
+  refuseNotServed(app, [
     ['/endpoints', 'Serverless endpoints'],
     ['/billing', 'billing'],
-  ] as const) {
-    app.all(path, { schema: { hide: true } }, async () => {
-      throw notRunpod(what);
-    });
-    app.all(`${path}/*`, { schema: { hide: true } }, async () => {
-      throw notRunpod(what);
-    });
-  }
+  ]);
 }

@@ -12,7 +12,7 @@ import { sendV2Problem, useErrors } from './errors.js';
 import { fromV2Create, fromV2Template, fromV2Update } from './inputs.js';
 import { streamPodLogs, type LogQuery } from './logs.js';
 import * as S from './schemas.js';
-import { Ignored, compileRunpodOptions, gatewayOf, notRunpod, queryList, type RunpodOptions } from './shared.js';
+import { Ignored, compileRunpodOptions, gatewayOf, queryList, refuseNotServed, type RunpodOptions } from './shared.js';
 import { registryView, v2Actions, v2NetworkVolume, v2Pod, v2Template, type ViewContext } from './views.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -186,16 +186,9 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
   // Berth has no public template catalog: your templates are under /templates.
   app.get('/catalog/templates', { schema: tags }, async () => ({ templates: [] }));
 
-  for (const [path, what] of [
+  refuseNotServed(app, [
     ['/serverless', 'Serverless endpoints'],
     ['/clusters', 'Instant Clusters'],
     ['/billing', 'billing'],
-  ] as const) {
-    app.all(path, { schema: { hide: true } }, async () => {
-      throw notRunpod(what);
-    });
-    app.all(`${path}/*`, { schema: { hide: true } }, async () => {
-      throw notRunpod(what);
-    });
-  }
+  ]);
 }
