@@ -40,6 +40,8 @@ export interface Assignment {
   /** Env the control plane injects (pod id, counts, PUBLIC_KEY…); the agent adds port and IP vars. */
   env: Record<string, string>;
   registryLogin: RegistryLogin | null;
+  /** The values of the pod's secrets, by the pod's own secret names (`PodSpec.secrets`); never logged. */
+  secrets: Record<string, string>;
   /** Docker volume names; null when the pod has none. */
   volumeDisk: string | null;
   networkVolume: string | null;

@@ -150,6 +150,7 @@ export class AgentService implements AgentChannel {
       hostPorts: inst.hostPorts,
       env: await this.envOf(inst, spec, detail.pod.owner, gpus.map((g) => g.name), node?.capacity, node?.labels),
       registryLogin: await this.loginFor(spec),
+      secrets: await this.secretsFor(spec, detail.pod.owner),
       volumeDisk: spec.volumeGb > 0 && !spec.networkVolumeId ? volumeDiskName(inst.id) : null,
       networkVolume: spec.networkVolumeId ? networkVolumeName(spec.networkVolumeId) : null,
     };
@@ -187,6 +188,21 @@ export class AgentService implements AgentChannel {
       if (keys.length) env.PUBLIC_KEY = keys.map((k) => k.publicKey).join('\n');
     }
     return env;
+  }
+
+  /** Resolves the pod's secret references; a missing secret leaves its variable or file out (the pod's status says so). */
+  private async secretsFor(spec: PodSpec, owner: string): Promise<Record<string, string>> {
+    const out: Record<string, string> = {};
+    for (const [name, source] of Object.entries(spec.secrets)) {
+      const secret = await this.store.getSecret(owner as never, source);
+      if (!secret) continue;
+      try {
+        out[name] = this.sealer.open(secret.valueSealed);
+      } catch {
+        // Sealed under another key: as with registry logins, this pod goes without it.
+      }
+    }
+    return out;
   }
 
   private async loginFor(spec: PodSpec): Promise<RegistryLogin | null> {

@@ -45,6 +45,10 @@ export interface ContainerObservation {
   exitCode: number | null;
   startedAt: Timestamp | null;
   finishedAt: Timestamp | null;
+  /** The health check's verdict; null: the container has none, or no verdict yet. */
+  healthy?: boolean | null;
+  /** Consecutive failed health checks now. */
+  healthFailures?: number;
 }
 
 export interface DiskUsage {
@@ -62,6 +66,8 @@ export interface InstanceObservation {
   exitCode: number | null;
   /** Container port (as string) → host port. */
   ports: Record<string, number>;
+  /** Endpoint name → the host port allocated to it (endpoints that asked for one). */
+  endpoints?: Record<string, number>;
   containers: ContainerObservation[];
   pull: PullProgress | null;
   /** The last lines of output when the instance exited or failed. */
@@ -155,6 +161,17 @@ export interface RegistryAuth {
   /** AES-256-GCM ciphertext of the password; decrypted only to hand to an agent. */
   passwordSealed: string;
   createdAt: Timestamp;
+}
+
+/** A secret of the secret store, by name per owner; pods reference it by name, never by value. */
+export interface Secret {
+  owner: OwnerId;
+  /** e.g. `db/password`; Marathon pods name it in `secrets.<name>.source`. */
+  name: string;
+  /** AES-256-GCM ciphertext of the value; opened only to hand to the agent that runs the pod. */
+  valueSealed: string;
+  createdAt: Timestamp;
+  updatedAt: Timestamp;
 }
 
 export interface SshKey {

@@ -23,7 +23,7 @@ describe('compilePodSpec defaults', () => {
     const spec = compilePodSpec({ image: 'busybox:latest' });
     assert.deepEqual(spec, {
       name: 'my pod',
-      containers: [{ name: 'main', image: 'busybox:latest', entrypoint: [], command: [], env: {}, ports: [] }],
+      containers: [{ name: 'main', image: 'busybox:latest', entrypoint: [], command: [], env: {}, secretEnv: {}, ports: [], endpoints: [], resources: { cpus: null, memoryMb: null, gpus: 0, diskMb: 0 }, volumeMounts: [], healthCheck: null, user: null, tty: false, killGracePeriodSeconds: null, labels: {} }],
       gpuCount: 0,
       gpuTypeIds: [],
       vcpuCount: null,
@@ -39,6 +39,13 @@ describe('compilePodSpec defaults', () => {
       instances: 1,
       labels: {},
       backoff: { initialSeconds: 1, factor: 1.15, maxSeconds: 300 },
+      volumes: [],
+      network: { mode: 'bridge', name: null },
+      secrets: {},
+      constraints: [],
+      upgrade: { minimumHealthCapacity: 1, maximumOverCapacity: 1 },
+      killSelection: 'YOUNGEST_FIRST',
+      marathon: null,
     } satisfies PodSpec);
   });
 
@@ -64,7 +71,10 @@ describe('compilePodSpec defaults', () => {
       labels: { team: 'ml' },
     });
     assert.equal(spec.name, 'trainer');
-    assert.deepEqual(spec.containers[0], { name: 'main', image: 'ghcr.io/acme/train@sha256:abc', entrypoint: ['python'], command: ['-m', 'train'], env: { EPOCHS: '3' }, ports: [] });
+    assert.deepEqual(
+      { ...spec.containers[0], secretEnv: undefined, endpoints: undefined, resources: undefined, volumeMounts: undefined, healthCheck: undefined, user: undefined, tty: undefined, killGracePeriodSeconds: undefined, labels: undefined },
+      { name: 'main', image: 'ghcr.io/acme/train@sha256:abc', entrypoint: ['python'], command: ['-m', 'train'], env: { EPOCHS: '3' }, ports: [], secretEnv: undefined, endpoints: undefined, resources: undefined, volumeMounts: undefined, healthCheck: undefined, user: undefined, tty: undefined, killGracePeriodSeconds: undefined, labels: undefined },
+    );
     assert.equal(spec.gpuCount, 2);
     assert.deepEqual(spec.gpuTypeIds, ['NVIDIA A100 80GB PCIe']);
     assert.equal(spec.vcpuCount, 7.5);

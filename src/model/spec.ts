@@ -16,6 +16,48 @@ export interface VolumeMount {
   readOnly: boolean;
 }
 
+/**
+ * A named port of a container (Marathon's endpoint). With bridge networking the container port is
+ * published on a host port; with host networking the container listens on the allocated host port.
+ */
+export interface EndpointSpec {
+  name: string;
+  /** null: none (host networking: the container listens on the host port). */
+  containerPort: number | null;
+  /** null: not asked for; 0: any free port of the node; else exactly that port. */
+  hostPort: number | null;
+  /** Free-form, as Marathon (`tcp`, `udp`, `http`); `http` makes it reachable through the proxy. */
+  protocols: string[];
+  labels: Record<string, string>;
+}
+
+export interface HealthCheckSpec {
+  kind: 'http' | 'tcp' | 'exec';
+  /** http/tcp: the name of one of this container's endpoints. */
+  endpoint: string | null;
+  /** http: the request path. */
+  path: string | null;
+  scheme: 'HTTP' | 'HTTPS';
+  /** exec: argv; a shell command is `['/bin/sh', '-c', command]`. */
+  argv: string[];
+  /** Failures are not counted until this long after the start, or until the first success. */
+  gracePeriodSeconds: number;
+  intervalSeconds: number;
+  timeoutSeconds: number;
+  /** This many failures in a row replace the instance; 0: never. */
+  maxConsecutiveFailures: number;
+  /** The first check runs this long after the start. */
+  delaySeconds: number;
+}
+
+/** What one container may use; null: no limit of its own (the pod's `vcpuCount`/`memoryGb` apply). */
+export interface ContainerResources {
+  cpus: number | null;
+  memoryMb: number | null;
+  gpus: number;
+  diskMb: number;
+}
+
 export interface ContainerSpec {
   name: string;
   image: string;
@@ -24,7 +66,63 @@ export interface ContainerSpec {
   /** Empty: the image's CMD. */
   command: string[];
   env: Record<string, string>;
+  /** Env vars whose value is a secret of the pod: variable → name in `PodSpec.secrets`. */
+  secretEnv: Record<string, string>;
   ports: PortSpec[];
+  endpoints: EndpointSpec[];
+  resources: ContainerResources;
+  /** Mounts of the pod's `volumes` by name. */
+  volumeMounts: VolumeMount[];
+  healthCheck: HealthCheckSpec | null;
+  /** Run as this user (name or uid[:gid]); null: the image's. */
+  user: string | null;
+  tty: boolean;
+  /** Seconds between SIGTERM and SIGKILL; null: the node's default. */
+  killGracePeriodSeconds: number | null;
+  labels: Record<string, string>;
+}
+
+/** A volume of the pod, mounted by its containers' `volumeMounts`. */
+export type PodVolume =
+  /** Lives as long as the instance; shared by its containers. */
+  | { name: string; kind: 'ephemeral' }
+  /** A directory of the node, only under the paths the operator allows. */
+  | { name: string; kind: 'host'; hostPath: string }
+  /** A volume on the node that outlives the instance's containers; the pod stays on its node. */
+  | { name: string; kind: 'persistent'; sizeMb: number }
+  /** One file holding the value of a pod secret. */
+  | { name: string; kind: 'secret'; secret: string };
+
+export type NetworkMode = 'bridge' | 'host' | 'container';
+
+export interface NetworkSpec {
+  /** `bridge`: the node's Docker bridge with published ports (RunPod pods, Marathon `container/bridge`); `host`: the node's own network; `container`: a named Docker network. */
+  mode: NetworkMode;
+  /** `container` mode: the Docker network to join; null: the default bridge. */
+  name: string | null;
+}
+
+export const CONSTRAINT_OPERATORS = ['UNIQUE', 'CLUSTER', 'GROUP_BY', 'LIKE', 'UNLIKE', 'MAX_PER', 'IS'] as const;
+export type ConstraintOperator = (typeof CONSTRAINT_OPERATORS)[number];
+
+/** A placement rule on a node field: `hostname` (the node name) or one of the node's labels. */
+export interface Constraint {
+  field: string;
+  operator: ConstraintOperator;
+  value: string | null;
+}
+
+export interface UpgradePolicy {
+  /** Share of instances that must stay healthy during a rollout (0..1). */
+  minimumHealthCapacity: number;
+  /** Share of extra instances a rollout may start beside the old ones (0..1). */
+  maximumOverCapacity: number;
+}
+
+/** How the pod was defined through the Marathon API: its path id and the normalized definition it answers with. */
+export interface MarathonMeta {
+  id: string;
+  definition: Record<string, unknown>;
 }
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
@@ -61,6 +159,15 @@ export interface PodSpec {
   instances: number;
   labels: Record<string, string>;
   backoff: BackoffPolicy;
+  volumes: PodVolume[];
+  network: NetworkSpec;
+  /** Secrets the pod uses: its own name → the name in Berth's secret store. Values never live in a spec. */
+  secrets: Record<string, string>;
+  constraints: Constraint[];
+  upgrade: UpgradePolicy;
+  killSelection: 'YOUNGEST_FIRST' | 'OLDEST_FIRST';
+  /** Set for pods defined through /marathon/v2; null otherwise. */
+  marathon: MarathonMeta | null;
 }
 
 /** The friendly form the native API, CLI and templates take. Every field is optional. */
@@ -87,6 +194,14 @@ export interface PodInput {
   restartPolicy?: RestartPolicy;
   instances?: number;
   labels?: Record<string, string>;
+  backoff?: Partial<BackoffPolicy>;
+  volumes?: PodVolume[];
+  network?: Partial<NetworkSpec>;
+  secrets?: Record<string, string>;
+  constraints?: (Omit<Constraint, 'value'> & { value?: string | null })[];
+  upgrade?: Partial<UpgradePolicy>;
+  killSelection?: 'YOUNGEST_FIRST' | 'OLDEST_FIRST';
+  marathon?: MarathonMeta | null;
 }
 
 export interface ContainerInput {
@@ -95,7 +210,16 @@ export interface ContainerInput {
   entrypoint?: string[];
   command?: string[];
   env?: Record<string, string>;
+  secretEnv?: Record<string, string>;
   ports?: string[] | string;
+  endpoints?: (Partial<EndpointSpec> & { name: string })[];
+  resources?: Partial<ContainerResources>;
+  volumeMounts?: (Omit<VolumeMount, 'readOnly'> & { readOnly?: boolean })[];
+  healthCheck?: (Partial<HealthCheckSpec> & { kind: HealthCheckSpec['kind'] }) | null;
+  user?: string | null;
+  tty?: boolean;
+  killGracePeriodSeconds?: number | null;
+  labels?: Record<string, string>;
 }
 
 /** @default values a pod gets when the request leaves a field out (RunPod's, where it has one). */
@@ -109,6 +233,12 @@ export const POD_DEFAULTS = {
   instances: 1,
   /** As Marathon: 1 s, ×1.15, at most 300 s. */
   backoff: { initialSeconds: 1, factor: 1.15, maxSeconds: 300 },
+  network: { mode: 'bridge' as NetworkMode, name: null },
+  /** As Marathon: a rollout keeps every instance until its replacement is healthy, and may double the pod meanwhile. */
+  upgrade: { minimumHealthCapacity: 1, maximumOverCapacity: 1 },
+  killSelection: 'YOUNGEST_FIRST' as const,
+  /** As Marathon's health check defaults. */
+  healthCheck: { gracePeriodSeconds: 300, intervalSeconds: 60, timeoutSeconds: 20, maxConsecutiveFailures: 3, delaySeconds: 15 },
 };
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
@@ -206,25 +336,184 @@ class Checker {
   }
 }
 
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
+const isName = (v: unknown): v is string => typeof v === 'string' && v.length <= 63 && NAME.test(v);
+const NAME_RULE = 'must be 1-63 lowercase letters, digits or -, starting and ending with a letter or digit';
+const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+function compileEndpoints(c: Checker, path: string, v: unknown): EndpointSpec[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    c.add(path, 'must be a list');
+    return [];
+  }
+  return v.map((e: unknown, i): EndpointSpec => {
+    const p = `${path}(${i})`;
+    const ep = isRecord(e) ? e : {};
+    if (!isName(ep.name)) c.add(`${p}/name`, NAME_RULE);
+    const containerPort = ep.containerPort ?? null;
+    if (containerPort !== null) c.int(`${p}/containerPort`, containerPort, 0, 65535);
+    const hostPort = ep.hostPort ?? null;
+    if (hostPort !== null) c.int(`${p}/hostPort`, hostPort, 0, 65535);
+    const protocols = ep.protocols ?? ['tcp'];
+    c.strings(`${p}/protocols`, protocols);
+    return {
+      name: String(ep.name),
+      containerPort: containerPort === 0 ? null : (containerPort as number | null),
+      hostPort: hostPort as number | null,
+      protocols: protocols as string[],
+      labels: c.env(`${p}/labels`, ep.labels),
+    };
+  });
+}
+
+function compileHealthCheck(c: Checker, path: string, v: unknown, endpoints: EndpointSpec[]): HealthCheckSpec | null {
+  if (v === undefined || v === null) return null;
+  if (!isRecord(v)) {
+    c.add(path, 'must be an object');
+    return null;
+  }
+  const d = POD_DEFAULTS.healthCheck;
+  const kind = v.kind;
+  if (kind !== 'http' && kind !== 'tcp' && kind !== 'exec') c.add(`${path}/kind`, 'must be http, tcp or exec');
+  const endpoint = (v.endpoint as string | null | undefined) ?? null;
+  if ((kind === 'http' || kind === 'tcp') && !endpoints.some((e) => e.name === endpoint)) c.add(`${path}/endpoint`, "must name one of this container's endpoints");
+  const argv = (v.argv as string[] | undefined) ?? [];
+  if (kind === 'exec' && (!c.strings(`${path}/argv`, argv) || argv.length === 0)) c.add(`${path}/argv`, 'must give the command to run');
+  const num = (k: keyof typeof d): number => {
+    const x = v[k] ?? d[k];
+    c.int(`${path}/${k}`, x, 0, 86_400);
+    return x as number;
+  };
+  const out: HealthCheckSpec = {
+    kind: kind as HealthCheckSpec['kind'],
+    endpoint,
+    path: (v.path as string | null | undefined) ?? (kind === 'http' ? '/' : null),
+    scheme: v.scheme === 'HTTPS' ? 'HTTPS' : 'HTTP',
+    argv,
+    gracePeriodSeconds: num('gracePeriodSeconds'),
+    intervalSeconds: num('intervalSeconds'),
+    timeoutSeconds: num('timeoutSeconds'),
+    maxConsecutiveFailures: num('maxConsecutiveFailures'),
+    delaySeconds: num('delaySeconds'),
+  };
+  if (out.intervalSeconds < 1) c.add(`${path}/intervalSeconds`, 'must be at least 1');
+  if (out.timeoutSeconds >= out.intervalSeconds) c.add(`${path}/timeoutSeconds`, 'must be less than intervalSeconds');
+  return out;
+}
+
+function compileResources(c: Checker, path: string, v: unknown): ContainerResources {
+  const r = isRecord(v) ? v : {};
+  if (v !== undefined && !isRecord(v)) c.add(path, 'must be an object');
+  const cpus = (r.cpus as number | null | undefined) ?? null;
+  if (cpus !== null) c.num(`${path}/cpus`, cpus, 0.001, 1024);
+  const memoryMb = (r.memoryMb as number | null | undefined) ?? null;
+  if (memoryMb !== null) c.num(`${path}/memoryMb`, memoryMb, 4, 16 * 2 ** 20);
+  const gpus = (r.gpus as number | undefined) ?? 0;
+  c.int(`${path}/gpus`, gpus, 0, 64);
+  const diskMb = (r.diskMb as number | undefined) ?? 0;
+  c.num(`${path}/diskMb`, diskMb, 0, 2 ** 40);
+  return { cpus, memoryMb, gpus, diskMb };
+}
+
 function compileContainer(c: Checker, path: string, input: ContainerInput, fallbackName: string): ContainerSpec {
   const name = input.name ?? fallbackName;
-  if (typeof name !== 'string' || name.length > 63 || !CONTAINER_NAME.test(name)) {
-    c.add(`${path}/name`, 'must be 1-63 lowercase letters, digits or -, starting and ending with a letter or digit');
-  }
+  if (!isName(name)) c.add(`${path}/name`, NAME_RULE);
   if (input.image === undefined || input.image === '') c.add(`${path}/image`, 'is required');
   else if (typeof input.image !== 'string' || !IMAGE_REF.test(input.image)) c.add(`${path}/image`, 'is not an image reference');
   const entrypoint = input.entrypoint ?? [];
   const command = input.command ?? [];
   c.strings(`${path}/entrypoint`, entrypoint);
   c.strings(`${path}/command`, command);
+  const endpoints = compileEndpoints(c, `${path}/endpoints`, input.endpoints);
+  const volumeMounts = (input.volumeMounts ?? []).map((m, i): VolumeMount => {
+    const p = `${path}/volumeMounts(${i})`;
+    if (!isRecord(m) || typeof m.name !== 'string' || m.name === '') c.add(`${p}/name`, 'must name a volume of the pod');
+    if (!isRecord(m) || typeof m.mountPath !== 'string' || !m.mountPath.startsWith('/')) c.add(`${p}/mountPath`, 'must be an absolute path');
+    return { name: String(m?.name), mountPath: String(m?.mountPath), readOnly: m?.readOnly === true };
+  });
+  const kill = input.killGracePeriodSeconds ?? null;
+  if (kill !== null) c.num(`${path}/killGracePeriodSeconds`, kill, 0, 3600);
+  const user = input.user ?? null;
+  if (user !== null && (typeof user !== 'string' || user === '')) c.add(`${path}/user`, 'must not be empty');
   return {
     name: String(name),
     image: String(input.image ?? ''),
     entrypoint,
     command,
     env: c.env(`${path}/env`, input.env),
+    secretEnv: c.env(`${path}/secretEnv`, input.secretEnv),
     ports: c.ports(`${path}/ports`, input.ports),
+    endpoints,
+    resources: compileResources(c, `${path}/resources`, input.resources),
+    volumeMounts,
+    healthCheck: compileHealthCheck(c, `${path}/healthCheck`, input.healthCheck, endpoints),
+    user,
+    tty: input.tty === true,
+    killGracePeriodSeconds: kill,
+    labels: c.env(`${path}/labels`, input.labels),
   };
+}
+
+function compileVolumes(c: Checker, v: unknown, secrets: Record<string, string>): PodVolume[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    c.add('/volumes', 'must be a list');
+    return [];
+  }
+  const seen = new Set<string>();
+  return v.map((x: unknown, i): PodVolume => {
+    const p = `/volumes(${i})`;
+    const vol = (isRecord(x) ? x : {}) as Record<string, unknown>;
+    const name = String(vol.name ?? '');
+    if (!isName(name)) c.add(`${p}/name`, NAME_RULE);
+    if (seen.has(name)) c.add(`${p}/name`, `volume name ${name} is used twice`);
+    seen.add(name);
+    switch (vol.kind) {
+      case 'ephemeral':
+        return { name, kind: 'ephemeral' };
+      case 'host':
+        if (typeof vol.hostPath !== 'string' || !vol.hostPath.startsWith('/')) c.add(`${p}/hostPath`, 'must be an absolute path on the node');
+        return { name, kind: 'host', hostPath: String(vol.hostPath) };
+      case 'persistent':
+        c.int(`${p}/sizeMb`, vol.sizeMb, 1, 2 ** 30);
+        return { name, kind: 'persistent', sizeMb: Number(vol.sizeMb) };
+      case 'secret':
+        if (typeof vol.secret !== 'string' || !(vol.secret in secrets)) c.add(`${p}/secret`, 'must name a secret of the pod');
+        return { name, kind: 'secret', secret: String(vol.secret) };
+      default:
+        c.add(`${p}/kind`, 'must be ephemeral, host, persistent or secret');
+        return { name, kind: 'ephemeral' };
+    }
+  });
+}
+
+function compileConstraints(c: Checker, v: unknown): Constraint[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) {
+    c.add('/constraints', 'must be a list');
+    return [];
+  }
+  return v.map((x: unknown, i): Constraint => {
+    const k = (isRecord(x) ? x : {}) as Record<string, unknown>;
+    const p = `/constraints(${i})`;
+    if (typeof k.field !== 'string' || k.field === '') c.add(`${p}/field`, 'missing field for constraint declaration');
+    if (!CONSTRAINT_OPERATORS.includes(k.operator as ConstraintOperator)) c.add(`${p}/operator`, `must be one of ${CONSTRAINT_OPERATORS.join(', ')}`);
+    const value = k.value === undefined || k.value === null ? null : String(k.value);
+    const op = k.operator as ConstraintOperator;
+    if (op === 'UNIQUE' && value !== null) c.add(`${p}/value`, 'UNIQUE does not accept a value');
+    if ((op === 'LIKE' || op === 'UNLIKE' || op === 'IS') && !value) c.add(`${p}/value`, `${op} requires a value`);
+    if ((op === 'LIKE' || op === 'UNLIKE') && value) {
+      try {
+        new RegExp(`^(?:${value})$`);
+      } catch {
+        c.add(`${p}/value`, `'${value}' is not a valid regular expression`);
+      }
+    }
+    if (op === 'MAX_PER' && !(value && /^\d+$/.test(value))) c.add(`${p}/value`, 'MAX_PER requires an integer value');
+    if (op === 'GROUP_BY' && value !== null && !/^\d+$/.test(value)) c.add(`${p}/value`, 'GROUP BY must define an integer value or else no value at all');
+    return { field: String(k.field), operator: op, value };
+  });
 }
 
 /** Compiles friendly input into a full spec, or throws a VALIDATION error listing every problem. */
@@ -298,6 +587,35 @@ export function compilePodSpec(input: PodInput): PodSpec {
   const networkVolumeId = optionalId('/networkVolumeId', input.networkVolumeId) as NetworkVolumeId | null;
   const registryAuthId = optionalId('/registryAuthId', input.registryAuthId) as RegistryAuthId | null;
   const templateId = optionalId('/templateId', input.templateId) as TemplateId | null;
+
+  const secrets = c.env('/secrets', input.secrets);
+  const volumes = compileVolumes(c, input.volumes, secrets);
+  containers.forEach((ct, i) => {
+    ct.volumeMounts.forEach((m, j) => {
+      if (m.name !== 'volume-disk' && m.name !== 'network-volume' && !volumes.some((v) => v.name === m.name)) c.add(`/containers(${i})/volumeMounts(${j})/name`, `no volume ${m.name} in the pod`);
+    });
+    for (const [k, ref] of Object.entries(ct.secretEnv)) if (!(ref in secrets)) c.add(`/containers(${i})/secretEnv/${k}`, `no secret ${ref} in the pod`);
+  });
+  const endpointNames = new Set<string>();
+  containers.forEach((ct, i) =>
+    ct.endpoints.forEach((e, j) => {
+      if (endpointNames.has(e.name)) c.add(`/containers(${i})/endpoints(${j})/name`, `endpoint ${e.name} is used twice in the pod`);
+      endpointNames.add(e.name);
+    }),
+  );
+  const network: NetworkSpec = { ...POD_DEFAULTS.network, ...input.network };
+  if (!['bridge', 'host', 'container'].includes(network.mode)) c.add('/network/mode', 'must be bridge, host or container');
+  if (network.name !== null && typeof network.name !== 'string') c.add('/network/name', 'must be a string');
+  const backoff = { ...POD_DEFAULTS.backoff, ...input.backoff };
+  c.num('/backoff/initialSeconds', backoff.initialSeconds, 0, 86_400);
+  c.num('/backoff/factor', backoff.factor, 1, 100);
+  c.num('/backoff/maxSeconds', backoff.maxSeconds, 0, 86_400);
+  const upgrade = { ...POD_DEFAULTS.upgrade, ...input.upgrade };
+  c.num('/upgrade/minimumHealthCapacity', upgrade.minimumHealthCapacity, 0, 1);
+  c.num('/upgrade/maximumOverCapacity', upgrade.maximumOverCapacity, 0, 1);
+  const killSelection = input.killSelection ?? POD_DEFAULTS.killSelection;
+  if (killSelection !== 'YOUNGEST_FIRST' && killSelection !== 'OLDEST_FIRST') c.add('/killSelection', 'must be YOUNGEST_FIRST or OLDEST_FIRST');
+  const constraints = compileConstraints(c, input.constraints);
   if (c.problems.length > 0) throw invalid(c.problems);
   return {
     name,
@@ -316,7 +634,42 @@ export function compilePodSpec(input: PodInput): PodSpec {
     restartPolicy,
     instances,
     labels,
-    backoff: { ...POD_DEFAULTS.backoff },
+    backoff,
+    volumes,
+    network,
+    secrets,
+    constraints,
+    upgrade,
+    killSelection,
+    marathon: input.marathon ?? null,
+  };
+}
+
+/** Fills the fields a spec written by an older Berth lacks, so every reader sees the whole shape. */
+export function normalizeSpec(spec: PodSpec): PodSpec {
+  const s = spec as Partial<PodSpec> & Pick<PodSpec, 'containers'>;
+  if (s.marathon !== undefined && s.containers.every((ct) => ct.resources !== undefined)) return spec;
+  return {
+    ...spec,
+    volumes: s.volumes ?? [],
+    network: s.network ?? { ...POD_DEFAULTS.network },
+    secrets: s.secrets ?? {},
+    constraints: s.constraints ?? [],
+    upgrade: s.upgrade ?? { ...POD_DEFAULTS.upgrade },
+    killSelection: s.killSelection ?? POD_DEFAULTS.killSelection,
+    marathon: s.marathon ?? null,
+    containers: s.containers.map((ct) => ({
+      ...ct,
+      secretEnv: ct.secretEnv ?? {},
+      endpoints: ct.endpoints ?? [],
+      resources: ct.resources ?? { cpus: null, memoryMb: null, gpus: 0, diskMb: 0 },
+      volumeMounts: ct.volumeMounts ?? [],
+      healthCheck: ct.healthCheck ?? null,
+      user: ct.user ?? null,
+      tty: ct.tty ?? false,
+      killGracePeriodSeconds: ct.killGracePeriodSeconds ?? null,
+      labels: ct.labels ?? {},
+    })),
   };
 }
 
@@ -338,13 +691,34 @@ export function specToInput(spec: PodSpec): PodInput {
     restartPolicy: spec.restartPolicy,
     instances: spec.instances,
     labels: spec.labels,
+    backoff: spec.backoff,
+    volumes: spec.volumes,
+    network: spec.network,
+    secrets: spec.secrets,
+    constraints: spec.constraints,
+    upgrade: spec.upgrade,
+    killSelection: spec.killSelection,
+    marathon: spec.marathon,
   };
   const [only] = spec.containers;
-  if (spec.containers.length === 1 && only && only.name === 'main') {
+  if (spec.containers.length === 1 && only && only.name === 'main' && isPlain(only)) {
     return { ...base, image: only.image, entrypoint: only.entrypoint, command: only.command, env: only.env, ports: only.ports.map(formatPort) };
   }
   return { ...base, containers: spec.containers.map((ct) => ({ ...ct, ports: ct.ports.map(formatPort) })) };
 }
+
+/** A container with nothing but what the single-container fields say. */
+const isPlain = (c: ContainerSpec): boolean =>
+  Object.keys(c.secretEnv).length === 0 &&
+  c.endpoints.length === 0 &&
+  c.resources.cpus === null &&
+  c.resources.memoryMb === null &&
+  c.volumeMounts.length === 0 &&
+  c.healthCheck === null &&
+  c.user === null &&
+  !c.tty &&
+  c.killGracePeriodSeconds === null &&
+  Object.keys(c.labels).length === 0;
 
 /** All ports of the pod, over its containers. */
 export const podPorts = (spec: PodSpec): PortSpec[] => spec.containers.flatMap((c) => c.ports);

@@ -141,11 +141,26 @@ const initial = (dialect: SqlDialect): Migration => ({
   },
 });
 
+const secrets: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('secrets')
+      .addColumn('owner', 'text', (c) => c.notNull())
+      .addColumn('name', 'text', (c) => c.notNull())
+      .addColumn('value_sealed', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('updated_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('secrets_pk', ['owner', 'name'])
+      .execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': initial(dialect),
+      '0002_secrets': secrets,
     }),
   };
 }

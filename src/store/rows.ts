@@ -13,6 +13,7 @@ import type {
   PodSpec,
   PodVersion,
   RegistryAuth,
+  Secret,
   SshKey,
   Template,
 } from '../model/index.js';
@@ -25,10 +26,12 @@ import type {
   PodsTable,
   PodVersionsTable,
   RegistryAuthsTable,
+  SecretsTable,
   SshKeysTable,
   TemplatesTable,
 } from './schema.js';
 import type { InstancePatch, PodPatch } from './types.js';
+import { normalizeSpec } from '../model/spec.js';
 
 /*
  * Rows to records and back. The JSON columns were written by JSON.stringify of the same types, so
@@ -72,7 +75,7 @@ export const podToRow = (p: Pod): Insertable<PodsTable> => ({
   revision: p.revision,
 });
 
-export const specFromText = (text: string): PodSpec => parse<PodSpec>(text);
+export const specFromText = (text: string): PodSpec => normalizeSpec(parse<PodSpec>(text));
 
 export const podVersionFromRow = (r: Selectable<PodVersionsTable>): PodVersion => ({
   podId: r.pod_id,
@@ -179,6 +182,14 @@ export const templateToRow = (t: Template): Insertable<TemplatesTable> => ({
   readme: t.readme,
   created_at: t.createdAt,
   updated_at: t.updatedAt,
+});
+
+export const secretFromRow = (r: Selectable<SecretsTable>): Secret => ({
+  owner: r.owner,
+  name: r.name,
+  valueSealed: r.value_sealed,
+  createdAt: r.created_at,
+  updatedAt: r.updated_at,
 });
 
 export const registryAuthFromRow = (r: Selectable<RegistryAuthsTable>): RegistryAuth => ({

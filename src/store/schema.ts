@@ -113,6 +113,14 @@ export interface RegistryAuthsTable {
   created_at: string;
 }
 
+export interface SecretsTable {
+  owner: OwnerId;
+  name: string;
+  value_sealed: string;
+  created_at: string;
+  updated_at: string;
+}
+
 export interface SshKeysTable {
   id: SshKeyId;
   owner: OwnerId;
@@ -151,6 +159,7 @@ export interface Database {
   templates: TemplatesTable;
   registry_auths: RegistryAuthsTable;
   ssh_keys: SshKeysTable;
+  secrets: SecretsTable;
   api_keys: ApiKeysTable;
   changes: ChangesTable;
 }

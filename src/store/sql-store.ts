@@ -19,6 +19,7 @@ import {
   type PodVersion,
   type RegistryAuth,
   type RegistryAuthId,
+  type Secret,
   type SshKey,
   type SshKeyId,
   type Template,
@@ -42,6 +43,7 @@ import {
   podVersionFromRow,
   podVersionToRow,
   registryAuthFromRow,
+  secretFromRow,
   registryAuthToRow,
   specFromText,
   sshKeyFromRow,
@@ -642,6 +644,34 @@ export class SqlStore implements Store {
   async deleteRegistryAuth(id: RegistryAuthId): Promise<void> {
     const result = await this.db.deleteFrom('registry_auths').where('id', '=', id).executeTakeFirst();
     if (result.numDeletedRows === 0n) throw notFound('registry auth', id);
+  }
+
+  // ---- Secrets
+
+  async putSecret(secret: Secret): Promise<Secret> {
+    const row = { owner: secret.owner, name: secret.name, value_sealed: secret.valueSealed, created_at: secret.createdAt, updated_at: secret.updatedAt };
+    await this.db
+      .insertInto('secrets')
+      .values(row)
+      .onConflict((oc) => oc.columns(['owner', 'name']).doUpdateSet({ value_sealed: row.value_sealed, updated_at: row.updated_at }))
+      .execute();
+    return (await this.getSecret(secret.owner, secret.name))!;
+  }
+
+  async getSecret(owner: OwnerId, name: string): Promise<Secret | undefined> {
+    const row = await this.db.selectFrom('secrets').selectAll().where('owner', '=', owner).where('name', '=', name).executeTakeFirst();
+    return row && secretFromRow(row);
+  }
+
+  async listSecrets(owner?: OwnerId): Promise<Secret[]> {
+    let q = this.db.selectFrom('secrets').selectAll();
+    if (owner !== undefined) q = q.where('owner', '=', owner);
+    return (await q.orderBy('owner').orderBy('name').execute()).map(secretFromRow);
+  }
+
+  async deleteSecret(owner: OwnerId, name: string): Promise<void> {
+    const result = await this.db.deleteFrom('secrets').where('owner', '=', owner).where('name', '=', name).executeTakeFirst();
+    if (result.numDeletedRows === 0n) throw notFound('secret', name);
   }
 
   // ---- SSH keys

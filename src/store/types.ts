@@ -16,6 +16,7 @@ import type {
   PodVersion,
   RegistryAuth,
   RegistryAuthId,
+  Secret,
   SshKey,
   SshKeyId,
   Template,
@@ -117,6 +118,13 @@ export interface Store {
   getRegistryAuth(id: RegistryAuthId): Promise<RegistryAuth | undefined>;
   listRegistryAuths(owner?: OwnerId): Promise<RegistryAuth[]>;
   deleteRegistryAuth(id: RegistryAuthId): Promise<void>;
+
+  // Secrets (name unique per owner); values stay sealed in the store
+  /** Creates or replaces the owner's secret of that name. */
+  putSecret(s: Secret): Promise<Secret>;
+  getSecret(owner: OwnerId, name: string): Promise<Secret | undefined>;
+  listSecrets(owner?: OwnerId): Promise<Secret[]>;
+  deleteSecret(owner: OwnerId, name: string): Promise<void>;
 
   // SSH keys
   createSshKey(k: SshKey): Promise<SshKey>;

@@ -1,7 +1,37 @@
-import { Type, type Static } from '@sinclair/typebox';
+import { Type, type Static, type TSchema } from '@sinclair/typebox';
+import { CONSTRAINT_OPERATORS } from '../../model/index.js';
 
 const Env = Type.Record(Type.String(), Type.String(), { description: 'Environment variables, name → value' });
 const Ports = Type.Union([Type.Array(Type.String()), Type.String()], { description: 'Ports to publish: ["8888/http", "22/tcp"] or "8888/http,22/tcp"' });
+
+const Nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
+
+const Endpoint = Type.Object(
+  {
+    name: Type.String(),
+    containerPort: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 65535 }))),
+    hostPort: Type.Optional(Nullable(Type.Integer({ minimum: 0, maximum: 65535, description: '0: any free port of the node' }))),
+    protocols: Type.Optional(Type.Array(Type.String(), { description: '@default ["tcp"]; "http" makes it reachable through the proxy' })),
+    labels: Type.Optional(Env),
+  },
+  { additionalProperties: false },
+);
+
+const HealthCheck = Type.Object(
+  {
+    kind: Type.Union([Type.Literal('http'), Type.Literal('tcp'), Type.Literal('exec')]),
+    endpoint: Type.Optional(Nullable(Type.String({ description: "http/tcp: one of the container's endpoints" }))),
+    path: Type.Optional(Nullable(Type.String())),
+    scheme: Type.Optional(Type.Union([Type.Literal('HTTP'), Type.Literal('HTTPS')])),
+    argv: Type.Optional(Type.Array(Type.String(), { description: 'exec: the command' })),
+    gracePeriodSeconds: Type.Optional(Type.Integer({ minimum: 0, description: '@default 300' })),
+    intervalSeconds: Type.Optional(Type.Integer({ minimum: 1, description: '@default 60' })),
+    timeoutSeconds: Type.Optional(Type.Integer({ minimum: 0, description: '@default 20' })),
+    maxConsecutiveFailures: Type.Optional(Type.Integer({ minimum: 0, description: '@default 3; 0: never replace' })),
+    delaySeconds: Type.Optional(Type.Integer({ minimum: 0, description: '@default 15' })),
+  },
+  { additionalProperties: false },
+);
 
 export const ContainerInput = Type.Object(
   {
@@ -10,7 +40,42 @@ export const ContainerInput = Type.Object(
     entrypoint: Type.Optional(Type.Array(Type.String())),
     command: Type.Optional(Type.Array(Type.String())),
     env: Type.Optional(Env),
+    secretEnv: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "Variable → name of one of the pod's secrets" })),
     ports: Type.Optional(Ports),
+    endpoints: Type.Optional(Type.Array(Endpoint)),
+    resources: Type.Optional(
+      Type.Object(
+        {
+          cpus: Type.Optional(Nullable(Type.Number({ description: 'Limit for this container' }))),
+          memoryMb: Type.Optional(Nullable(Type.Number())),
+          gpus: Type.Optional(Type.Integer({ minimum: 0 })),
+          diskMb: Type.Optional(Type.Number({ minimum: 0 })),
+        },
+        { additionalProperties: false },
+      ),
+    ),
+    volumeMounts: Type.Optional(Type.Array(Type.Object({ name: Type.String(), mountPath: Type.String(), readOnly: Type.Optional(Type.Boolean()) }, { additionalProperties: false }))),
+    healthCheck: Type.Optional(Nullable(HealthCheck)),
+    user: Type.Optional(Nullable(Type.String())),
+    tty: Type.Optional(Type.Boolean()),
+    killGracePeriodSeconds: Type.Optional(Nullable(Type.Number({ minimum: 0 }))),
+    labels: Type.Optional(Env),
+  },
+  { additionalProperties: false },
+);
+
+const PodVolume = Type.Union([
+  Type.Object({ name: Type.String(), kind: Type.Literal('ephemeral') }, { additionalProperties: false }),
+  Type.Object({ name: Type.String(), kind: Type.Literal('host'), hostPath: Type.String() }, { additionalProperties: false }),
+  Type.Object({ name: Type.String(), kind: Type.Literal('persistent'), sizeMb: Type.Integer({ minimum: 1 }) }, { additionalProperties: false }),
+  Type.Object({ name: Type.String(), kind: Type.Literal('secret'), secret: Type.String() }, { additionalProperties: false }),
+]);
+
+const Constraint = Type.Object(
+  {
+    field: Type.String({ description: '"hostname" or a node label' }),
+    operator: Type.Union(CONSTRAINT_OPERATORS.map((o) => Type.Literal(o))),
+    value: Type.Optional(Nullable(Type.String())),
   },
   { additionalProperties: false },
 );
@@ -37,6 +102,28 @@ const podFields = {
   restartPolicy: Type.Optional(Type.Union([Type.Literal('always'), Type.Literal('on-failure'), Type.Literal('never')], { description: '@default "always"' })),
   instances: Type.Optional(Type.Integer({ minimum: 0, description: '@default 1' })),
   labels: Type.Optional(Env),
+  backoff: Type.Optional(
+    Type.Object(
+      { initialSeconds: Type.Optional(Type.Number({ minimum: 0 })), factor: Type.Optional(Type.Number({ minimum: 1 })), maxSeconds: Type.Optional(Type.Number({ minimum: 0 })) },
+      { additionalProperties: false, description: 'Restart backoff; @default 1 s, ×1.15, at most 300 s' },
+    ),
+  ),
+  volumes: Type.Optional(Type.Array(PodVolume, { description: "Volumes the containers' volumeMounts name" })),
+  network: Type.Optional(
+    Type.Object(
+      { mode: Type.Optional(Type.Union([Type.Literal('bridge'), Type.Literal('host'), Type.Literal('container')])), name: Type.Optional(Nullable(Type.String())) },
+      { additionalProperties: false, description: '@default bridge' },
+    ),
+  ),
+  secrets: Type.Optional(Type.Record(Type.String(), Type.String(), { description: "The pod's name for a secret → its name in the secret store" })),
+  constraints: Type.Optional(Type.Array(Constraint)),
+  upgrade: Type.Optional(
+    Type.Object(
+      { minimumHealthCapacity: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })), maximumOverCapacity: Type.Optional(Type.Number({ minimum: 0, maximum: 1 })) },
+      { additionalProperties: false },
+    ),
+  ),
+  killSelection: Type.Optional(Type.Union([Type.Literal('YOUNGEST_FIRST'), Type.Literal('OLDEST_FIRST')])),
 };
 
 export const PodInput = Type.Object(podFields, { additionalProperties: false });
