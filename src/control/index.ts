@@ -7,3 +7,4 @@ export * from './resources.js';
 export * from './sealer.js';
 export * from './scheduler.js';
 export * from './pod-status.js';
+export * from './deployments.js';

@@ -25,6 +25,11 @@ import { Mutex } from './mutex.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, type NodeLoad } from './scheduler.js';
 
+export interface PodServiceOptions {
+  /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
+  hostVolumeRoots?: string[];
+}
+
 export interface ActionOptions {
   /** Start with this many GPUs instead of the spec's (0: RunPod's "zero GPU pod" for data recovery). */
   gpuCount?: number;
@@ -44,7 +49,116 @@ export class PodService {
   /** Spec versions never change once written, so they are cached by `podId@version` for placement. */
   private readonly specCache = new Map<string, PodSpec>();
 
-  constructor(private readonly store: Store) {}
+  constructor(
+    private readonly store: Store,
+    private readonly options: PodServiceOptions = {},
+  ) {}
+
+  /** Why the pod's unplaced instances wait, if they do (Marathon's queue shows it). */
+  waitReasonOf(podId: PodId): string | null {
+    return this.waitReasons.get(podId) ?? null;
+  }
+
+  /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
+  compileFor(caller: Caller, input: PodInput): Promise<PodSpec> {
+    return this.compile(caller, input);
+  }
+
+  /**
+   * Writes `spec` as the pod's next version without touching its instances: a rollout controller
+   * moves them. Returns the version number.
+   */
+  async writeVersion(caller: Caller, id: string, spec: PodSpec): Promise<number> {
+    return this.placing.run(async () => {
+      const current = await this.get(caller, id);
+      if (current.pod.desiredStatus === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { podStatus: current.pod.status, allowedActions: [] } });
+      return this.store.transaction(async (tx) => {
+        const version = await tx.addPodVersion(current.pod.id, spec);
+        await tx.updatePod(current.pod.id, { name: spec.name });
+        return version;
+      });
+    });
+  }
+
+  /**
+   * Starts `count` new instances of the pod at `version`, each placed on its own (constraints see
+   * the pod's other instances). Instances no node takes now wait, with the reason kept.
+   */
+  async startInstances(podId: PodId, count: number, version: number): Promise<Instance[]> {
+    if (count <= 0) return [];
+    return this.placing.run(async () => {
+      const detail = await this.store.getPod(podId);
+      const spec = (await this.store.getPodVersion(podId, version))?.spec;
+      if (!detail || !spec) return [];
+      const loads = await this.loads();
+      const peers = detail.instances.filter((i) => i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+      let ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
+      const out: Instance[] = [];
+      for (let n = 0; n < count; n++) {
+        const p = place(loads, spec, null, spec.gpuCount, peers);
+        let nodeId: NodeId | null = null;
+        let gpuUuids: string[] = [];
+        if (p.ok) {
+          nodeId = p.nodeId;
+          gpuUuids = p.gpus.map((g) => g.uuid);
+          reserve(loads.get(p.nodeId)!, spec, gpuUuids);
+          peers.push(p.nodeId);
+        } else {
+          this.waitReasons.set(podId, `waiting for resources: ${p.reason}`);
+        }
+        out.push(
+          await this.store.insertInstance({
+            id: instanceIdOf(podId, ordinal++),
+            podId,
+            ordinal: ordinal - 1,
+            nodeId,
+            specVersion: version,
+            goal: 'running',
+            resetGeneration: 0,
+            restartGeneration: 0,
+            gpuUuids,
+            hostPorts: {},
+            observed: null,
+          }),
+        );
+      }
+      await this.refreshStatusLocked(podId);
+      return out;
+    });
+  }
+
+  /** Moves instances to `version` where they are: their containers are recreated on the same node. */
+  async replaceInstances(podId: PodId, ids: InstanceId[], version: number): Promise<void> {
+    if (ids.length === 0) return;
+    await this.placing.run(async () => {
+      for (const id of ids) await this.store.updateInstance(id, { specVersion: version });
+      await this.refreshStatusLocked(podId);
+    });
+  }
+
+  /** Stops and removes instances (an unplaced one goes at once); their resources are free for others. */
+  async removeInstances(podId: PodId, ids: InstanceId[]): Promise<void> {
+    if (ids.length === 0) return;
+    await this.placing.run(async () => {
+      for (const id of ids) {
+        const inst = await this.store.getInstance(id);
+        if (!inst) continue;
+        if (!inst.nodeId) await this.store.deleteInstance(id);
+        else await this.store.updateInstance(id, { goal: 'removed', gpuUuids: [] });
+      }
+      await this.refreshStatusLocked(podId);
+    });
+    await this.placeWaiting();
+  }
+
+  /** Recreates an instance's containers under the same id (Marathon's kill without wipe). */
+  async relaunchInstance(id: InstanceId): Promise<Instance | undefined> {
+    return this.placing.run(async () => {
+      const inst = await this.store.getInstance(id);
+      if (!inst || inst.goal !== 'running') return inst;
+      return this.store.updateInstance(id, { resetGeneration: inst.resetGeneration + 1 });
+    });
+  }
 
   async create(caller: Caller, input: PodInput): Promise<PodDetail> {
     const spec = await this.compile(caller, input);
@@ -54,7 +168,8 @@ export class PodService {
       const chosen: { nodeId: NodeId | null; gpus: string[] }[] = [];
       let reason: string | null = null;
       for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
-        const p = place(loads, spec, null);
+        const peers = chosen.map((c) => c.nodeId).filter((n): n is NodeId => n !== null);
+        const p = place(loads, spec, null, spec.gpuCount, peers);
         if (p.ok) {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
@@ -180,7 +295,8 @@ export class PodService {
         if (gpusChanged || inst.goal === 'removed') gpuUuids = r.gpus.map((g) => g.uuid);
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
-        const p = place(loads, spec, null);
+        const peers = current.instances.filter((i) => i.goal === 'running' && i.nodeId && i.ordinal < spec.instances).map((i) => i.nodeId!);
+        const p = place(loads, spec, null, spec.gpuCount, peers);
         if (p.ok) {
           nodeId = p.nodeId;
           gpuUuids = p.gpus.map((g) => g.uuid);
@@ -319,7 +435,8 @@ export class PodService {
         const detail = await this.store.getPod(inst.podId);
         if (!detail || detail.pod.desiredStatus !== 'RUNNING') continue;
         const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
-        const p = place(loads, spec, null);
+        const peers = detail.instances.filter((i) => i.id !== inst.id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+        const p = place(loads, spec, null, spec.gpuCount, peers);
         if (!p.ok) {
           this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
           await this.refreshStatusLocked(inst.podId);
@@ -350,6 +467,11 @@ export class PodService {
     return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
   }
 
+  private hostPathAllowed(path: string): boolean {
+    if (path.split('/').includes('..')) return false;
+    return (this.options.hostVolumeRoots ?? []).some((root) => isUnder(path, root));
+  }
+
   /** Validates input into a spec; `withTemplate` merges the named template under it (at create, or when an update names a new one). */
   private async compile(caller: Caller, input: PodInput, withTemplate = true): Promise<PodSpec> {
     let merged = input;
@@ -370,6 +492,18 @@ export class PodService {
       const v = await this.store.getNetworkVolume(merged.networkVolumeId as never);
       if (!v || !canSee(caller, v.owner)) problems.push({ path: '/networkVolumeId', message: `network volume ${merged.networkVolumeId} not found` });
     }
+    for (const [i, v] of (spec?.volumes ?? []).entries()) {
+      if (v.kind === 'host' && !this.hostPathAllowed(v.hostPath)) {
+        const roots = this.options.hostVolumeRoots ?? [];
+        problems.push({
+          path: `/volumes(${i})/hostPath`,
+          message: roots.length ? `${v.hostPath} is not under a host path the operator allows (${roots.join(', ')})` : 'host volumes are off: the operator allows none (berth server --allow-host-path)',
+        });
+      }
+    }
+    for (const [name, source] of Object.entries(spec?.secrets ?? {})) {
+      if (!(await this.store.getSecret(caller.owner, source))) problems.push({ path: `/secrets/${name}`, message: `no secret ${source} in the secret store` });
+    }
     if (merged.registryAuthId) {
       const r = await this.store.getRegistryAuth(merged.registryAuthId as never);
       if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
@@ -377,6 +511,11 @@ export class PodService {
     if (problems.length || !spec) throw invalid(problems);
     return spec;
   }
+}
+
+function isUnder(path: string, root: string): boolean {
+  const r = root.endsWith('/') ? root : root + '/';
+  return path === root || path.startsWith(r);
 }
 
 function reserve(load: NodeLoad, spec: PodSpec, gpuUuids: string[]): void {

@@ -1,0 +1,452 @@
+import { randomUUID } from 'node:crypto';
+import { BerthError, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
+import type { PodDetail, Store } from '../store/types.js';
+import { canSee, type Caller } from './caller.js';
+import { Mutex } from './mutex.js';
+import type { PodService } from './pods.js';
+
+/** A Marathon deployment step action on a pod. */
+export type DeploymentAction = 'StartPod' | 'StopPod' | 'ScalePod' | 'RestartPod';
+
+/** A rollout in progress, as Marathon's `GET /v2/deployments` shows it. */
+export interface Deployment {
+  id: string;
+  /** The Marathon path id of the pod. */
+  path: string;
+  podId: string;
+  action: DeploymentAction;
+  /** ISO time of the pod version the deployment moves to (Marathon's `version`). */
+  version: string;
+  /** The spec version it moves to, and the one it started from (null: the pod is new). */
+  toVersion: number;
+  fromVersion: number | null;
+  startedAt: string;
+}
+
+export type MarathonEvent =
+  | { eventType: 'deployment_info' | 'deployment_success' | 'deployment_failed' | 'deployment_step_success' | 'deployment_step_failure'; deployment: Deployment; reason?: string }
+  | { eventType: 'instance_changed_event'; instance: Instance; path: string; condition: string }
+  | { eventType: 'instance_health_changed_event'; instance: Instance; path: string; healthy: boolean | null };
+
+export interface ApplyOptions {
+  /** Cancel a deployment that holds the pod instead of refusing with 409. */
+  force: boolean;
+  /** POST refuses an existing path; PUT creates or updates. */
+  mustBeNew: boolean;
+}
+
+export interface ApplyResult {
+  detail: PodDetail;
+  deployment: Deployment;
+  created: boolean;
+}
+
+/**
+ * The deployment controller: pods defined by a Marathon path id, rolled to new versions honouring
+ * `upgrade.minimumHealthCapacity` / `maximumOverCapacity`, waiting for health checks.
+ */
+export interface DeploymentService {
+  /** Creates or updates the pod at `input.marathon.id`. CONFLICT (extra.deployments) when a deployment holds it and not `force`. */
+  apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult>;
+  /** Deletes (terminates) the pod at `path`; NOT_FOUND when there is none. */
+  remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment>;
+  /** The live (not terminated) pod at `path`. */
+  find(caller: Caller, path: string): Promise<PodDetail | undefined>;
+  /** Every live Marathon pod the caller sees. */
+  list(caller: Caller): Promise<PodDetail[]>;
+  /** Every version ever written under `path`, over deleted and re-created pods, oldest first. */
+  history(caller: Caller, path: string): Promise<PodVersion[]>;
+  deployments(): Deployment[];
+  /** Rolls back (a new deployment to the version before; a creation is undone by deleting the pod), or with `force` just stops it. NOT_FOUND when unknown. */
+  cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null>;
+  /** Kills instances: relaunched with the same id, or with `wipe` replaced by new ones (persistent volumes dropped). Unknown ids are skipped. */
+  killInstances(caller: Caller, path: string, instanceIds: string[], opts: { wipe: boolean }): Promise<Instance[]>;
+  /** Why instances of the pod wait to be placed, if they do. */
+  waitReason(podId: string): string | null;
+  onEvent(listener: (e: MarathonEvent) => void): () => void;
+}
+
+/** How often a rollout looks again when no change woke it (a health verdict arrives with a report anyway). */
+const TICK_MS = 1_000;
+
+/** What a spec runs, without what only counts or orders instances: a change here replaces instances. */
+function configOf(spec: PodSpec): string {
+  const { instances: _i, killSelection: _k, upgrade: _u, backoff: _b, marathon, name: _n, ...rest } = spec;
+  return JSON.stringify({ ...rest, marathonId: marathon?.id ?? null });
+}
+
+/** Running its version and every health check passed (or none defined). */
+export function instanceReady(inst: Instance, spec: PodSpec | undefined): boolean {
+  const o = inst.observed;
+  if (!o || o.state !== 'running' || o.observedSpecVersion !== inst.specVersion || o.observedResetGeneration !== inst.resetGeneration) return false;
+  const checked = new Set((spec?.containers ?? []).filter((c) => c.healthCheck).map((c) => c.name));
+  return o.containers.every((c) => (checked.has(c.name) ? c.healthy === true : c.healthy !== false));
+}
+
+/** Marathon's instance condition for an observed state. */
+function conditionOf(inst: Instance): string {
+  if (inst.goal === 'removed') return 'Killed';
+  switch (inst.observed?.state) {
+    case undefined:
+    case 'pending':
+      return inst.nodeId ? 'Provisioned' : 'Scheduled';
+    case 'pulling':
+      return 'Staging';
+    case 'creating':
+      return 'Starting';
+    case 'running':
+      return 'Running';
+    case 'exited':
+      return 'Finished';
+    case 'failed':
+      return 'Failed';
+    case 'stopped':
+    case 'removed':
+      return 'Killed';
+  }
+}
+
+/**
+ * Pods defined by a Marathon path id, and the deployments that roll them: level-triggered, each
+ * step compares the pod's instances with its current version and acts within the upgrade policy.
+ * Deployments live in memory; after a restart a pod whose instances have not reached its version
+ * gets a new deployment, so nothing is left half-rolled.
+ */
+export class DeploymentController implements DeploymentService {
+  private readonly active = new Map<string, Deployment>();
+  private readonly byPod = new Map<string, string>();
+  private readonly listeners = new Set<(e: MarathonEvent) => void>();
+  private readonly lock = new Mutex();
+  private readonly stepping = new Map<string, Promise<void>>();
+  private readonly again = new Set<string>();
+  private readonly seen = new Map<string, { condition: string; healthy: boolean | null }>();
+  private readonly specs = new Map<string, PodSpec>();
+  private readonly unsubscribe: () => void;
+  private timer: NodeJS.Timeout | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly store: Store,
+    private readonly pods: PodService,
+  ) {
+    this.unsubscribe = store.onChange((c) => {
+      if (c.kind === 'pod') this.podChanged(c.id);
+    });
+  }
+
+  /** Picks up pods left mid-rollout by a previous run. */
+  async recover(): Promise<void> {
+    for (const d of await this.store.listPods({})) {
+      if (!d.spec.marathon || d.pod.desiredStatus === 'TERMINATED') continue;
+      if (!(await this.converged(d))) this.begin(d, 'RestartPod', null, await this.versionTime(d.pod.id, d.pod.specVersion));
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    this.unsubscribe();
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  onEvent(listener: (e: MarathonEvent) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private emit(e: MarathonEvent): void {
+    for (const l of this.listeners) {
+      try {
+        l(e);
+      } catch {
+        // A listener's failure (a closed stream) is its own.
+      }
+    }
+  }
+
+  deployments(): Deployment[] {
+    return [...this.active.values()];
+  }
+
+  waitReason(podId: string): string | null {
+    return this.pods.waitReasonOf(podId as PodId);
+  }
+
+  async list(caller: Caller): Promise<PodDetail[]> {
+    return (await this.pods.list(caller, {})).filter((d) => d.spec.marathon !== null);
+  }
+
+  async find(caller: Caller, path: string): Promise<PodDetail | undefined> {
+    return (await this.list(caller)).find((d) => d.spec.marathon?.id === path);
+  }
+
+  async history(caller: Caller, path: string): Promise<PodVersion[]> {
+    const all = await this.pods.list(caller, { includeTerminated: true });
+    const out: PodVersion[] = [];
+    for (const d of all.filter((x) => x.spec.marathon?.id === path)) out.push(...(await this.store.listPodVersions(d.pod.id)));
+    return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult> {
+    const path = input.marathon?.id;
+    if (!path) throw new BerthError('VALIDATION', 'a Marathon pod needs its path id');
+    return this.lock.run(async () => {
+      const existing = await this.find(caller, path);
+      if (existing && opts.mustBeNew) throw new BerthError('CONFLICT', `A pod with id [${path}] already exists.`, { extra: { duplicate: true } });
+      if (existing) this.takeLock(existing.pod.id, opts.force);
+      if (!existing) {
+        const detail = await this.pods.create(caller, input);
+        const deployment = this.begin(detail, 'StartPod', null, await this.versionTime(detail.pod.id, detail.pod.specVersion));
+        return { detail, deployment, created: true };
+      }
+      const spec = await this.pods.compileFor(caller, input);
+      const from = existing.pod.specVersion;
+      const version = await this.pods.writeVersion(caller, existing.pod.id, spec);
+      const detail = (await this.store.getPod(existing.pod.id))!;
+      const action = configOf(spec) === configOf(existing.spec) ? 'ScalePod' : 'RestartPod';
+      const deployment = this.begin(detail, action, from, await this.versionTime(detail.pod.id, version));
+      return { detail, deployment, created: false };
+    });
+  }
+
+  remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment> {
+    return this.lock.run(async () => {
+      const existing = await this.find(caller, path);
+      if (!existing) throw new BerthError('NOT_FOUND', `Pod '${path}' does not exist`);
+      this.takeLock(existing.pod.id, opts.force);
+      const detail = await this.pods.act(caller, existing.pod.id, 'terminate');
+      return this.begin(detail, 'StopPod', existing.pod.specVersion, await this.versionTime(detail.pod.id, detail.pod.specVersion));
+    });
+  }
+
+  cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null> {
+    return this.lock.run(async () => {
+      const dep = this.active.get(id);
+      if (!dep) throw new BerthError('NOT_FOUND', `DeploymentPlan ${id} does not exist`);
+      const detail = await this.store.getPod(dep.podId as PodId);
+      if (detail && !canSee(caller, detail.pod.owner)) throw new BerthError('NOT_FOUND', `DeploymentPlan ${id} does not exist`);
+      this.finish(dep, 'deployment_failed', opts.force ? 'stopped by the user' : 'rolled back by the user');
+      if (opts.force || !detail) return null;
+      // A rollback is a deployment of its own: a creation is undone by deleting the pod, a change by
+      // writing the version before it again.
+      if (dep.fromVersion === null || dep.action === 'StopPod') {
+        if (dep.fromVersion === null) {
+          const gone = await this.pods.act(caller, dep.podId, 'terminate');
+          return this.begin(gone, 'StopPod', dep.toVersion, dep.version);
+        }
+        return null;
+      }
+      const previous = await this.store.getPodVersion(dep.podId as PodId, dep.fromVersion);
+      if (!previous) return null;
+      const version = await this.pods.writeVersion(caller, dep.podId, previous.spec);
+      const now = (await this.store.getPod(dep.podId as PodId))!;
+      return this.begin(now, configOf(previous.spec) === configOf(detail.spec) ? 'ScalePod' : 'RestartPod', dep.toVersion, await this.versionTime(dep.podId, version));
+    });
+  }
+
+  async killInstances(caller: Caller, path: string, instanceIds: string[], opts: { wipe: boolean }): Promise<Instance[]> {
+    const detail = await this.find(caller, path);
+    if (!detail) throw new BerthError('NOT_FOUND', `Path '${path}' does not exist`);
+    const targets = detail.instances.filter((i) => instanceIds.includes(i.id) && i.goal === 'running');
+    const out: Instance[] = [];
+    if (opts.wipe) {
+      // Expunged: a new instance with a new id (and fresh persistent volumes) takes its place.
+      await this.pods.removeInstances(detail.pod.id, targets.map((i) => i.id));
+      await this.pods.startInstances(detail.pod.id, targets.length, detail.pod.specVersion);
+      for (const t of targets) out.push({ ...t, goal: 'removed' });
+      return out;
+    }
+    for (const t of targets) out.push((await this.pods.relaunchInstance(t.id)) ?? t);
+    return out;
+  }
+
+  /** Refuses a change while a deployment holds the pod, unless forced (which cancels the holder). */
+  private takeLock(podId: string, force: boolean): void {
+    const holder = this.byPod.get(podId);
+    const dep = holder ? this.active.get(holder) : undefined;
+    if (!dep) return;
+    if (!force) {
+      throw new BerthError('CONFLICT', `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/${dep.id}'.`, {
+        extra: { deployments: [{ id: dep.id }] },
+      });
+    }
+    this.finish(dep, 'deployment_failed', 'cancelled by a forced change');
+  }
+
+  private begin(detail: PodDetail, action: DeploymentAction, fromVersion: number | null, version: string): Deployment {
+    const dep: Deployment = {
+      id: randomUUID(),
+      path: detail.spec.marathon?.id ?? detail.pod.id,
+      podId: detail.pod.id,
+      action,
+      version,
+      toVersion: detail.pod.specVersion,
+      fromVersion,
+      startedAt: new Date().toISOString(),
+    };
+    this.active.set(dep.id, dep);
+    this.byPod.set(dep.podId, dep.id);
+    this.emit({ eventType: 'deployment_info', deployment: dep });
+    this.timer ??= setInterval(() => {
+      for (const d of this.active.values()) this.kick(d.podId);
+    }, TICK_MS);
+    this.timer.unref();
+    this.kick(dep.podId);
+    return dep;
+  }
+
+  private finish(dep: Deployment, how: 'deployment_success' | 'deployment_failed', reason?: string): void {
+    if (!this.active.delete(dep.id)) return;
+    if (this.byPod.get(dep.podId) === dep.id) this.byPod.delete(dep.podId);
+    if (how === 'deployment_success') this.emit({ eventType: 'deployment_step_success', deployment: dep });
+    else this.emit({ eventType: 'deployment_step_failure', deployment: dep, ...(reason ? { reason } : {}) });
+    this.emit({ eventType: how, deployment: dep, ...(reason ? { reason } : {}) });
+    if (this.active.size === 0 && this.timer) {
+      clearInterval(this.timer);
+      this.timer = undefined;
+    }
+  }
+
+  private podChanged(podId: string): void {
+    if (this.byPod.has(podId)) this.kick(podId);
+    if (this.listeners.size > 0) void this.instanceEvents(podId as PodId).catch(() => undefined);
+  }
+
+  /** Marathon's instance events, from what changed in the pod's instances since last seen. */
+  private async instanceEvents(podId: PodId): Promise<void> {
+    const d = await this.store.getPod(podId);
+    const path = d?.spec.marathon?.id;
+    if (!d || !path) return;
+    for (const inst of d.instances) {
+      const spec = await this.specOf(podId, inst.specVersion);
+      const condition = conditionOf(inst);
+      const hasCheck = spec?.containers.some((c) => c.healthCheck) ?? false;
+      const healthy = hasCheck ? (inst.observed?.state === 'running' ? instanceReady(inst, spec) : null) : null;
+      const before = this.seen.get(inst.id);
+      this.seen.set(inst.id, { condition, healthy });
+      if (before?.condition !== condition) this.emit({ eventType: 'instance_changed_event', instance: inst, path, condition });
+      if (hasCheck && before?.healthy !== healthy) this.emit({ eventType: 'instance_health_changed_event', instance: inst, path, healthy });
+    }
+  }
+
+  /** Steps of one pod never overlap; a change during a step runs one more. */
+  private kick(podId: string): void {
+    if (this.closed) return;
+    if (this.stepping.has(podId)) {
+      this.again.add(podId);
+      return;
+    }
+    const run = (async () => {
+      do {
+        this.again.delete(podId);
+        const id = this.byPod.get(podId);
+        const dep = id ? this.active.get(id) : undefined;
+        if (!dep) return;
+        try {
+          await this.step(dep);
+        } catch (e) {
+          // Level-triggered: the next tick looks again. A placement that cannot happen now waits in the pod's status.
+          if (!(e instanceof BerthError)) throw e;
+        }
+      } while (this.again.has(podId) && !this.closed);
+    })().finally(() => this.stepping.delete(podId));
+    this.stepping.set(podId, run);
+  }
+
+  private async specOf(podId: string, version: number): Promise<PodSpec | undefined> {
+    const key = `${podId}@${version}`;
+    let spec = this.specs.get(key);
+    if (!spec) {
+      spec = (await this.store.getPodVersion(podId as PodId, version))?.spec;
+      if (spec) this.specs.set(key, spec);
+    }
+    return spec;
+  }
+
+  private async versionTime(podId: string, version: number): Promise<string> {
+    return (await this.store.getPodVersion(podId as PodId, version))?.createdAt ?? new Date().toISOString();
+  }
+
+  private async converged(d: PodDetail): Promise<boolean> {
+    const target = configOf(d.spec);
+    const active = d.instances.filter((i) => i.goal === 'running');
+    if (active.length !== d.spec.instances) return false;
+    for (const i of active) if (configOf((await this.specOf(d.pod.id, i.specVersion)) ?? d.spec) !== target) return false;
+    return true;
+  }
+
+  /**
+   * One step of a rollout. Old instances (another config) give way to new ones so that at least
+   * ceil(n × minimumHealthCapacity) instances stay ready and at most n + floor(n × maximumOverCapacity)
+   * run; with no room above n (or persistent volumes, which tie instances to their node) instances are
+   * replaced where they are.
+   */
+  private async step(dep: Deployment): Promise<void> {
+    const detail = await this.store.getPod(dep.podId as PodId);
+    if (!detail) return this.finish(dep, dep.action === 'StopPod' ? 'deployment_success' : 'deployment_failed', 'the pod is gone');
+    if (dep.action === 'StopPod' || detail.pod.desiredStatus === 'TERMINATED') {
+      if (detail.instances.length === 0) this.finish(dep, dep.action === 'StopPod' ? 'deployment_success' : 'deployment_failed', 'the pod was deleted');
+      return;
+    }
+    const spec = detail.spec;
+    const n = spec.instances;
+    const target = configOf(spec);
+    const active = detail.instances.filter((i) => i.goal === 'running');
+    const isNew = new Map<InstanceId, boolean>();
+    const ready = new Map<InstanceId, boolean>();
+    for (const i of active) {
+      const s = await this.specOf(dep.podId, i.specVersion);
+      isNew.set(i.id, configOf(s ?? spec) === target);
+      ready.set(i.id, instanceReady(i, s));
+    }
+    const fresh = active.filter((i) => isNew.get(i.id));
+    const old = active.filter((i) => !isNew.get(i.id));
+    const readyFresh = fresh.filter((i) => ready.get(i.id)).length;
+
+    if (old.length === 0) {
+      if (fresh.length > n) return this.pods.removeInstances(detail.pod.id, this.victims(fresh, fresh.length - n, spec, ready).map((i) => i.id));
+      if (fresh.length < n) {
+        await this.pods.startInstances(detail.pod.id, n - fresh.length, detail.pod.specVersion);
+        return;
+      }
+      if (readyFresh === n) this.finish(dep, 'deployment_success');
+      return;
+    }
+
+    const minHealthy = Math.ceil(n * spec.upgrade.minimumHealthCapacity);
+    const surge = Math.floor(n * spec.upgrade.maximumOverCapacity);
+    const resident = spec.volumes.some((v) => v.kind === 'persistent');
+    const readyTotal = active.filter((i) => ready.get(i.id)).length;
+
+    if (surge === 0 || resident) {
+      // In place: an old instance is recreated at the new version while enough others stay ready.
+      const notReadyOld = old.filter((i) => !ready.get(i.id));
+      let budget = Math.max(0, readyTotal - minHealthy) + notReadyOld.length;
+      const pendingFresh = fresh.length - readyFresh;
+      if (budget === 0 && pendingFresh === 0) budget = 1; // minimum = n and no room above: one at a time
+      const chosen = [...notReadyOld, ...this.victims(old.filter((i) => ready.get(i.id)), old.length, spec, ready)].slice(0, budget);
+      await this.pods.replaceInstances(detail.pod.id, chosen.map((i) => i.id), detail.pod.specVersion);
+      const total = active.length;
+      if (total > n) await this.pods.removeInstances(detail.pod.id, this.victims(old.filter((i) => !chosen.includes(i)), total - n, spec, ready).map((i) => i.id));
+      else if (total < n) await this.pods.startInstances(detail.pod.id, n - total, detail.pod.specVersion);
+      return;
+    }
+
+    // Beside: start new instances within the surge, stop old ones as new ones become ready.
+    const keepOld = Math.max(0, minHealthy - readyFresh);
+    const readyOld = old.filter((i) => ready.get(i.id));
+    const keep = this.victims(readyOld, readyOld.length, spec, ready).reverse().slice(0, keepOld);
+    const stop = old.filter((i) => !keep.includes(i));
+    await this.pods.removeInstances(detail.pod.id, stop.map((i) => i.id));
+    const room = n + surge - (keep.length + fresh.length);
+    const start = Math.min(n - fresh.length, room);
+    if (start > 0) await this.pods.startInstances(detail.pod.id, start, detail.pod.specVersion);
+  }
+
+  /** The instances to stop first: ones not ready, then by the pod's kill selection. */
+  private victims(list: Instance[], count: number, spec: PodSpec, ready: Map<InstanceId, boolean>): Instance[] {
+    const youngestFirst = spec.killSelection !== 'OLDEST_FIRST';
+    return [...list]
+      .sort((a, b) => Number(ready.get(a.id) ?? false) - Number(ready.get(b.id) ?? false) || (youngestFirst ? b.ordinal - a.ordinal : a.ordinal - b.ordinal))
+      .slice(0, count);
+  }
+}
