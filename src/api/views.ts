@@ -18,6 +18,8 @@ export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: Acce
     statusMessage: pod.statusMessage,
     allowedActions: allowedActions(pod.status),
     specVersion: pod.specVersion,
+    /** The Marathon path id, for pods defined through /marathon/v2. */
+    marathonId: spec.marathon?.id ?? null,
     /** The store revision of the pod's last change: resume `/api/v1/events?since=` from it. */
     revision: pod.revision,
     image: main?.image ?? null,
@@ -81,6 +83,14 @@ export function podSummary(d: PodDetail, nodes: Map<string, Node>, endpoints?: A
   return { ...summary, containers: d.spec.containers.map((c) => ({ name: c.name, image: c.image })), instanceCount: d.instances.length };
 }
 
+function healthOf(i: Instance, spec: PodSpec): boolean | null {
+  const checked = spec.containers.filter((c) => c.healthCheck).map((c) => c.name);
+  if (checked.length === 0 || i.observed?.state !== 'running') return null;
+  const verdicts = i.observed.containers.filter((c) => checked.includes(c.name)).map((c) => c.healthy ?? null);
+  if (verdicts.some((v) => v === false)) return false;
+  return verdicts.length === checked.length && verdicts.every((v) => v === true) ? true : null;
+}
+
 function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
   const node = i.nodeId ? nodes.get(i.nodeId) : undefined;
   const gpus = node?.capacity.gpus.filter((g) => i.gpuUuids.includes(g.uuid)) ?? [];
@@ -97,6 +107,10 @@ function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
     state: i.observed?.state ?? 'pending',
     message: i.observed?.message ?? null,
     ports: i.observed?.state === 'running' ? i.observed.ports : {},
+    /** Endpoint name → allocated host port. */
+    endpoints: i.observed?.state === 'running' ? (i.observed.endpoints ?? {}) : {},
+    /** Health over the containers that have a check: false when any fails, null before a verdict or without checks. */
+    healthy: healthOf(i, spec),
     gpus: gpus.map((g) => ({ ...g, simulated: node?.capacity.gpusSimulated ?? false })),
     containers: i.observed?.containers ?? spec.containers.map((c) => ({ name: c.name, containerId: null, state: 'pending', exitCode: null, startedAt: null, finishedAt: null })),
     startedAt: i.observed?.startedAt ?? null,
