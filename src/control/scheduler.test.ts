@@ -10,12 +10,12 @@ function gpus(name: string, count: number, prefix = name): Gpu[] {
   return Array.from({ length: count }, (_, i) => ({ index: i, uuid: `GPU-${prefix}-${i}`.replace(/\s+/g, '_'), name, memoryMb: 81920 }));
 }
 
-function node(name: string, cpus: number, memoryGb: number, gpuList: Gpu[] = []): Node {
+function node(name: string, cpus: number, memoryGb: number, gpuList: Gpu[] = [], labels: Record<string, string> = {}): Node {
   return {
     id: `id-${name}` as NodeId,
     name,
     publicIp: '10.0.0.1',
-    labels: {},
+    labels,
     capacity: { cpus, memoryMb: memoryGb * 1024, gpus: gpuList, gpusSimulated: true },
     agentVersion: 'test',
     registeredAt: '2024-01-01T00:00:00.000Z',
@@ -176,6 +176,134 @@ describe('place', () => {
     const n = node('g', 32, 256, gpus(A100, 1));
     const r = place(loadsOf(load(n, { gpuUuids: [n.capacity.gpus[0]!.uuid] })), spec({ gpuCount: 1 }), n.id, 0);
     assert.deepEqual(r, { ok: true, nodeId: n.id, gpus: [] });
+  });
+});
+
+describe('place with constraints', () => {
+  const unique = spec({ constraints: [{ field: 'hostname', operator: 'UNIQUE' }] });
+
+  /** Places `count` instances one after another, each seeing the earlier ones as peers. */
+  function placeAll(loads: Map<NodeId, NodeLoad>, s: PodSpec, count: number): (NodeId | string)[] {
+    const peers: NodeId[] = [];
+    const out: (NodeId | string)[] = [];
+    for (let i = 0; i < count; i++) {
+      const p = place(loads, s, null, s.gpuCount, peers);
+      out.push(p.ok ? p.nodeId : p.reason);
+      if (p.ok) peers.push(p.nodeId);
+    }
+    return out;
+  }
+
+  it('UNIQUE hostname spreads two instances over two nodes, and a third waits with a clear reason', () => {
+    const a = node('node-a', 8, 32);
+    const b = node('node-b', 8, 32);
+    const loads = loadsOf(load(a), load(b, { cpus: 4 }));
+    const [first, second, third] = placeAll(loads, unique, 3);
+    assert.equal(first, a.id, 'the less loaded node first');
+    assert.equal(second, b.id, 'node-a is taken, though it is still the less loaded');
+    assert.equal(third, 'node-a: UNIQUE hostname: already runs an instance of this pod; node-b: UNIQUE hostname: already runs an instance of this pod');
+  });
+
+  it('without peers, a pod with constraints places as before', () => {
+    const r = place(loadsOf(load(node('a', 8, 8))), unique);
+    assert.ok(r.ok);
+  });
+
+  it('ignores peers on nodes that are no longer registered', () => {
+    const a = node('a', 8, 8);
+    assert.ok(place(loadsOf(load(a)), unique, null, 0, ['id-gone' as NodeId]).ok);
+  });
+
+  it('CLUSTER without a value keeps every instance on the first one\'s rack', () => {
+    const a = node('a', 8, 32, [], { rack: 'r1' });
+    const b = node('b', 8, 32, [], { rack: 'r2' });
+    const c = node('c', 8, 32, [], { rack: 'r1' });
+    const s = spec({ vcpuCount: 4, constraints: [{ field: 'rack', operator: 'CLUSTER' }] });
+    const loads = loadsOf(load(a, { cpus: 1 }), load(b), load(c, { cpus: 2 }));
+    const placed = placeAll(loads, s, 2);
+    assert.deepEqual(placed, [b.id, b.id]);
+    // A third instance would need 4 more vCPU on rack r2, whose only node is full.
+    const r = place(loadsOf(load(a), load(b, { cpus: 8 }), load(c)), s, null, 0, [b.id, b.id]);
+    assert.deepEqual(r, {
+      ok: false,
+      reason: 'a: CLUSTER rack: the pod\'s first instance runs where rack is "r2", this node has "r1"; b: needs 4 vCPU, 0 of 8 free; c: CLUSTER rack: the pod\'s first instance runs where rack is "r2", this node has "r1"',
+    });
+  });
+
+  it('CLUSTER with a value keeps to nodes with it', () => {
+    const a = node('a', 8, 32, [], { 'gpu-class': 'a100' });
+    const b = node('b', 8, 32, [], { 'gpu-class': 't4' });
+    const s = spec({ constraints: [{ field: 'gpu-class', operator: 'CLUSTER', value: 'a100' }] });
+    const r = place(loadsOf(load(a, { cpus: 7 }), load(b)), s);
+    assert.ok(r.ok);
+    assert.equal(r.nodeId, a.id);
+  });
+
+  it('GROUP_BY spreads over the zones before it stacks, even onto a busier node', () => {
+    const z = (name: string, zone: string, cpus = 0) => load(node(name, 16, 64, [], { 'topology.kubernetes.io/zone': zone }), { cpus });
+    const loads = loadsOf(z('a1', 'z1'), z('a2', 'z1'), z('b1', 'z2', 8), z('c1', 'z3', 12));
+    const s = spec({ constraints: [{ field: '@zone', operator: 'GROUP_BY' }] });
+    const placed = placeAll(loads, s, 4).map((id) => loads.get(id as NodeId)!.node.labels['topology.kubernetes.io/zone']);
+    assert.deepEqual(placed.slice(0, 3).sort(), ['z1', 'z2', 'z3']);
+    assert.equal(placed.length, 4);
+  });
+
+  it('GROUP_BY N refuses a new value once N are used, saying so', () => {
+    const racks = ['r1', 'r2', 'r3'].map((r) => load(node(`n-${r}`, 8, 32, [], { rack: r })));
+    const loads = loadsOf(...racks);
+    const s = spec({ constraints: [{ field: 'rack', operator: 'GROUP_BY', value: '2' }] });
+    const peers = [racks[0]!.node.id, racks[1]!.node.id];
+    const r = place(loadsOf(racks[2]!), s, null, 0, []);
+    assert.ok(r.ok, 'alone it is fine');
+    const refused = place(loads, s, racks[2]!.node.id, 0, peers);
+    assert.deepEqual(refused, { ok: false, reason: 'n-r3: GROUP_BY rack "2": the pod already spreads over 2 values of rack, as many as GROUP_BY 2 allows' });
+    const next = place(loads, s, null, 0, peers);
+    assert.ok(next.ok);
+    assert.notEqual(next.nodeId, racks[2]!.node.id);
+  });
+
+  it('MAX_PER caps instances per value', () => {
+    const a = node('a', 8, 32, [], { rack: 'r1' });
+    const b = node('b', 8, 32, [], { rack: 'r1' });
+    const c = node('c', 8, 32, [], { rack: 'r2' });
+    const s = spec({ constraints: [{ field: 'rack', operator: 'MAX_PER', value: '2' }] });
+    const loads = loadsOf(load(a), load(b), load(c, { cpus: 6 }));
+    const placed = placeAll(loads, s, 5);
+    assert.deepEqual(placed.slice(0, 4).map((id) => loads.get(id as NodeId)!.node.labels.rack).sort(), ['r1', 'r1', 'r2', 'r2']);
+    assert.equal(placed[4], 'a: MAX_PER rack "2": rack "r1" already has 2 instances of this pod, the most allowed; b: MAX_PER rack "2": rack "r1" already has 2 instances of this pod, the most allowed; c: MAX_PER rack "2": rack "r2" already has 2 instances of this pod, the most allowed');
+  });
+
+  it('says when no node has the label a constraint needs', () => {
+    const loads = loadsOf(load(node('a', 8, 8)), load(node('b', 8, 8, [], { zone: 'z1' })));
+    assert.deepEqual(place(loads, spec({ constraints: [{ field: 'rack', operator: 'UNIQUE' }] })), { ok: false, reason: 'no node has attribute rack' });
+    const like = place(loads, spec({ constraints: [{ field: '@zone', operator: 'LIKE', value: 'z.*' }] }));
+    assert.ok(like.ok);
+    assert.equal(like.nodeId, 'id-b');
+    assert.ok(place(loads, spec({ constraints: [{ field: 'rack', operator: 'UNLIKE', value: 'r1' }] })).ok, 'UNLIKE accepts nodes without it');
+  });
+
+  it('names a LIKE mismatch per node', () => {
+    const loads = loadsOf(load(node('node-b', 8, 8, [], { 'gpu-class': 't4' })));
+    const r = place(loads, spec({ constraints: [{ field: 'gpu-class', operator: 'LIKE', value: 'a100|h100' }] }));
+    assert.deepEqual(r, { ok: false, reason: 'node-b: LIKE gpu-class "a100|h100": its value is "t4"' });
+  });
+
+  it('checks constraints on the pinned node too', () => {
+    const a = node('a', 8, 8);
+    const r = place(loadsOf(load(a)), unique, a.id, 0, [a.id]);
+    assert.deepEqual(r, { ok: false, reason: 'a: UNIQUE hostname: already runs an instance of this pod' });
+  });
+
+  it('keeps GPU packing among the nodes that qualify', () => {
+    const a = node('a', 64, 512, gpus(A100, 8, 'a'), { rack: 'r1' });
+    const b = node('b', 64, 512, gpus(A100, 8, 'b'), { rack: 'r2' });
+    const c = node('c', 64, 512, gpus(A100, 8, 'c'), { rack: 'r3' });
+    const taken = (n: Node, k: number) => n.capacity.gpus.slice(0, k).map((g) => g.uuid);
+    const loads = loadsOf(load(a, { gpuUuids: taken(a, 7) }), load(b, { gpuUuids: taken(b, 6) }), load(c));
+    const s = spec({ gpuCount: 1, constraints: [{ field: 'rack', operator: 'UNIQUE' }] });
+    const r = place(loads, s, null, 1, [a.id]);
+    assert.ok(r.ok);
+    assert.equal(r.nodeId, b.id, 'a is the tightest but taken; b is the next tightest');
   });
 });
 

@@ -1,4 +1,5 @@
 import type { Gpu, Instance, Node, NodeId, PodSpec } from '../model/index.js';
+import { groupCrowding, meetsConstraints, missingEverywhere } from './constraints.js';
 
 /** What one instance takes from its node while its goal is `running`. */
 export interface Reservation {
@@ -70,15 +71,31 @@ export function fit(load: NodeLoad, spec: PodSpec, gpuCount = spec.gpuCount): { 
 /**
  * Picks a node for one instance: the node with the fewest free GPUs that still fits (GPU pods pack,
  * leaving whole machines free), then the least loaded CPU. `pinned` restricts to one node (a stopped
- * pod whose volume disk lives there).
+ * pod whose volume disk lives there). `peers` are the nodes of the pod's other active instances,
+ * oldest first, one entry per instance: the spec's Marathon constraints are judged against them
+ * (see constraints.ts), and a node that breaks one is skipped with the reason. Among nodes that keep
+ * them, those whose GROUP_BY values hold the fewest peers come first, so GROUP_BY really spreads.
  */
-export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: NodeId | null, gpuCount = spec.gpuCount): Placement {
+export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: NodeId | null, gpuCount = spec.gpuCount, peers: NodeId[] = []): Placement {
+  // Specs stored before constraints existed have none.
+  const constraints = spec.constraints ?? [];
+  // A peer on a node that is no longer registered has no field values to compare with.
+  const peerNodes = peers.flatMap((id) => loads.get(id)?.node ?? []);
+  if (!pinned && constraints.length > 0) {
+    const missing = missingEverywhere([...loads.values()].map((l) => l.node), constraints);
+    if (missing) return { ok: false, reason: missing };
+  }
   const reasons: string[] = [];
-  let best: { load: NodeLoad; gpus: Gpu[] } | undefined;
+  let best: { load: NodeLoad; gpus: Gpu[]; rank: [number, number] } | undefined;
   for (const load of loads.values()) {
     if (pinned && load.node.id !== pinned) continue;
     if (!pinned && load.stale) {
       reasons.push(`${load.node.name}: its agent has not been heard from since ${load.node.lastSeenAt}`);
+      continue;
+    }
+    const broken = constraints.length > 0 ? meetsConstraints(load.node, constraints, peerNodes) : null;
+    if (broken) {
+      reasons.push(broken);
       continue;
     }
     const r = fit(load, spec, gpuCount);
@@ -86,7 +103,8 @@ export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: Node
       reasons.push(r.reason);
       continue;
     }
-    if (!best || score(load) < score(best.load)) best = { load, gpus: r.gpus };
+    const rank: [number, number] = [constraints.length > 0 ? groupCrowding(load.node, constraints, peerNodes) : 0, score(load)];
+    if (!best || rank[0] < best.rank[0] || (rank[0] === best.rank[0] && rank[1] < best.rank[1])) best = { load, gpus: r.gpus, rank };
   }
   if (best) return { ok: true, nodeId: best.load.node.id, gpus: best.gpus };
   if (loads.size === 0) return { ok: false, reason: 'no node has registered yet' };
