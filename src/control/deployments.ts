@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { BerthError, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
+import { BerthError, podIdOfInstance, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 import { canSee, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
@@ -131,6 +131,7 @@ export class DeploymentController implements DeploymentService {
   ) {
     this.unsubscribe = store.onChange((c) => {
       if (c.kind === 'pod') this.podChanged(c.id);
+      else if (c.kind === 'instance') this.podChanged(podIdOfInstance(c.id));
     });
   }
 

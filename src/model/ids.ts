@@ -42,5 +42,7 @@ export const newApiKeyId = (): ApiKeyId => randomBase36(10) as ApiKeyId;
 
 /** Instance ids read `{podId}-{ordinal}`; the ordinal is stable across restarts and resets. */
 export const instanceIdOf = (podId: PodId, ordinal: number): InstanceId => `${podId}-${ordinal}` as InstanceId;
+/** The pod an instance id belongs to (the inverse of `instanceIdOf`). */
+export const podIdOfInstance = (id: string): PodId => id.slice(0, id.lastIndexOf('-')) as PodId;
 
 export const isPodId = (s: string): s is PodId => POD_ID_PATTERN.test(s);
