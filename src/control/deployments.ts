@@ -50,9 +50,9 @@ export interface DeploymentService {
   apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult>;
   /** Deletes (terminates) the pod at `path`; NOT_FOUND when there is none. */
   remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment>;
-  /** The live (not terminated) pod at `path`. */
+  /** The live (not terminated) pod at `path` (`/<podId>` finds a pod made through another API). */
   find(caller: Caller, path: string): Promise<PodDetail | undefined>;
-  /** Every live Marathon pod the caller sees. */
+  /** Every live pod the caller sees: Marathon's own, and the others under `/<podId>` (see `marathonPathOf`). */
   list(caller: Caller): Promise<PodDetail[]>;
   /** Every version ever written under `path`, over deleted and re-created pods, oldest first. */
   history(caller: Caller, path: string): Promise<PodVersion[]>;
@@ -65,6 +65,12 @@ export interface DeploymentService {
   waitReason(podId: string): string | null;
   onEvent(listener: (e: MarathonEvent) => void): () => void;
 }
+
+/**
+ * The pod's Marathon path id: the one it was defined with, or `/<podId>` for a pod made through the
+ * native or RunPod APIs, so that every pod is one pod in all four APIs.
+ */
+export const marathonPathOf = (d: PodDetail): string => d.spec.marathon?.id ?? `/${d.pod.id}`;
 
 /** How often a rollout looks again when no change woke it (a health verdict arrives with a report anyway). */
 const TICK_MS = 1_000;
@@ -173,17 +179,17 @@ export class DeploymentController implements DeploymentService {
   }
 
   async list(caller: Caller): Promise<PodDetail[]> {
-    return (await this.pods.list(caller, {})).filter((d) => d.spec.marathon !== null);
+    return this.pods.list(caller, {});
   }
 
   async find(caller: Caller, path: string): Promise<PodDetail | undefined> {
-    return (await this.list(caller)).find((d) => d.spec.marathon?.id === path);
+    return (await this.list(caller)).find((d) => marathonPathOf(d) === path);
   }
 
   async history(caller: Caller, path: string): Promise<PodVersion[]> {
     const all = await this.pods.list(caller, { includeTerminated: true });
     const out: PodVersion[] = [];
-    for (const d of all.filter((x) => x.spec.marathon?.id === path)) out.push(...(await this.store.listPodVersions(d.pod.id)));
+    for (const d of all.filter((x) => marathonPathOf(x) === path)) out.push(...(await this.store.listPodVersions(d.pod.id)));
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
   }
 
@@ -276,7 +282,7 @@ export class DeploymentController implements DeploymentService {
   private begin(detail: PodDetail, action: DeploymentAction, fromVersion: number | null, version: string): Deployment {
     const dep: Deployment = {
       id: randomUUID(),
-      path: detail.spec.marathon?.id ?? detail.pod.id,
+      path: marathonPathOf(detail),
       podId: detail.pod.id,
       action,
       version,
@@ -315,8 +321,8 @@ export class DeploymentController implements DeploymentService {
   /** Marathon's instance events, from what changed in the pod's instances since last seen. */
   private async instanceEvents(podId: PodId): Promise<void> {
     const d = await this.store.getPod(podId);
-    const path = d?.spec.marathon?.id;
-    if (!d || !path) return;
+    if (!d) return;
+    const path = marathonPathOf(d);
     for (const inst of d.instances) {
       const spec = await this.specOf(podId, inst.specVersion);
       const condition = conditionOf(inst);
