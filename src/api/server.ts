@@ -3,6 +3,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { AgentService, Caller, KeyService, PodService, ResourceService } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
+import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { registerAccessRoutes } from './native/access.js';
@@ -15,6 +16,7 @@ export interface ApiDeps {
   store: Store;
   pods: PodService;
   resources: ResourceService;
+  secrets: SecretService;
   keys: KeyService;
   agents: AgentService;
   logger: Logger;

@@ -6,6 +6,7 @@ import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
+import { SecretService } from '../control/secrets.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
@@ -92,6 +93,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const pods = new PodService(store);
   const agents = new AgentService(store, pods, sealer);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
+  const secrets = new SecretService(store, sealer, () => agents.wakeAll());
   const port = options.port ?? 7700;
   const host = options.host ?? '0.0.0.0';
   const tls = await readTls(options);
@@ -120,7 +122,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: options.sshPort ?? (port === 0 ? 0 : 2222), host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port };
     }
-    app = await buildApi({ store, pods, resources, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

@@ -7,6 +7,7 @@ import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
 import { nodesKeyOf, podSummary, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
+import { registerSecretRoutes } from './secrets.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
 
@@ -249,6 +250,9 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     await resources.deleteRegistryAuth(req.caller, req.params.id);
     return reply.code(204).send();
   });
+
+  // Secrets: values go in and never come out.
+  await registerSecretRoutes(app, deps.secrets);
 
   // The account's SSH public keys
   app.post('/ssh-keys', { schema: { ...tags('ssh keys'), body: S.SshKeyInput } }, async (req: Req<unknown, unknown, Static<typeof S.SshKeyInput>>, reply) =>
