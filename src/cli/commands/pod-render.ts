@@ -103,9 +103,42 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
       { header: 'MESSAGE', value: (i) => i.message ?? '' },
     ]);
     text += `\nInstances:\n${indent(instances)}`;
+    if (showContainers(pod)) text += `\nContainers:\n${indent(pod.instances.map((i) => instanceContainers(i, nodes, host)).join('\n'))}`;
   }
   if (pod.lastLogLines.length && pod.status !== 'RUNNING') text += `\nLast log lines:\n${indent(pod.lastLogLines.join('\n') + '\n')}`;
   return text;
+}
+
+type InstanceView = PodView['instances'][number];
+type ContainerView = InstanceView['containers'][number];
+
+/** Per-container detail is worth its lines when there are several containers or instances, endpoints or health checks. */
+function showContainers(pod: PodView): boolean {
+  return pod.spec.containers.length > 1 || pod.instances.length > 1 || pod.spec.containers.some((c) => c.endpoints.length > 0 || c.healthCheck !== null);
+}
+
+/** healthy / unhealthy, or `-` when the container has no health check or no verdict yet. */
+function health(c: ContainerView): string {
+  const healthy = 'healthy' in c ? c.healthy : null;
+  if (healthy === true) return 'healthy';
+  if (healthy === false) return `unhealthy${'healthFailures' in c && c.healthFailures ? ` (${c.healthFailures} failed)` : ''}`;
+  return '-';
+}
+
+/** One instance's heading (id, node, state), its containers, and its endpoints' host ports. */
+function instanceContainers(i: InstanceView, nodes: ReadonlyMap<string, NodeView>, fallbackHost: string): string {
+  const node = i.nodeId ? nodes.get(i.nodeId) : undefined;
+  const heading = `${i.id} on ${i.nodeId ? (node?.name ?? i.nodeId) : '-'}: ${i.state}${i.message ? ` (${i.message})` : ''}\n`;
+  const containers = table(i.containers, [
+    { header: 'NAME', value: (c) => c.name },
+    { header: 'STATE', value: (c) => c.state + (c.exitCode !== null && c.state !== 'running' ? ` (exit ${c.exitCode})` : '') },
+    { header: 'HEALTH', value: health },
+    // The agent restarts an instance's containers together (one failing container replaces the instance), so the count is the instance's.
+    { header: 'RESTARTS', value: (c) => String('restartCount' in c && typeof c.restartCount === 'number' ? c.restartCount : i.restartCount) },
+  ]);
+  const host = node?.publicIp ?? fallbackHost;
+  const endpoints = Object.entries(i.endpoints).map(([name, port]) => `${name} -> ${host}:${port}`);
+  return heading + indent(containers) + (endpoints.length ? indent(`Endpoints: ${endpoints.join(', ')}\n`) : '');
 }
 
 /** HTTP URLs, TCP addresses and the ssh command, as the server reports them. */
