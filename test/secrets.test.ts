@@ -234,6 +234,9 @@ describe('the secret store', () => {
     const both = await run(['secret', 'set', 'cli/x', '--value', 'a', '--from-file', file], env);
     assert.equal(both.code, 1);
     assert.match(both.stderr, /^error: give the value with --value or --from-file, not both$/m);
+    const empty = await run(['secret', 'set', 'cli/x'], env, '');
+    assert.equal(empty.code, 1);
+    assert.match(empty.stderr, /^error: the value is empty/m);
     const badName = await run(['secret', 'set', 'no spaces'], env, 'v');
     assert.equal(badName.code, 1);
     assert.match(badName.stderr, /\/name: must be 1-255 characters/);

@@ -25,7 +25,10 @@ async function valueFrom(opts: { value: string | undefined; fromFile: string | u
     }
   }
   // Piped: all of stdin less one trailing newline (`echo x |`); at a terminal: typed without echo.
-  return readSecret('Value: ');
+  const value = await readSecret('Value: ');
+  // Nothing piped in is a forgotten pipe far more often than a wanted empty value (`--value ''` sets one).
+  if (value === '') throw new UserError('the value is empty: pipe it in, type it, or give --value or --from-file');
+  return value;
 }
 
 const set = defineCommand({
