@@ -2,13 +2,27 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { cpus, hostname, totalmem } from 'node:os';
 import { join, posix } from 'node:path';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AgentChannel, Assignment, InstanceReport, InteractiveExec, InteractiveExecRequest, NodeAccess } from '../control/agent-protocol.js';
-import { BerthError, type ContainerObservation, type DiskUsage, type InstanceId, type InstanceObservation, type InstanceState, type NodeId, type PullProgress } from '../model/index.js';
-import { firstFileOfTar, singleFileTar } from '../runtime/tar.js';
-import type { ContainerInfo, ContainerPlan, InteractiveRuntime, Runtime } from '../runtime/types.js';
+import {
+  BerthError,
+  type ContainerObservation,
+  type ContainerSpec,
+  type DiskUsage,
+  type EndpointSpec,
+  type InstanceId,
+  type InstanceObservation,
+  type InstanceState,
+  type NodeId,
+  type PodSpec,
+  type PullProgress,
+} from '../model/index.js';
+import { firstFileOfTar, singleFileTar, type TarOwner } from '../runtime/tar.js';
+import type { ContainerInfo, ContainerPlan, CreateResult, InteractiveRuntime, MountPlan, PortBinding, Runtime } from '../runtime/types.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
+import { HealthMonitor, type HealthAddress, type HealthTarget } from './health.js';
+import { endpointEnv, listenPort, marathonContainerEnv, secretEnv as secretValues } from './pod-env.js';
 import { freePort, portFree } from './ports.js';
 
 export const LABELS = {
@@ -19,7 +33,34 @@ export const LABELS = {
   reset: 'berth.reset',
   container: 'berth.container',
   node: 'berth.node',
+  /** `infra` on the container that holds an instance's network namespace; it has no `berth.container`. */
+  role: 'berth.role',
+  /** JSON, on the container holding the published ports: endpoint name → host port. */
+  endpoints: 'berth.endpoints',
+  /** JSON, on that container: container port → host port, for host networking where Docker publishes nothing. */
+  ports: 'berth.ports',
 } as const;
+
+/** The image of the container holding a multi-container instance's network namespace. */
+export const DEFAULT_INFRA_IMAGE = 'registry.k8s.io/pause:3.10';
+
+/** Volumes that belong to one instance (labelled with it) and go with it. */
+type InstanceVolumeKind = 'volume-disk' | 'ephemeral' | 'persistent';
+const INSTANCE_VOLUME_KINDS: readonly InstanceVolumeKind[] = ['volume-disk', 'ephemeral', 'persistent'];
+
+export const ephemeralVolumeName = (instanceId: InstanceId, name: string): string => `berth-eph-${instanceId}-${name}`;
+export const persistentVolumeName = (instanceId: InstanceId, name: string): string => `berth-pv-${instanceId}-${name}`;
+
+/**
+ * Marathon's pod layout: an infra container holds the network namespace, the hostname and the
+ * published ports, and every container of the pod joins it. A single-container pod that is not a
+ * Marathon pod runs as one container, as it always has.
+ */
+export function usesInfra(spec: PodSpec): boolean {
+  return spec.containers.length > 1 || spec.marathon !== null;
+}
+
+const isInfra = (c: ContainerInfo): boolean => c.labels[LABELS.role] === 'infra';
 
 export interface AgentOptions {
   channel: AgentChannel;
@@ -38,6 +79,8 @@ export interface AgentOptions {
   watchWaitMs?: number;
   /** Seconds a container gets between SIGTERM and SIGKILL. @default 10 */
   stopTimeoutSeconds?: number;
+  /** The infra container's image, pulled without registry credentials when missing. @default registry.k8s.io/pause:3.10 */
+  infraImage?: string;
 }
 
 interface LocalState {
@@ -56,6 +99,22 @@ interface LocalState {
   restartDue: boolean;
   /** Reports of one instance go out in order. */
   sending: Promise<void>;
+  /** The running containers' health checks; null when none run. */
+  health: HealthMonitor | null;
+  /** The containers (id@start) the monitor checks: other containers get a new one. */
+  healthKey: string;
+  /** Why a failed health check condemned the instance; cleared by the next launch. */
+  unhealthy: string | null;
+}
+
+/** What the launch allocated for the instance's network. */
+interface NetPlan {
+  /** Container port → host port, as reported in `ports`. */
+  ports: Record<string, number>;
+  /** Endpoint name → host port. */
+  endpoints: Record<string, number>;
+  /** What the container holding the network publishes. */
+  bindings: PortBinding[];
 }
 
 /**
@@ -85,6 +144,7 @@ export class Agent implements NodeAccess {
       bindAddress: '0.0.0.0',
       watchWaitMs: 25_000,
       stopTimeoutSeconds: 10,
+      infraImage: DEFAULT_INFRA_IMAGE,
       ...options,
     });
     await agent.start();
@@ -140,7 +200,10 @@ export class Agent implements NodeAccess {
   async close(): Promise<void> {
     this.abort.abort();
     if (this.diskTimer) clearInterval(this.diskTimer);
-    for (const s of this.local.values()) if (s.backoffTimer) clearTimeout(s.backoffTimer);
+    for (const s of this.local.values()) {
+      if (s.backoffTimer) clearTimeout(s.backoffTimer);
+      s.health?.stop();
+    }
     await this.loop?.catch(() => undefined);
     await Promise.allSettled([...this.running.values()]);
   }
@@ -219,6 +282,9 @@ export class Agent implements NodeAccess {
         message: null,
         restartDue: false,
         sending: Promise.resolve(),
+        health: null,
+        healthKey: '',
+        unhealthy: null,
       };
       this.local.set(id, s);
     }
@@ -231,32 +297,38 @@ export class Agent implements NodeAccess {
     const containers = await runtime.listContainers({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
     if (!a) {
       // Not ours any more (the pod was deleted while we were away): leave nothing behind.
-      for (const c of containers) await runtime.removeContainer(c.id);
-      for (const v of await runtime.listVolumes({ [LABELS.instance]: id, [LABELS.node]: this.nodeId, 'berth.kind': 'volume-disk' })) await runtime.removeVolume(v.name);
+      this.dropHealth(this.local.get(id));
+      await this.removeContainers(containers);
+      await this.removeInstanceVolumes(id, INSTANCE_VOLUME_KINDS);
       this.local.delete(id);
       return;
     }
     const s = this.state(id);
     this.log.debug({ instance: id, goal: a.goal, containers: containers.map((c) => c.state) }, 'reconcile');
     if (a.goal !== 'running') {
-      for (const c of containers) await runtime.removeContainer(c.id);
+      this.dropHealth(s);
+      s.unhealthy = null;
+      await this.removeContainers(containers, a);
       this.clearBackoff(s);
       s.restarts = 0;
+      // Ephemeral volumes live as long as the instance's containers; persistent ones until the instance is removed.
+      await this.removeInstanceVolumes(id, a.goal === 'removed' ? ['ephemeral', 'persistent'] : ['ephemeral']);
       if (a.goal === 'removed' && a.volumeDisk) await runtime.removeVolume(a.volumeDisk);
       await this.send(a, a.goal === 'removed' ? 'removed' : 'stopped', [], null);
       if (a.goal === 'removed') this.local.delete(id);
       return;
     }
 
-    const order = a.spec.containers.map((c) => c.name);
-    // In spec order: the first holds the network namespace and must (re)start before those joining it.
-    const current = containers
-      .filter((c) => c.labels[LABELS.version] === String(a.specVersion) && c.labels[LABELS.reset] === String(a.resetGeneration))
-      .sort((x, y) => order.indexOf(x.labels[LABELS.container] ?? '') - order.indexOf(y.labels[LABELS.container] ?? ''));
+    // The infra container first, then the spec's order: the one holding the network namespace must (re)start before those joining it.
+    const current = sortContainers(
+      a.spec,
+      containers.filter((c) => c.labels[LABELS.version] === String(a.specVersion) && c.labels[LABELS.reset] === String(a.resetGeneration)),
+    );
     const stale = containers.filter((c) => !current.includes(c));
-    for (const c of stale) await runtime.removeContainer(c.id);
-    if (current.length !== a.spec.containers.length) {
-      for (const c of current) await runtime.removeContainer(c.id);
+    await this.removeContainers(stale, a);
+    const infra = usesInfra(a.spec);
+    if (current.length !== a.spec.containers.length + (infra ? 1 : 0) || current.some(isInfra) !== infra) {
+      await this.removeContainers(current, a);
       await this.launch(a, s);
       return;
     }
@@ -265,15 +337,27 @@ export class Agent implements NodeAccess {
     if (a.restartGeneration > s.restartGenerationDone) {
       s.restartGenerationDone = a.restartGeneration;
       this.clearBackoff(s);
-      for (const c of current) await runtime.restartContainer(c.id, this.opts.stopTimeoutSeconds);
+      this.dropHealth(s);
+      s.unhealthy = null;
+      // The infra container keeps the namespace; without it running the containers have no network to restart into.
+      if (current.some((c) => isInfra(c) && c.state !== 'running')) {
+        await this.removeContainers(current, a);
+        return this.launch(a, s);
+      }
+      await Promise.all(current.filter((c) => !isInfra(c)).map((c) => runtime.restartContainer(c.id, this.graceOf(a, c))));
       s.lastStartMs = Date.now();
+      return this.observe(a, s, await this.inspectAll(current));
+    }
+    if (s.unhealthy && current.some((c) => !isInfra(c) && c.state === 'running')) {
+      // Stopped, not removed: the exit is then handled as any other, with the restart policy and the backoff.
+      await Promise.all(current.filter((c) => !isInfra(c) && c.state === 'running').map((c) => runtime.stopContainer(c.id, this.graceOf(a, c))));
       return this.observe(a, s, await this.inspectAll(current));
     }
     if (s.restartDue) {
       s.restartDue = false;
       // As Marathon: one failing container replaces the whole instance; a single container restarts in place.
-      if (current.length > 1) {
-        for (const c of current) await runtime.removeContainer(c.id);
+      if (infra || s.unhealthy) {
+        await this.removeContainers(current, a);
         return this.launch(a, s);
       }
       for (const c of current) if (c.state !== 'running') await runtime.startContainer(c.id);
@@ -284,12 +368,33 @@ export class Agent implements NodeAccess {
   }
 
   private async inspectAll(list: ContainerInfo[]): Promise<ContainerInfo[]> {
-    const out: ContainerInfo[] = [];
-    for (const c of list) {
-      const info = await this.opts.runtime.inspectContainer(c.id);
-      if (info) out.push(info);
+    const infos = await Promise.all(list.map((c) => this.opts.runtime.inspectContainer(c.id)));
+    return infos.filter((c): c is ContainerInfo => c !== undefined);
+  }
+
+  /** Force-removes, all at once; containers whose spec gives a kill grace period get SIGTERM and that long first. */
+  private async removeContainers(list: ContainerInfo[], a?: Assignment): Promise<void> {
+    const { runtime } = this.opts;
+    const results = await Promise.allSettled(
+      list.map(async (c) => {
+        const grace = a ? specOf(a.spec, c)?.killGracePeriodSeconds : null;
+        if (grace !== null && grace !== undefined && c.state === 'running') await runtime.stopContainer(c.id, grace).catch(() => undefined);
+        await runtime.removeContainer(c.id);
+      }),
+    );
+    throwFirst(results);
+  }
+
+  /** Seconds between SIGTERM and SIGKILL for a container: its spec's, else the node's. */
+  private graceOf(a: Assignment, c: ContainerInfo): number {
+    return specOf(a.spec, c)?.killGracePeriodSeconds ?? this.opts.stopTimeoutSeconds;
+  }
+
+  private async removeInstanceVolumes(id: InstanceId, kinds: readonly InstanceVolumeKind[]): Promise<void> {
+    const volumes = await this.opts.runtime.listVolumes({ [LABELS.instance]: id, [LABELS.node]: this.nodeId });
+    for (const v of volumes) {
+      if (kinds.includes(v.labels['berth.kind'] as InstanceVolumeKind)) await this.opts.runtime.removeVolume(v.name);
     }
-    return out;
   }
 
   /** Reports running containers; handles an exit with the pod's restart policy and backoff. */
@@ -297,8 +402,11 @@ export class Agent implements NodeAccess {
     const exited = containers.find((c) => c.state === 'exited' || c.state === 'dead' || c.state === 'created');
     if (!exited) {
       const detailed = containers.some((c) => c.startedAt === null) ? await this.inspectAll(containers) : containers;
+      if (!s.unhealthy) this.watchHealth(a, s, detailed);
       return this.send(a, 'running', detailed, null);
     }
+    // The last verdicts stay in the report; no checks run against stopped containers.
+    s.health?.stop();
     const info = (await this.opts.runtime.inspectContainer(exited.id)) ?? exited;
     const code = info.exitCode ?? null;
     const exitKey = `${info.id}@${info.finishedAt}`;
@@ -308,8 +416,11 @@ export class Agent implements NodeAccess {
       // A container that ran a while before dying starts its backoff afresh.
       if (s.lastStartMs && Date.now() - s.lastStartMs > 60_000) s.restarts = 0;
     }
-    const failed = code !== 0;
-    const reason = info.error ? `failed: ${info.error}` : `exited with code ${code ?? 'unknown'}`;
+    // A health-check kill is a failure whatever the exit code.
+    const failed = s.unhealthy !== null || code !== 0;
+    const exit = info.error ? `failed: ${info.error}` : `exited with code ${code ?? 'unknown'}`;
+    const who = isInfra(info) ? 'the infra container' : `container ${info.labels[LABELS.container] ?? info.name}`;
+    const reason = s.unhealthy ?? (usesInfra(a.spec) ? `${who} ${exit}` : exit);
     const policy = a.spec.restartPolicy;
     const restart = policy === 'always' || (policy === 'on-failure' && failed);
     const delayS = this.backoffSeconds(a, s);
@@ -317,6 +428,63 @@ export class Agent implements NodeAccess {
     await this.send(a, failed ? 'failed' : 'exited', containers.map((c) => (c.id === info.id ? info : c)), code, s.message);
     if (!restart || s.backoffTimer || s.restartDue) return;
     this.retryAfter(a.instanceId, s, delayS);
+  }
+
+  /** Starts health checks for the running containers that declare one, unless they already run for these containers. */
+  private watchHealth(a: Assignment, s: LocalState, containers: ContainerInfo[]): void {
+    const targets = containers.flatMap((c): HealthTarget[] => {
+      const spec = isInfra(c) ? undefined : specOf(a.spec, c);
+      if (!spec?.healthCheck) return [];
+      const endpoint = spec.endpoints.find((e) => e.name === spec.healthCheck?.endpoint);
+      return [{ container: spec.name, containerId: c.id, check: spec.healthCheck, ...(endpoint ? { address: this.addressOf(a, containers, endpoint) } : {}) }];
+    });
+    if (targets.length === 0) return this.dropHealth(s);
+    const key = containers.map((c) => `${c.id}@${c.startedAt}`).join(',');
+    if (s.health && s.healthKey === key) return;
+    s.health?.stop();
+    const started = containers.map((c) => (c.startedAt ? Date.parse(c.startedAt) : NaN)).filter((t) => !Number.isNaN(t));
+    const monitor: HealthMonitor = new HealthMonitor({
+      targets,
+      exec: (id, argv, timeoutMs) => this.opts.runtime.exec(id, argv, { timeoutMs }),
+      startedAtMs: started.length ? Math.max(...started) : Date.now(),
+      onChange: () => {
+        if (s.health === monitor) this.kick(a.instanceId);
+      },
+      onUnhealthy: (container, failures) => {
+        if (s.health !== monitor) return;
+        s.unhealthy = `container ${container} failed ${failures} health check${failures === 1 ? '' : 's'} in a row; replacing the instance`;
+        this.log.info({ instance: a.instanceId, container }, s.unhealthy);
+        this.kick(a.instanceId);
+      },
+    });
+    s.health = monitor;
+    s.healthKey = key;
+  }
+
+  private dropHealth(s: LocalState | undefined): void {
+    if (!s) return;
+    s.health?.stop();
+    s.health = null;
+    s.healthKey = '';
+  }
+
+  /**
+   * Where a check reaches an endpoint: the instance's address and the port the container listens on,
+   * or the node's loopback and the host port with host networking.
+   */
+  private addressOf(a: Assignment, containers: ContainerInfo[], e: EndpointSpec): () => Promise<HealthAddress> {
+    const holder = containers.find(isInfra) ?? containers[0];
+    const hostPorts = jsonLabel(holder, LABELS.endpoints);
+    const mode = a.spec.network.mode;
+    let ip: string | undefined;
+    return async () => {
+      const port = listenPort(e, mode, hostPorts[e.name]);
+      if (port === undefined) throw new Error(`endpoint ${e.name} has no port`);
+      if (mode === 'host') return { host: '127.0.0.1', port: hostPorts[e.name] ?? port };
+      ip ??= holder ? await this.interactiveRuntime().containerAddress(holder.id) : undefined;
+      if (!ip) throw new Error('the instance has no address yet');
+      return { host: ip, port };
+    };
   }
 
   /** After the delay the next pass of the instance's queue restarts it: never beside another pass. */
@@ -339,76 +507,164 @@ export class Agent implements NodeAccess {
     return Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** s.restarts);
   }
 
+  /** Pulls every image the instance needs that the node lacks, reporting progress. */
+  private async pullImages(a: Assignment, s: LocalState): Promise<void> {
+    const { runtime } = this.opts;
+    const images = [...new Set(a.spec.containers.map((c) => c.image))].map((image) => ({ image, login: a.registryLogin }));
+    // The infra image is public: the pod's registry login is for the pod's own images.
+    if (usesInfra(a.spec) && !images.some((i) => i.image === this.opts.infraImage)) images.unshift({ image: this.opts.infraImage, login: null });
+    const present = await Promise.all(images.map((i) => runtime.imageExists(i.image)));
+    for (const [n, { image, login }] of images.entries()) {
+      if (present[n]) continue;
+      s.pull = { image, current: 0, total: 0 };
+      await this.send(a, 'pulling', [], null, `pulling ${image}`);
+      let lastSent = 0;
+      await runtime.pullImage(image, login, (p) => {
+        s.pull = { image, current: p.current, total: p.total };
+        if (Date.now() - lastSent > 500) {
+          lastSent = Date.now();
+          void this.send(a, 'pulling', [], null, pullMessage(s.pull));
+        }
+      }, this.abort.signal);
+      s.pull = null;
+    }
+  }
+
+  /** Creates the instance's volumes: the volume disk or network volume, and the pod's ephemeral and persistent volumes. */
+  private async prepareVolumes(a: Assignment, labels: Record<string, string>): Promise<void> {
+    const { runtime } = this.opts;
+    const work: Promise<void>[] = [];
+    if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
+    if (a.networkVolume) work.push(runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' }));
+    for (const v of a.spec.volumes) {
+      if (v.kind === 'ephemeral') {
+        const name = ephemeralVolumeName(a.instanceId, v.name);
+        // A replacement instance starts with an empty ephemeral volume, as Marathon's would.
+        work.push(runtime.removeVolume(name).then(() => runtime.ensureVolume(name, { ...labels, 'berth.kind': 'ephemeral' })));
+      } else if (v.kind === 'persistent') {
+        work.push(runtime.ensureVolume(persistentVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'persistent', 'berth.size-mb': String(v.sizeMb) }));
+      }
+    }
+    throwFirst(await Promise.allSettled(work));
+  }
+
+  /** Host ports for the legacy ports and the endpoints, and what the network's holder publishes. */
+  private async allocatePorts(a: Assignment): Promise<NetPlan> {
+    const bind = this.opts.bindAddress;
+    const host = a.spec.network.mode === 'host';
+    const taken = new Set<number>();
+    const pick = async (want: number | undefined): Promise<number> => {
+      if (want && !taken.has(want) && (await portFree(want, bind))) {
+        taken.add(want);
+        return want;
+      }
+      for (;;) {
+        const p = await freePort(bind);
+        if (taken.has(p)) continue;
+        taken.add(p);
+        return p;
+      }
+    };
+    const plan: NetPlan = { ports: {}, endpoints: {}, bindings: [] };
+    for (const p of a.spec.containers.flatMap((c) => c.ports)) {
+      // With host networking the container listens on the node's own port.
+      if (host) {
+        plan.ports[String(p.port)] = p.port;
+        continue;
+      }
+      const hostPort = await pick(a.hostPorts[String(p.port)]);
+      plan.ports[String(p.port)] = hostPort;
+      plan.bindings.push({ containerPort: p.port, hostPort, hostIp: bind });
+    }
+    for (const e of a.spec.containers.flatMap((c) => c.endpoints)) {
+      if (e.hostPort === null) continue;
+      const hostPort = e.hostPort === 0 ? await pick(a.hostPorts[`ep:${e.name}`]) : e.hostPort;
+      taken.add(hostPort);
+      plan.endpoints[e.name] = hostPort;
+      const tcp = e.protocols.length === 0 || e.protocols.some((x) => x !== 'udp');
+      if (e.containerPort !== null && tcp) plan.ports[String(e.containerPort)] ??= hostPort;
+      if (host) continue;
+      const containerPort = listenPort(e, 'bridge', hostPort)!;
+      if (tcp) plan.bindings.push({ containerPort, hostPort, hostIp: bind });
+      if (e.protocols.includes('udp')) plan.bindings.push({ containerPort, hostPort, hostIp: bind, protocol: 'udp' });
+    }
+    return plan;
+  }
+
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   private async launch(a: Assignment, s: LocalState): Promise<void> {
     const { runtime } = this.opts;
     // A backoff set for the containers this launch replaces must not fire on the new ones.
     this.clearBackoff(s);
+    this.dropHealth(s);
+    s.unhealthy = null;
     try {
-      for (const image of new Set(a.spec.containers.map((c) => c.image))) {
-        if (await runtime.imageExists(image)) continue;
-        s.pull = { image, current: 0, total: 0 };
-        await this.send(a, 'pulling', [], null, `pulling ${image}`);
-        let lastSent = 0;
-        await runtime.pullImage(image, a.registryLogin, (p) => {
-          s.pull = { image, current: p.current, total: p.total };
-          if (Date.now() - lastSent > 500) {
-            lastSent = Date.now();
-            void this.send(a, 'pulling', [], null, pullMessage(s.pull));
-          }
-        }, this.abort.signal);
-        s.pull = null;
-      }
+      this.checkSecrets(a);
+      await this.pullImages(a, s);
       await this.send(a, 'creating', [], null, 'creating containers');
       const labels = { [LABELS.managed]: '1', [LABELS.pod]: a.podId, [LABELS.instance]: a.instanceId, [LABELS.node]: this.nodeId };
-      if (a.volumeDisk) await runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' });
-      if (a.networkVolume) await runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' });
-
-      const ports: Record<string, number> = {};
-      for (const p of a.spec.containers.flatMap((c) => c.ports)) {
-        const want = a.hostPorts[String(p.port)];
-        ports[String(p.port)] = want && (await portFree(want, this.opts.bindAddress)) ? want : await freePort(this.opts.bindAddress);
-      }
+      await this.prepareVolumes(a, labels);
+      const net = await this.allocatePorts(a);
       const env: Record<string, string> = { ...a.env, BERTH_PUBLIC_IP: this.opts.publicIp, RUNPOD_PUBLIC_IP: this.opts.publicIp };
       for (const p of a.spec.containers.flatMap((c) => c.ports)) {
         if (p.protocol !== 'tcp') continue;
-        env[`BERTH_TCP_PORT_${p.port}`] = String(ports[String(p.port)]);
-        env[`RUNPOD_TCP_PORT_${p.port}`] = String(ports[String(p.port)]);
+        env[`BERTH_TCP_PORT_${p.port}`] = String(net.ports[String(p.port)]);
+        env[`RUNPOD_TCP_PORT_${p.port}`] = String(net.ports[String(p.port)]);
       }
-      const mount = a.volumeDisk ?? a.networkVolume;
-      const created: string[] = [];
-      let owner: string | undefined;
-      // The first container holds the network namespace and the published ports; the others join it.
-      for (const [i, c] of a.spec.containers.entries()) {
-        const plan: ContainerPlan = {
-          name: `berth-${a.instanceId}-${c.name}`,
-          image: c.image,
-          entrypoint: c.entrypoint,
-          command: c.command,
-          // The device list is ours, after the user's env: on hosts whose default runtime is nvidia,
-          // NVIDIA_VISIBLE_DEVICES=all in a pod's env would otherwise expose every GPU of the node.
-          env: { ...env, ...c.env, NVIDIA_VISIBLE_DEVICES: a.gpus.map((g) => g.uuid).join(',') || 'void' },
-          labels: { ...labels, [LABELS.version]: String(a.specVersion), [LABELS.reset]: String(a.resetGeneration), [LABELS.container]: c.name },
-          ports: i === 0 ? a.spec.containers.flatMap((ct) => ct.ports).map((p) => ({ containerPort: p.port, hostPort: ports[String(p.port)]!, hostIp: this.opts.bindAddress })) : [],
-          mounts: mount ? [{ source: mount, target: a.spec.volumeMountPath, readOnly: false }] : [],
-          cpus: a.spec.vcpuCount,
-          memoryBytes: a.spec.memoryGb === null ? null : Math.round(a.spec.memoryGb * 2 ** 30),
-          diskBytes: a.spec.containerDiskGb * 2 ** 30,
-          gpuUuids: a.gpus.map((g) => g.uuid),
+      Object.assign(env, endpointEnv(a.spec, net.endpoints));
+      const generation = { ...labels, [LABELS.version]: String(a.specVersion), [LABELS.reset]: String(a.resetGeneration) };
+      // The holder of the network: the node's network, a named Docker network, or the default bridge.
+      const mode = a.spec.network.mode;
+      const holderNetwork = mode === 'host' ? { networkMode: 'host' } : mode === 'container' && a.spec.network.name ? { networkMode: a.spec.network.name } : {};
+      const holder = {
+        ports: net.bindings,
+        labels: { [LABELS.endpoints]: JSON.stringify(net.endpoints), [LABELS.ports]: JSON.stringify(net.ports) },
+        ...holderNetwork,
+        // A host-networked container has the node's name.
+        ...(mode === 'host' ? {} : { hostname: a.podId }),
+      };
+
+      let created: string[];
+      let results: CreateResult[];
+      if (usesInfra(a.spec)) {
+        const infra = await runtime.createContainer({
+          ...holder,
+          name: this.infraName(a),
+          image: this.opts.infraImage,
+          entrypoint: [],
+          command: [],
+          env: {},
+          labels: { ...generation, ...holder.labels, [LABELS.role]: 'infra' },
+          mounts: [],
+          cpus: null,
+          memoryBytes: null,
+          diskBytes: null,
+          gpuUuids: [],
           gpusSimulated: this.gpus.simulated,
-          ...(owner ? { networkMode: `container:${owner}` } : { hostname: a.podId }),
-        };
-        const res = await runtime.createContainer(plan);
-        s.diskEnforced = res.diskEnforced;
-        created.push(res.id);
-        owner ??= res.id;
+        });
+        // The containers are created while the infra container starts, then all started at once.
+        const starting = runtime.startContainer(infra.id);
+        const creating = settleAll(a.spec.containers.map((c) => this.createContainer(a, c, env, generation, { networkMode: `container:${infra.id}` })));
+        const [started, made] = await Promise.allSettled([starting, creating]);
+        if (made.status === 'rejected') throw made.reason;
+        if (started.status === 'rejected') throw started.reason;
+        const apps = made.value;
+        results = apps;
+        await settleAll(apps.map((r) => runtime.startContainer(r.id)));
+        created = [infra.id, ...apps.map((r) => r.id)];
+      } else {
+        const sole = a.spec.containers[0]!;
+        const res = await this.createContainer(a, sole, env, generation, holder);
+        results = [res];
+        await runtime.startContainer(res.id);
+        created = [res.id];
       }
-      await Promise.all(created.map((id) => runtime.startContainer(id)));
+      s.diskEnforced = results.every((r) => r.diskEnforced);
       s.lastStartMs = Date.now();
       s.restartGenerationDone = a.restartGeneration;
       s.message = null;
       const infos = await this.inspectAll(created.map((id) => ({ id }) as ContainerInfo));
-      await this.observe(a, s, infos);
+      await this.observe(a, s, sortContainers(a.spec, infos));
     } catch (e) {
       s.pull = null;
       const message = e instanceof Error ? e.message : String(e);
@@ -418,6 +674,111 @@ export class Agent implements NodeAccess {
       s.message = `${message}${retryable ? `; retrying in ${delayS.toFixed(1)} s` : ''}`;
       await this.send(a, 'failed', [], null, s.message);
       if (retryable && !s.backoffTimer) this.retryAfter(a.instanceId, s, delayS);
+    }
+  }
+
+  /** `berth-<instance>-infra`, unless a container of the pod is called `infra`. */
+  private infraName(a: Assignment): string {
+    return a.spec.containers.some((c) => c.name === 'infra') ? `berth-${a.instanceId}_infra` : `berth-${a.instanceId}-infra`;
+  }
+
+  /** Every secret the pod's containers use must have come with the assignment. */
+  private checkSecrets(a: Assignment): void {
+    const refs = [
+      ...a.spec.containers.flatMap((c) => Object.values(c.secretEnv)),
+      ...a.spec.volumes.flatMap((v) => (v.kind === 'secret' && a.spec.containers.some((c) => c.volumeMounts.some((m) => m.name === v.name)) ? [v.secret] : [])),
+    ];
+    const missing = [...new Set(refs.filter((r) => a.secrets[r] === undefined))];
+    if (missing.length) throw new BerthError('VALIDATION', `the value of secret ${missing.join(', ')} did not reach the node`);
+  }
+
+  /** Creates one container of the pod and writes its secret files into it; it is not started. */
+  private async createContainer(a: Assignment, c: ContainerSpec, podEnv: Record<string, string>, generation: Record<string, string>, extra: Partial<ContainerPlan>): Promise<CreateResult> {
+    const plan: ContainerPlan = {
+      name: `berth-${a.instanceId}-${c.name}`,
+      image: c.image,
+      entrypoint: c.entrypoint,
+      command: c.command,
+      // The device list is ours, after the user's env: on hosts whose default runtime is nvidia,
+      // NVIDIA_VISIBLE_DEVICES=all in a pod's env would otherwise expose every GPU of the node.
+      env: {
+        ...podEnv,
+        ...(usesInfra(a.spec) ? marathonContainerEnv(a.spec, c, { instanceId: a.instanceId, nodeName: this.opts.name }) : {}),
+        ...c.env,
+        ...secretValues(c, a.secrets),
+        NVIDIA_VISIBLE_DEVICES: a.gpus.map((g) => g.uuid).join(',') || 'void',
+      },
+      // The user's labels, never over ours: the agent finds its containers by them.
+      labels: { ...withoutBerthLabels(c.labels), ...(extra.labels ?? {}), ...generation, [LABELS.container]: c.name },
+      ports: [],
+      mounts: this.mountsOf(a, c),
+      cpus: c.resources.cpus ?? a.spec.vcpuCount,
+      memoryBytes: c.resources.memoryMb !== null ? Math.round(c.resources.memoryMb * 2 ** 20) : a.spec.memoryGb === null ? null : Math.round(a.spec.memoryGb * 2 ** 30),
+      diskBytes: a.spec.containerDiskGb * 2 ** 30,
+      gpuUuids: a.gpus.map((g) => g.uuid),
+      gpusSimulated: this.gpus.simulated,
+      ...(extra.ports ? { ports: extra.ports } : {}),
+      ...(extra.networkMode ? { networkMode: extra.networkMode } : {}),
+      ...(extra.hostname ? { hostname: extra.hostname } : {}),
+      ...(c.user !== null ? { user: c.user } : {}),
+      ...(c.tty ? { tty: true } : {}),
+      ...(c.killGracePeriodSeconds !== null ? { stopTimeoutSeconds: c.killGracePeriodSeconds } : {}),
+    };
+    const res = await this.opts.runtime.createContainer(plan);
+    await this.writeSecretFiles(a, c, res.id);
+    return res;
+  }
+
+  /** The container's mounts: the volume disk at the pod's mount path, and its own volumeMounts. */
+  private mountsOf(a: Assignment, c: ContainerSpec): MountPlan[] {
+    const byTarget = new Map<string, MountPlan>();
+    const disk = a.volumeDisk ?? a.networkVolume;
+    const ownDisk = c.volumeMounts.some((m) => m.name === 'volume-disk' || m.name === 'network-volume');
+    if (disk && !ownDisk) byTarget.set(a.spec.volumeMountPath, { source: disk, target: a.spec.volumeMountPath, readOnly: false });
+    for (const m of c.volumeMounts) {
+      const source = this.mountSource(a, c, m.name);
+      if (source) byTarget.set(m.mountPath, { ...source, target: m.mountPath, readOnly: m.readOnly });
+    }
+    return [...byTarget.values()];
+  }
+
+  private mountSource(a: Assignment, c: ContainerSpec, name: string): Pick<MountPlan, 'source' | 'kind'> | undefined {
+    const missing = (what: string): BerthError => new BerthError('VALIDATION', `container ${c.name} mounts ${name}, but the pod has no ${what}`);
+    if (name === 'volume-disk') {
+      if (!a.volumeDisk) throw missing('volume disk');
+      return { source: a.volumeDisk };
+    }
+    if (name === 'network-volume') {
+      if (!a.networkVolume) throw missing('network volume');
+      return { source: a.networkVolume };
+    }
+    const v = a.spec.volumes.find((x) => x.name === name);
+    if (!v) throw missing(`volume ${name}`);
+    switch (v.kind) {
+      case 'ephemeral':
+        return { source: ephemeralVolumeName(a.instanceId, v.name) };
+      case 'persistent':
+        return { source: persistentVolumeName(a.instanceId, v.name) };
+      case 'host':
+        // The control plane checked the path against the paths the operator allows.
+        return { source: v.hostPath, kind: 'bind' };
+      case 'secret':
+        // A file written into the container before it starts, not a mount.
+        return undefined;
+    }
+  }
+
+  /** Each secret volume the container mounts becomes a file at its mount path, readable by the container's user only. */
+  private async writeSecretFiles(a: Assignment, c: ContainerSpec, containerId: string): Promise<void> {
+    for (const m of c.volumeMounts) {
+      const v = a.spec.volumes.find((x) => x.name === m.name);
+      if (v?.kind !== 'secret') continue;
+      const value = Buffer.from(a.secrets[v.secret] ?? '', 'utf8');
+      const owner = numericOwner(c.user);
+      // A user known only by name cannot be made the owner here: the file is then readable by all in the container.
+      const mode = c.user === null || owner ? 0o400 : 0o444;
+      const tar = singleFileTar(m.mountPath.replace(/^\/+/, ''), value.length, mode, Date.now() / 1000, Readable.from([value]), owner);
+      await this.interactiveRuntime().putArchive(containerId, '/', tar);
     }
   }
 
@@ -433,25 +794,34 @@ export class Agent implements NodeAccess {
 
   private async send(a: Assignment, state: InstanceState, containers: ContainerInfo[], exitCode: number | null, message: string | null = null): Promise<void> {
     const s = this.state(a.instanceId);
-    const order = a.spec.containers.map((c) => c.name);
-    containers = [...containers].sort((x, y) => order.indexOf(x.labels[LABELS.container] ?? '') - order.indexOf(y.labels[LABELS.container] ?? ''));
-    const main = containers[0];
+    const sorted = sortContainers(a.spec, containers);
+    // The infra container or the sole one: it publishes the ports.
+    const holder = sorted[0];
+    const apps = sorted.filter((c) => !isInfra(c));
+    const hasEndpoints = a.spec.containers.some((c) => c.endpoints.length > 0);
     const observation: InstanceObservation = {
       state,
       message: state === 'running' ? null : message,
       exitCode,
-      ports: main?.ports ?? {},
-      containers: containers.map((c): ContainerObservation => ({
-        name: c.labels[LABELS.container] ?? c.name,
-        containerId: c.id,
-        state: c.state === 'running' ? 'running' : c.state === 'created' ? 'creating' : (c.exitCode ?? 0) === 0 ? 'exited' : 'failed',
-        exitCode: c.exitCode,
-        startedAt: c.startedAt,
-        finishedAt: c.finishedAt,
-      })),
+      // Docker's own account of what it published; with host networking it publishes nothing and the launch's record stands.
+      ports: (a.spec.network.mode === 'host' ? jsonLabel(holder, LABELS.ports) : holder?.ports) ?? {},
+      ...(hasEndpoints && holder ? { endpoints: jsonLabel(holder, LABELS.endpoints) } : {}),
+      containers: apps.map((c): ContainerObservation => {
+        const check = specOf(a.spec, c)?.healthCheck;
+        const verdict = check ? s.health?.verdict(c.id) : undefined;
+        return {
+          name: c.labels[LABELS.container] ?? c.name,
+          containerId: c.id,
+          state: c.state === 'running' ? 'running' : c.state === 'created' ? 'creating' : (c.exitCode ?? 0) === 0 ? 'exited' : 'failed',
+          exitCode: c.exitCode,
+          startedAt: c.startedAt,
+          finishedAt: c.finishedAt,
+          ...(check ? { healthy: verdict?.healthy ?? null, healthFailures: verdict?.failures ?? 0 } : {}),
+        };
+      }),
       pull: s.pull,
       lastLogLines: state === 'exited' || state === 'failed' ? s.lastLogLines : [],
-      startedAt: containers.map((c) => c.startedAt).find((t) => t) ?? null,
+      startedAt: apps.map((c) => c.startedAt).find((t) => t) ?? null,
       restartCount: s.restarts,
       observedSpecVersion: containers.length ? a.specVersion : null,
       observedResetGeneration: a.resetGeneration,
@@ -512,7 +882,7 @@ export class Agent implements NodeAccess {
     }
   }
 
-  /** Containers and volume disks with our labels that no assignment claims: left from pods deleted while away. */
+  /** Containers and instance volumes with our labels that no assignment claims: left from pods deleted while away. */
   private async collectOrphans(): Promise<void> {
     // Only this node's containers: several agents may share one Docker daemon in tests.
     const all = await this.opts.runtime.listContainers({ [LABELS.managed]: '', [LABELS.node]: this.nodeId });
@@ -523,12 +893,11 @@ export class Agent implements NodeAccess {
         await this.opts.runtime.removeContainer(c.id);
       }
     }
-    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'volume-disk' })) {
+    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId })) {
       const id = v.labels[LABELS.instance] as InstanceId | undefined;
-      if (id && !this.assignments.has(id)) {
-        this.log.info({ volume: v.name }, 'removing a volume disk no assignment claims');
-        await this.opts.runtime.removeVolume(v.name).catch((err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove an orphaned volume disk'));
-      }
+      if (!id || this.assignments.has(id) || !INSTANCE_VOLUME_KINDS.includes(v.labels['berth.kind'] as InstanceVolumeKind)) continue;
+      this.log.info({ volume: v.name }, `removing a ${v.labels['berth.kind']} volume no assignment claims`);
+      await this.opts.runtime.removeVolume(v.name).catch((err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove an orphaned volume'));
     }
   }
 
@@ -536,7 +905,7 @@ export class Agent implements NodeAccess {
     // Docker lists newest first; the default is the spec's first container.
     const wanted = name ?? this.assignments.get(instanceId)?.spec.containers[0]?.name;
     return this.opts.runtime.listContainers({ [LABELS.instance]: instanceId, [LABELS.node]: this.nodeId }).then((list) => {
-      const c = wanted ? list.find((x) => x.labels[LABELS.container] === wanted) : list[0];
+      const c = wanted ? list.find((x) => x.labels[LABELS.container] === wanted) : list.find((x) => !isInfra(x));
       if (!c) throw new BerthError('CONFLICT', name ? `container ${name} of ${instanceId} does not exist` : `instance ${instanceId} has no container now`);
       return c;
     });
@@ -576,13 +945,26 @@ export class Agent implements NodeAccess {
     });
   }
 
-  /** Connects to the pod's address on its Docker network: the first container holds the namespace all of them share. */
+  /**
+   * Connects to the pod's address on its Docker network (every container shares one namespace); with
+   * host networking, to the node's loopback on the port the container listens on.
+   */
   async connect(instanceId: InstanceId, port: number): Promise<Socket> {
     const c = await this.runningContainer(instanceId, undefined);
-    const ip = await this.interactiveRuntime().containerAddress(c.id);
+    const a = this.assignments.get(instanceId);
+    let ip: string | undefined;
+    let target = port;
+    if (a?.spec.network.mode === 'host') {
+      ip = '127.0.0.1';
+      const holder = (await this.opts.runtime.listContainers({ [LABELS.instance]: instanceId, [LABELS.node]: this.nodeId })).find(isInfra) ?? c;
+      target = jsonLabel(holder, LABELS.ports)[String(port)] ?? port;
+    } else {
+      ip = await this.interactiveRuntime().containerAddress(c.id);
+    }
     if (!ip) throw new BerthError('CONFLICT', `instance ${instanceId} has no network address`);
+    const host = ip;
     return new Promise((resolve, reject) => {
-      const socket = tcpConnect({ host: ip, port, noDelay: true });
+      const socket = tcpConnect({ host, port: target, noDelay: true });
       socket.once('connect', () => {
         socket.removeAllListeners('error');
         resolve(socket);
@@ -595,6 +977,8 @@ export class Agent implements NodeAccess {
 
   async hostAddress(instanceId: InstanceId): Promise<string> {
     const c = await this.runningContainer(instanceId, undefined);
+    // On the node's own network the node is the loopback.
+    if (this.assignments.get(instanceId)?.spec.network.mode === 'host') return '127.0.0.1';
     const gw = await this.interactiveRuntime().containerGateway(c.id);
     if (!gw) throw new BerthError('CONFLICT', `instance ${instanceId} is on no network the node can listen on`);
     return gw;
@@ -626,3 +1010,57 @@ function pullMessage(p: PullProgress): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/** The infra container first, then the containers in the spec's order. */
+function sortContainers(spec: PodSpec, list: ContainerInfo[]): ContainerInfo[] {
+  const order = spec.containers.map((c) => c.name);
+  const rank = (c: ContainerInfo): number => (isInfra(c) ? -1 : order.indexOf(c.labels[LABELS.container] ?? ''));
+  return [...list].sort((x, y) => rank(x) - rank(y));
+}
+
+/** The spec of a running container, by its label; undefined for the infra container. */
+function specOf(spec: PodSpec, c: ContainerInfo): ContainerSpec | undefined {
+  const name = c.labels[LABELS.container];
+  return name === undefined ? undefined : spec.containers.find((x) => x.name === name);
+}
+
+/** A JSON object of numbers the agent put in a label; {} when absent or unreadable. */
+function jsonLabel(c: ContainerInfo | undefined, label: string): Record<string, number> {
+  const text = c?.labels[label];
+  if (!text) return {};
+  try {
+    const v: unknown = JSON.parse(text);
+    if (typeof v !== 'object' || v === null) return {};
+    return Object.fromEntries(Object.entries(v).filter((e): e is [string, number] => typeof e[1] === 'number'));
+  } catch {
+    return {};
+  }
+}
+
+/** Labels in the berth.* namespace are the agent's: a user's would confuse what it finds by them. */
+function withoutBerthLabels(labels: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(Object.entries(labels).filter(([k]) => !k.startsWith('berth.')));
+}
+
+/** `1000` or `1000:1000` as a file owner; undefined for a user given by name. */
+function numericOwner(user: string | null): TarOwner | undefined {
+  if (user === 'root') return { uid: 0, gid: 0 };
+  const m = user === null ? null : /^(\d+)(?::(\d+))?$/.exec(user);
+  if (!m) return undefined;
+  const uid = Number(m[1]);
+  const gid = m[2] !== undefined ? Number(m[2]) : uid;
+  // ustar's owner fields hold 7 octal digits.
+  return uid < 0o7777777 && gid < 0o7777777 ? { uid, gid } : undefined;
+}
+
+/** Waits for every promise, then throws the first failure: nothing is left running behind a rejection. */
+async function settleAll<T>(work: Promise<T>[]): Promise<T[]> {
+  const results = await Promise.allSettled(work);
+  throwFirst(results);
+  return results.map((r) => (r as PromiseFulfilledResult<T>).value);
+}
+
+function throwFirst(results: PromiseSettledResult<unknown>[]): void {
+  const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+}

@@ -385,13 +385,13 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     const exposed: Record<string, object> = {};
     const bindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
     for (const p of plan.ports) {
-      const key = `${p.containerPort}/tcp`;
+      const key = `${p.containerPort}/${p.protocol ?? 'tcp'}`;
       exposed[key] = {};
       // An empty HostPort, not "0", is how the API asks Docker to choose a free port.
       (bindings[key] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort > 0 ? String(p.hostPort) : '' });
     }
     const hostConfig: Docker.HostConfig = {
-      Mounts: plan.mounts.map((m) => ({ Type: 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+      Mounts: plan.mounts.map((m) => ({ Type: m.kind ?? 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
       PortBindings: bindings,
       // The agent owns restarts (with backoff and pod-wide replacement); Docker must not restart on its own.
       RestartPolicy: { Name: 'no' },
@@ -414,6 +414,9 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
       ...(plan.entrypoint.length > 0 ? { Entrypoint: plan.entrypoint } : {}),
       ...(plan.command.length > 0 ? { Cmd: plan.command } : {}),
       ...(plan.hostname ? { Hostname: plan.hostname } : {}),
+      ...(plan.user ? { User: plan.user } : {}),
+      ...(plan.tty ? { Tty: true } : {}),
+      ...(plan.stopTimeoutSeconds !== undefined ? { StopTimeout: plan.stopTimeoutSeconds } : {}),
       HostConfig: hostConfig,
     });
     return container.id;

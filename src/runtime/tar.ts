@@ -19,12 +19,18 @@ function paxRecord(key: string, value: string): string {
   return `${len}${body}`;
 }
 
-function header(name: string, size: number, mode: number, mtimeS: number, type: string): Buffer {
+/** Who owns an unpacked file; root when absent. */
+export interface TarOwner {
+  uid: number;
+  gid: number;
+}
+
+function header(name: string, size: number, mode: number, mtimeS: number, type: string, owner: TarOwner = { uid: 0, gid: 0 }): Buffer {
   const h = Buffer.alloc(BLOCK);
   h.write(name.slice(0, 100), 0, 'utf8');
   h.write(octal(mode & 0o7777, 8), 100, 'ascii');
-  h.write(octal(0, 8), 108, 'ascii');
-  h.write(octal(0, 8), 116, 'ascii');
+  h.write(octal(owner.uid, 8), 108, 'ascii');
+  h.write(octal(owner.gid, 8), 116, 'ascii');
   h.write(octal(size, 12), 124, 'ascii');
   h.write(octal(Math.floor(mtimeS), 12), 136, 'ascii');
   h.write('        ', 148, 'ascii');
@@ -38,7 +44,7 @@ function header(name: string, size: number, mode: number, mtimeS: number, type: 
 }
 
 /** A tar stream holding one regular file `name` whose `size` bytes come from `content`. */
-export function singleFileTar(name: string, size: number, mode: number, mtimeS: number, content: Readable): Readable {
+export function singleFileTar(name: string, size: number, mode: number, mtimeS: number, content: Readable, owner?: TarOwner): Readable {
   const out = new PassThrough();
   const pax: string[] = [];
   // ustar's name field is 100 bytes and its size field 8 GiB: longer ones go in a pax header.
@@ -49,7 +55,7 @@ export function singleFileTar(name: string, size: number, mode: number, mtimeS: 
     out.write(header('PaxHeader', body.length, 0o644, mtimeS, 'x'));
     out.write(Buffer.concat([body, Buffer.alloc((BLOCK - (body.length % BLOCK)) % BLOCK)]));
   }
-  out.write(header(name, size >= 8 * 2 ** 30 ? 0 : size, mode, mtimeS, '0'));
+  out.write(header(name, size >= 8 * 2 ** 30 ? 0 : size, mode, mtimeS, '0', owner));
   let sent = 0;
   content.on('data', (chunk: Buffer) => {
     sent += chunk.length;

@@ -12,13 +12,17 @@ export interface PortBinding {
   /** 0: let the runtime choose. */
   hostPort: number;
   hostIp: string;
+  /** @default 'tcp' */
+  protocol?: 'tcp' | 'udp';
 }
 
 export interface MountPlan {
-  /** A named volume. */
+  /** A named volume, or with `kind: 'bind'` a path on the node. */
   source: string;
   target: string;
   readOnly: boolean;
+  /** @default 'volume' */
+  kind?: 'volume' | 'bind';
 }
 
 /** One container, fully resolved: nothing left for the runtime to decide. */
@@ -40,9 +44,14 @@ export interface ContainerPlan {
   /** GPUs handed to the container by UUID (Docker device requests); simulated GPUs only set env. */
   gpuUuids: string[];
   gpusSimulated: boolean;
-  /** `container:<id>` to join another container's network namespace. */
+  /** `container:<id>` to join another container's network namespace, `host`, or a Docker network's name. */
   networkMode?: string;
   hostname?: string;
+  /** Run as this user (name or uid[:gid]); absent: the image's. */
+  user?: string;
+  tty?: boolean;
+  /** Seconds between SIGTERM and SIGKILL when the container is stopped; absent: the daemon's default. */
+  stopTimeoutSeconds?: number;
 }
 
 export type ContainerRunState = 'created' | 'running' | 'paused' | 'restarting' | 'removing' | 'exited' | 'dead';

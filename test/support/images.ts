@@ -51,12 +51,12 @@ async function isDynamic(path: string): Promise<boolean> {
   }
 }
 
-async function buildOutput(docker: Docker, stream: NodeJS.ReadableStream): Promise<void> {
+async function buildOutput(docker: Docker, stream: NodeJS.ReadableStream, tag = TEST_IMAGE): Promise<void> {
   await new Promise<void>((resolve, reject) => {
     let failure: string | null = null;
     docker.modem.followProgress(
       stream,
-      (err) => (err ? reject(err) : failure ? reject(new Error(`building ${TEST_IMAGE} failed: ${failure}`)) : resolve()),
+      (err) => (err ? reject(err) : failure ? reject(new Error(`building ${tag} failed: ${failure}`)) : resolve()),
       (msg: unknown) => {
         if (failure === null && typeof msg === 'object' && msg !== null && 'error' in msg) failure = String(msg.error);
       },
@@ -101,4 +101,34 @@ export async function ensureTestImage(docker: Docker = new Docker()): Promise<st
     await rm(dir, { recursive: true, force: true });
   }
   return TEST_IMAGE;
+}
+
+/** A stand-in for registry.k8s.io/pause: it sleeps until told to stop, and stops at once on SIGTERM. */
+export const PAUSE_IMAGE = 'berth-test/pause:1';
+
+const PAUSE_DOCKERFILE = `FROM scratch
+COPY busybox /bin/busybox
+ENTRYPOINT ["/bin/busybox", "sh", "-c", "trap 'exit 0' TERM INT; while :; do /bin/busybox sleep 3600 & wait $!; done"]
+`;
+
+/** Builds berth-test/pause:1 unless it is there with the same inputs; returns its tag. */
+export async function ensurePauseImage(docker: Docker = new Docker()): Promise<string> {
+  const binary = await readFile(BUSYBOX);
+  const hash = createHash('sha256').update(PAUSE_DOCKERFILE).update(binary).digest('hex').slice(0, 16);
+  try {
+    const info = await docker.getImage(PAUSE_IMAGE).inspect();
+    if (info.Config?.Labels?.[HASH_LABEL] === hash) return PAUSE_IMAGE;
+  } catch (err) {
+    if (!(typeof err === 'object' && err !== null && 'statusCode' in err && err.statusCode === 404)) throw err;
+  }
+  const dir = await mkdtemp(join(tmpdir(), 'berth-pause-image-'));
+  try {
+    await copyFile(BUSYBOX, join(dir, 'busybox'));
+    await writeFile(join(dir, 'Dockerfile'), PAUSE_DOCKERFILE);
+    const stream = await docker.buildImage({ context: dir, src: ['Dockerfile', 'busybox'] }, { t: PAUSE_IMAGE, labels: { [HASH_LABEL]: hash }, rm: true, forcerm: true });
+    await buildOutput(docker, stream, PAUSE_IMAGE);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return PAUSE_IMAGE;
 }

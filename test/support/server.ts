@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/cli/server.js';
+import { ensurePauseImage } from './images.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -14,10 +15,22 @@ export interface TestServer {
   close: () => Promise<void>;
 }
 
-/** An all-in-one Berth on a random port with its own data dir; close() terminates what it started. */
+/**
+ * An all-in-one Berth on a random port with its own data dir; close() terminates what it started.
+ * Multi-container pods get a locally built pause image as their infra container: there is no registry to pull from.
+ */
 export async function startTestServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const server = await startServer({ port: 0, host: '127.0.0.1', logger: pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }), stopTimeoutSeconds: 1, ...opts, dataDir });
+  const infraImage = opts.infraImage ?? (opts.agent === false ? undefined : await ensurePauseImage());
+  const server = await startServer({
+    port: 0,
+    host: '127.0.0.1',
+    logger: pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }),
+    stopTimeoutSeconds: 1,
+    ...(infraImage ? { infraImage } : {}),
+    ...opts,
+    dataDir,
+  });
   const key = (await readFile(join(dataDir, 'admin.key'), 'utf8')).trim();
   const api = async <T,>(method: string, path: string, body?: unknown, k = key) => {
     const res = await fetch(server.url + path, {
