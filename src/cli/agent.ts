@@ -16,6 +16,8 @@ export interface AgentProcessOptions {
   publicIp?: string;
   bindAddress?: string;
   gpuInventory?: string;
+  /** The image of multi-container pods' infra container. @default registry.k8s.io/pause:3.10 */
+  infraImage?: string;
   labels?: Record<string, string>;
   logLevel?: string;
   logger?: Logger;
@@ -34,6 +36,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
     ...(options.publicIp ? { publicIp: options.publicIp } : {}),
     ...(options.bindAddress ? { bindAddress: options.bindAddress } : {}),
     ...(options.gpuInventory ? { gpuInventoryPath: options.gpuInventory } : {}),
+    ...(options.infraImage ? { infraImage: options.infraImage } : {}),
     ...(options.labels ? { labels: options.labels } : {}),
   });
 }

@@ -37,6 +37,8 @@ export interface ServerOptions {
   logger?: Logger;
   /** Agent's stop grace in seconds. @default 10 */
   stopTimeoutSeconds?: number;
+  /** The image of multi-container pods' infra container. @default registry.k8s.io/pause:3.10 */
+  infraImage?: string;
   /** Run the HTTP proxy. @default true */
   proxy?: boolean;
   /** @default 7780; 0 when `port` is 0 (a random API port picks random proxy and SSH ports too) */
@@ -149,6 +151,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.bindAddress ? { bindAddress: options.bindAddress } : {}),
       ...(options.gpuInventory ? { gpuInventoryPath: options.gpuInventory } : {}),
       ...(options.stopTimeoutSeconds !== undefined ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
+      ...(options.infraImage ? { infraImage: options.infraImage } : {}),
     });
     agents.setNodeAccess(agent.id, agent);
   }
