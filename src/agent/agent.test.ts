@@ -1,0 +1,148 @@
+// The agent on the real Docker daemon, fed one assignment through an in-memory channel: what only
+// the agent sees, such as secret values (the control plane's side is tested in test/secrets.test.ts).
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { after, before, describe, it } from 'node:test';
+import pino from 'pino';
+import { ensurePauseImage, ensureTestImage, TEST_IMAGE } from '../../test/support/images.js';
+import type { AgentChannel, Assignment, InstanceReport, WatchResult } from '../control/agent-protocol.js';
+import { compilePodSpec, type InstanceId, type InstanceObservation, type NodeId, type PodId, type PodInput } from '../model/index.js';
+import { DockerRuntime } from '../runtime/docker.js';
+import { Agent } from './agent.js';
+
+const SECRET = 'hunter2-very-secret';
+
+/** Hands the agent a fixed set of assignments and keeps what it reports. */
+class FakeChannel implements AgentChannel {
+  readonly observed = new Map<string, InstanceObservation>();
+  private assignments: Assignment[] = [];
+  private revision = 1;
+  private wake: (() => void) | undefined;
+  readonly nodeId = `node-${Math.random().toString(36).slice(2, 10)}` as NodeId;
+
+  set(assignments: Assignment[]): void {
+    this.assignments = assignments;
+    this.revision++;
+    this.wake?.();
+  }
+  async register(): Promise<{ nodeId: NodeId }> {
+    return { nodeId: this.nodeId };
+  }
+  async watch(_node: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
+    if (since === this.revision) {
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, waitMs);
+        this.wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+        signal?.addEventListener('abort', () => resolve(), { once: true });
+      });
+    }
+    return { revision: this.revision, assignments: this.assignments, networkVolumes: [] };
+  }
+  async report(_node: NodeId, reports: InstanceReport[]): Promise<void> {
+    for (const r of reports) this.observed.set(r.instanceId, r.observation);
+  }
+}
+
+function assignment(podId: string, input: PodInput, secrets: Record<string, string>, goal: Assignment['goal'] = 'running'): Assignment {
+  return {
+    instanceId: `${podId}-0` as InstanceId,
+    podId: podId as PodId,
+    ordinal: 0,
+    specVersion: 1,
+    goal,
+    resetGeneration: 0,
+    restartGeneration: 0,
+    observedRestartGeneration: null,
+    spec: compilePodSpec({ volumeGb: 0, ...input }),
+    gpus: [],
+    hostPorts: {},
+    env: {},
+    registryLogin: null,
+    secrets,
+    volumeDisk: null,
+    networkVolume: null,
+  };
+}
+
+const until = async <T>(what: string, check: () => T | undefined, ms = 20_000): Promise<T> => {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+};
+
+describe('agent: secrets', () => {
+  let agent: Agent;
+  let runtime: DockerRuntime;
+  let dataDir: string;
+  const channel = new FakeChannel();
+  const logs: string[] = [];
+
+  before(async () => {
+    await ensureTestImage();
+    const infraImage = await ensurePauseImage();
+    runtime = await DockerRuntime.create();
+    dataDir = await mkdtemp(join(tmpdir(), 'berth-agent-test-'));
+    const sink = new PassThrough();
+    sink.on('data', (b: Buffer) => logs.push(b.toString('utf8')));
+    agent = await Agent.create({ channel, runtime, logger: pino({ level: 'trace' }, sink), dataDir, infraImage, stopTimeoutSeconds: 1 });
+  });
+  after(async () => {
+    // No assignment left: the agent removes what it ran.
+    channel.set([]);
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && (await runtime.listContainers({ 'berth.node': channel.nodeId })).length > 0) await new Promise((r) => setTimeout(r, 100));
+    await agent?.close();
+    for (const c of await runtime.listContainers({ 'berth.node': channel.nodeId })) await runtime.removeContainer(c.id);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('puts secret values in env and in files readable by the container user only, and never logs them', async () => {
+    const podId = `sec${Date.now().toString(36)}`;
+    const a = assignment(
+      podId,
+      {
+        secrets: { db: 'prod/db-password' },
+        volumes: [{ name: 'cred', kind: 'secret', secret: 'db' }],
+        containers: [
+          { name: 'app', image: TEST_IMAGE, command: ['sleep', '3600'], user: '1000', secretEnv: { DB_PASSWORD: 'db' }, volumeMounts: [{ name: 'cred', mountPath: '/run/secrets/db/password' }] },
+          { name: 'root', image: TEST_IMAGE, command: ['sleep', '3600'], volumeMounts: [{ name: 'cred', mountPath: '/etc/db-password' }] },
+        ],
+      },
+      { db: SECRET },
+    );
+    channel.set([a]);
+    await until('running', () => (channel.observed.get(a.instanceId)?.state === 'running' ? true : undefined));
+
+    const app = await agent.exec(a.instanceId, 'app', ['sh', '-c', 'echo "$DB_PASSWORD"; cat /run/secrets/db/password; echo; stat -c "%a %u" /run/secrets/db/password; id -u'], 10_000);
+    assert.equal(app.exitCode, 0, app.stderr);
+    assert.deepEqual(app.stdout.trim().split('\n'), [SECRET, SECRET, '400 1000', '1000']);
+    const root = await agent.exec(a.instanceId, 'root', ['sh', '-c', 'cat /etc/db-password; echo; stat -c "%a %u" /etc/db-password; echo "[$DB_PASSWORD]"'], 10_000);
+    assert.deepEqual(root.stdout.trim().split('\n'), [SECRET, '400 0', '[]'], 'secret env goes only to the container that asks for it');
+
+    assert.ok(logs.length > 0, 'the agent logged at trace level');
+    assert.ok(!logs.some((l) => l.includes(SECRET)), 'no log line holds the secret');
+    assert.ok(!JSON.stringify([...channel.observed.values()]).includes(SECRET), 'no report holds the secret');
+  });
+
+  it('refuses to start a pod whose secret value did not arrive, saying which', async () => {
+    const podId = `nosec${Date.now().toString(36)}`;
+    const a = assignment(podId, { secrets: { db: 'prod/db' }, containers: [{ name: 'app', image: TEST_IMAGE, command: ['sleep', '3600'], secretEnv: { DB: 'db' } }] }, {});
+    channel.set([a]);
+    const obs = await until('failed', () => {
+      const o = channel.observed.get(a.instanceId);
+      return o?.state === 'failed' ? o : undefined;
+    });
+    assert.match(obs.message ?? '', /secret db/);
+    assert.deepEqual(await runtime.listContainers({ 'berth.instance': a.instanceId }), []);
+  });
+});
