@@ -102,6 +102,24 @@ describe('HealthMonitor', () => {
     }
   });
 
+  it('checks a service still starting again soon, not an interval later, while its failures are ignored', async () => {
+    let up = false;
+    setTimeout(() => (up = true), 300);
+    const m = new HealthMonitor({
+      targets: [{ container: 'web', containerId: 'c1', check: check({ gracePeriodSeconds: 300, intervalSeconds: 60, timeoutSeconds: 20 }) }],
+      exec: async () => ({ exitCode: up ? 0 : 1 }),
+      startedAtMs: Date.now(),
+      onChange: () => undefined,
+      onUnhealthy: () => assert.fail('nothing counted inside the grace period'),
+    });
+    try {
+      // With a 60 s interval, a verdict within the wait shows the retry came sooner.
+      await until('healthy', () => m.verdict('c1')?.healthy === true, 10_000);
+    } finally {
+      m.stop();
+    }
+  });
+
   it('an exec check that throws is a failure; a stopped monitor runs no more checks', async () => {
     let calls = 0;
     const m = new HealthMonitor({

@@ -48,7 +48,12 @@ interface TargetState extends HealthVerdict {
   target: HealthTarget;
   everHealthy: boolean;
   timer: NodeJS.Timeout | null;
+  /** The next wait while failures are still ignored (see tick). */
+  startupDelayMs: number;
 }
+
+/** The first re-check of a service still starting; doubled each time up to the interval. */
+const STARTUP_RETRY_MS = 100;
 
 /** GET scheme://host:port/path; healthy on 200-399, as Marathon. Redirects are not followed. */
 export function httpCheck(scheme: 'HTTP' | 'HTTPS', addr: HealthAddress, path: string, timeoutMs: number): Promise<boolean> {
@@ -111,7 +116,7 @@ export class HealthMonitor {
   private stopped = false;
 
   constructor(private readonly opts: HealthMonitorOptions) {
-    this.states = opts.targets.map((target) => ({ target, healthy: null, failures: 0, everHealthy: false, timer: null }));
+    this.states = opts.targets.map((target) => ({ target, healthy: null, failures: 0, everHealthy: false, timer: null, startupDelayMs: STARTUP_RETRY_MS }));
     const sinceStart = Date.now() - opts.startedAtMs;
     for (const s of this.states) this.schedule(s, Math.max(0, s.target.check.delaySeconds * 1000 - sinceStart));
   }
@@ -148,7 +153,21 @@ export class HealthMonitor {
     const ok = await probe(s.target, this.opts.exec).catch(() => false);
     if (this.stopped) return;
     this.record(s, ok);
-    this.schedule(s, Math.max(0, s.target.check.intervalSeconds * 1000 - (Date.now() - began)));
+    const intervalMs = s.target.check.intervalSeconds * 1000;
+    // While failures are ignored (a service still starting, inside its grace period), checking again
+    // sooner than the interval changes no count: the first verdict then comes when the service is up,
+    // not up to one interval later.
+    if (!ok && this.ignoring(s)) {
+      const wait = Math.min(s.startupDelayMs, intervalMs);
+      s.startupDelayMs *= 2;
+      return this.schedule(s, wait);
+    }
+    this.schedule(s, Math.max(0, intervalMs - (Date.now() - began)));
+  }
+
+  /** As Marathon: failures inside the grace period do not count until the first success. */
+  private ignoring(s: TargetState): boolean {
+    return !s.everHealthy && Date.now() - this.opts.startedAtMs < s.target.check.gracePeriodSeconds * 1000;
   }
 
   private record(s: TargetState, ok: boolean): void {
@@ -161,8 +180,7 @@ export class HealthMonitor {
       this.opts.onChange();
       return;
     }
-    // As Marathon: failures inside the grace period do not count until the first success.
-    if (!s.everHealthy && Date.now() - this.opts.startedAtMs < check.gracePeriodSeconds * 1000) return;
+    if (this.ignoring(s)) return;
     s.healthy = false;
     s.failures++;
     if (check.maxConsecutiveFailures > 0 && s.failures >= check.maxConsecutiveFailures) {
