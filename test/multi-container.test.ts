@@ -147,6 +147,8 @@ describe('multi-container pods (Marathon style)', () => {
     await t.api('POST', `/api/v1/pods/${id}/start`);
     await podStatus(id, 'RUNNING');
     assert.equal((await exec(id, 'side-car', 'cat /data/file')).stdout.trim(), 'kept');
+    const restarted = (await t.server.store.listInstances({ podId: id as never }))[0]!;
+    assert.equal(restarted.observed?.endpoints?.['metrics-port'], endpoints['metrics-port'], 'an endpoint keeps its host port across stop/start');
 
     await t.api('POST', `/api/v1/pods/${id}/terminate`);
     await waitFor('nothing left behind', async () => ((await containersOf(id)).length === 0 && (await volumesOf(instanceId)).length === 0 ? true : undefined));

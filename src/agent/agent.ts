@@ -578,7 +578,9 @@ export class Agent implements NodeAccess {
     }
     for (const e of a.spec.containers.flatMap((c) => c.endpoints)) {
       if (e.hostPort === null) continue;
-      const hostPort = e.hostPort === 0 ? await pick(a.hostPorts[`ep:${e.name}`]) : e.hostPort;
+      // The port it had before, under its own key, else (as `ports` reports it) under its container port.
+      const before = a.hostPorts[`ep:${e.name}`] ?? (e.containerPort !== null ? a.hostPorts[String(e.containerPort)] : undefined);
+      const hostPort = e.hostPort === 0 ? await pick(before) : e.hostPort;
       taken.add(hostPort);
       plan.endpoints[e.name] = hostPort;
       const tcp = e.protocols.length === 0 || e.protocols.some((x) => x !== 'udp');
