@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { AgentService, Caller, KeyService, PodService, ResourceService } from '../control/index.js';
+import type { AgentService, Caller, DeploymentService, KeyService, PodService, ResourceService } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
@@ -15,6 +15,8 @@ import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 export interface ApiDeps {
   store: Store;
   pods: PodService;
+  /** Marathon pods and their rollouts. */
+  deployments: DeploymentService;
   resources: ResourceService;
   secrets: SecretService;
   keys: KeyService;

@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
+import { AgentService, DeploymentController, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
@@ -56,6 +56,8 @@ export interface ServerOptions {
   /** PEM certificate (a wildcard for `*.{proxyDomain}` covers the proxy) and key: the API and the proxy speak HTTPS. */
   tlsCert?: string;
   tlsKey?: string;
+  /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
+  allowHostPaths?: string[];
 }
 
 export interface RunningServer {
@@ -92,7 +94,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store);
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
+  const deployments = new DeploymentController(store, pods);
   const agents = new AgentService(store, pods, sealer);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
@@ -124,12 +127,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: options.sshPort ?? (port === 0 ? 0 : 2222), host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port };
     }
-    app = await buildApi({ store, pods, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
     await ssh?.close();
     agents.close();
+    deployments.close();
     await store.close();
     throw err;
   }
@@ -155,6 +159,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     agents.setNodeAccess(agent.id, agent);
   }
+  await deployments.recover();
   // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
   const placer = setInterval(() => void pods.placeWaiting().catch((err: unknown) => logger.warn({ err }, 'placement pass failed')), 10_000);
   placer.unref();
@@ -180,6 +185,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await proxy?.close();
       await agent?.close();
       agents.close();
+      deployments.close();
       await app.close();
       await store.close();
     },
