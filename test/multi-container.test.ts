@@ -193,6 +193,49 @@ describe('multi-container pods (Marathon style)', () => {
     });
   });
 
+  it('joins a named Docker network in container mode, publishing its endpoints there', async () => {
+    const name = `berth-test-net-${Date.now().toString(36)}`;
+    await docker.createNetwork({ Name: name });
+    try {
+      const created = await t.api<PodView>('POST', '/api/v1/pods', {
+        name: 'on-net',
+        volumeGb: 0,
+        network: { mode: 'container', name },
+        containers: [
+          {
+            name: 'web',
+            image: TEST_IMAGE,
+            command: ['sh', '-c', 'mkdir -p /www && echo on-net > /www/index.html && exec httpd -f -p 8080 -h /www'],
+            endpoints: [{ name: 'http', containerPort: 8080, hostPort: 0 }],
+            healthCheck: { kind: 'http', endpoint: 'http', delaySeconds: 0, intervalSeconds: 2, timeoutSeconds: 1, gracePeriodSeconds: 30 },
+          },
+          { name: 'idle', image: TEST_IMAGE, command: ['sleep', '3600'] },
+        ],
+      });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const id = created.body.id;
+      const pod = await waitFor('running and healthy', async () => {
+        const p = await get(id);
+        return p.status === 'RUNNING' && p.instances[0]?.containers.find((c) => c.name === 'web')?.healthy === true ? p : undefined;
+      });
+      const infra = (await containersOf(id)).find((c) => c.Labels['berth.role'] === 'infra')!;
+      const inspected = await docker.getContainer(infra.Id).inspect();
+      assert.equal(inspected.HostConfig.NetworkMode, name);
+      assert.ok(inspected.NetworkSettings.Networks[name]?.IPAddress, 'an address on the named network');
+      const port = pod.portMappings['8080'];
+      assert.ok(port);
+      const page = await waitFor('http on the published port', async () => {
+        const res = await fetch(`http://127.0.0.1:${port}/index.html`).catch(() => undefined);
+        return res?.ok ? res.text() : undefined;
+      });
+      assert.equal(page.trim(), 'on-net');
+      await t.api('POST', `/api/v1/pods/${id}/terminate`);
+      await waitFor('pod on the named network cleaned up', async () => ((await containersOf(id)).length === 0 ? true : undefined));
+    } finally {
+      await docker.getNetwork(name).remove();
+    }
+  });
+
   it('runs a pod on the node network: the container listens on its allocated host port', async () => {
     const created = await t.api<PodView>('POST', '/api/v1/pods', {
       name: 'hostnet',

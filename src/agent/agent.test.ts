@@ -1,7 +1,7 @@
 // The agent on the real Docker daemon, fed one assignment through an in-memory channel: what only
 // the agent sees, such as secret values (the control plane's side is tested in test/secrets.test.ts).
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -80,7 +80,7 @@ const until = async <T>(what: string, check: () => T | undefined, ms = 20_000): 
   }
 };
 
-describe('agent: secrets', () => {
+describe('agent on the real Docker daemon', () => {
   let agent: Agent;
   let runtime: DockerRuntime;
   let dataDir: string;
@@ -132,6 +132,60 @@ describe('agent: secrets', () => {
     assert.ok(logs.length > 0, 'the agent logged at trace level');
     assert.ok(!logs.some((l) => l.includes(SECRET)), 'no log line holds the secret');
     assert.ok(!JSON.stringify([...channel.observed.values()]).includes(SECRET), 'no report holds the secret');
+  });
+
+  it('gives each container its own limits, user, tty, stop grace and labels, and bind-mounts host volumes', async () => {
+    const hostDir = await mkdtemp(join(tmpdir(), 'berth-host-volume-'));
+    await writeFile(join(hostDir, 'greeting'), 'from the node\n');
+    // Readable by the container's user 1000, as mkdtemp makes it the owner's only.
+    await chmod(hostDir, 0o755);
+    try {
+      const podId = `opts${Date.now().toString(36)}`;
+      const a = assignment(
+        podId,
+        {
+          vcpuCount: 1,
+          memoryGb: 0.5,
+          volumes: [{ name: 'node-dir', kind: 'host', hostPath: hostDir }],
+          containers: [
+            {
+              name: 'tuned',
+              image: TEST_IMAGE,
+              command: ['sleep', '3600'],
+              resources: { cpus: 0.25, memoryMb: 64 },
+              user: '1000:1000',
+              tty: true,
+              killGracePeriodSeconds: 3,
+              labels: { team: 'core' },
+              volumeMounts: [{ name: 'node-dir', mountPath: '/mnt/node', readOnly: true }],
+            },
+            { name: 'plain', image: TEST_IMAGE, command: ['sleep', '3600'] },
+          ],
+        },
+        {},
+      );
+      channel.set([a]);
+      await until('running', () => (channel.observed.get(a.instanceId)?.state === 'running' ? true : undefined));
+      const list = await runtime.listContainers({ 'berth.instance': a.instanceId });
+      const byName = (n: string) => list.find((c) => c.labels['berth.container'] === n)!;
+      const tuned = await runtime.docker.getContainer(byName('tuned').id).inspect();
+      assert.equal(tuned.HostConfig.NanoCpus, 0.25e9);
+      assert.equal(tuned.HostConfig.Memory, 64 * 2 ** 20);
+      assert.equal(tuned.Config.User, '1000:1000');
+      assert.equal(tuned.Config.Tty, true);
+      assert.equal((tuned.Config as { StopTimeout?: number }).StopTimeout, 3);
+      assert.equal(tuned.Config.Labels.team, 'core');
+      const plain = await runtime.docker.getContainer(byName('plain').id).inspect();
+      assert.equal(plain.HostConfig.NanoCpus, 1e9, "the pod's limits where the container sets none");
+      assert.equal(plain.HostConfig.Memory, 0.5 * 2 ** 30);
+
+      const read = await agent.exec(a.instanceId, 'tuned', ['sh', '-c', 'cat /mnt/node/greeting; touch /mnt/node/x 2>/dev/null && echo writable || echo read-only'], 10_000);
+      assert.deepEqual(read.stdout.trim().split('\n'), ['from the node', 'read-only']);
+      channel.set([{ ...a, goal: 'removed' }]);
+      await until('removed', () => (channel.observed.get(a.instanceId)?.state === 'removed' ? true : undefined));
+    } finally {
+      await rm(hostDir, { recursive: true, force: true });
+    }
   });
 
   it('refuses to start a pod whose secret value did not arrive, saying which', async () => {
