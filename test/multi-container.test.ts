@@ -159,8 +159,9 @@ describe('multi-container pods (Marathon style)', () => {
       name: 'fragile',
       volumeGb: 0,
       backoff: { initialSeconds: 0.2 },
+      volumes: [{ name: 'scratch', kind: 'ephemeral' }],
       containers: [
-        { name: 'steady', image: TEST_IMAGE, command: ['sleep', '3600'] },
+        { name: 'steady', image: TEST_IMAGE, command: ['sleep', '3600'], volumeMounts: [{ name: 'scratch', mountPath: '/scratch' }] },
         { name: 'flaky', image: TEST_IMAGE, command: ['sleep', '3600'] },
       ],
     });
@@ -170,6 +171,7 @@ describe('multi-container pods (Marathon style)', () => {
     const before = idsOf(first);
     assert.equal(before.length, 2);
     const infraBefore = (await containersOf(id)).find((c) => c.Labels['berth.role'] === 'infra')!.Id;
+    assert.equal((await exec(id, 'steady', 'echo old > /scratch/mark')).exitCode, 0);
 
     // Kill the flaky container's process from outside: exit code 137, not zero.
     await docker.getContainer(first.instances[0]!.containers.find((c) => c.name === 'flaky')!.containerId!).kill({ signal: 'SIGKILL' });
@@ -182,6 +184,7 @@ describe('multi-container pods (Marathon style)', () => {
     const infraAfter = (await containersOf(id)).find((c) => c.Labels['berth.role'] === 'infra')!.Id;
     assert.notEqual(infraAfter, infraBefore, 'the infra container is replaced too');
     assert.equal((await containersOf(id)).length, 3, 'nothing of the old instance is left');
+    assert.equal((await exec(id, 'steady', 'test -e /scratch/mark && echo kept || echo fresh')).stdout.trim(), 'fresh', 'the replacement starts with an empty ephemeral volume');
 
     // The infra container dying replaces the instance as well.
     const ids2 = idsOf(replaced);

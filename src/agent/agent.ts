@@ -328,9 +328,8 @@ export class Agent implements NodeAccess {
     await this.removeContainers(stale, a);
     const infra = usesInfra(a.spec);
     if (current.length !== a.spec.containers.length + (infra ? 1 : 0) || current.some(isInfra) !== infra) {
-      await this.removeContainers(current, a);
-      await this.launch(a, s);
-      return;
+      // Nothing ran before (a first launch): nothing to replace either.
+      return containers.length > 0 ? this.replace(a, s, current) : this.launch(a, s);
     }
 
     s.restartGenerationDone ??= a.observedRestartGeneration ?? a.restartGeneration;
@@ -340,10 +339,7 @@ export class Agent implements NodeAccess {
       this.dropHealth(s);
       s.unhealthy = null;
       // The infra container keeps the namespace; without it running the containers have no network to restart into.
-      if (current.some((c) => isInfra(c) && c.state !== 'running')) {
-        await this.removeContainers(current, a);
-        return this.launch(a, s);
-      }
+      if (current.some((c) => isInfra(c) && c.state !== 'running')) return this.replace(a, s, current);
       await Promise.all(current.filter((c) => !isInfra(c)).map((c) => runtime.restartContainer(c.id, this.graceOf(a, c))));
       s.lastStartMs = Date.now();
       return this.observe(a, s, await this.inspectAll(current));
@@ -356,15 +352,19 @@ export class Agent implements NodeAccess {
     if (s.restartDue) {
       s.restartDue = false;
       // As Marathon: one failing container replaces the whole instance; a single container restarts in place.
-      if (infra || s.unhealthy) {
-        await this.removeContainers(current, a);
-        return this.launch(a, s);
-      }
+      if (infra || s.unhealthy) return this.replace(a, s, current);
       for (const c of current) if (c.state !== 'running') await runtime.startContainer(c.id);
       s.lastStartMs = Date.now();
       return this.observe(a, s, await this.inspectAll(current));
     }
     await this.observe(a, s, current);
+  }
+
+  /** A new instance in place of the old: new containers, and ephemeral volumes started afresh, as Marathon's would be. */
+  private async replace(a: Assignment, s: LocalState, current: ContainerInfo[]): Promise<void> {
+    await this.removeContainers(current, a);
+    if (a.spec.volumes.some((v) => v.kind === 'ephemeral')) await this.removeInstanceVolumes(a.instanceId, ['ephemeral']);
+    await this.launch(a, s);
   }
 
   private async inspectAll(list: ContainerInfo[]): Promise<ContainerInfo[]> {
@@ -538,9 +538,7 @@ export class Agent implements NodeAccess {
     if (a.networkVolume) work.push(runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' }));
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
-        const name = ephemeralVolumeName(a.instanceId, v.name);
-        // A replacement instance starts with an empty ephemeral volume, as Marathon's would.
-        work.push(runtime.removeVolume(name).then(() => runtime.ensureVolume(name, { ...labels, 'berth.kind': 'ephemeral' })));
+        work.push(runtime.ensureVolume(ephemeralVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'ephemeral' }));
       } else if (v.kind === 'persistent') {
         work.push(runtime.ensureVolume(persistentVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'persistent', 'berth.size-mb': String(v.sizeMb) }));
       }
@@ -603,7 +601,8 @@ export class Agent implements NodeAccess {
     try {
       this.checkSecrets(a);
       await this.pullImages(a, s);
-      await this.send(a, 'creating', [], null, 'creating containers');
+      // Not waited for: reports go out in order, and the containers need not wait for the store.
+      void this.send(a, 'creating', [], null, 'creating containers');
       const labels = { [LABELS.managed]: '1', [LABELS.pod]: a.podId, [LABELS.instance]: a.instanceId, [LABELS.node]: this.nodeId };
       await this.prepareVolumes(a, labels);
       const net = await this.allocatePorts(a);
