@@ -11,6 +11,7 @@ import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
+import { registerMarathon } from './marathon/routes.js';
 
 export interface ApiDeps {
   store: Store;
@@ -102,6 +103,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
+  await registerMarathon(app, deps);
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
 }

@@ -5,7 +5,6 @@
  */
 import type { ContainerInput, HealthCheckSpec, NetworkSpec, PodInput, PodVolume as BerthVolume, Problem } from '../../model/index.js';
 import { isHostVolume, isPersistent, isSecretVolume, SANDBOX, type EnvValue, type HealthCheck, type KVLabels, type MarathonPod, type MesosCommand, type PodContainer, type PodVolume } from './schema.js';
-import { scalaDouble } from './validate.js';
 
 export interface ConvertOptions {
   /** What a container without `image` runs: Mesos would use the agent's own filesystem, Docker needs an image with /bin/sh. */
@@ -22,8 +21,6 @@ const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 const argvOf = (cmd: MesosCommand): string[] => ('shell' in cmd ? ['/bin/sh', '-c', cmd.shell] : cmd.argv);
 const isRelative = (path: string): boolean => !path.startsWith('/');
 const sandboxPath = (path: string): string => `${SANDBOX}/${path.replace(/^(\.\/)+/, '')}`;
-/** As Marathon names endpoint variables: upper case, anything else `_`. */
-const envName = (name: string): string => name.toUpperCase().replace(/[^A-Z0-9_]+/g, '_');
 
 /**
  * No networks at all is what Mesos runs in the agent's namespace (host); `container/bridge` is
@@ -49,37 +46,13 @@ function commandOf(c: PodContainer, inSandbox: boolean): { entrypoint: string[];
   return { entrypoint: [], command: cmd.argv };
 }
 
-/** The variables Marathon's `TaskGroupBuilder` sets that do not depend on where the instance lands. */
-function marathonEnv(pod: MarathonPod, c: PodContainer, inSandbox: boolean): Record<string, string> {
-  const env: Record<string, string> = {
-    MARATHON_APP_ID: pod.id,
-    MARATHON_CONTAINER_ID: c.name,
-    MARATHON_APP_ENFORCE_GROUP_ROLE: 'false',
-    MARATHON_CONTAINER_RESOURCE_CPUS: scalaDouble(c.resources.cpus),
-    MARATHON_CONTAINER_RESOURCE_MEM: scalaDouble(c.resources.mem),
-    MARATHON_CONTAINER_RESOURCE_DISK: scalaDouble(c.resources.disk),
-    MARATHON_CONTAINER_RESOURCE_GPUS: String(c.resources.gpus),
-  };
-  if (inSandbox) env.MESOS_SANDBOX = SANDBOX;
-  const labels = Object.entries({ ...pod.labels, ...c.labels }).map(([k, v]) => [k.replace(/[^a-zA-Z0-9_]+/g, '_').toUpperCase(), v] as const);
-  env.MARATHON_APP_LABELS = labels.map(([k]) => k).join(' ');
-  for (const [k, v] of labels) env[`MARATHON_APP_LABEL_${k}`] = v;
-  // Every container sees every endpoint of the pod. Ports the node allocates are the agent's to add.
-  const hostNetwork = (pod.networks ?? []).some((n) => n.mode === 'host');
-  for (const ep of pod.containers.flatMap((x) => x.endpoints ?? [])) {
-    const name = envName(ep.name);
-    const fixedHost = ep.hostPort ? ep.hostPort : undefined;
-    const port = hostNetwork ? fixedHost : ep.containerPort;
-    if (port !== undefined) env[`ENDPOINT_${name}`] = String(port);
-    if (fixedHost !== undefined) env[`EP_HOST_${name}`] = String(fixedHost);
-    if (ep.containerPort !== undefined) env[`EP_CONTAINER_${name}`] = String(ep.containerPort);
-  }
-  return env;
-}
-
-/** Pod then container variables (the container's win), split into plain values and secret references. */
-function environmentOf(pod: MarathonPod, c: PodContainer, system: Record<string, string>): { env: Record<string, string>; secretEnv: Record<string, string> } {
-  const merged: Record<string, EnvValue> = { ...pod.environment, ...c.environment, ...system };
+/**
+ * Pod then container variables (the container's win), split into plain values and secret
+ * references. Marathon's own variables (MARATHON_*, ENDPOINT_*, HOST...) are the agent's to set: some
+ * depend on the node and the ports it allocates. MESOS_SANDBOX is set where the sandbox exists.
+ */
+function environmentOf(pod: MarathonPod, c: PodContainer, inSandbox: boolean): { env: Record<string, string>; secretEnv: Record<string, string> } {
+  const merged: Record<string, EnvValue> = { ...pod.environment, ...c.environment, ...(inSandbox ? { MESOS_SANDBOX: SANDBOX } : {}) };
   const env: Record<string, string> = {};
   const secretEnv: Record<string, string> = {};
   for (const [k, v] of Object.entries(merged)) {
@@ -109,7 +82,7 @@ const limitOf = (limit: number | 'unlimited' | undefined, requested: number): nu
 
 function containerOf(pod: MarathonPod, c: PodContainer, opts: ConvertOptions): ContainerInput {
   const inSandbox = (c.volumeMounts ?? []).some((m) => isRelative(m.mountPath));
-  const { env, secretEnv } = environmentOf(pod, c, marathonEnv(pod, c, inSandbox));
+  const { env, secretEnv } = environmentOf(pod, c, inSandbox);
   return {
     name: c.name,
     image: c.image?.id ?? opts.defaultImage,
@@ -179,7 +152,8 @@ export function toPodInput(pod: MarathonPod, opts: ConvertOptions = { defaultIma
     volumes: (pod.volumes ?? []).map(volumeOf),
     network: networkOf(pod),
     secrets: Object.fromEntries(Object.entries(pod.secrets ?? {}).map(([k, v]) => [k, storeName(v.source)])),
-    constraints: (s.placement?.constraints ?? []).map((c) => ({ field: c.fieldName === '@hostname' ? 'hostname' : c.fieldName, operator: c.operator, value: c.value ?? null })),
+    // Berth's constraints read `hostname`, `@hostname`, `@region` and `@zone` as Marathon does.
+    constraints: (s.placement?.constraints ?? []).map((c) => ({ field: c.fieldName, operator: c.operator, value: c.value ?? null })),
     upgrade: { ...s.upgrade },
     killSelection: s.killSelection,
     marathon: { id: pod.id, definition: storedDefinition(pod) },

@@ -1,0 +1,90 @@
+/**
+ * Marathon's event bus (`GET /v2/events`, `docs/docs/event-bus.md`): the pod events the routes
+ * publish and the deployment and instance events of the deployment service, as Marathon writes them.
+ */
+import type { ServerResponse } from 'node:http';
+import type { DeploymentService, MarathonEvent } from '../../control/index.js';
+import type { PodId } from '../../model/index.js';
+import type { Store } from '../../store/types.js';
+import { marathonInstanceId } from './paths.js';
+import { deploymentView } from './views.js';
+
+export type BusEvent = Record<string, unknown> & { eventType: string; timestamp: string };
+type Listener = (e: BusEvent) => void;
+
+/** A comment line now and then keeps proxies from closing a quiet stream. */
+const KEEPALIVE_MS = 25_000;
+
+export class MarathonEventBus {
+  private readonly listeners = new Set<Listener>();
+  private readonly streams = new Set<ServerResponse>();
+  private readonly unsubscribe: () => void;
+
+  constructor(
+    deployments: DeploymentService,
+    private readonly store: Store,
+  ) {
+    this.unsubscribe = deployments.onEvent((e) => {
+      // Only while someone listens: building instance events reads the store.
+      if (this.listeners.size > 0) void this.fromService(e).then((ev) => this.publish(ev), () => undefined);
+    });
+  }
+
+  publish(event: Omit<BusEvent, 'timestamp'> & { timestamp?: string }): void {
+    const e = { ...event, timestamp: event.timestamp ?? new Date().toISOString() } as BusEvent;
+    for (const l of this.listeners) l(e);
+  }
+
+  /**
+   * Streams events to one client: `event_stream_attached` first (published to everyone, as Marathon
+   * does), then every event whose type passes the filter, until the client goes away.
+   */
+  attach(res: ServerResponse, remoteAddress: string, types: string[]): void {
+    const wanted = (t: string) => types.length === 0 || types.includes(t);
+    const listener: Listener = (e) => {
+      if (wanted(e.eventType)) res.write(`event: ${e.eventType}\ndata: ${JSON.stringify(e)}\n\n`);
+    };
+    const keepalive = setInterval(() => res.write(':\n\n'), KEEPALIVE_MS);
+    keepalive.unref();
+    this.listeners.add(listener);
+    this.streams.add(res);
+    res.on('close', () => {
+      clearInterval(keepalive);
+      this.listeners.delete(listener);
+      this.streams.delete(res);
+      this.publish({ eventType: 'event_stream_detached', remoteAddress });
+    });
+    this.publish({ eventType: 'event_stream_attached', remoteAddress });
+  }
+
+  /** Ends every stream, so a closing server does not wait on them. */
+  close(): void {
+    this.unsubscribe();
+    for (const res of this.streams) res.end();
+    this.listeners.clear();
+  }
+
+  private async versionTime(podId: string, version: number): Promise<string | undefined> {
+    return (await this.store.getPodVersion(podId as PodId, version))?.createdAt;
+  }
+
+  /** A deployment service event in Marathon's words (`core/event/Events.scala`). */
+  private async fromService(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>> {
+    if ('deployment' in e) {
+      const d = e.deployment;
+      const plan = { id: d.id, version: d.version, steps: deploymentView(d).steps };
+      const step = plan.steps[0];
+      if (e.eventType === 'deployment_success' || e.eventType === 'deployment_failed') return { eventType: e.eventType, id: d.id, plan, ...(e.reason ? { reason: e.reason } : {}) };
+      return { eventType: e.eventType, plan, currentStep: step, ...(e.reason ? { reason: e.reason } : {}) };
+    }
+    const inst = e.instance;
+    const node = inst.nodeId ? await this.store.getNode(inst.nodeId) : undefined;
+    const base = {
+      instanceId: marathonInstanceId(e.path, inst.id),
+      runSpecId: e.path,
+      runSpecVersion: (await this.versionTime(inst.podId, inst.specVersion)) ?? null,
+    };
+    if (e.eventType === 'instance_health_changed_event') return { eventType: e.eventType, ...base, healthy: e.healthy };
+    return { eventType: e.eventType, ...base, condition: e.condition, agentId: inst.nodeId ?? '', host: node ? node.publicIp || node.name : '', goal: inst.goal === 'running' ? 'Running' : inst.goal === 'stopped' ? 'Stopped' : 'Decommissioned' };
+  }
+}
