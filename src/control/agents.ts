@@ -120,8 +120,11 @@ export class AgentService implements AgentChannel {
       if (observation.state === 'removed' && inst.goal === 'removed') {
         await this.store.deleteInstance(inst.id);
       } else {
-        const keepPorts = Object.keys(observation.ports).length > 0 && JSON.stringify(observation.ports) !== JSON.stringify(inst.hostPorts);
-        await this.store.updateInstance(inst.id, { observed: observation, ...(keepPorts ? { hostPorts: observation.ports } : {}) });
+        // The host ports to ask for again after a stop: by container port, and by endpoint name for endpoints without one.
+        const wanted: Record<string, number> = { ...observation.ports };
+        for (const [name, port] of Object.entries(observation.endpoints ?? {})) if (!Object.values(observation.ports).includes(port)) wanted[`ep:${name}`] = port;
+        const keepPorts = Object.keys(wanted).length > 0 && JSON.stringify(wanted) !== JSON.stringify(inst.hostPorts);
+        await this.store.updateInstance(inst.id, { observed: observation, ...(keepPorts ? { hostPorts: wanted } : {}) });
       }
       touched.add(inst.podId);
     }
