@@ -305,7 +305,9 @@ describe('Marathon API on a real server', () => {
 
   it('kills an instance, which comes back under the same id', async () => {
     const path = '/kill/me';
-    assert.equal((await m('POST', `${M}/pods`, sleeper({ id: path }))).status, 201);
+    const put = await m('PUT', `${M}/pods${path}`, sleeper({ id: path }));
+    assert.equal(put.status, 200, 'PUT creates a pod that is not there');
+    assert.ok(put.headers.get('marathon-deployment-id'));
     const before = await stable(path);
     const id = before.instances[0]!.id;
     const killed = await m<{ instanceId: string; state: { goal: string }; unreachableStrategy: unknown }>('DELETE', `${M}/pods${path}::instances/${id}`);
@@ -317,13 +319,35 @@ describe('Marathon API on a real server', () => {
     assert.equal(after.instances[0]!.id, id);
     assert.equal((await m('DELETE', `${M}/pods${path}::instances/${path.slice(1).replace('/', '_')}.instance-nope`)).status, 404);
     assert.equal((await m('DELETE', `${M}/pods${path}::instances/not-an-instance-id`)).status, 422);
+    const many = await m<{ instanceId: string }[]>('DELETE', `${M}/pods${path}::instances`, [id, 'kill_me.instance-unknown-9']);
+    assert.equal(many.status, 200);
+    assert.deepEqual(
+      many.body.map((i) => i.instanceId),
+      [id],
+      'unknown ids are left out',
+    );
+    await stable(path);
     assert.equal((await m('DELETE', `${M}/pods${path}`)).status, 202);
   });
 
   it('queues a pod no node may take, with the reason', async () => {
     const path = '/waits/forever';
+    // A stream that asked for one event type hears nothing else.
+    const filtered = new AbortController();
+    const res = await fetch(`${t.url}${M}/events?event_type=pod_created_event`, { headers: { authorization: `Bearer ${t.key}`, accept: 'text/event-stream' }, signal: filtered.signal });
+    const first = (async () => {
+      const reader = res.body!.getReader();
+      let text = '';
+      // Up to the first event; keep-alive comments (`:`) are not events.
+      while (!/^event: .*\n.*\n\n/m.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+      return text.slice(text.indexOf('event: '));
+    })();
     const created = await m('POST', `${M}/pods`, sleeper({ id: path, scheduling: { placement: { constraints: [{ fieldName: 'rack', operator: 'CLUSTER', value: 'r9' }] } } }));
     assert.equal(created.status, 201);
+    const frame = await first;
+    filtered.abort();
+    assert.match(frame, /^event: pod_created_event\ndata: /);
+    assert.equal((JSON.parse(frame.split('data: ')[1]!) as { uri: string }).uri, `/v2/pods${path}`);
     const queue = await waitFor('the queue entry', async () => {
       const q = await m<{ queue: { pod: { id: string }; count: number; processedOffersSummary: { rejectSummaryLastOffers: { reason: string }[] } }[] }>('GET', `${M}/queue`);
       return q.body.queue.find((e) => e.pod.id === path);

@@ -323,6 +323,8 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     reply.hijack();
     const res = reply.raw;
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
+    // Now, not with the first event: a filtered stream may stay quiet for long.
+    res.flushHeaders();
     ctx.bus.attach(res, req.ip, list((req.query as Record<string, unknown>).event_type));
   });
 
