@@ -363,4 +363,28 @@ describe('Marathon API on a real server', () => {
     assert.equal(s.body.instances[0]!.status, 'PENDING');
     assert.equal((await m('DELETE', `${M}/pods${path}?force=true`)).status, 202);
   });
+
+  it("keeps owners apart: pods, lists and events of another owner's key are not seen", async () => {
+    const made = await m<{ key: string }>('POST', '/api/v1/keys', { name: 'alice', owner: 'alice' });
+    assert.equal(made.status, 201);
+    const alice = { authorization: `Bearer ${made.body.key}` };
+    const unplaceable = { scheduling: { placement: { constraints: [{ fieldName: 'rack', operator: 'CLUSTER', value: 'r9' }] } } };
+    const res = await fetch(`${t.url}${M}/events?event_type=pod_created_event`, { headers: { ...alice, accept: 'text/event-stream' } });
+    const reader = res.body!.getReader();
+    assert.equal((await m('POST', `${M}/pods`, sleeper({ id: '/admin/only', ...unplaceable }))).status, 201);
+    assert.equal((await m('POST', `${M}/pods`, sleeper({ id: '/alice/own', ...unplaceable }), alice)).status, 201);
+    let text = '';
+    while (!/^event: .*\n.*\n\n/m.test(text)) text += new TextDecoder().decode((await reader.read()).value);
+    await reader.cancel();
+    assert.match(text, /"uri":"\/v2\/pods\/alice\/own"/, "alice hears of her pod first, not of the admin's");
+    assert.deepEqual(
+      (await m<{ id: string }[]>('GET', `${M}/pods`, undefined, alice)).body.map((p) => p.id),
+      ['/alice/own'],
+    );
+    assert.equal((await m('GET', `${M}/pods/admin/only`, undefined, alice)).status, 404);
+    const all = (await m<{ id: string }[]>('GET', `${M}/pods`)).body.map((p) => p.id);
+    assert.ok(all.includes('/alice/own') && all.includes('/admin/only'), 'an admin key sees every pod');
+    assert.equal((await m('DELETE', `${M}/pods/alice/own?force=true`, undefined, alice)).status, 202);
+    assert.equal((await m('DELETE', `${M}/pods/admin/only?force=true`)).status, 202);
+  });
 });

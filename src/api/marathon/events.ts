@@ -3,14 +3,15 @@
  * publish and the deployment and instance events of the deployment service, as Marathon writes them.
  */
 import type { ServerResponse } from 'node:http';
-import type { DeploymentService, MarathonEvent } from '../../control/index.js';
-import type { PodId } from '../../model/index.js';
+import { canSee, type Caller, type DeploymentService, type MarathonEvent } from '../../control/index.js';
+import type { OwnerId, PodId } from '../../model/index.js';
 import type { Store } from '../../store/types.js';
 import { marathonInstanceId } from './paths.js';
 import { deploymentView } from './views.js';
 
 export type BusEvent = Record<string, unknown> & { eventType: string; timestamp: string };
-type Listener = (e: BusEvent) => void;
+/** An event and whose pod it is about; a caller hears of its own pods only (admins of all). */
+type Listener = (e: BusEvent, owner: OwnerId) => void;
 
 /** A comment line now and then keeps proxies from closing a quiet stream. */
 const KEEPALIVE_MS = 25_000;
@@ -18,6 +19,7 @@ const KEEPALIVE_MS = 25_000;
 export class MarathonEventBus {
   private readonly listeners = new Set<Listener>();
   private readonly streams = new Set<ServerResponse>();
+  private readonly owners = new Map<PodId, OwnerId>();
   private readonly unsubscribe: () => void;
 
   constructor(
@@ -26,23 +28,23 @@ export class MarathonEventBus {
   ) {
     this.unsubscribe = deployments.onEvent((e) => {
       // Only while someone listens: building instance events reads the store.
-      if (this.listeners.size > 0) void this.fromService(e).then((ev) => this.publish(ev), () => undefined);
+      if (this.listeners.size > 0) void this.fromService(e).then((r) => r && this.publish(r.event, r.owner), () => undefined);
     });
   }
 
-  publish(event: Omit<BusEvent, 'timestamp'> & { timestamp?: string }): void {
+  publish(event: Omit<BusEvent, 'timestamp'> & { timestamp?: string }, owner: OwnerId): void {
     const e = { ...event, timestamp: event.timestamp ?? new Date().toISOString() } as BusEvent;
-    for (const l of this.listeners) l(e);
+    for (const l of this.listeners) l(e, owner);
   }
 
   /**
    * Streams events to one client: `event_stream_attached` first (published to everyone, as Marathon
    * does), then every event whose type passes the filter, until the client goes away.
    */
-  attach(res: ServerResponse, remoteAddress: string, types: string[]): void {
+  attach(res: ServerResponse, caller: Caller, remoteAddress: string, types: string[]): void {
     const wanted = (t: string) => types.length === 0 || types.includes(t);
-    const listener: Listener = (e) => {
-      if (wanted(e.eventType)) res.write(`event: ${e.eventType}\ndata: ${JSON.stringify(e)}\n\n`);
+    const listener: Listener = (e, owner) => {
+      if (wanted(e.eventType) && canSee(caller, owner)) res.write(`event: ${e.eventType}\ndata: ${JSON.stringify(e)}\n\n`);
     };
     const keepalive = setInterval(() => res.write(':\n\n'), KEEPALIVE_MS);
     keepalive.unref();
@@ -52,9 +54,9 @@ export class MarathonEventBus {
       clearInterval(keepalive);
       this.listeners.delete(listener);
       this.streams.delete(res);
-      this.publish({ eventType: 'event_stream_detached', remoteAddress });
+      this.publish({ eventType: 'event_stream_detached', remoteAddress }, caller.owner);
     });
-    this.publish({ eventType: 'event_stream_attached', remoteAddress });
+    this.publish({ eventType: 'event_stream_attached', remoteAddress }, caller.owner);
   }
 
   /** Ends every stream, so a closing server does not wait on them. */
@@ -68,8 +70,17 @@ export class MarathonEventBus {
     return (await this.store.getPodVersion(podId as PodId, version))?.createdAt;
   }
 
-  /** A deployment service event in Marathon's words (`core/event/Events.scala`). */
-  private async fromService(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>> {
+  /** A deployment service event in Marathon's words (`core/event/Events.scala`), with its pod's owner; undefined once the pod is gone. */
+  private async fromService(e: MarathonEvent): Promise<{ event: Omit<BusEvent, 'timestamp'>; owner: OwnerId } | undefined> {
+    const podId = ('deployment' in e ? e.deployment.podId : e.instance.podId) as PodId;
+    // A deleted pod's row may be gone by the time its deployment ends: its owner is remembered.
+    const owner = (await this.store.getPod(podId))?.pod.owner ?? this.owners.get(podId);
+    if (owner === undefined) return undefined;
+    this.owners.set(podId, owner);
+    return { event: await this.marathonEvent(e), owner };
+  }
+
+  private async marathonEvent(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>> {
     if ('deployment' in e) {
       const d = e.deployment;
       const plan = { id: d.id, version: d.version, steps: deploymentView(d).steps };

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canSee, type Caller, type DeploymentService } from '../../control/index.js';
-import { BerthError, type Instance, type PodId } from '../../model/index.js';
+import { BerthError, type Instance, type OwnerId, type PodId } from '../../model/index.js';
 import type { PodDetail, Store } from '../../store/types.js';
 import { DEFAULT_IMAGE, marathonProblem, toPodInput } from './convert.js';
 import { MarathonEventBus } from './events.js';
@@ -163,8 +163,8 @@ function definitionFrom(req: FastifyRequest) {
   return parsed.pod;
 }
 
-function podEvent(ctx: Ctx, req: FastifyRequest, eventType: string, path: string): void {
-  ctx.bus.publish({ eventType, clientIp: req.ip, uri: `/v2/pods${path}` });
+function podEvent(ctx: Ctx, req: FastifyRequest, eventType: string, path: string, owner: OwnerId): void {
+  ctx.bus.publish({ eventType, clientIp: req.ip, uri: `/v2/pods${path}` }, owner);
 }
 
 async function createPod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, prefix: string) {
@@ -172,7 +172,7 @@ async function createPod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pre
   const input = toPodInput(pod, { defaultImage: ctx.defaultImage });
   const force = flag((req.query as Record<string, unknown>).force);
   const { detail, deployment } = await ctx.deps.deployments.apply(req.caller, input, { force, mustBeNew: true });
-  podEvent(ctx, req, 'pod_created_event', pod.id);
+  podEvent(ctx, req, 'pod_created_event', pod.id, detail.pod.owner);
   return reply
     .code(201)
     .header('Location', `${prefix}/pods${pod.id}`)
@@ -190,7 +190,7 @@ async function updatePod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pat
   }
   const force = flag((req.query as Record<string, unknown>).force);
   const { detail, deployment, created } = await ctx.deps.deployments.apply(req.caller, toPodInput(pod, { defaultImage: ctx.defaultImage }), { force, mustBeNew: false });
-  podEvent(ctx, req, created ? 'pod_created_event' : 'pod_updated_event', pod.id);
+  podEvent(ctx, req, created ? 'pod_created_event' : 'pod_updated_event', pod.id, detail.pod.owner);
   return reply.code(200).header(DEPLOYMENT_HEADER, deployment.id).send(await view(ctx, detail));
 }
 
@@ -239,7 +239,8 @@ async function podsWildcard(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, 
       return updatePod(ctx, req, reply, id);
     case 'DELETE none': {
       const deployment = await ctx.deps.deployments.remove(caller, id, { force: flag((req.query as Record<string, unknown>).force) });
-      podEvent(ctx, req, 'pod_deleted_event', id);
+      const owner = (await ctx.deps.store.getPod(deployment.podId as PodId))?.pod.owner ?? caller.owner;
+      podEvent(ctx, req, 'pod_deleted_event', id, owner);
       return reply.code(202).header(DEPLOYMENT_HEADER, deployment.id).send();
     }
     case 'GET status':
@@ -325,7 +326,7 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
     // Now, not with the first event: a filtered stream may stay quiet for long.
     res.flushHeaders();
-    ctx.bus.attach(res, req.ip, list((req.query as Record<string, unknown>).event_type));
+    ctx.bus.attach(res, req.caller, req.ip, list((req.query as Record<string, unknown>).event_type));
   });
 
   app.get('/queue', hide, async (req) => {
@@ -355,7 +356,7 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
  */
 export async function registerMarathon(app: FastifyInstance, deps: MarathonDeps, options: MarathonOptions = {}): Promise<void> {
   const bus = new MarathonEventBus(deps.deployments, deps.store);
-  app.addHook('onClose', async () => bus.close());
+  app.addHook('preClose', async () => bus.close());
   acceptDcosTokens(app.server);
   const ctx: Ctx = { deps, bus, defaultImage: options.defaultImage ?? DEFAULT_IMAGE, marathonVersion: options.marathonVersion ?? '1.10.17' };
   for (const prefix of MARATHON_PREFIXES) await app.register(async (scope) => routes(scope, ctx, prefix), { prefix });
