@@ -188,6 +188,14 @@ const POD_FIELDS: [RegExp, string][] = [
   [/^\/labels\//, '/labels/'],
 ];
 
+/** Berth's pod-wide fields that Marathon's definition only has as sums. */
+const SUMMED: Record<string, string> = {
+  '/vcpuCount': "the containers' and the executor's cpus together",
+  '/memoryGb': "the containers' and the executor's mem together, in GB",
+  '/gpuCount': "the containers' gpus together",
+  '/containerDiskGb': "the largest container's disk, in GB",
+};
+
 /**
  * Where a problem Berth found in the converted input lies in the Marathon definition. Fields with
  * no counterpart (the pod's summed `memoryGb`) answer at `/`, naming Berth's field.
@@ -202,5 +210,6 @@ export function marathonProblem(p: Problem): Problem {
   const rule = POD_FIELDS.find(([re]) => re.test(p.path));
   if (rule) return { path: p.path.replace(rule[0], rule[1]), message: p.message };
   if (/^\/volumes\(\d+\)/.test(p.path)) return { path: p.path.replace(/^(\/volumes\(\d+\)).*$/, '$1'), message: p.message };
-  return { path: '/', message: `${p.path.replace(/^\//, '')}: ${p.message}` };
+  const summed = SUMMED[p.path];
+  return { path: '/', message: `${summed ?? p.path.replace(/^\//, '')}: ${p.message}` };
 }

@@ -381,6 +381,7 @@ describe('Marathon pod definitions as Berth pods', () => {
     assert.deepEqual(marathonProblem({ path: '/containers(0)/env/X', message: 'm' }), { path: '/containers(0)/environment/X', message: 'm' });
     assert.deepEqual(marathonProblem({ path: '/backoff/factor', message: 'm' }), { path: '/scheduling/backoff/backoffFactor', message: 'm' });
     assert.deepEqual(marathonProblem({ path: '/volumes(2)/hostPath', message: 'm' }), { path: '/volumes(2)/host', message: 'm' });
-    assert.deepEqual(marathonProblem({ path: '/memoryGb', message: 'must be between 0.0625 and 16384' }), { path: '/', message: 'memoryGb: must be between 0.0625 and 16384' });
+    assert.deepEqual(marathonProblem({ path: '/memoryGb', message: 'must be between 0.0625 and 16384' }), { path: '/', message: "the containers' and the executor's mem together, in GB: must be between 0.0625 and 16384" });
+    assert.deepEqual(marathonProblem({ path: '/somethingNew', message: 'm' }), { path: '/', message: 'somethingNew: m' });
   });
 });
