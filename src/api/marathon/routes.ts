@@ -194,13 +194,9 @@ async function updatePod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pat
   return reply.code(200).header(DEPLOYMENT_HEADER, deployment.id).send(await view(ctx, detail));
 }
 
-async function versionsOf(ctx: Ctx, caller: Caller, path: string) {
-  return ctx.deps.deployments.history(caller, path);
-}
-
 async function getVersion(ctx: Ctx, caller: Caller, path: string, version: string) {
   const wanted = Date.parse(version);
-  const v = Number.isNaN(wanted) ? undefined : (await versionsOf(ctx, caller, path)).find((x) => Date.parse(x.createdAt) === wanted);
+  const v = Number.isNaN(wanted) ? undefined : (await ctx.deps.deployments.history(caller, path)).find((x) => Date.parse(x.createdAt) === wanted);
   if (!v?.spec.marathon) throw notFound(path);
   return podView(v.spec, v.createdAt);
 }
@@ -247,7 +243,7 @@ async function podsWildcard(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, 
       return reply.header('cache-control', 'no-cache, no-store, must-revalidate').send(podStatusView(await contextOf(ctx, await findPod(ctx, caller, id))));
     case 'GET versions':
       await findPod(ctx, caller, id);
-      return (await versionsOf(ctx, caller, id)).map((v) => v.createdAt);
+      return (await ctx.deps.deployments.history(caller, id)).map((v) => v.createdAt);
     case 'GET versions/':
       return getVersion(ctx, caller, id, arg!);
     case 'DELETE instances/': {
