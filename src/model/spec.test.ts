@@ -117,7 +117,7 @@ describe('compilePodSpec validation', () => {
       restartPolicy: 'sometimes',
       instances: 1001,
       startSsh: 'yes',
-      labels: { 'a-b': 'x' },
+      labels: { '': 'x' },
     });
     assert.deepEqual(paths(problems), [
       '/containerDiskGb',
@@ -129,7 +129,7 @@ describe('compilePodSpec validation', () => {
       '/gpuCount',
       '/gpuTypeIds',
       '/instances',
-      '/labels/a-b',
+      '/labels/',
       '/memoryGb',
       '/name',
       '/restartPolicy',
@@ -204,7 +204,7 @@ describe('compilePodSpec validation', () => {
 
   it('accepts fractional CPUs and memory within range, refuses out-of-range ones', () => {
     assert.equal(compilePodSpec({ image: 'x', vcpuCount: 0.01, memoryGb: 0.0625 }).vcpuCount, 0.01);
-    assert.deepEqual(paths(problemsOf({ image: 'x', vcpuCount: 2000, memoryGb: 0.01 })), ['/memoryGb', '/vcpuCount']);
+    assert.deepEqual(paths(problemsOf({ image: 'x', vcpuCount: 2000, memoryGb: 0.001 })), ['/memoryGb', '/vcpuCount']);
     assert.equal(compilePodSpec({ image: 'x', vcpuCount: null, memoryGb: null }).memoryGb, null);
   });
 });

@@ -319,6 +319,21 @@ class Checker {
     }
     return out;
   }
+  /** Labels and secret names: any non-empty key (Docker labels take dots and slashes), string values. */
+  labels(path: string, v: unknown): Record<string, string> {
+    if (v === undefined) return {};
+    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+      this.add(path, 'must be an object of string values');
+      return {};
+    }
+    const out: Record<string, string> = {};
+    for (const [k, val] of Object.entries(v)) {
+      if (k === '' || k.length > 255) this.add(`${path}/${k}`, 'must be 1-255 characters');
+      else if (typeof val !== 'string') this.add(`${path}/${k}`, 'must be a string');
+      else out[k] = val;
+    }
+    return out;
+  }
   ports(path: string, v: unknown): PortSpec[] {
     if (v === undefined || v === '') return [];
     const given = typeof v === 'string' ? [v] : v;
@@ -362,7 +377,7 @@ function compileEndpoints(c: Checker, path: string, v: unknown): EndpointSpec[] 
       containerPort: containerPort === 0 ? null : (containerPort as number | null),
       hostPort: hostPort as number | null,
       protocols: protocols as string[],
-      labels: c.env(`${p}/labels`, ep.labels),
+      labels: c.labels(`${p}/labels`, ep.labels),
     };
   });
 }
@@ -408,7 +423,7 @@ function compileResources(c: Checker, path: string, v: unknown): ContainerResour
   const cpus = (r.cpus as number | null | undefined) ?? null;
   if (cpus !== null) c.num(`${path}/cpus`, cpus, 0.001, 1024);
   const memoryMb = (r.memoryMb as number | null | undefined) ?? null;
-  if (memoryMb !== null) c.num(`${path}/memoryMb`, memoryMb, 4, 16 * 2 ** 20);
+  if (memoryMb !== null) c.num(`${path}/memoryMb`, memoryMb, 6, 16 * 2 ** 20);
   const gpus = (r.gpus as number | undefined) ?? 0;
   c.int(`${path}/gpus`, gpus, 0, 64);
   const diskMb = (r.diskMb as number | undefined) ?? 0;
@@ -451,7 +466,7 @@ function compileContainer(c: Checker, path: string, input: ContainerInput, fallb
     user,
     tty: input.tty === true,
     killGracePeriodSeconds: kill,
-    labels: c.env(`${path}/labels`, input.labels),
+    labels: c.labels(`${path}/labels`, input.labels),
   };
 }
 
@@ -502,7 +517,7 @@ function compileConstraints(c: Checker, v: unknown): Constraint[] {
     const value = k.value === undefined || k.value === null ? null : String(k.value);
     const op = k.operator as ConstraintOperator;
     if (op === 'UNIQUE' && value !== null) c.add(`${p}/value`, 'UNIQUE does not accept a value');
-    if ((op === 'LIKE' || op === 'UNLIKE' || op === 'IS') && !value) c.add(`${p}/value`, `${op} requires a value`);
+    if ((op === 'LIKE' || op === 'UNLIKE') && !value) c.add(`${p}/value`, `${op} requires a value`);
     if ((op === 'LIKE' || op === 'UNLIKE') && value) {
       try {
         new RegExp(`^(?:${value})$`);
@@ -559,7 +574,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   const vcpuCount = input.vcpuCount ?? null;
   if (vcpuCount !== null) c.num('/vcpuCount', vcpuCount, 0.01, 1024);
   const memoryGb = input.memoryGb ?? null;
-  if (memoryGb !== null) c.num('/memoryGb', memoryGb, 0.0625, 16384);
+  if (memoryGb !== null) c.num('/memoryGb', memoryGb, 6 / 1024, 16384);
   const containerDiskGb = input.containerDiskGb ?? POD_DEFAULTS.containerDiskGb;
   c.int('/containerDiskGb', containerDiskGb, 1, 65536);
   const volumeGb = input.volumeGb ?? POD_DEFAULTS.volumeGb;
@@ -574,7 +589,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   c.int('/instances', instances, 0, 1000);
   const startSsh = input.startSsh ?? POD_DEFAULTS.startSsh;
   if (typeof startSsh !== 'boolean') c.add('/startSsh', 'must be true or false');
-  const labels = c.env('/labels', input.labels);
+  const labels = c.labels('/labels', input.labels);
   const optionalId = (path: string, v: unknown): string | null => {
     if (v === undefined || v === null || v === '') return null;
     if (typeof v !== 'string') {
@@ -588,7 +603,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   const registryAuthId = optionalId('/registryAuthId', input.registryAuthId) as RegistryAuthId | null;
   const templateId = optionalId('/templateId', input.templateId) as TemplateId | null;
 
-  const secrets = c.env('/secrets', input.secrets);
+  const secrets = c.labels('/secrets', input.secrets);
   const volumes = compileVolumes(c, input.volumes, secrets);
   containers.forEach((ct, i) => {
     ct.volumeMounts.forEach((m, j) => {
@@ -608,7 +623,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   if (network.name !== null && typeof network.name !== 'string') c.add('/network/name', 'must be a string');
   const backoff = { ...POD_DEFAULTS.backoff, ...input.backoff };
   c.num('/backoff/initialSeconds', backoff.initialSeconds, 0, 86_400);
-  c.num('/backoff/factor', backoff.factor, 1, 100);
+  c.num('/backoff/factor', backoff.factor, 0, 100);
   c.num('/backoff/maxSeconds', backoff.maxSeconds, 0, 86_400);
   const upgrade = { ...POD_DEFAULTS.upgrade, ...input.upgrade };
   c.num('/upgrade/minimumHealthCapacity', upgrade.minimumHealthCapacity, 0, 1);

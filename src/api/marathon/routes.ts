@@ -14,6 +14,7 @@ import { DEFAULT_IMAGE, marathonProblem, toPodInput } from './convert.js';
 import { MarathonEventBus } from './events.js';
 import { berthInstanceId, canonicalPath, INSTANCE_ID } from './paths.js';
 import { parseDefinition, validateUpdate, type Violation } from './validate.js';
+import { withDefinition } from './synthesize.js';
 import { definitionOf, deploymentView, infoView, instanceView, podStatusView, podView, queueEntry, versionTime, type PodContext } from './views.js';
 
 export interface MarathonDeps {
@@ -136,9 +137,11 @@ interface Ctx {
 }
 
 /** Everything a pod's views need, read once. */
-async function contextOf(ctx: Ctx, detail: PodDetail): Promise<PodContext> {
+async function contextOf(ctx: Ctx, given: PodDetail): Promise<PodContext> {
   const { store, deployments } = ctx.deps;
-  const versions = new Map((await store.listPodVersions(detail.pod.id)).map((v) => [v.version, v]));
+  // A pod made through another API gets a definition written from its spec, under /<podId>.
+  const detail = { ...given, spec: withDefinition(given.spec, given.pod.id) };
+  const versions = new Map((await store.listPodVersions(detail.pod.id)).map((v) => [v.version, { ...v, spec: withDefinition(v.spec, v.podId) }]));
   const nodes = new Map((await store.listNodes()).map((n) => [n.id as string, n]));
   const deleting = detail.pod.desiredStatus === 'TERMINATED' || deployments.deployments().some((d) => d.podId === detail.pod.id && d.action === 'StopPod');
   return { detail, versions, nodes, deleting, now: new Date().toISOString() };
@@ -146,7 +149,7 @@ async function contextOf(ctx: Ctx, detail: PodDetail): Promise<PodContext> {
 
 async function view(ctx: Ctx, detail: PodDetail): Promise<Record<string, unknown>> {
   const c = await contextOf(ctx, detail);
-  return podView(detail.spec, versionTime(c, detail.pod.specVersion));
+  return podView(c.detail.spec, versionTime(c, detail.pod.specVersion));
 }
 
 async function findPod(ctx: Ctx, caller: Caller, path: string): Promise<PodDetail> {
@@ -185,7 +188,7 @@ async function updatePod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pat
   if (pod.id !== path) throw new MarathonReply(400, { message: `'${path}' does not match definition's id ('${pod.id}')` });
   const existing = await ctx.deps.deployments.find(req.caller, path);
   if (existing) {
-    const violations = validateUpdate(definitionOf(existing.spec), pod);
+    const violations = validateUpdate(definitionOf(withDefinition(existing.spec, existing.pod.id)), pod);
     if (violations.length) throw new MarathonReply(422, { message: 'Object is not valid', details: violations });
   }
   const force = flag((req.query as Record<string, unknown>).force);
@@ -197,8 +200,8 @@ async function updatePod(ctx: Ctx, req: FastifyRequest, reply: FastifyReply, pat
 async function getVersion(ctx: Ctx, caller: Caller, path: string, version: string) {
   const wanted = Date.parse(version);
   const v = Number.isNaN(wanted) ? undefined : (await ctx.deps.deployments.history(caller, path)).find((x) => Date.parse(x.createdAt) === wanted);
-  if (!v?.spec.marathon) throw notFound(path);
-  return podView(v.spec, v.createdAt);
+  if (!v) throw notFound(path);
+  return podView(withDefinition(v.spec, v.podId), v.createdAt);
 }
 
 /** Kills instances by their Marathon ids; with `wipe` they are replaced rather than restarted. */
