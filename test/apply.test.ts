@@ -126,7 +126,10 @@ describe('berth apply and berth pod get', () => {
     const created = await ok(['apply', '-f', file]);
     assert.match(created.stdout, /^pod \/apply\/web created \(deployment \S+\)\n$/);
 
-    const updated = await ok(['apply', '-f', '-', '--wait', '--timeout', '120'], JSON.stringify(marathonPod('/apply/web', 2)));
+    // The creation's deployment may still run: without --force Marathon answers 409, which says what to do.
+    const refused = await berth(['apply', '-f', file]);
+    if (refused.code !== 0) assert.match(refused.stderr, /^error: pod \/apply\/web: .*deployment.*\nwait for it to finish, or pass --force to replace it\n$/s);
+    const updated = await ok(['apply', '-f', '-', '--force', '--wait', '--timeout', '120'], JSON.stringify(marathonPod('/apply/web', 2)));
     assert.match(updated.stdout, /^pod \/apply\/web updated \(deployment \S+\)\nSTABLE: 2 of 2 instances stable \(.+\)\n$/);
     assert.match(updated.stderr, /waiting for it to be STABLE/);
     assert.match(updated.stderr, /^STABLE: 2 of 2 instances stable/m, 'progress names the instances');

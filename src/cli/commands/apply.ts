@@ -95,6 +95,7 @@ class MarathonClient {
   failure(what: string, a: MarathonAnswer): UserError {
     const err = (typeof a.body === 'object' && a.body !== null ? a.body : {}) as MarathonError & { detail?: string };
     if (a.status === 400 || a.status === 422) return new DefinitionRefused(a.status, err);
+    if (a.status === 409) return new UserError(`${what}: ${err.message ?? 'a deployment is in progress'}`, 'wait for it to finish, or pass --force to replace it');
     if (a.status === 401 || a.status === 403) return new UserError(`${what}: the server refused the API key (HTTP ${a.status})`, 'run `berth login` or set BERTH_API_KEY');
     const reason = err.message ?? err.detail;
     return new UserError(`${what}: HTTP ${a.status}${reason ? `: ${reason}` : ''}`);
@@ -142,9 +143,10 @@ export const apply = defineCommand({
   options: {
     file: { kind: 'string', required: true, flags: '-f, --file <path>', description: 'the pod definition; - for stdin' },
     wait: { kind: 'boolean', flags: '--wait', description: 'wait until the pod is STABLE, showing its instances' },
+    force: { kind: 'boolean', flags: '--force', description: "replace a deployment of this pod that is still in progress (Marathon's ?force=true)" },
     timeout: { kind: 'number', flags: '--timeout <seconds>', description: 'with --wait: stop waiting after this long (the deployment goes on); exit code 1' },
   },
-  examples: ['berth apply -f pod.json', 'berth apply -f pod.json --wait', 'cat pod.json | berth apply -f -'],
+  examples: ['berth apply -f pod.json', 'berth apply -f pod.json --wait', 'cat pod.json | berth apply -f - --force'],
   async handler({ opts, ctx }) {
     const def = await readJsonObject(opts.file);
     const id = definitionId(def, opts.file === '-' ? 'stdin' : opts.file);
@@ -156,7 +158,7 @@ export const apply = defineCommand({
     // Marathon's PUT creates or replaces alike; whether the pod was there says which this was.
     const before = await marathon.send('GET', `/pods/${podPath(id)}`);
     if (before.status !== 200 && before.status !== 404) throw marathon.failure(`pod ${id}`, before);
-    const put = await marathon.send('PUT', `/pods/${podPath(id)}`, def);
+    const put = await marathon.send('PUT', `/pods/${podPath(id)}${opts.force ? '?force=true' : ''}`, def);
     // Marathon's PUT never answers 404: this is a Berth without the Marathon API.
     if (put.status === 404) throw new UserError(`the server at ${client.url} does not serve the Marathon API at ${MARATHON_BASE}`);
     if (put.status < 200 || put.status > 299) throw marathon.failure(`pod ${id}`, put);
