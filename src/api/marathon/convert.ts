@@ -13,9 +13,8 @@ export interface ConvertOptions {
 
 export const DEFAULT_IMAGE = 'busybox:latest';
 
-/** Berth keeps label and variable names to `[A-Za-z_][A-Za-z0-9_]*`; other Marathon labels stay in the definition only. */
-const BERTH_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const berthLabels = (labels: KVLabels | undefined): Record<string, string> => Object.fromEntries(Object.entries(labels ?? {}).filter(([k]) => BERTH_KEY.test(k)));
+/** Labels pass as they are: the agent makes variable names of them (`com.example/tier` → `MARATHON_APP_LABEL_COM_EXAMPLE_TIER`). */
+const berthLabels = (labels: KVLabels | undefined): Record<string, string> => ({ ...labels });
 
 const round3 = (n: number): number => Math.round(n * 1000) / 1000;
 const argvOf = (cmd: MesosCommand): string[] => ('shell' in cmd ? ['/bin/sh', '-c', cmd.shell] : cmd.argv);
