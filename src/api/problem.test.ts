@@ -3,7 +3,7 @@ import { describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
 import { BerthError, compilePodSpec, type PodInput as PodInputT } from '../model/index.js';
 import { PodInput } from './native/schemas.js';
-import { ajvPath, problemsFromValidation, sendProblem, toBerthError } from './problem.js';
+import { ajvPath, jsonErrorWithoutText, problemsFromValidation, sendProblem, toBerthError } from './problem.js';
 
 describe('ajvPath', () => {
   it('writes array indices in parentheses', () => {
@@ -158,5 +158,20 @@ describe('problem+json answers', () => {
     assert.equal(body.code, 'BERTH_ERR_VALIDATION');
     assert.equal(body.status, 413);
     await a.close();
+  });
+});
+
+describe('jsonErrorWithoutText', () => {
+  it('keeps nothing of the body a JSON error quotes', () => {
+    for (const body of ['{"value": hunter2}', '{"value": "hunter2"', 'hunter2', '{"a":1} hunter2']) {
+      let message = '';
+      try {
+        JSON.parse(body);
+      } catch (e) {
+        message = (e as Error).message;
+      }
+      assert.ok(message, `${body} is refused`);
+      assert.doesNotMatch(jsonErrorWithoutText(message), /hunter2|"/, message);
+    }
   });
 });

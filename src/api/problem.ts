@@ -59,3 +59,15 @@ export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: Berth
       ...(err.problems.length ? { problems: err.problems } : {}),
     });
 }
+
+/**
+ * V8's JSON errors quote the text they failed on (`Unexpected token 'h', "{"value": hunter2}" is
+ * not valid JSON`): the body may hold a secret, so nothing of it is kept.
+ */
+export function jsonErrorWithoutText(message: string): string {
+  const bare = message
+    .replace(/,? ".*" is not valid JSON$/s, '')
+    .replace(/^Unexpected token '.'/s, 'Unexpected token')
+    .replace(/^Unexpected non-whitespace character/, 'Unexpected text');
+  return bare.includes('"') ? 'not valid JSON' : bare;
+}

@@ -9,7 +9,7 @@ import type { Store } from '../store/types.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
-import { sendProblem, toBerthError } from './problem.js';
+import { jsonErrorWithoutText, sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 import { registerMarathon } from './marathon/routes.js';
 
@@ -63,7 +63,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     try {
       done(null, JSON.parse(text));
     } catch (e) {
-      done(new BerthError('VALIDATION', `the body is not valid JSON: ${(e as Error).message}`, { problems: [{ path: '/', message: 'is not valid JSON' }] }), undefined);
+      done(new BerthError('VALIDATION', `the body is not valid JSON: ${jsonErrorWithoutText((e as Error).message)}`, { problems: [{ path: '/', message: 'is not valid JSON' }] }), undefined);
     }
   });
 

@@ -9,6 +9,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canSee, type Caller, type DeploymentService } from '../../control/index.js';
 import { BerthError, type Instance, type OwnerId, type PodId } from '../../model/index.js';
+import { jsonErrorWithoutText } from '../problem.js';
 import type { PodDetail, Store } from '../../store/types.js';
 import { DEFAULT_IMAGE, marathonProblem, toPodInput } from './convert.js';
 import { MarathonEventBus } from './events.js';
@@ -291,7 +292,7 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     try {
       done(null, JSON.parse(text));
     } catch (e) {
-      done(new MarathonReply(400, { message: 'Invalid JSON', details: (e as Error).message }), undefined);
+      done(new MarathonReply(400, { message: 'Invalid JSON', details: jsonErrorWithoutText((e as Error).message) }), undefined);
     }
   });
   app.setErrorHandler((err, req, reply) => {
