@@ -7,9 +7,7 @@ import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../model/errors.js';
 import { addGlobalOptions, type Session } from './commands/define.js';
-import { apply } from './commands/apply.js';
 import { COMMANDS } from './commands/index.js';
-import { secretCommands } from './commands/secret.js';
 import { UserError } from './output.js';
 
 function version(): string {
@@ -30,7 +28,7 @@ export function buildProgram(session: Session): Command {
     .exitOverride()
     .configureHelp({ sortSubcommands: false, showGlobalOptions: true });
   addGlobalOptions(program);
-  for (const c of [...COMMANDS, apply, secretCommands]) c.attach(program, session);
+  for (const c of COMMANDS) c.attach(program, session);
   program.addHelpText('after', '\nStart with `berth server` on a machine with Docker, then `berth pod create --image <image>`.\nDocs: docs/cli.md');
   return program;
 }

@@ -1,5 +1,6 @@
 /** Every top-level command, in the order `berth --help` lists them. */
 import { agent } from './agent.js';
+import { apply } from './apply.js';
 import type { CliCommand } from './define.js';
 import { keyCommands } from './key.js';
 import { login, logout, whoami } from './login.js';
@@ -7,10 +8,11 @@ import { nodeCommands } from './node.js';
 import { podCommands } from './pod.js';
 import { portForward } from './port-forward.js';
 import { registryCommands } from './registry.js';
+import { secretCommands } from './secret.js';
 import { server } from './server.js';
 import { ssh } from './ssh.js';
 import { sshKeyCommands } from './ssh-key.js';
 import { templateCommands } from './template.js';
 import { volumeCommands } from './volume.js';
 
-export const COMMANDS: readonly CliCommand[] = [podCommands, ssh, portForward, volumeCommands, templateCommands, registryCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];
+export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];
