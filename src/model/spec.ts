@@ -242,7 +242,6 @@ export const POD_DEFAULTS = {
 };
 
 const ENV_KEY = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const CONTAINER_NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const IMAGE_REF = /^[A-Za-z0-9][A-Za-z0-9._\-/:@+]*$/;
 const PORT_SPEC = /^(\d{1,5})\/(http|tcp)(?::(private|public))?$/;
 
