@@ -394,6 +394,11 @@ export class DeploymentController implements DeploymentService {
       if (detail.instances.length === 0) this.finish(dep, dep.action === 'StopPod' ? 'deployment_success' : 'deployment_failed', 'the pod was deleted');
       return;
     }
+    // A stopped pod's instances stay stopped, moved to the new version for when it starts.
+    if (detail.pod.desiredStatus !== 'RUNNING') {
+      await this.pods.replaceInstances(detail.pod.id, detail.instances.filter((i) => i.goal === 'stopped').map((i) => i.id), detail.pod.specVersion);
+      return this.finish(dep, 'deployment_success');
+    }
     const spec = detail.spec;
     const n = spec.instances;
     const target = configOf(spec);
