@@ -2,7 +2,7 @@
  * Runs one Berth server (startServer, as `berth server` does) for a benchmark in its own process, so
  * the load generator never shares its event loop. Not a benchmark (no `// bench:` line).
  *
- *   node dist/bench/berth-server.js --data-dir DIR [--no-agent]
+ *   node dist/bench/berth-server.js --data-dir DIR [--no-agent] [--infra-image IMAGE]
  *
  * Prints one JSON line `{"url", "pid", "dataDir"}` once it listens; SIGTERM closes it.
  */
@@ -23,6 +23,8 @@ const server = await startServer({
   port: 0,
   host: '127.0.0.1',
   agent: !args.includes('--no-agent'),
+  // Multi-container pods' infra image: a locally built one where no registry can be reached.
+  ...(args.includes('--infra-image') ? { infraImage: args[args.indexOf('--infra-image') + 1]! } : {}),
   stopTimeoutSeconds: 1,
   logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }),
 });

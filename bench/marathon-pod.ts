@@ -41,8 +41,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import pino from 'pino';
-import { startServer } from '../src/cli/server.js';
 import { ensurePauseImage, ensureTestImage } from '../test/support/images.js';
 import { apiClient, fmt, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
@@ -247,7 +245,7 @@ async function main(): Promise<void> {
   let baselineLeft: { names: string[]; volume: string } | undefined;
   const watch = new PodWatch();
   try {
-    server = await startChild('marathon-pod', ['--serve', '--data-dir', join(work, 'data'), '--infra-image', infraImage]);
+    server = await startChild('berth-server', ['--data-dir', join(work, 'data'), '--infra-image', infraImage]);
     const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     const api = apiClient(server.url, key);
     events = await openEvents(`${server.url}/api/v1/events`, key, (e) => {
@@ -448,34 +446,4 @@ async function main(): Promise<void> {
   }
 }
 
-/**
- * The Berth server this bench measures, in a child process of its own: bench/berth-server.ts's work,
- * plus the infra image (the locally built pause image: this machine has no registry to pull from).
- */
-async function serve(): Promise<void> {
-  const arg = (name: string): string => {
-    const v = process.argv[process.argv.indexOf(name) + 1];
-    if (!process.argv.includes(name) || !v) throw new Error(`--serve needs ${name}`);
-    return v;
-  };
-  const dataDir = arg('--data-dir');
-  const server = await startServer({ dataDir, port: 0, host: '127.0.0.1', stopTimeoutSeconds: 1, infraImage: arg('--infra-image'), logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }) });
-  process.stdout.write(JSON.stringify({ url: server.url, pid: process.pid, dataDir }) + '\n');
-  let closing = false;
-  const close = (): void => {
-    if (closing) return;
-    closing = true;
-    server.close().then(
-      () => process.exit(0),
-      (err: unknown) => {
-        process.stderr.write(`close failed: ${String(err)}\n`);
-        process.exit(1);
-      },
-    );
-  };
-  process.on('SIGTERM', close);
-  process.on('SIGINT', close);
-}
-
-if (process.argv.includes('--serve')) await serve();
-else await main();
+await main();
