@@ -89,8 +89,8 @@ export function instanceReady(inst: Instance, spec: PodSpec | undefined): boolea
   return o.containers.every((c) => (checked.has(c.name) ? c.healthy === true : c.healthy !== false));
 }
 
-/** Marathon's instance condition for an observed state. */
-function conditionOf(inst: Instance): string {
+/** Marathon's instance condition (`core/condition/Condition.scala`) for what the agent last saw. */
+export function conditionOf(inst: Instance): string {
   if (inst.goal === 'removed') return 'Killed';
   switch (inst.observed?.state) {
     case undefined:

@@ -304,22 +304,15 @@ class Checker {
     }
     return true;
   }
+  /** Env: keys are variable names. */
   env(path: string, v: unknown): Record<string, string> {
-    if (v === undefined) return {};
-    if (typeof v !== 'object' || v === null || Array.isArray(v)) {
-      this.add(path, 'must be an object of string values');
-      return {};
-    }
-    const out: Record<string, string> = {};
-    for (const [k, val] of Object.entries(v)) {
-      if (!ENV_KEY.test(k)) this.add(`${path}/${k}`, 'is not a valid variable name (letters, digits, _; not starting with a digit)');
-      else if (typeof val !== 'string') this.add(`${path}/${k}`, 'must be a string');
-      else out[k] = val;
-    }
-    return out;
+    return this.stringMap(path, v, (k) => (ENV_KEY.test(k) ? null : 'is not a valid variable name (letters, digits, _; not starting with a digit)'));
   }
-  /** Labels and secret names: any non-empty key (Docker labels take dots and slashes), string values. */
+  /** Labels and secret names: any non-empty key (Docker labels take dots and slashes). */
   labels(path: string, v: unknown): Record<string, string> {
+    return this.stringMap(path, v, (k) => (k !== '' && k.length <= 255 ? null : 'must be 1-255 characters'));
+  }
+  private stringMap(path: string, v: unknown, keyProblem: (k: string) => string | null): Record<string, string> {
     if (v === undefined) return {};
     if (typeof v !== 'object' || v === null || Array.isArray(v)) {
       this.add(path, 'must be an object of string values');
@@ -327,7 +320,8 @@ class Checker {
     }
     const out: Record<string, string> = {};
     for (const [k, val] of Object.entries(v)) {
-      if (k === '' || k.length > 255) this.add(`${path}/${k}`, 'must be 1-255 characters');
+      const problem = keyProblem(k);
+      if (problem) this.add(`${path}/${k}`, problem);
       else if (typeof val !== 'string') this.add(`${path}/${k}`, 'must be a string');
       else out[k] = val;
     }

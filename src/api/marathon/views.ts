@@ -3,7 +3,7 @@
  * PodStatus view (`raml/PodStatusConversion.scala`), the Instance a kill answers with, deployments,
  * the launch queue and `/v2/info`.
  */
-import type { Deployment } from '../../control/index.js';
+import { conditionOf, type Deployment } from '../../control/index.js';
 import type { ContainerObservation, Instance, Node, PodSpec, PodVersion } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import { marathonInstanceId } from './paths.js';
@@ -59,29 +59,6 @@ function taskState(c: ContainerObservation | undefined): string {
 }
 
 const isActive = (state: string): boolean => state === 'TASK_RUNNING' || state === 'TASK_STAGING';
-
-/** Marathon's instance condition (`core/condition/Condition.scala`) for what the agent last saw. */
-export function conditionOf(inst: Instance): string {
-  if (inst.goal === 'removed') return 'Killed';
-  switch (inst.observed?.state) {
-    case undefined:
-    case 'pending':
-      return inst.nodeId ? 'Provisioned' : 'Scheduled';
-    case 'pulling':
-      return 'Staging';
-    case 'creating':
-      return 'Starting';
-    case 'running':
-      return 'Running';
-    case 'exited':
-      return 'Finished';
-    case 'failed':
-      return 'Failed';
-    case 'stopped':
-    case 'removed':
-      return 'Killed';
-  }
-}
 
 const GOALS: Record<Instance['goal'], string> = { running: 'Running', stopped: 'Stopped', removed: 'Decommissioned' };
 
