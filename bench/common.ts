@@ -4,6 +4,7 @@
  * Not a benchmark itself (no `// bench:` line), so `npm run bench` does not list it.
  */
 
+import type Docker from 'dockerode';
 import { readSse, type SseEvent } from '../src/cli/client.js';
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
@@ -199,3 +200,14 @@ export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeou
 
 /** `ratio` with a verdict against a ceiling. */
 export const verdict = (value: number, ceiling: number): string => (value <= ceiling ? 'PASS' : `MISS (over by ${(((value - ceiling) / ceiling) * 100).toFixed(0)}%)`);
+
+/** Waits until Docker holds no container and no volume with `label` (a pod's, or a node's). */
+export async function gone(docker: Docker, label: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    const [containers, volumes] = await Promise.all([docker.listContainers({ all: true, filters: { label: [label] } }), docker.listVolumes({ filters: { label: [label] } })]);
+    if (containers.length === 0 && (volumes.Volumes ?? []).length === 0) return;
+    await sleep(50);
+  }
+  throw new Error(`containers or volumes with ${label} still exist after ${timeoutMs} ms`);
+}

@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { ensurePauseImage, ensureTestImage } from '../test/support/images.js';
-import { apiClient, fmt, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, fmt, gone, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const TARGET_RATIO = 1.0;
@@ -190,16 +190,6 @@ class PodWatch {
   }
 }
 
-/** Waits until Docker holds no container and no volume with `label`. */
-async function gone(docker: Docker, label: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const [containers, volumes] = await Promise.all([docker.listContainers({ all: true, filters: { label: [label] } }), docker.listVolumes({ filters: { label: [label] } })]);
-    if (containers.length === 0 && (volumes.Volumes ?? []).length === 0) return;
-    await sleep(50);
-  }
-  throw new Error(`containers or volumes with ${label} still exist after ${timeoutMs} ms`);
-}
 
 /**
  * Docker's own creation and start moments of a pod's containers, in ms after `wallStartMs`; and a check

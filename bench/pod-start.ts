@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { ensureTestImage } from '../test/support/images.js';
-import { apiClient, intArg, fmt, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, gone, intArg, fmt, log, median, msSince, openEvents, quantile, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const TARGET_RATIO = 1.15;
@@ -92,16 +92,6 @@ class StatusWatch {
   }
 }
 
-/** Waits until Docker holds no container and no volume labelled for the pod. */
-async function gone(docker: Docker, label: string, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    const [containers, volumes] = await Promise.all([docker.listContainers({ all: true, filters: { label: [label] } }), docker.listVolumes({ filters: { label: [label] } })]);
-    if (containers.length === 0 && (volumes.Volumes ?? []).length === 0) return;
-    await sleep(50);
-  }
-  throw new Error(`containers or volumes with ${label} still exist after ${timeoutMs} ms`);
-}
 
 interface BerthRun {
   total: number;
