@@ -1,6 +1,7 @@
 /**
  * The SSH gateway with the real OpenSSH clients (ssh, scp, sftp): a shell, a command's exit status,
- * SFTP and scp both ways, a -L forward, another user's key refused, a stopped pod's message.
+ * SFTP and scp both ways (replacing files, interrupted, into an image without a shell), a -L
+ * forward, another user's key refused, a stopped pod's message.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -11,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
-import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import Docker from 'dockerode';
+import ssh2 from 'ssh2';
+import { ensurePauseImage, ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
@@ -67,6 +70,10 @@ describe('SSH gateway', { concurrency: true }, () => {
   let sshPort: number;
   const opts = (key: string): string[] => ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', key];
   const ssh = (args: string[], input?: string, key = join(dir, 'id_owner')): Promise<Ran> => spawnRun('ssh', [...opts(key), '-p', String(sshPort), ...args], input);
+  const scp = (from: string, to: string): Promise<Ran> => spawnRun('scp', [...opts(join(dir, 'id_owner')), '-P', String(sshPort), from, to]);
+  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  /** The sha256, octal mode and size of a file in the pod. */
+  const inPod = async (path: string): Promise<string> => (await ssh([`${podId}@127.0.0.1`, `echo "$(sha256sum < ${path} | cut -c1-64) $(stat -c '%a %s' ${path})"`])).stdout.trim();
 
   before(async () => {
     await ensureTestImage();
@@ -123,6 +130,92 @@ describe('SSH gateway', { concurrency: true }, () => {
     const scpDown = await spawnRun('scp', [...opts(join(dir, 'id_owner')), '-P', String(sshPort), `${podId}@127.0.0.1:/tmp/scp.bin`, join(dir, 'scp-back.bin')]);
     assert.equal(scpDown.code, 0, scpDown.stderr);
     assert.ok((await readFile(join(dir, 'scp-back.bin'))).equals(data));
+  });
+
+  it('replaces a file with scp, shorter then longer, keeping its mode, leaving nothing beside it', async () => {
+    const long = randomBytes(3 * 2 ** 20 + 7);
+    const short = randomBytes(1000);
+    await writeFile(join(dir, 'long.bin'), long);
+    await writeFile(join(dir, 'short.bin'), short);
+    const target = `${podId}@127.0.0.1:/tmp/re/file.bin`;
+    assert.equal((await ssh([`${podId}@127.0.0.1`, 'mkdir -p /tmp/re'])).code, 0);
+    let r = await scp(join(dir, 'long.bin'), target);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await ssh([`${podId}@127.0.0.1`, 'chmod 750 /tmp/re/file.bin'])).code, 0);
+    // OpenSSH opens a file that is there without truncating it, and sets its size after the last write.
+    r = await scp(join(dir, 'short.bin'), target);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await inPod('/tmp/re/file.bin'), `${sha(short)} 750 1000`);
+    r = await scp(join(dir, 'long.bin'), target);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(await inPod('/tmp/re/file.bin'), `${sha(long)} 750 ${long.length}`);
+    // The replaced file is deleted after the answer; no temp file stays.
+    await waitFor('only the file to be left', async () => ((await ssh([`${podId}@127.0.0.1`, 'ls -A /tmp/re'])).stdout.trim() === 'file.bin' ? true : undefined), 10_000);
+  });
+
+  it('leaves the old file whole when an upload breaks off', async () => {
+    const old = randomBytes(4096);
+    await writeFile(join(dir, 'old.bin'), old);
+    const target = `${podId}@127.0.0.1:/tmp/keep.bin`;
+    assert.equal((await scp(join(dir, 'old.bin'), target)).code, 0);
+    const before = await inPod('/tmp/keep.bin');
+    assert.match(before, new RegExp(`^${sha(old)} \\d+ 4096$`));
+    await writeFile(join(dir, 'big.bin'), randomBytes(32 * 2 ** 20));
+    // Slowed to 8 Mbit/s, so that it is still on its way when it is killed.
+    const child = spawn('scp', [...opts(join(dir, 'id_owner')), '-l', '8192', '-P', String(sshPort), join(dir, 'big.bin'), target], { detached: true, stdio: 'ignore' });
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    try {
+      await waitFor('the upload to be on its way', async () => ((await ssh([`${podId}@127.0.0.1`, 'ls -A /tmp'])).stdout.includes('.keep.bin.berth-') ? true : undefined), 30_000);
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+      await exited;
+    }
+    await waitFor('the temp file to go', async () => (!(await ssh([`${podId}@127.0.0.1`, 'ls -A /tmp'])).stdout.includes('.keep.bin.berth-') ? true : undefined), 20_000);
+    assert.equal(await inPod('/tmp/keep.bin'), before);
+  });
+
+  it('patches a file where a client writes into it at an offset', async () => {
+    assert.equal((await ssh([`${podId}@127.0.0.1`, 'printf abcdefgh > /tmp/patch.txt'])).code, 0);
+    const conn = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      conn.once('ready', resolve).once('error', reject);
+      void readFile(join(dir, 'id_owner')).then((privateKey) => conn.connect({ host: '127.0.0.1', port: sshPort, username: podId, privateKey }));
+    });
+    try {
+      const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => conn.sftp((err, s) => (err ? reject(err) : resolve(s))));
+      // Write only: no truncation, no creation; the bytes around the write stay.
+      const handle = await new Promise<Buffer>((resolve, reject) => sftp.open('/tmp/patch.txt', ssh2.utils.sftp.OPEN_MODE.WRITE, (err, h) => (err ? reject(err) : resolve(h))));
+      await new Promise<void>((resolve, reject) => sftp.write(handle, Buffer.from('XY'), 0, 2, 3, (err) => (err ? reject(err) : resolve())));
+      await new Promise<void>((resolve, reject) => sftp.close(handle, (err) => (err ? reject(err) : resolve())));
+    } finally {
+      conn.end();
+    }
+    assert.equal((await ssh([`${podId}@127.0.0.1`, 'cat /tmp/patch.txt'])).stdout, 'abcXYfgh');
+  });
+
+  it('uploads into an image without a shell, through the archive API', async () => {
+    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', { image: await ensurePauseImage(), volumeGb: 0 });
+    const id = created.body.id;
+    try {
+      const pod = await waitFor('it to run', async () => {
+        const p = (await t.api<{ status: string; instances: { containers: { containerId?: string }[] }[] }>('GET', `/api/v1/pods/${id}`)).body;
+        return p.status === 'RUNNING' ? p : undefined;
+      }, 60_000);
+      const data = randomBytes(2 * 2 ** 20 + 5);
+      await writeFile(join(dir, 'noshell.bin'), data);
+      const r = await scp(join(dir, 'noshell.bin'), `${id}@127.0.0.1:/noshell.bin`);
+      assert.equal(r.code, 0, r.stderr);
+      // Nothing in the image can read it back (no stat, no shell): the archive API can.
+      const tar = await new Docker().getContainer(pod.instances[0]!.containers[0]!.containerId!).getArchive({ path: '/noshell.bin' });
+      const chunks: Buffer[] = [];
+      for await (const c of tar as AsyncIterable<Buffer>) chunks.push(c);
+      const whole = Buffer.concat(chunks);
+      const size = parseInt(whole.subarray(124, 136).toString().replace(/\0.*$/, '').trim(), 8);
+      assert.equal(size, data.length);
+      assert.ok(whole.subarray(512, 512 + size).equals(data));
+    } finally {
+      await t.api('POST', `/api/v1/pods/${id}/terminate`);
+    }
   });
 
   it('forwards a local port into the pod (-L)', async () => {
