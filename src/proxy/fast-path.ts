@@ -1,0 +1,689 @@
+/**
+ * The proxy's fast path: plain keep-alive HTTP/1.1 requests to public ports, relayed on raw
+ * sockets the way nginx does it. A request head is read with a strict parser (http1.ts), written
+ * to a pooled connection to the pod with its hop-by-hop lines replaced by X-Forwarded-*, and the
+ * response is passed back as it arrives: its head rewritten, its body untouched (a chunked body
+ * stays chunked; only its end is tracked). Per request that is one read and one write each way
+ * and a few string operations, where Node's HTTP server and undici build request, response and
+ * header objects and streams around every exchange: this is where the proxy's CPU went.
+ *
+ * Anything else (a private port, an error to explain, an upgrade, a chunked upload, Expect,
+ * HTTP/1.0, a malformed or oversized head) hands the connection, with the bytes already read, to
+ * Node's HTTP server and the full path in engine.ts, which keeps it from then on.
+ */
+import { connect as tcpConnect, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { ChunkedEnd, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, type Framing, type RequestHead } from './http1.js';
+import type { PortRoute, PodRoute, Upstream } from './routes.js';
+
+/** Where a request goes: the pod, its port and the instance picked. */
+export interface Target {
+  route: PodRoute;
+  port: PortRoute;
+  upstream: Upstream;
+  /** The Authorization header carried a Berth key: strip it before the pod sees it. */
+  stripAuthorization: boolean;
+}
+
+/** What the fast path needs from the engine that owns it. */
+export interface FastPathHost {
+  readonly scheme: 'http' | 'https';
+  /** 0: no inactivity limit. */
+  readonly idleMs: number;
+  readonly log: Logger;
+  readonly upstreams: UpstreamPool;
+  readonly clock: IdleClock;
+  /** Ticks of the clock after which an idle client connection closes. */
+  readonly keepAliveTicks: number;
+  /** The target of a request the fast path may relay (a public http port of a running pod), else undefined. */
+  fastTarget(host: string): Target | undefined;
+  /** Gives the connection and the bytes read but not handled to the full path. */
+  handoff(socket: Duplex, pending: Buffer | null): void;
+  /** The 502 text for a failed upstream, as the full path words it. */
+  upstreamFailure(target: Target, err: Error & { code?: string }): string;
+}
+
+const CRLFCRLF = Buffer.from('\r\n\r\n');
+/** An idle client connection (or one stuck in the middle of a head) is closed after this long. */
+export const CLIENT_KEEP_ALIVE_MS = 65_000;
+/** An idle pooled connection to a pod is closed after this long. */
+const UPSTREAM_KEEP_ALIVE_MS = 60_000;
+const MAX_IDLE_PER_ORIGIN = 256;
+const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
+/** Each connection with a buffer of its own (pod connections, clients passed as handles) reads this much at most. */
+export const READ_BYTES = 32 * 1024;
+/** Below this, a response head and its first body bytes are copied into one buffer for one write. */
+const COALESCE_BYTES = 16 * 1024;
+
+const PAUSE_BODY = 1;
+const PAUSE_PIPELINE = 2;
+
+/** Something with idle limits, looked at on each tick of an IdleClock. */
+interface Sweepable {
+  sweep(tick: number): void;
+}
+
+/**
+ * A coarse clock for the fast path's idle limits: one timer for all connections, where a socket
+ * timeout is a timer per socket re-armed on every read and write. A connection notes the tick of
+ * its last activity (`seen = clock.tick`); each tick, the clock asks every connection to compare.
+ * Limits are kept to within a tick: a second, or a quarter of the idle limit when one is set.
+ */
+export class IdleClock {
+  tick = 0;
+  readonly periodMs: number;
+  private readonly members = new Set<Sweepable>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(idleMs: number) {
+    this.periodMs = idleMs > 0 ? Math.max(10, Math.min(1000, Math.floor(idleMs / 4))) : 1000;
+    this.timer = setInterval(() => {
+      const tick = ++this.tick;
+      for (const m of this.members) m.sweep(tick);
+    }, this.periodMs);
+    this.timer.unref();
+  }
+
+  /** Whole ticks that cover `ms`: idle for more than this many ticks is idle for at least `ms`. */
+  ticks(ms: number): number {
+    return Math.ceil(ms / this.periodMs);
+  }
+
+  add(m: Sweepable): void {
+    this.members.add(m);
+  }
+
+  delete(m: Sweepable): void {
+    this.members.delete(m);
+  }
+
+  close(): void {
+    clearInterval(this.timer);
+    this.members.clear();
+  }
+}
+
+const enum Phase {
+  Head,
+  Body,
+}
+
+/**
+ * One pooled connection to a pod's published port; its listeners are installed once. It reads
+ * into a buffer of its own (net's `onread`): no allocation and no stream machinery per read. The
+ * bytes handed to the owner are only good until the next read, unless the owner lets go of the
+ * buffer (`lend`) because a write still holds them.
+ */
+export class UpstreamConn implements Sweepable {
+  owner: FastConnection | undefined;
+  /** The clock tick of the last read or write. */
+  seen: number;
+  /** It served a request before: a failure before any answer may be the pod closing an idle connection. */
+  reused = false;
+  readonly socket: Socket;
+  private error: Error | undefined;
+  private buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+
+  constructor(
+    readonly origin: string,
+    u: Upstream,
+    private readonly pool: UpstreamPool,
+  ) {
+    const socket = tcpConnect({
+      host: u.host,
+      port: u.port,
+      noDelay: true,
+      onread: {
+        buffer: () => this.buffer,
+        callback: (n: number, buf: Uint8Array): boolean => {
+          this.seen = pool.clock.tick;
+          if (this.owner) this.owner.onUpstreamData((buf as Buffer).subarray(0, n));
+          else socket.destroy(); // nothing is asked of an idle connection: bytes now are garbage
+          return true;
+        },
+      },
+    });
+    this.socket = socket;
+    this.seen = pool.clock.tick;
+    pool.clock.add(this);
+    socket.on('end', () => this.owner?.onUpstreamEnd());
+    socket.on('drain', () => this.owner?.onUpstreamDrain());
+    socket.on('error', (err) => {
+      this.error = err;
+    });
+    socket.on('close', () => {
+      pool.clock.delete(this);
+      pool.forget(this);
+      const owner = this.owner;
+      this.owner = undefined;
+      owner?.onUpstreamClosed(this, this.error);
+    });
+  }
+
+  /** Writes, noting the activity. */
+  write(data: Buffer | string): boolean {
+    this.seen = this.pool.clock.tick;
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  /** Idle in the pool past its keep-alive, or silent past the idle limit in the middle of an exchange. */
+  sweep(tick: number): void {
+    const idle = tick - this.seen;
+    if (!this.owner) {
+      if (idle > this.pool.idleTicks) this.socket.destroy();
+    } else if (this.pool.idleMs > 0 && idle > this.pool.idleTicks) this.owner.onUpstreamTimeout();
+  }
+
+  /** A write still holds the bytes last read: the next read goes into a new buffer. */
+  lend(): void {
+    this.buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  }
+
+  destroy(): void {
+    this.owner = undefined;
+    this.socket.destroy();
+  }
+}
+
+/** Keep-alive connections to pods, per origin, most recently used first. */
+export class UpstreamPool {
+  private readonly idle = new Map<string, UpstreamConn[]>();
+  private closed = false;
+
+  /** Ticks after which a connection is idle too long: the idle limit, else the pool's keep-alive. */
+  readonly idleTicks: number;
+
+  constructor(
+    readonly idleMs: number,
+    readonly clock: IdleClock,
+  ) {
+    this.idleTicks = clock.ticks(idleMs > 0 ? idleMs : UPSTREAM_KEEP_ALIVE_MS);
+  }
+
+  acquire(u: Upstream): UpstreamConn {
+    const list = this.idle.get(u.origin);
+    while (list && list.length > 0) {
+      const c = list.pop()!;
+      if (!c.socket.destroyed && c.socket.writable) {
+        c.reused = true;
+        return c;
+      }
+      c.destroy();
+    }
+    return this.connect(u);
+  }
+
+  connect(u: Upstream): UpstreamConn {
+    return new UpstreamConn(u.origin, u, this);
+  }
+
+  release(c: UpstreamConn): void {
+    c.owner = undefined;
+    if (this.closed || c.socket.destroyed || !c.socket.writable) return c.destroy();
+    let list = this.idle.get(c.origin);
+    if (!list) this.idle.set(c.origin, (list = []));
+    list.push(c);
+    if (list.length > MAX_IDLE_PER_ORIGIN) list.shift()!.destroy();
+  }
+
+  forget(c: UpstreamConn): void {
+    const list = this.idle.get(c.origin);
+    if (!list) return;
+    const i = list.indexOf(c);
+    if (i >= 0) list.splice(i, 1);
+    if (list.length === 0) this.idle.delete(c.origin);
+  }
+
+  /** Closes the idle connections to origins no route uses any more. */
+  keepOnly(live: Set<string>): void {
+    for (const [origin, list] of this.idle) {
+      if (live.has(origin)) continue;
+      this.idle.delete(origin);
+      for (const c of list) c.destroy();
+    }
+  }
+
+  close(): void {
+    this.closed = true;
+    for (const list of this.idle.values()) for (const c of list) c.destroy();
+    this.idle.clear();
+  }
+}
+
+function clientAddress(addr: string | undefined): string {
+  if (!addr) return 'unknown';
+  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
+}
+
+/**
+ * Where a client socket created with net's `onread` reads to: a buffer of its own, handed to the
+ * fast path while it has the connection; after a hand-off, copies pushed into the socket's stream
+ * as a plain socket would.
+ */
+export class ClientReads {
+  buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  conn: FastConnection | undefined;
+  socket: Socket | undefined;
+
+  deliver(n: number, buf: Uint8Array): boolean {
+    const chunk = (buf as Buffer).subarray(0, n);
+    if (this.conn) {
+      this.conn.onClientData(chunk, true);
+      return true;
+    }
+    return this.socket ? this.socket.push(Buffer.from(chunk)) : false;
+  }
+
+  /** A write still holds the bytes last read: the next read goes into a new buffer. */
+  lend(): void {
+    this.buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  }
+}
+
+/**
+ * One client connection on the fast path: one exchange at a time (pipelined requests wait, read
+ * but unparsed, with the socket paused), until it closes or is handed off. Bytes come from 'data'
+ * events, or, for a socket with a buffer of its own, from ClientReads (borrowed: good until the
+ * next read, so whatever is kept is copied).
+ */
+export class FastConnection implements Sweepable {
+  private pending: Buffer | null = null;
+  private pausedBy = 0;
+  private clientEnded = false;
+  /** The proxy ended the connection: whatever the client still sends is dropped. */
+  private closing = false;
+  private readonly remote: string;
+  private readonly onData = (chunk: Buffer): void => this.onClientData(chunk, false);
+  private readonly onEnd = (): void => this.onClientEnd();
+  private readonly onClose = (): void => this.onClientClose();
+  private readonly onError = (): void => void this.socket.destroy();
+  private readonly onDrain = (): void => this.onClientDrain();
+  /** The clock tick of the last read or write. */
+  private seen: number;
+
+  // The exchange in flight, when busy.
+  private busy = false;
+  private head: RequestHead | undefined;
+  private target: Target | undefined;
+  private forwarded = '';
+  private bodyLeft = 0;
+  private closeAfter = false;
+  private retried = false;
+  private up: UpstreamConn | undefined;
+  private upPaused = false;
+  private phase = Phase.Head;
+  private responseHead: Buffer | null = null;
+  private framing: Framing = 'none';
+  private reusable = false;
+  private left = 0;
+  private chunked: ChunkedEnd | undefined;
+
+  constructor(
+    private readonly socket: Duplex & { remoteAddress?: string | undefined },
+    private readonly host: FastPathHost,
+    private readonly reads?: ClientReads,
+  ) {
+    this.remote = clientAddress(socket.remoteAddress);
+    if (reads) reads.conn = this;
+    else socket.on('data', this.onData);
+    socket.on('end', this.onEnd);
+    socket.on('close', this.onClose);
+    socket.on('error', this.onError);
+    socket.on('drain', this.onDrain);
+    this.seen = host.clock.tick;
+    host.clock.add(this);
+  }
+
+  private pause(flag: number): void {
+    if (this.pausedBy === 0) this.socket.pause();
+    this.pausedBy |= flag;
+  }
+
+  private resume(flags: number): void {
+    if (this.pausedBy === 0) return;
+    this.pausedBy &= ~flags;
+    if (this.pausedBy === 0) this.socket.resume();
+  }
+
+  onClientData(chunk: Buffer, borrowed: boolean): void {
+    this.seen = this.host.clock.tick;
+    if (this.closing) return;
+    if (this.busy) {
+      if (this.bodyLeft > 0) {
+        if (chunk.length <= this.bodyLeft) {
+          this.bodyLeft -= chunk.length;
+          this.sendBody(chunk, borrowed);
+          return;
+        }
+        const part = chunk.subarray(0, this.bodyLeft);
+        chunk = chunk.subarray(this.bodyLeft);
+        this.bodyLeft = 0;
+        this.sendBody(part, borrowed);
+      }
+      // The start of a pipelined request: it waits for this exchange to end.
+      this.pending = this.pending ? Buffer.concat([this.pending, chunk]) : borrowed ? Buffer.from(chunk) : chunk;
+      this.pause(PAUSE_PIPELINE);
+      return;
+    }
+    if (this.pending) this.next(Buffer.concat([this.pending, chunk]), false);
+    else this.next(chunk, borrowed);
+  }
+
+  /** Starts the request at the start of `buf` if its head is all there, else keeps the bytes for later. */
+  private next(buf: Buffer, borrowed: boolean): void {
+    this.pending = null;
+    const end = buf.indexOf(CRLFCRLF);
+    if (end < 0 || end > MAX_HEAD_BYTES) {
+      this.pending = borrowed ? Buffer.from(buf) : buf;
+      // Not a whole head yet; past the limit, Node's parser answers 431.
+      if (end > MAX_HEAD_BYTES || buf.length > MAX_HEAD_BYTES) this.handoff();
+      return;
+    }
+    const head = parseRequestHead(buf.toString('latin1', 0, end));
+    const target = head ? this.host.fastTarget(head.host) : undefined;
+    if (!head || !target) {
+      this.pending = borrowed ? Buffer.from(buf) : buf;
+      return this.handoff();
+    }
+    let rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
+
+    this.busy = true;
+    this.head = head;
+    this.target = target;
+    this.bodyLeft = head.contentLength;
+    this.closeAfter = head.close;
+    this.retried = false;
+    this.forwarded = `${head.lines}x-forwarded-for: ${head.forwardedFor ? `${head.forwardedFor}, ${this.remote}` : this.remote}\r\nx-forwarded-proto: ${this.host.scheme}\r\nx-forwarded-host: ${head.host}\r\n\r\n`;
+    this.dispatch(this.host.upstreams.acquire(target.upstream));
+    if (this.bodyLeft > 0 && rest) {
+      if (rest.length <= this.bodyLeft) {
+        this.bodyLeft -= rest.length;
+        this.sendBody(rest, borrowed);
+        rest = null;
+      } else {
+        this.sendBody(rest.subarray(0, this.bodyLeft), borrowed);
+        rest = rest.subarray(this.bodyLeft);
+        this.bodyLeft = 0;
+      }
+    }
+    if (rest) {
+      this.pending = borrowed ? Buffer.from(rest) : rest;
+      this.pause(PAUSE_PIPELINE);
+    }
+  }
+
+  private dispatch(conn: UpstreamConn): void {
+    this.up = conn;
+    conn.owner = this;
+    this.phase = Phase.Head;
+    this.responseHead = null;
+    this.upPaused = false;
+    conn.write(this.forwarded);
+  }
+
+  private sendBody(part: Buffer, borrowed: boolean): void {
+    if (!this.up) return;
+    const flushed = this.up.write(part);
+    if (borrowed && this.up.socket.writableLength > 0) this.reads?.lend();
+    if (!flushed) this.pause(PAUSE_BODY);
+  }
+
+  onUpstreamDrain(): void {
+    this.resume(PAUSE_BODY);
+  }
+
+  private onClientDrain(): void {
+    if (this.upPaused && this.up) {
+      this.upPaused = false;
+      this.up.socket.resume();
+    }
+  }
+
+  /** Writes to the client; `borrowed` bytes are the pod connection's read buffer, lent out if the write keeps them. */
+  private toClient(chunk: Buffer, borrowed: boolean): void {
+    this.afterWrite(this.socket.write(chunk), borrowed);
+  }
+
+  private afterWrite(flushed: boolean, borrowed: boolean): void {
+    this.seen = this.host.clock.tick;
+    if (borrowed && this.socket.writableLength > 0) this.up?.lend();
+    if (!flushed && this.up && !this.upPaused) {
+      this.upPaused = true;
+      this.up.socket.pause();
+    }
+  }
+
+  onUpstreamData(chunk: Buffer): void {
+    if (this.phase === Phase.Head) {
+      const held = this.responseHead;
+      this.responseHead = null;
+      // A head in pieces was copied out; a first piece is the read buffer itself.
+      this.startResponse(held ? Buffer.concat([held, chunk]) : chunk, held === null);
+    } else this.relayBody(chunk);
+  }
+
+  /** Reads the response head (skipping 1xx heads) and sends it on with the body bytes that came with it. */
+  private startResponse(buf: Buffer, borrowed: boolean): void {
+    let start = 0;
+    for (;;) {
+      const end = buf.indexOf(CRLFCRLF, start);
+      if (end < 0) {
+        if (buf.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail(502, 'UPSTREAM_FAILED', this.where('sent a response head larger than 64 KiB'));
+        // The rest of the head is still to come: keep what is here (a copy: the read buffer is reused).
+        this.responseHead = Buffer.from(buf.subarray(start));
+        return;
+      }
+      let res;
+      try {
+        res = parseResponseHead(buf.toString('latin1', start, end), this.head!.method);
+      } catch (err) {
+        return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a response the proxy cannot pass on: ${(err as Error).message}`));
+      }
+      start = end + 4;
+      if (res.status === 101) return this.fail(502, 'UPSTREAM_FAILED', this.where('switched protocols without being asked to'));
+      // 100 Continue and other interim answers: the full path drops them too.
+      if (res.status < 200) continue;
+      this.phase = Phase.Body;
+      this.framing = res.framing;
+      this.reusable = !res.upstreamCloses;
+      if (res.framing === 'close') this.closeAfter = true;
+      // Said either way, as Node's server and nginx do: some clients (Node's among them) keep a
+      // connection after a HEAD answer without a length only when told so.
+      const text = `${res.lines}${this.closeAfter ? 'connection: close\r\n' : 'connection: keep-alive\r\n'}\r\n`;
+      const rest = buf.length - start;
+      if (res.framing === 'length') this.left = res.contentLength;
+      else if (res.framing === 'chunked') this.chunked = new ChunkedEnd();
+      if (rest === 0 || res.framing === 'none') {
+        this.seen = this.host.clock.tick;
+        this.socket.write(text, 'latin1');
+        if (res.framing === 'none') return this.finish(this.reusable && rest === 0);
+        if (res.framing === 'length' && this.left === 0) return this.finish(this.reusable);
+        return;
+      }
+      const body = buf.subarray(start);
+      let bodyEnd: number;
+      try {
+        bodyEnd = this.bodyEnd(body);
+      } catch (err) {
+        return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a malformed chunked body: ${(err as Error).message}`));
+      }
+      const part = bodyEnd < 0 ? body : body.subarray(0, bodyEnd);
+      if (part.length <= COALESCE_BYTES) {
+        // One string, written in one go (latin1 carries bytes unchanged): no buffer to allocate.
+        this.afterWrite(this.socket.write(text + part.toString('latin1'), 'latin1'), false);
+      } else {
+        this.socket.cork();
+        this.socket.write(text, 'latin1');
+        const flushed = this.socket.write(part);
+        this.socket.uncork();
+        this.afterWrite(flushed, borrowed);
+      }
+      if (bodyEnd >= 0) this.finish(this.reusable && bodyEnd === body.length);
+      return;
+    }
+  }
+
+  /** Where the body ends in `chunk`: an index (the end is in it) or -1 (it goes on). Throws on a malformed chunked body. */
+  private bodyEnd(chunk: Buffer): number {
+    switch (this.framing) {
+      case 'length':
+        if (chunk.length < this.left) {
+          this.left -= chunk.length;
+          return -1;
+        }
+        {
+          const end = this.left;
+          this.left = 0;
+          return end;
+        }
+      case 'chunked':
+        return this.chunked!.feed(chunk);
+      default:
+        return -1;
+    }
+  }
+
+  private relayBody(chunk: Buffer): void {
+    let end: number;
+    try {
+      end = this.bodyEnd(chunk);
+    } catch (err) {
+      this.host.log.debug({ err, upstream: this.target?.upstream.origin }, 'malformed chunked body from the pod');
+      return this.abort();
+    }
+    if (end < 0) return this.toClient(chunk, true);
+    this.toClient(end === chunk.length ? chunk : chunk.subarray(0, end), true);
+    this.finish(this.reusable && end === chunk.length);
+  }
+
+  onUpstreamEnd(): void {
+    // A body that runs until the pod closes has arrived whole.
+    if (this.phase === Phase.Body && this.framing === 'close') this.finish(false);
+  }
+
+  onUpstreamClosed(conn: UpstreamConn, err: Error | undefined): void {
+    if (!this.busy || this.up !== conn) return;
+    this.up = undefined;
+    if (this.phase === Phase.Head && this.responseHead === null) {
+      // A reused connection the pod closed while idle: try a fresh one when the request can be sent again.
+      if (conn.reused && !this.retried && this.head!.contentLength === 0) {
+        this.retried = true;
+        return this.dispatch(this.host.upstreams.connect(this.target!.upstream));
+      }
+      const e: Error & { code?: string } = err ?? new Error('the connection closed before an answer');
+      return this.fail(502, 'UPSTREAM_FAILED', this.host.upstreamFailure(this.target!, e));
+    }
+    if (this.phase === Phase.Body && this.framing === 'close') return this.finish(false);
+    if (this.phase === Phase.Head) return this.fail(502, 'UPSTREAM_FAILED', this.where('closed the connection in the middle of a response head'));
+    // The body was cut short: so is the client's copy.
+    this.socket.destroy();
+  }
+
+  onUpstreamTimeout(): void {
+    if (this.host.idleMs === 0) return; // the timer is the pool's idle limit; an exchange may take as long as it takes
+    if (this.phase === Phase.Head) return this.fail(504, 'UPSTREAM_TIMEOUT', this.where('did not answer in time'));
+    this.abort();
+  }
+
+  private where(what: string): string {
+    return `port ${this.target!.port.port} of pod ${this.target!.route.podId} ${what}`;
+  }
+
+  /** The exchange is over: the connection to the pod goes back to the pool (or away), the next request may start. */
+  private finish(reusable: boolean): void {
+    const conn = this.up;
+    this.up = undefined;
+    if (conn) {
+      if (this.upPaused) conn.socket.resume();
+      // A request body the pod did not wait for leaves that connection mid-message.
+      if (reusable && this.bodyLeft === 0) this.host.upstreams.release(conn);
+      else conn.destroy();
+    }
+    this.busy = false;
+    this.head = undefined;
+    this.target = undefined;
+    this.chunked = undefined;
+    this.responseHead = null;
+    if (this.bodyLeft > 0 || this.closeAfter || this.clientEnded) {
+      this.closing = true;
+      this.socket.end();
+      this.socket.resume(); // read and drop the rest of an upload nobody waits for
+      return;
+    }
+    this.resume(PAUSE_BODY | PAUSE_PIPELINE);
+    if (this.pending) this.next(this.pending, false);
+  }
+
+  /** Answers an error before any of the response went out. */
+  private fail(status: number, code: string, message: string): void {
+    this.up?.destroy();
+    this.up = undefined;
+    this.host.log.debug({ upstream: this.target?.upstream.origin, status, message }, 'upstream failed');
+    if (this.bodyLeft > 0) this.closeAfter = true;
+    this.socket.write(errorResponse(status, code, message, this.head?.accept ?? '', this.closeAfter), 'latin1');
+    this.finish(false);
+  }
+
+  /** Something broke after the response head went out: the client sees the connection close. */
+  private abort(): void {
+    this.up?.destroy();
+    this.up = undefined;
+    this.socket.destroy();
+  }
+
+  private onClientEnd(): void {
+    this.clientEnded = true;
+    if (!this.busy) this.socket.end();
+    else if (this.bodyLeft > 0) this.abort(); // the client gave up in the middle of its upload
+  }
+
+  private onClientClose(): void {
+    this.host.clock.delete(this);
+    this.up?.destroy();
+    this.up = undefined;
+    this.busy = false;
+  }
+
+  /** Idle past the keep-alive (or in the middle of a head), or silent past the idle limit while the response streams. */
+  sweep(tick: number): void {
+    const idle = tick - this.seen;
+    if (!this.busy) {
+      if (idle > this.host.keepAliveTicks) this.socket.destroy();
+    } else if (this.host.idleMs > 0 && this.phase === Phase.Body && idle > this.host.upstreams.idleTicks) {
+      // Before the response head, the pod connection's own limit answers 504 instead.
+      this.abort();
+    }
+  }
+
+  private handoff(): void {
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('end', this.onEnd);
+    s.off('close', this.onClose);
+    s.off('error', this.onError);
+    s.off('drain', this.onDrain);
+    this.host.clock.delete(this);
+    if (this.reads) this.reads.conn = undefined;
+    const pending = this.pending;
+    this.pending = null;
+    this.host.handoff(s, pending);
+  }
+}
+
+const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
+
+/** An error answer, worded and typed as the full path's sendError words and types it. */
+export function errorBody(status: number, code: string, message: string, accept: string): { type: string; body: string } {
+  const wantsJson = /json/.test(accept) && !/html/.test(accept);
+  return wantsJson
+    ? { type: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: message, status, code: `BERTH_ERR_${code}`, detail: message }) }
+    : { type: 'text/plain; charset=utf-8', body: `${message}\n` };
+}
+
+function errorResponse(status: number, code: string, message: string, accept: string, close: boolean): Buffer {
+  const { type, body } = errorBody(status, code, message, accept);
+  const bytes = Buffer.from(body);
+  const head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: ${type}\r\ncontent-length: ${bytes.length}\r\nx-berth-error: BERTH_ERR_${code}\r\ncache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+  return Buffer.concat([Buffer.from(head, 'latin1'), bytes]);
+}
