@@ -1,12 +1,25 @@
 /**
  * The HTTP proxy end to end: a real pod (busybox httpd with CGI scripts, a WebSocket echo in sh)
- * reached through `Host: {podId}-{port}.localhost` with real HTTP and WebSocket clients.
+ * reached through `Host: {podId}-{port}.localhost` with real HTTP and WebSocket clients, through
+ * worker processes and in the server process; the workers' life with the server's.
  */
 import assert from 'node:assert/strict';
+import { execFile, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { request as httpsRequest } from 'node:https';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { promisify } from 'node:util';
+import pino from 'pino';
 import WebSocket from 'ws';
+import { ProxyTokens } from '../src/control/access.js';
+import { KeyService } from '../src/control/keys.js';
+import { ProxyServer } from '../src/proxy/proxy.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { podServersCommand } from './support/pod-servers.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
@@ -17,10 +30,13 @@ interface Answer {
   body: Buffer;
 }
 
+const BIN = fileURLToPath(new URL('../../bin/berth.js', import.meta.url));
+
 /** One request to the proxy with the given Host; collects the answer. */
-function call(port: number, host: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer } = {}): Promise<Answer> {
+function call(port: number, host: string, path: string, opts: { method?: string; headers?: Record<string, string>; body?: Buffer; tls?: boolean } = {}): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: { host, ...opts.headers } }, (res) => {
+    const make = opts.tls ? httpsRequest : request;
+    const req = make({ host: '127.0.0.1', port, path, method: opts.method ?? 'GET', headers: { host, ...opts.headers }, rejectUnauthorized: false }, (res) => {
       const parts: Buffer[] = [];
       res.on('data', (c: Buffer) => parts.push(c));
       res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(parts) }));
@@ -33,7 +49,14 @@ function call(port: number, host: string, path: string, opts: { method?: string;
 
 const field = (body: Buffer, name: string): string | undefined => new RegExp(`^${name}=(.*)$`, 'm').exec(body.toString())?.[1];
 
-describe('HTTP proxy', { concurrency: true }, () => {
+/**
+ * Every behaviour both ways the proxy runs: in worker processes (the default: one per CPU; two
+ * here, whatever the machine) and in the server process (`--proxy-workers 0`).
+ */
+for (const mode of [
+  { name: 'worker processes', workers: 2 },
+  { name: 'in the server process', workers: 0 },
+]) describe(`HTTP proxy (${mode.name})`, { concurrency: true }, () => {
   let t: TestServer;
   let proxyPort: number;
   let podId: string;
@@ -41,7 +64,8 @@ describe('HTTP proxy', { concurrency: true }, () => {
 
   before(async () => {
     await ensureTestImage();
-    t = await startTestServer();
+    t = await startTestServer({ proxyWorkers: mode.workers });
+    assert.equal(t.server.proxy!.workerPids().length, mode.workers);
     proxyPort = t.server.proxy!.port;
     const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
       name: 'proxied',
@@ -213,7 +237,8 @@ describe('HTTP proxy', { concurrency: true }, () => {
     assert.equal(pod.connection.ssh.command, `ssh -p ${t.server.ssh!.port} ${podId}@localhost`);
   });
 
-  it('keeps an event stream open past 120 s (no idle cap)', { timeout: 200_000 }, async () => {
+  // Two minutes: run once, through the workers.
+  if (mode.workers > 0) it('keeps an event stream open past 120 s (no idle cap)', { timeout: 200_000 }, async () => {
     const events: string[] = [];
     const started = Date.now();
     await new Promise<void>((resolve, reject) => {
@@ -239,5 +264,148 @@ describe('HTTP proxy', { concurrency: true }, () => {
     assert.equal(events[0], 'data: tick 0', 'the first event arrived as it was sent');
     assert.equal(events[events.length - 1], 'event: done\ndata: bye');
     assert.equal(events.length, 66);
+  });
+});
+
+/** Pids of `pid`'s child processes running the proxy worker, from /proc. */
+async function workerChildren(pid: number): Promise<number[]> {
+  const out: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+    if (ppid !== pid) continue;
+    const cmdline = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmdline.includes('proxy/worker.js')) out.push(Number(name));
+  }
+  return out;
+}
+
+const alive = (pid: number): boolean => {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+describe('proxy worker processes', () => {
+  let t: TestServer;
+  let proxyPort: number;
+  let podId: string;
+  const lines: { level: number; msg: string; worker?: number; [k: string]: unknown }[] = [];
+  const host = (port: number, p = proxyPort): string => `${podId}-${port}.localhost:${p}`;
+
+  before(async () => {
+    await ensureTestImage();
+    // The server's logger keeps its lines here: the workers' lines must come through it.
+    const sink = new Writable({
+      write(chunk: Buffer, _enc, done) {
+        for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l) as (typeof lines)[number]);
+        done();
+      },
+    });
+    t = await startTestServer({ proxyWorkers: 2, logger: pino({ level: 'debug' }, sink) });
+    proxyPort = t.server.proxy!.port;
+    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
+      image: TEST_IMAGE,
+      ports: ['8080/http', '8081/http:private', '7000/http'],
+      volumeGb: 0,
+      command: podServersCommand(),
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    podId = created.body.id;
+    await waitFor('the pod to serve through the proxy', async () => ((await call(proxyPort, host(8080), '/').catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+  });
+  after(() => t?.close());
+
+  it('are the server\'s children, and one that dies is replaced with the routes it needs', async () => {
+    const pids = t.server.proxy!.workerPids();
+    assert.equal(pids.length, 2);
+    assert.deepEqual((await workerChildren(process.pid)).sort(), [...pids].sort());
+    process.kill(pids[0]!, 'SIGKILL');
+    const now = await waitFor('a new worker', async () => {
+      const p = t.server.proxy!.workerPids();
+      return p.length === 2 && !p.includes(pids[0]!) ? p : undefined;
+    });
+    assert.ok(now.includes(pids[1]!), 'the other worker was left alone');
+    // Connections go round-robin over both: the new worker got the pod's route with its snapshot.
+    for (let i = 0; i < 10; i++) {
+      const r = await call(proxyPort, host(8080), '/cgi-bin/echo');
+      assert.equal(r.status, 200, r.body.toString());
+    }
+    assert.ok(lines.some((l) => l.msg === 'proxy worker exited; starting another' && l.signal === 'SIGKILL'));
+  });
+
+  it('log through the server\'s logger', async () => {
+    const r = await call(proxyPort, host(7000), '/');
+    assert.equal(r.status, 502);
+    // Docker's port forwarding takes the connection and drops it, or nothing takes it at all.
+    assert.match(r.body.toString(), new RegExp(`(nothing answers on port 7000 of pod ${podId}|port 7000 of pod ${podId} failed to answer)`));
+    const line = await waitFor('the worker\'s log line', async () => lines.find((l) => l.msg === 'upstream failed' && typeof l.worker === 'number'));
+    assert.equal(line.level, 20, 'debug');
+  });
+
+  it('end TLS, and ask the server about private ports', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-proxy-tls-'));
+    let tlsProxy: ProxyServer | undefined;
+    try {
+      await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-subj', '/CN=localhost', '-days', '1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')]);
+      // A second proxy on the same store, as `berth server --tls-cert ... --tls-key ...` runs it.
+      tlsProxy = await ProxyServer.start({
+        store: t.server.store,
+        keys: new KeyService(t.server.store),
+        tokens: await ProxyTokens.open(t.dataDir),
+        logger: pino({ level: 'silent' }),
+        port: 0,
+        host: '127.0.0.1',
+        tls: { cert: await readFile(join(dir, 'cert.pem')), key: await readFile(join(dir, 'key.pem')) },
+        workers: 2,
+      });
+      const port = tlsProxy.port;
+      const ok = await call(port, host(8080, port), '/cgi-bin/echo', { tls: true });
+      assert.equal(ok.status, 200);
+      assert.equal(field(ok.body, 'xfproto'), 'https');
+      const denied = await call(port, host(8081, port), '/cgi-bin/echo', { tls: true });
+      assert.equal(denied.status, 401);
+      const allowed = await call(port, host(8081, port), '/cgi-bin/echo', { tls: true, headers: { authorization: `Bearer ${t.key}` } });
+      assert.equal(allowed.status, 200);
+      const link = await t.api<{ url: string }>('POST', `/api/v1/pods/${podId}/proxy-link`, { port: 8081, path: '/cgi-bin/echo' });
+      const url = new URL(link.body.url);
+      const landed = await call(port, host(8081, port), url.pathname + url.search, { tls: true });
+      assert.equal(landed.status, 302);
+      assert.match(String(landed.headers['set-cookie']), /; Secure/);
+      const cookie = String(landed.headers['set-cookie']).split(';')[0]!;
+      assert.equal((await call(port, host(8081, port), '/cgi-bin/echo', { tls: true, headers: { cookie } })).status, 200);
+      const workers = tlsProxy.workerPids();
+      await tlsProxy.close();
+      tlsProxy = undefined;
+      for (const pid of workers) assert.equal(alive(pid), false, `worker ${pid} ended with close()`);
+    } finally {
+      await tlsProxy?.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('proxy workers and a server that dies', () => {
+  it('end with it: `berth server --proxy-workers 3`, then SIGKILL', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-proxy-orphans-'));
+    const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
+    const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--proxy-workers', '3', '--log-level', 'silent'], { env, stdio: 'ignore' });
+    const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+    try {
+      const workers = await waitFor('three workers', async () => {
+        const w = await workerChildren(child.pid!);
+        return w.length === 3 ? w : undefined;
+      }, 30_000);
+      child.kill('SIGKILL');
+      await exited;
+      await waitFor('the workers to end', async () => (workers.every((pid) => !alive(pid)) ? true : undefined), 10_000);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -47,6 +47,8 @@ export interface ServerOptions {
   proxyDomain?: string;
   /** Close proxied streams and WebSockets idle this long; 0: never. @default 0 */
   proxyIdleTimeoutSeconds?: number;
+  /** Proxy worker processes; 0: the proxy runs in the server process. @default one per CPU */
+  proxyWorkers?: number;
   /** Run the SSH gateway. @default true */
   ssh?: boolean;
   /** @default 2222; 0 when `port` is 0 */
@@ -119,6 +121,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         host,
         domain: options.proxyDomain ?? 'localhost',
         idleTimeoutMs: (options.proxyIdleTimeoutSeconds ?? 0) * 1000,
+        ...(options.proxyWorkers !== undefined ? { workers: options.proxyWorkers } : {}),
         ...(tls ? { tls } : {}),
       });
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };

@@ -1,20 +1,24 @@
 /**
  * The HTTP proxy: `Host: {podId}-{port}.{domain}` (or `{instanceId}-{port}.{domain}`) to the
- * published port of a running instance. The hot path is a map lookup, a pooled keep-alive
- * connection (undici) and bodies streamed both ways with backpressure; WebSockets and other
- * upgrades become a byte pipe. Nothing is buffered and nothing times out unless configured.
+ * published port of a running instance. The server process keeps the route table from the store's
+ * change feed and listens; the requests are answered by worker processes, one per CPU by default
+ * (workers.ts: a single Node event loop tops out at one core, nginx runs a worker per core), or in
+ * this process with `workers: 0`. Either way the same ProxyEngine does the work (engine.ts): plain
+ * requests on a fast path over raw sockets, the rest through Node's HTTP server and undici.
+ * Nothing is buffered and nothing times out unless configured.
  */
-import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer } from 'node:https';
-import { connect as tcpConnect, type Socket } from 'node:net';
-import type { Duplex } from 'node:stream';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
-import { Pool, type Dispatcher } from 'undici';
-import { PROXY_LOGIN_PATH, type ProxyGrant, type ProxyTokens } from '../control/access.js';
-import { canSee, type Caller } from '../control/caller.js';
+import type { ProxyTokens } from '../control/access.js';
 import type { KeyService } from '../control/keys.js';
 import type { Store } from '../store/types.js';
-import { RouteTable, type PodRoute, type PortRoute, type Upstream } from './routes.js';
+import { ProxyEngine } from './engine.js';
+import { LocalAccess } from './gate.js';
+import { RouteTable } from './routes.js';
+import { WorkerPool } from './workers.js';
+
+export { SESSION_COOKIE } from './engine.js';
 
 export interface ProxyOptions {
   store: Store;
@@ -34,443 +38,86 @@ export interface ProxyOptions {
    * RunPod's 100 s cap. @default 0
    */
   idleTimeoutMs?: number;
-}
-
-export const SESSION_COOKIE = 'berth_proxy_session';
-
-const HOST_LABEL = /^([0-9a-z]{14})(?:-(\d{1,4}))?-(\d{1,5})$/;
-/** Hop-by-hop headers (RFC 9110 §7.6.1) and those undici frames itself; never forwarded. */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
-const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'trailer', 'upgrade']);
-const KEY_CACHE_MS = 30_000;
-
-class ProxyError {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly message: string,
-  ) {}
-}
-
-interface Target {
-  route: PodRoute;
-  port: PortRoute;
-  upstream: Upstream;
-  /** The Authorization header carried a Berth key: strip it before the pod sees it. */
-  stripAuthorization: boolean;
+  /** Worker processes answering requests; 0: this process answers them. @default os.availableParallelism() */
+  workers?: number;
 }
 
 export class ProxyServer {
-  readonly server: Server;
-  private readonly pools = new Map<string, Pool>();
-  private readonly keyCache = new Map<string, { caller: Caller | undefined; until: number }>();
-  private readonly domainSuffix: string;
-  private readonly scheme: 'http' | 'https';
-  private readonly idleMs: number;
-  private readonly sockets = new Set<Duplex>();
   port = 0;
 
   private constructor(
-    private readonly opts: ProxyOptions,
     readonly routes: RouteTable,
-  ) {
-    this.domainSuffix = `.${(opts.domain ?? 'localhost').toLowerCase()}`;
-    this.scheme = opts.tls ? 'https' : 'http';
-    this.idleMs = opts.idleTimeoutMs ?? 0;
-    const handler = (req: IncomingMessage, res: ServerResponse): void => this.onRequest(req, res);
-    this.server = opts.tls ? createHttpsServer({ cert: opts.tls.cert, key: opts.tls.key }, handler) : createHttpServer(handler);
-    // No whole-request deadline (a large upload may take an hour) and no idle cap unless asked.
-    this.server.requestTimeout = 0;
-    this.server.timeout = this.idleMs;
-    this.server.keepAliveTimeout = 65_000;
-    this.server.headersTimeout = 60_000;
-    this.server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => this.onUpgrade(req, socket, head));
-    this.server.on('clientError', (_err, socket: Duplex) => {
-      if (socket.writable) socket.end('HTTP/1.1 400 Bad Request\r\nconnection: close\r\n\r\n');
-      else socket.destroy();
-    });
-    routes.onOrigins = (live) => {
-      for (const [origin, pool] of this.pools) {
-        if (live.has(origin)) continue;
-        this.pools.delete(origin);
-        void pool.close().catch(() => undefined);
-      }
-    };
-  }
+    private readonly listener: NetServer,
+    private readonly engine: ProxyEngine | undefined,
+    private readonly pool: WorkerPool | undefined,
+  ) {}
 
   static async start(opts: ProxyOptions): Promise<ProxyServer> {
+    const workers = opts.workers ?? availableParallelism();
+    if (!Number.isInteger(workers) || workers < 0) throw new Error(`proxy workers must be a whole number, 0 or more (got ${workers})`);
     const routes = await RouteTable.create(opts.store, opts.logger);
-    const proxy = new ProxyServer(opts, routes);
+    let engine: ProxyEngine | undefined;
+    let pool: WorkerPool | undefined;
+    let listener: NetServer;
     try {
+      if (workers === 0) {
+        const e = new ProxyEngine({
+          routes,
+          access: new LocalAccess(opts.tokens, opts.keys),
+          logger: opts.logger,
+          domain: opts.domain ?? 'localhost',
+          idleTimeoutMs: opts.idleTimeoutMs ?? 0,
+          ...(opts.tls ? { tls: opts.tls } : {}),
+        });
+        engine = e;
+        routes.onOrigins = (live) => e.keepOrigins(live);
+        listener = createNetServer({ noDelay: true }, (socket: Socket) => e.accept(socket));
+      } else {
+        // Workers remember keys for 30 s themselves; the server answers them fresh each time.
+        const p = await WorkerPool.start({
+          count: workers,
+          routes,
+          access: new LocalAccess(opts.tokens, opts.keys, 0),
+          logger: opts.logger,
+          settings: {
+            domain: opts.domain ?? 'localhost',
+            idleTimeoutMs: opts.idleTimeoutMs ?? 0,
+            ...(opts.tls ? { tls: { cert: opts.tls.cert.toString('base64'), key: opts.tls.key.toString('base64') } } : {}),
+          },
+        });
+        pool = p;
+        // Nothing is read here: the worker that gets the socket reads the first byte.
+        listener = createNetServer({ pauseOnConnect: true, noDelay: true }, (socket: Socket) => p.hand(socket));
+      }
       await new Promise<void>((resolve, reject) => {
-        proxy.server.once('error', reject);
-        proxy.server.listen(opts.port ?? 7780, opts.host ?? '0.0.0.0', () => {
-          proxy.server.off('error', reject);
+        listener.once('error', reject);
+        listener.listen(opts.port ?? 7780, opts.host ?? '0.0.0.0', () => {
+          listener.off('error', reject);
           resolve();
         });
       });
     } catch (err) {
       routes.close();
+      await engine?.close();
+      await pool?.close();
       throw err;
     }
-    const addr = proxy.server.address();
+    const proxy = new ProxyServer(routes, listener, engine, pool);
+    const addr = listener.address();
     proxy.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7780);
     return proxy;
   }
 
+  /** Process ids of the worker processes (none when the proxy runs in this process). */
+  workerPids(): number[] {
+    return this.pool?.pids() ?? [];
+  }
+
   async close(): Promise<void> {
     this.routes.close();
-    for (const s of this.sockets) s.destroy();
-    this.server.closeAllConnections?.();
-    await new Promise<void>((resolve) => this.server.close(() => resolve()));
-    await Promise.allSettled([...this.pools.values()].map((p) => p.destroy()));
-    this.pools.clear();
+    const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
+    await this.pool?.close();
+    await this.engine?.close();
+    await closed;
   }
-
-  private pool(origin: string): Pool {
-    let p = this.pools.get(origin);
-    if (!p) {
-      p = new Pool(origin, {
-        pipelining: 1,
-        keepAliveTimeout: 60_000,
-        keepAliveMaxTimeout: 600_000,
-        // 0: no cap on time to first byte nor between body chunks (RunPod's 100 s complaint).
-        headersTimeout: this.idleMs,
-        bodyTimeout: this.idleMs,
-        connectTimeout: 10_000,
-      });
-      this.pools.set(origin, p);
-    }
-    return p;
-  }
-
-  /**
-   * Routing and access checks shared by requests and upgrades; throws a ProxyError. Synchronous for
-   * public ports (the hot path: no promise per request); a private port's key check may wait.
-   */
-  private resolve(req: IncomingMessage): Target | 'login' | Promise<Target | 'login'> {
-    const hostHeader = req.headers.host;
-    if (!hostHeader) throw new ProxyError(400, 'NO_HOST', 'the request has no Host header; ask for http://{podId}-{port}.<domain>/');
-    const host = (hostHeader.startsWith('[') ? hostHeader : hostHeader.replace(/:\d+$/, '')).toLowerCase();
-    if (!host.endsWith(this.domainSuffix)) {
-      throw new ProxyError(404, 'NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix}`);
-    }
-    const label = host.slice(0, host.length - this.domainSuffix.length);
-    const m = HOST_LABEL.exec(label);
-    if (!m) throw new ProxyError(404, 'NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix} or {podId}-{instance}-{port}${this.domainSuffix}`);
-    const [, podId, ordinal, portText] = m as unknown as [string, string, string | undefined, string];
-    const route = this.routes.get(podId);
-    if (!route) throw new ProxyError(404, 'POD_NOT_FOUND', `pod ${podId} not found`);
-    const portNo = Number(portText);
-    const port = route.ports.get(portNo);
-    if (!port) {
-      const listed = [...route.ports.values()].map((p) => `${p.port}/${p.protocol}`).join(', ');
-      throw new ProxyError(404, 'PORT_NOT_EXPOSED', `pod ${podId} does not expose port ${portNo} (${listed ? `it exposes ${listed}` : 'it exposes no ports'})`);
-    }
-    if (port.protocol !== 'http') {
-      throw new ProxyError(404, 'PORT_NOT_HTTP', `port ${portNo} of pod ${podId} is exposed as tcp, not http: connect to it directly at the node's public address and its mapped port (berth pod get ${podId})`);
-    }
-    if (port.private) {
-      if (req.url?.startsWith(PROXY_LOGIN_PATH)) return 'login';
-      return this.authorize(req, route, portNo).then((grant) => {
-        if (grant === 'denied') {
-          throw new ProxyError(401, 'UNAUTHORIZED', `port ${portNo} of pod ${podId} is private: send the owner's API key as "Authorization: Bearer <key>", or open a one-time link (POST /api/v1/pods/${podId}/proxy-link)`);
-        }
-        return this.pick(route, port, podId, portNo, ordinal, grant === 'bearer');
-      });
-    }
-    return this.pick(route, port, podId, portNo, ordinal, false);
-  }
-
-  private pick(route: PodRoute, port: PortRoute, podId: string, portNo: number, ordinal: string | undefined, stripAuthorization: boolean): Target {
-    if (route.status !== 'RUNNING') {
-      throw new ProxyError(503, 'POD_NOT_RUNNING', `pod ${podId} is ${route.status}${route.statusMessage ? ` (${route.statusMessage})` : ''}; it serves port ${portNo} once it is RUNNING`);
-    }
-    let upstream: Upstream | undefined;
-    if (ordinal !== undefined) {
-      upstream = port.upstreams.find((u) => u.instanceId === `${podId}-${ordinal}`);
-      if (!upstream) throw new ProxyError(503, 'INSTANCE_NOT_RUNNING', `instance ${podId}-${ordinal} of pod ${podId} is not running or does not exist`);
-    } else {
-      const n = port.upstreams.length;
-      if (n === 0) throw new ProxyError(503, 'NO_RUNNING_INSTANCE', `no running instance of pod ${podId} serves port ${portNo} yet`);
-      upstream = port.upstreams[port.next++ % n]!;
-      if (port.next >= 1e9) port.next = 0;
-    }
-    return { route, port, upstream, stripAuthorization };
-  }
-
-  private async authorize(req: IncomingMessage, route: PodRoute, port: number): Promise<'cookie' | 'bearer' | 'denied'> {
-    const cookie = req.headers.cookie;
-    if (cookie) {
-      const value = cookieValue(cookie, SESSION_COOKIE);
-      const grant = value ? this.opts.tokens.checkSession(value) : undefined;
-      if (grant && grantFits(grant, route, port)) return 'cookie';
-    }
-    const auth = req.headers.authorization;
-    if (auth?.startsWith('Bearer ')) {
-      const caller = await this.caller(auth.slice(7).trim());
-      if (caller && canSee(caller, route.owner)) return 'bearer';
-    }
-    return 'denied';
-  }
-
-  private async caller(secret: string): Promise<Caller | undefined> {
-    const now = Date.now();
-    const hit = this.keyCache.get(secret);
-    if (hit && hit.until > now) return hit.caller;
-    const caller = await this.opts.keys.authenticate(secret);
-    if (this.keyCache.size > 10_000) this.keyCache.clear();
-    this.keyCache.set(secret, { caller, until: now + KEY_CACHE_MS });
-    return caller;
-  }
-
-  private onRequest(req: IncomingMessage, res: ServerResponse): void {
-    let target: Target | 'login' | Promise<Target | 'login'>;
-    try {
-      target = this.resolve(req);
-    } catch (err) {
-      return this.fail(req, res, err);
-    }
-    if (target instanceof Promise) {
-      target.then(
-        (t) => (t === 'login' ? this.login(req, res) : this.forward(req, res, t)),
-        (err: unknown) => this.fail(req, res, err),
-      );
-    } else if (target === 'login') this.login(req, res);
-    else this.forward(req, res, target);
-  }
-
-  /** Redeems a one-time link: sets the session cookie for this host and redirects into the app. */
-  private login(req: IncomingMessage, res: ServerResponse): void {
-    const url = new URL(req.url ?? '/', 'http://x');
-    const grant = this.opts.tokens.redeem(url.searchParams.get('token') ?? '');
-    const label = (req.headers.host ?? '').split('.')[0] ?? '';
-    const m = HOST_LABEL.exec(label);
-    const route = m ? this.routes.get(m[1]!) : undefined;
-    if (!grant || !route || !grantFits(grant, route, Number(m![3]))) {
-      return this.fail(req, res, new ProxyError(401, 'UNAUTHORIZED', 'this link is not valid here, has expired or was used already: ask the API for a new one'));
-    }
-    const session = this.opts.tokens.session({ podId: grant.podId, port: grant.port, owner: grant.owner });
-    const next = url.searchParams.get('next');
-    res.writeHead(302, {
-      location: next && next.startsWith('/') && !next.startsWith('//') ? next : '/',
-      'set-cookie': `${SESSION_COOKIE}=${session.value}; Path=/; Max-Age=${session.maxAgeS}; HttpOnly; SameSite=Lax${this.scheme === 'https' ? '; Secure' : ''}`,
-      'cache-control': 'no-store',
-    });
-    res.end();
-  }
-
-  private forwardHeaders(req: IncomingMessage, target: Target, keepUpgrade: boolean): string[] {
-    const raw = req.rawHeaders;
-    const out: string[] = [];
-    let xff: string | undefined;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const lower = name.toLowerCase();
-      if (lower === 'x-forwarded-for') {
-        xff = xff ? `${xff}, ${raw[i + 1]}` : raw[i + 1];
-        continue;
-      }
-      if (HOP.has(lower) && !(keepUpgrade && (lower === 'connection' || lower === 'upgrade'))) continue;
-      if (lower === 'authorization' && target.stripAuthorization) continue;
-      if (lower === 'cookie' && target.port.private) {
-        const rest = stripCookie(raw[i + 1]!, SESSION_COOKIE);
-        if (rest) out.push(name, rest);
-        continue;
-      }
-      out.push(name, raw[i + 1]!);
-    }
-    const remote = clientAddress(req.socket.remoteAddress);
-    out.push('x-forwarded-for', xff ? `${xff}, ${remote}` : remote, 'x-forwarded-proto', this.scheme, 'x-forwarded-host', req.headers.host ?? '');
-    return out;
-  }
-
-  private forward(req: IncomingMessage, res: ServerResponse, target: Target): void {
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const handler = new ResponseRelay(req, res, target, this.opts.logger);
-    this.pool(target.upstream.origin).dispatch(
-      {
-        path: req.url ?? '/',
-        method: req.method as Dispatcher.HttpMethod,
-        headers: this.forwardHeaders(req, target, false),
-        body: hasBody ? req : null,
-      },
-      handler,
-    );
-  }
-
-  private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
-    this.sockets.add(socket);
-    socket.once('close', () => this.sockets.delete(socket));
-    socket.on('error', () => socket.destroy());
-    Promise.resolve()
-      .then(() => this.resolve(req))
-      .then(
-      (target) => {
-        if (target === 'login') return rawAnswer(socket, 400, 'a login link is not an upgrade');
-        const upstream: Socket = tcpConnect({ host: target.upstream.host, port: target.upstream.port, noDelay: true });
-        this.sockets.add(upstream);
-        upstream.once('close', () => this.sockets.delete(upstream));
-        const headers = this.forwardHeaders(req, target, true);
-        let text = `${req.method} ${req.url} HTTP/1.1\r\n`;
-        for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
-        upstream.write(text + '\r\n');
-        if (head.length) upstream.write(head);
-        let connected = false;
-        upstream.once('connect', () => {
-          connected = true;
-          upstream.pipe(socket);
-          socket.pipe(upstream);
-        });
-        upstream.on('error', (err: NodeJS.ErrnoException) => {
-          if (!connected) rawAnswer(socket, 502, upstreamFailure(target, err));
-          else socket.destroy();
-        });
-        socket.once('close', () => upstream.destroy());
-        upstream.once('close', () => socket.destroy());
-        if (this.idleMs > 0) {
-          for (const s of [socket as Socket, upstream]) {
-            s.setTimeout(this.idleMs, () => {
-              socket.destroy();
-              upstream.destroy();
-            });
-          }
-        }
-      },
-      (err: unknown) => {
-        if (err instanceof ProxyError) rawAnswer(socket, err.status, err.message, err.code);
-        else {
-          this.opts.logger.error({ err }, 'proxy upgrade failed');
-          rawAnswer(socket, 500, 'internal error in the proxy');
-        }
-      },
-    );
-  }
-
-  private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = err instanceof ProxyError ? err : new ProxyError(500, 'INTERNAL', 'internal error in the proxy');
-    if (!(err instanceof ProxyError)) this.opts.logger.error({ err }, 'proxy request failed');
-    // Drain what the client is still sending so a keep-alive connection stays usable.
-    req.resume();
-    sendError(req, res, e.status, e.code, e.message);
-  }
-}
-
-/** Streams one upstream response to the client: undici's lowest-level handler, no intermediate streams. */
-class ResponseRelay implements Dispatcher.DispatchHandlers {
-  private abort: ((err?: Error) => void) | undefined;
-  private resume: (() => void) | undefined;
-
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly target: Target,
-    private readonly log: Logger,
-  ) {
-    res.once('close', () => {
-      if (!res.writableFinished) this.abort?.(new Error('the client went away'));
-    });
-    res.on('drain', () => this.resume?.());
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
-    if (this.res.destroyed) abort(new Error('the client went away'));
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean {
-    this.resume = resume;
-    const headers: string[] = [];
-    let sized = false;
-    if (rawHeaders) {
-      for (let i = 0; i < rawHeaders.length; i += 2) {
-        const name = rawHeaders[i]!.toString();
-        const lower = name.toLowerCase();
-        if (RESPONSE_HOP.has(lower)) continue;
-        if (lower === 'content-length') sized = true;
-        headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
-      }
-    }
-    if (status < 200) return true;
-    this.res.writeHead(status, statusText || undefined, headers);
-    // A response of unknown length (an event stream, a long download) gets its head now rather than
-    // with its first chunk; one with a length goes out head and body in one write.
-    if (!sized) this.res.flushHeaders();
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
-  }
-
-  onComplete(): void {
-    this.res.end();
-  }
-
-  onError(err: Error): void {
-    if (this.res.headersSent) {
-      this.res.destroy();
-      return;
-    }
-    if (this.res.destroyed) return;
-    this.log.debug({ err, upstream: this.target.upstream.origin }, 'upstream failed');
-    this.req.resume();
-    const timeout = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
-    sendError(this.req, this.res, timeout ? 504 : 502, timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED', upstreamFailure(this.target, err));
-  }
-}
-
-function upstreamFailure(target: Target, err: Error & { code?: string }): string {
-  const where = `port ${target.port.port} of pod ${target.route.podId}`;
-  const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
-  if (code === 'ECONNREFUSED') return `nothing answers on ${where}: is the server in the pod listening on 0.0.0.0:${target.port.port}?`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `${where} did not answer in time`;
-  return `${where} failed to answer: ${err.message}`;
-}
-
-function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const wantsJson = /json/.test(req.headers.accept ?? '') && !/html/.test(req.headers.accept ?? '');
-  const body = wantsJson ? JSON.stringify({ type: 'about:blank', title: message, status, code: `BERTH_ERR_${code}`, detail: message }) : `${message}\n`;
-  res.writeHead(status, {
-    'content-type': wantsJson ? 'application/problem+json' : 'text/plain; charset=utf-8',
-    'content-length': Buffer.byteLength(body),
-    'x-berth-error': `BERTH_ERR_${code}`,
-    'cache-control': 'no-store',
-  });
-  res.end(body);
-}
-
-function rawAnswer(socket: Duplex, status: number, message: string, code = 'UPSTREAM_FAILED'): void {
-  if (!socket.writable) return void socket.destroy();
-  const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : status === 502 ? 'Bad Gateway' : 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-berth-error: BERTH_ERR_${code}\r\nconnection: close\r\n\r\n${body}`);
-}
-
-function clientAddress(addr: string | undefined): string {
-  if (!addr) return 'unknown';
-  return addr.startsWith('::ffff:') ? addr.slice(7) : addr;
-}
-
-function cookieValue(header: string, name: string): string | undefined {
-  for (const part of header.split(';')) {
-    const eq = part.indexOf('=');
-    if (eq > 0 && part.slice(0, eq).trim() === name) return part.slice(eq + 1).trim();
-  }
-  return undefined;
-}
-
-function stripCookie(header: string, name: string): string {
-  return header
-    .split(';')
-    .filter((p) => p.split('=')[0]!.trim() !== name)
-    .join(';')
-    .trim();
-}
-
-function grantFits(grant: ProxyGrant, route: PodRoute, port: number): boolean {
-  return grant.podId === route.podId && grant.port === port && grant.owner === route.owner;
 }

@@ -1,6 +1,8 @@
 /**
  * The proxy's route table: every pod's ports and the upstreams that serve them, in memory, kept
  * current from the store's change feed. A request costs one map lookup, never a store query.
+ * The server process keeps the table (RouteTable); proxy workers keep a copy (RouteView) fed with
+ * a snapshot and then every change, as RouteData over IPC.
  */
 import type { Logger } from 'pino';
 import { podPorts, type InstanceId, type Node, type NodeId, type OwnerId, type PodId, type PodStatus, type PortProtocol } from '../model/index.js';
@@ -32,6 +34,65 @@ export interface PodRoute {
   ports: Map<number, PortRoute>;
 }
 
+/** A PodRoute as plain data, for IPC: the round-robin positions stay with each copy. */
+export interface RouteData {
+  podId: PodId;
+  owner: OwnerId;
+  status: PodStatus;
+  statusMessage: string | null;
+  ports: { port: number; protocol: PortProtocol; private: boolean; upstreams: Upstream[] }[];
+}
+
+export function routeData(r: PodRoute): RouteData {
+  return {
+    podId: r.podId,
+    owner: r.owner,
+    status: r.status,
+    statusMessage: r.statusMessage,
+    ports: [...r.ports.values()].map((p) => ({ port: p.port, protocol: p.protocol, private: p.private, upstreams: p.upstreams })),
+  };
+}
+
+/** A PodRoute from its data, keeping the round-robin positions of the route it replaces. */
+function fromData(d: RouteData, old: PodRoute | undefined): PodRoute {
+  const ports = new Map<number, PortRoute>();
+  for (const p of d.ports) ports.set(p.port, { ...p, next: old?.ports.get(p.port)?.next ?? 0 });
+  return { podId: d.podId, owner: d.owner, status: d.status, statusMessage: d.statusMessage, ports };
+}
+
+function originsOf(routes: Iterable<PodRoute>): Set<string> {
+  const out = new Set<string>();
+  for (const r of routes) for (const p of r.ports.values()) for (const u of p.upstreams) out.add(u.origin);
+  return out;
+}
+
+/** Called with a pod's new route, or undefined when it is gone. */
+export type RouteListener = (podId: PodId, route: PodRoute | undefined) => void;
+
+/** A proxy worker's copy of the server's route table. */
+export class RouteView {
+  private readonly pods = new Map<string, PodRoute>();
+
+  get(podId: string): PodRoute | undefined {
+    return this.pods.get(podId);
+  }
+
+  reset(all: RouteData[]): void {
+    const old = new Map(this.pods);
+    this.pods.clear();
+    for (const d of all) this.pods.set(d.podId, fromData(d, old.get(d.podId)));
+  }
+
+  set(podId: string, d: RouteData | null): void {
+    if (d) this.pods.set(podId, fromData(d, this.pods.get(podId)));
+    else this.pods.delete(podId);
+  }
+
+  origins(): Set<string> {
+    return originsOf(this.pods.values());
+  }
+}
+
 /** Changes of other server processes (PostgreSQL HA) arrive only through the store: look that often. */
 const CATCH_UP_MS = 2_000;
 
@@ -45,6 +106,7 @@ export class RouteTable {
   private seen = 0;
   private readonly unsubscribe: () => void;
   private readonly timer: NodeJS.Timeout;
+  private readonly listeners = new Set<RouteListener>();
   /** Called after each rebuild with the origins still in use, so idle pools can close. */
   onOrigins: ((origins: Set<string>) => void) | undefined;
 
@@ -75,6 +137,27 @@ export class RouteTable {
 
   get(podId: string): PodRoute | undefined {
     return this.pods.get(podId as PodId);
+  }
+
+  /** Every route now, as data (a worker's first copy). */
+  snapshot(): RouteData[] {
+    return [...this.pods.values()].map(routeData);
+  }
+
+  /** Hears every change to a route from now on; returns the unsubscribe. */
+  watch(listener: RouteListener): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(podId: PodId, route: PodRoute | undefined): void {
+    for (const l of this.listeners) {
+      try {
+        l(podId, route);
+      } catch (err) {
+        this.log.warn({ err }, 'a route listener failed');
+      }
+    }
   }
 
   /** Resolves once every change heard so far is in the table (tests and the benchmark wait on it). */
@@ -130,8 +213,8 @@ export class RouteTable {
   }
 
   private drop(id: PodId): void {
-    this.pods.delete(id);
     this.details.delete(id);
+    if (this.pods.delete(id)) this.changed(id, undefined);
   }
 
   private put(d: PodDetail): void {
@@ -150,12 +233,12 @@ export class RouteTable {
       }
       ports.set(p.port, { port: p.port, protocol: p.protocol, private: p.private === true, upstreams, next: old?.ports.get(p.port)?.next ?? 0 });
     }
-    this.pods.set(d.pod.id, { podId: d.pod.id, owner: d.pod.owner, status: d.pod.status, statusMessage: d.pod.statusMessage, ports });
+    const route: PodRoute = { podId: d.pod.id, owner: d.pod.owner, status: d.pod.status, statusMessage: d.pod.statusMessage, ports };
+    this.pods.set(d.pod.id, route);
+    this.changed(d.pod.id, route);
   }
 
   private origins(): Set<string> {
-    const out = new Set<string>();
-    for (const r of this.pods.values()) for (const p of r.ports.values()) for (const u of p.upstreams) out.add(u.origin);
-    return out;
+    return originsOf(this.pods.values());
   }
 }
