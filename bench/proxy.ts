@@ -7,20 +7,22 @@
  *   direct   the pod's published port (127.0.0.1:<hostPort>), no proxy at all;
  *   berth    Berth's proxy, `Host: {podId}-8080.localhost`, in a `berth server` child process;
  *   nginx    Debian's nginx as the equivalent reverse proxy to the same published port, at its best:
- *            worker_processes auto, upstream keepalive, access_log off, proxy_buffering off, the same
- *            X-Forwarded-* headers Berth adds.
+ *            worker_processes auto, upstream keepalive (without a request cap per connection),
+ *            access_log off, proxy_buffering off, the same X-Forwarded-* headers Berth adds.
  *
  * Both proxies reach the pod the same way (the published port, through Docker's port forwarding), so
  * the difference between them is the proxies' own work. Rounds are interleaved (direct, berth,
  * nginx, then the next round in another order) and the median of the rounds is reported. Everything
  * runs on this machine: on a 2-core box wrk, Docker's userland proxy, the pod's nginx and the proxy
- * under test share the cores, which is part of what the figures say.
+ * under test share the cores, which is part of what the figures say. Other work on the machine moves
+ * req/s a lot; the CPU time each proxy spends per request (its processes' user + system time from
+ * /proc over the run, divided by the requests) moves much less, and is reported beside them.
  *
  *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64]
  */
 import { freePort } from '../src/agent/ports.js';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -39,6 +41,43 @@ interface WrkResult {
   p50: number;
   p99: number;
   errors: number;
+  requests: number;
+  /** CPU time of the proxy's processes per request, µs; NaN for direct. */
+  cpuUs: number;
+  /** The part of cpuUs spent in the first process (Berth's server process, nginx's master). */
+  rootCpuUs: number;
+}
+
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** [pid, ppid, user + system ticks] of every process, from /proc. */
+async function processTable(): Promise<[number, number, number][]> {
+  const out: [number, number, number][] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const stat = await readFile(`/proc/${name}/stat`, 'utf8').catch(() => '');
+    // The command name (field 2) may hold spaces: the fields after it start past its last ')'.
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    if (f.length > 13) out.push([Number(name), Number(f[1]), Number(f[11]) + Number(f[12])]);
+  }
+  return out;
+}
+
+/** The CPU ticks used so far by `root` and its descendants (`rootTicks`: by `root` alone), and how many processes that is. */
+async function treeTicks(root: number): Promise<{ ticks: number; rootTicks: number; processes: number }> {
+  const table = await processTable();
+  const tree = new Set([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, ppid] of table) {
+      if (tree.has(ppid) && !tree.has(pid)) {
+        tree.add(pid);
+        grew = true;
+      }
+    }
+  }
+  const inTree = table.filter(([pid]) => tree.has(pid));
+  return { ticks: inTree.reduce((a, [, , t]) => a + t, 0), rootTicks: inTree.find(([pid]) => pid === root)?.[2] ?? 0, processes: inTree.length };
 }
 
 /** Milliseconds from wrk's `1.23ms`, `456.00us`, `1.02s`. */
@@ -49,9 +88,15 @@ function duration(text: string): number {
   return m[2] === 'us' ? v / 1000 : m[2] === 'ms' ? v : m[2] === 's' ? v * 1000 : v * 60_000;
 }
 
-async function wrk(url: string, host: string | undefined, seconds: number): Promise<WrkResult> {
+async function wrk(url: string, host: string | undefined, seconds: number, proxyPid?: number): Promise<WrkResult> {
   const args = ['-t', String(THREADS), '-c', String(CONNECTIONS), '-d', `${seconds}s`, '--latency', ...(host ? ['-H', `Host: ${host}`] : []), url];
+  const before = proxyPid ? await treeTicks(proxyPid) : undefined;
   const { stdout } = await run('wrk', args, { maxBuffer: 1 << 20 });
+  const after = proxyPid ? await treeTicks(proxyPid) : undefined;
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
+  const perRequest = (ticks: number): number => ((ticks / CLOCK_TICKS) * 1e6) / requests;
+  const cpuUs = before && after ? perRequest(after.ticks - before.ticks) : NaN;
+  const rootCpuUs = before && after ? perRequest(after.rootTicks - before.rootTicks) : NaN;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
   const p50 = duration(/^\s+50%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
   const p99 = duration(/^\s+99%\s+(\S+)/m.exec(stdout)?.[1] ?? '');
@@ -59,7 +104,7 @@ async function wrk(url: string, host: string | undefined, seconds: number): Prom
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout);
   const errors = Number(errs?.[1] ?? 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   if (!Number.isFinite(rps)) throw new Error(`wrk printed no rate:\n${stdout}`);
-  return { rps, p50, p99, errors };
+  return { rps, p50, p99, errors, requests, cpuUs, rootCpuUs };
 }
 
 /** fetch cannot set Host; node:http can. */
@@ -87,7 +132,7 @@ http {
   access_log off;
   client_body_temp_path ${dir}/body; proxy_temp_path ${dir}/proxy; fastcgi_temp_path ${dir}/f; uwsgi_temp_path ${dir}/u; scgi_temp_path ${dir}/s;
   keepalive_requests 1000000;
-  upstream pod { server 127.0.0.1:${upstreamPort}; keepalive 128; }
+  upstream pod { server 127.0.0.1:${upstreamPort}; keepalive 128; keepalive_requests 1000000; }
   server {
     listen 127.0.0.1:${port};
     location / {
@@ -144,10 +189,12 @@ async function main(): Promise<void> {
     nginx = ng.child;
     log(`pod ${podId} serves on 127.0.0.1:${hostPort}; berth proxy :${proxyPort}; nginx :${ng.port}`);
 
+    const berthPid = server.pid;
+    const nginxPid = ng.child.pid!;
     const targets = {
       direct: () => wrk(`http://127.0.0.1:${hostPort}/`, undefined, SECONDS),
-      berth: () => wrk(`http://127.0.0.1:${proxyPort}/`, hostHeader, SECONDS),
-      nginx: () => wrk(`http://127.0.0.1:${ng.port}/`, hostHeader, SECONDS),
+      berth: () => wrk(`http://127.0.0.1:${proxyPort}/`, hostHeader, SECONDS, berthPid),
+      nginx: () => wrk(`http://127.0.0.1:${ng.port}/`, hostHeader, SECONDS, nginxPid),
     };
     type Name = keyof typeof targets;
     // Warm-up: connections, JIT, pools.
@@ -162,13 +209,15 @@ async function main(): Promise<void> {
       for (const name of orders[r % orders.length]!) {
         const res = await targets[name]();
         results[name].push(res);
-        log(`round ${r + 1} ${name.padEnd(6)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms${res.errors ? `  errors ${res.errors}` : ''}`);
+        log(`round ${r + 1} ${name.padEnd(6)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms${Number.isNaN(res.cpuUs) ? '' : `  ${res.cpuUs.toFixed(1)} µs CPU/req (${res.rootCpuUs.toFixed(1)} in the first process)`}${res.errors ? `  errors ${res.errors}` : ''}`);
       }
     }
     const med = (name: Name, f: keyof WrkResult): number => median(results[name].map((x) => x[f]));
     const ratio = med('berth', 'rps') / med('nginx', 'rps');
     const p99Gap = med('berth', 'p99') - med('nginx', 'p99');
     const line = (name: Name): string => `${med(name, 'rps').toFixed(0)} req/s  p50 ${med(name, 'p50').toFixed(2)} ms  p99 ${med(name, 'p99').toFixed(2)} ms  (rounds: ${results[name].map((x) => x.rps.toFixed(0)).join(', ')} req/s${results[name].some((x) => x.errors) ? `; errors ${results[name].map((x) => x.errors).join(', ')}` : ''})`;
+    const processes = { berth: (await treeTicks(berthPid)).processes, nginx: (await treeTicks(nginxPid)).processes };
+    const cpu = (name: 'berth' | 'nginx'): string => `${med(name, 'cpuUs').toFixed(1)} µs  (rounds: ${results[name].map((x) => x.cpuUs.toFixed(1)).join(', ')}; ${processes[name]} processes)`;
     summary('proxy', [
       ['load', `wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s --latency, keep-alive; ${ROUNDS} interleaved rounds after a 3 s warm-up each; medians`],
       ['upstream', `${image} in a pod, "${UPSTREAM_BODY.trim()}" (${UPSTREAM_BODY.length} bytes)`],
@@ -178,6 +227,9 @@ async function main(): Promise<void> {
       ['berth/nginx req/s (target ≥ 0.8)', `${ratio.toFixed(2)}  ${ratio >= 0.8 ? 'PASS' : 'MISS'}`],
       ['berth p99 - nginx p99 (target ≤ 2 ms)', `${p99Gap >= 0 ? '+' : ''}${p99Gap.toFixed(2)} ms  ${p99Gap <= 2 ? 'PASS' : 'MISS'}`],
       ['berth/direct req/s', (med('berth', 'rps') / med('direct', 'rps')).toFixed(2)],
+      ['berth proxy CPU per request', cpu('berth')],
+      ['nginx CPU per request', cpu('nginx')],
+      ['berth/nginx CPU per request', (med('berth', 'cpuUs') / med('nginx', 'cpuUs')).toFixed(2)],
     ]);
   } finally {
     nginx?.kill('SIGQUIT');
