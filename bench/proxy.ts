@@ -5,7 +5,9 @@
  * over 2 threads at:
  *
  *   direct   the pod's published port (127.0.0.1:<hostPort>), no proxy at all;
- *   berth    Berth's proxy, `Host: {podId}-8080.localhost`, in a `berth server` child process;
+ *   berth    Berth's proxy, `Host: {podId}-8080.localhost`, of `berth server` run as a user runs it
+ *            (bin/berth.js), in a child process: worker processes, one per CPU unless
+ *            `--proxy-workers N` is given here and passed on;
  *   nginx    Debian's nginx as the equivalent reverse proxy to the same published port, at its best:
  *            worker_processes auto, upstream keepalive (without a request cap per connection),
  *            access_log off, proxy_buffering off, the same X-Forwarded-* headers Berth adds.
@@ -18,7 +20,7 @@
  * req/s a lot; the CPU time each proxy spends per request (its processes' user + system time from
  * /proc over the run, divided by the requests) moves much less, and is reported beside them.
  *
- *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64]
+ *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64] [--proxy-workers N]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -27,7 +29,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { apiClient, intArg, log, median, sleep, startChild, summary, type ChildServer } from './common.js';
+import { apiClient, BENCH_DIR, intArg, log, median, sleep, summary } from './common.js';
 import { ensureUpstreamImage, UPSTREAM_BODY } from './upstream-image.js';
 
 const run = promisify(execFile);
@@ -35,6 +37,8 @@ const ROUNDS = intArg('--rounds', 3);
 const SECONDS = intArg('--seconds', 10);
 const CONNECTIONS = intArg('--connections', 64);
 const THREADS = 2;
+/** Passed to `berth server --proxy-workers` when given; absent, Berth's default (one per CPU). */
+const WORKERS = process.argv.includes('--proxy-workers') ? intArg('--proxy-workers', 0) : undefined;
 
 interface WrkResult {
   rps: number;
@@ -120,6 +124,42 @@ function statusOf(port: number, host: string): Promise<number> {
 }
 
 
+interface Berth {
+  url: string;
+  proxyPort: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+/** `berth server` from bin/berth.js, as a user starts it: no agent flags, a temporary data dir, random ports. */
+async function startBerth(work: string): Promise<Berth> {
+  const bin = join(BENCH_DIR, '..', '..', 'bin', 'berth.js');
+  const args = [bin, 'server', '--data-dir', join(work, 'data'), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...(WORKERS !== undefined ? ['--proxy-workers', String(WORKERS)] : [])];
+  const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: work, BERTH_URL: '', BERTH_API_KEY: '' } });
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  let stderr = '';
+  const started = await new Promise<{ url: string; proxyPort: number }>((resolve, reject) => {
+    child.once('exit', (code) => reject(new Error(`berth server exited with code ${code}:\n${stderr}`)));
+    child.stderr!.on('data', (c: Buffer) => {
+      stderr += c.toString();
+      const url = /listening on (http:\/\/[\d.]+:\d+)/.exec(stderr)?.[1];
+      const proxyPort = /HTTP proxy: http:\/\/\S+:(\d+)\//.exec(stderr)?.[1];
+      if (url && proxyPort) resolve({ url, proxyPort: Number(proxyPort) });
+    });
+  });
+  return {
+    ...started,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode !== null || child.signalCode !== null) return;
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    },
+  };
+}
+
 /** nginx as the reference reverse proxy, in its own prefix with its own config. */
 async function startNginx(dir: string, upstreamPort: number): Promise<{ port: number; child: ChildProcess }> {
   const port = await freePort('127.0.0.1');
@@ -161,14 +201,14 @@ http {
 
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-'));
-  let server: ChildServer | undefined;
+  let server: Berth | undefined;
   let nginx: ChildProcess | undefined;
   let podId: string | undefined;
   let api: ReturnType<typeof apiClient> | undefined;
   try {
     const image = await ensureUpstreamImage();
-    server = await startChild('berth-server', ['--data-dir', join(work, 'data')]);
-    const proxyPort = server.info.proxyPort as number;
+    server = await startBerth(work);
+    const proxyPort = server.proxyPort;
     const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     api = apiClient(server.url, key);
     const created = await api<{ id: string }>('POST', '/api/v1/pods', { name: 'bench-upstream', image, ports: ['8080/http'], volumeGb: 0 });
@@ -221,6 +261,8 @@ async function main(): Promise<void> {
     summary('proxy', [
       ['load', `wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s --latency, keep-alive; ${ROUNDS} interleaved rounds after a 3 s warm-up each; medians`],
       ['upstream', `${image} in a pod, "${UPSTREAM_BODY.trim()}" (${UPSTREAM_BODY.length} bytes)`],
+      ['berth server', `bin/berth.js server${WORKERS !== undefined ? ` --proxy-workers ${WORKERS}` : ''}: ${processes.berth - 1} proxy worker processes${WORKERS === undefined ? ' (the default: one per CPU)' : ''}`],
+      ['nginx', `worker_processes auto: ${processes.nginx - 1} workers`],
       ['direct (published port)', line('direct')],
       ['berth proxy', line('berth')],
       ['nginx reverse proxy', line('nginx')],
