@@ -423,6 +423,10 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
     assert.equal((await call(plain, host(FLAKY_POD), '/flaky')).body.toString(), 'ok');
     assert.equal((await call(plain, host(FLAKY_POD), '/flaky')).body.toString(), 'ok');
     assert.equal(flakyStats.kills, 1);
+    // A POST is not sent twice: the pod may have acted on it.
+    const post = await call(plain, host(FLAKY_POD), '/flaky', { method: 'POST' });
+    assert.equal(post.status, 502);
+    assert.equal(flakyStats.kills, 2);
   });
 
   it('hands routing errors, private ports, chunked uploads, Expect and HTTP/1.0 to the full path', async () => {

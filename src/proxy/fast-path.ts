@@ -53,8 +53,13 @@ const MAX_IDLE_PER_ORIGIN = 256;
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 /** Each connection with a buffer of its own (pod connections, clients passed as handles) reads this much at most. */
 export const READ_BYTES = 32 * 1024;
-/** Below this, a response head and its first body bytes are copied into one buffer for one write. */
+/** Below this, a response head and its first body bytes go out as one string in one write. */
 const COALESCE_BYTES = 16 * 1024;
+/** A read this small is turned into one latin1 string and parsed as such. */
+const SMALL_READ_BYTES = 4 * 1024;
+
+/** Methods a request is not sent twice with, even when the pod may never have seen the first. */
+const NOT_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
 
 const PAUSE_BODY = 1;
 const PAUSE_PIPELINE = 2;
@@ -373,14 +378,16 @@ export class FastConnection implements Sweepable {
   /** Starts the request at the start of `buf` if its head is all there, else keeps the bytes for later. */
   private next(buf: Buffer, borrowed: boolean): void {
     this.pending = null;
-    const end = buf.indexOf(CRLFCRLF);
+    // A small read (the usual whole request) becomes one string, searched and cut as a string.
+    const text = buf.length <= SMALL_READ_BYTES ? buf.toString('latin1') : undefined;
+    const end = text !== undefined ? text.indexOf('\r\n\r\n') : buf.indexOf(CRLFCRLF);
     if (end < 0 || end > MAX_HEAD_BYTES) {
       this.pending = borrowed ? Buffer.from(buf) : buf;
       // Not a whole head yet; past the limit, Node's parser answers 431.
       if (end > MAX_HEAD_BYTES || buf.length > MAX_HEAD_BYTES) this.handoff();
       return;
     }
-    const head = parseRequestHead(buf.toString('latin1', 0, end));
+    const head = parseRequestHead(text !== undefined ? text.slice(0, end) : buf.toString('latin1', 0, end));
     const target = head ? this.host.fastTarget(head.host) : undefined;
     if (!head || !target) {
       this.pending = borrowed ? Buffer.from(buf) : buf;
@@ -465,9 +472,11 @@ export class FastConnection implements Sweepable {
 
   /** Reads the response head (skipping 1xx heads) and sends it on with the body bytes that came with it. */
   private startResponse(buf: Buffer, borrowed: boolean): void {
+    // A small read (the usual whole response) becomes one string: one conversion for head and body.
+    const str = buf.length <= SMALL_READ_BYTES ? buf.toString('latin1') : undefined;
     let start = 0;
     for (;;) {
-      const end = buf.indexOf(CRLFCRLF, start);
+      const end = str !== undefined ? str.indexOf('\r\n\r\n', start) : buf.indexOf(CRLFCRLF, start);
       if (end < 0) {
         if (buf.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail(502, 'UPSTREAM_FAILED', this.where('sent a response head larger than 64 KiB'));
         // The rest of the head is still to come: keep what is here (a copy: the read buffer is reused).
@@ -476,7 +485,7 @@ export class FastConnection implements Sweepable {
       }
       let res;
       try {
-        res = parseResponseHead(buf.toString('latin1', start, end), this.head!.method);
+        res = parseResponseHead(str !== undefined ? str.slice(start, end) : buf.toString('latin1', start, end), this.head!.method);
       } catch (err) {
         return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a response the proxy cannot pass on: ${(err as Error).message}`));
       }
@@ -499,6 +508,14 @@ export class FastConnection implements Sweepable {
         this.socket.write(text, 'latin1');
         if (res.framing === 'none') return this.finish(this.reusable && rest === 0);
         if (res.framing === 'length' && this.left === 0) return this.finish(this.reusable);
+        return;
+      }
+      if (str !== undefined && res.framing === 'length') {
+        // The usual case: a small response with a length, all here or starting here.
+        const take = Math.min(rest, this.left);
+        this.left -= take;
+        this.afterWrite(this.socket.write(text + (take === str.length - start ? str.slice(start) : str.slice(start, start + take)), 'latin1'), false);
+        if (this.left === 0) this.finish(this.reusable && take === rest);
         return;
       }
       const body = buf.subarray(start);
@@ -566,8 +583,9 @@ export class FastConnection implements Sweepable {
     if (!this.busy || this.up !== conn) return;
     this.up = undefined;
     if (this.phase === Phase.Head && this.responseHead === null) {
-      // A reused connection the pod closed while idle: try a fresh one when the request can be sent again.
-      if (conn.reused && !this.retried && this.head!.contentLength === 0) {
+      // A reused connection the pod closed while idle: try a fresh one when the request can be sent
+      // again (no body) and sending it twice does no harm (not POST, PATCH or LOCK, as nginx does it).
+      if (conn.reused && !this.retried && this.head!.contentLength === 0 && !NOT_IDEMPOTENT.has(this.head!.method)) {
         this.retried = true;
         return this.dispatch(this.host.upstreams.connect(this.target!.upstream));
       }
