@@ -93,7 +93,8 @@ interface StreamHandle {
   tail: number;
   /** The size FSETSTAT asked for, applied at close. */
   size: number | undefined;
-  stderr: string;
+  /** What the script said on stderr, kept as it comes. */
+  script: Script;
   mode: number | undefined;
   mtime: number | undefined;
   error: Error | undefined;
@@ -116,6 +117,20 @@ interface DirHandle {
 
 type Handle = ReadHandle | WriteHandle | StreamHandle | DirHandle;
 
+/** UPLOAD_SCRIPT started for a path: it has printed the path's stat and waits for `go`. */
+interface Script {
+  path: string;
+  temp: string;
+  token: string;
+  exec: InteractiveExec;
+  /** The path's attributes, or why stat gave none. */
+  stat: { attrs: Attributes } | { error: string };
+  stderr: string;
+}
+
+/** How long a script started by a STAT waits for the upload that may follow it. */
+const SCRIPT_WAIT_MS = 2000;
+
 /**
  * A streamed upload's queue into the pod (Docker's exec stream): writes are acknowledged at once
  * until it holds more than STREAM_HIGH, then once it is down to STREAM_LOW.
@@ -126,15 +141,16 @@ const STREAM_LOW = STREAM_HIGH / 2;
 const EARLY_LIMIT = 64 * 2 ** 20;
 
 /**
- * A streamed upload, one command in the container from open to close (each `docker exec` costs tens
- * of milliseconds). Arguments: `$1` the temp file, `$2` the target, `$3` non-empty when the file
- * may be created, `$4` a random token. It refuses a target that is no regular file, prints the
- * target's stat line (or `-`), and copies stdin into the temp file. The gateway ends stdin with a
- * trailer of TRAILER bytes, only when the client closed the file: the token, the bytes written
- * before it, where and how many of the old file's bytes to keep past them, the size to set, the
- * mode (`-` for none). Without the token (the connection broke) the temp file goes and the old file
- * stays whole; with it, the file is completed and renamed into place. Values travel as arguments
- * and in the trailer, never in the script.
+ * A streamed upload, one command in the container from the client's STAT (or OPEN) to its CLOSE:
+ * each `docker exec` costs tens of milliseconds. Arguments: `$1` the temp file, `$2` the target,
+ * `$3` a random token. It prints the target's stat line (or `- ` and stat's complaint), which
+ * answers the STAT that OpenSSH's scp and sftp send before an upload, and waits for a line `go`:
+ * without it (no upload came; stdin closed) it ends having touched nothing. Then it copies stdin
+ * into the temp file. The gateway ends stdin with a trailer of TRAILER bytes, only when the client
+ * closed the file: the token, the bytes written before it, where and how many of the old file's
+ * bytes to keep past them, the size to set, the mode (`-` for none). Without the token (the
+ * connection broke) the temp file goes and the old file stays whole; with it, the file is completed
+ * and renamed into place. Values travel as arguments and in the trailer, never in the script.
  *
  * The old file is renamed aside (to `$1.old`, deleted by the gateway after it answers) rather than
  * renamed over: ext4 takes a rename over an existing file for a replace and writes the new file's
@@ -143,11 +159,10 @@ const EARLY_LIMIT = 64 * 2 ** 20;
  */
 const UPLOAD_SCRIPT = [
   'set -f',
-  't=$1 p=$2 token=$4',
+  't=$1 p=$2 token=$3',
   'fail() { rm -f -- "$t"; echo "$p: $1" >&2; exit 1; }',
-  'if [ -e "$p" ] && [ ! -f "$p" ]; then echo "$p: not a regular file" >&2; exit 2; fi',
-  'if [ -z "$3" ] && [ ! -e "$p" ]; then echo "$p: no such file" >&2; exit 2; fi',
-  `stat -L -c '${STAT_FORMAT}' -- "$p" 2>/dev/null || echo -`,
+  `if s=$(stat -L -c '${STAT_FORMAT}' -- "$p" 2>&1); then echo "$s"; else echo "- $s"; fi`,
+  'IFS= read -r go && [ "$go" = go ] || exit 0',
   'cat > "$t" || fail "writing the upload failed"',
   'set -- $(tail -c 128 -- "$t")',
   '[ "$1" = "$token" ] || fail "the upload was not finished"',
@@ -214,6 +229,7 @@ export class SftpSession {
   }
 
   private async closeAll(): Promise<void> {
+    this.dropScript();
     for (const [id, h] of this.handles) {
       this.handles.delete(id);
       if (h.kind === 'read') h.content.destroy();
@@ -289,7 +305,67 @@ export class SftpSession {
   }
 
   private async onStat(reqId: number, path: string, follow: boolean): Promise<void> {
-    this.sftp.attrs(reqId, await this.stat(path, follow));
+    // Answered by an upload script, which then waits a moment for the upload that may follow.
+    const script = follow ? await this.startScript(path) : undefined;
+    if (!script) return void this.sftp.attrs(reqId, await this.stat(path, follow));
+    this.keepScript(script);
+    if ('error' in script.stat) throw new Error(script.stat.error);
+    this.sftp.attrs(reqId, script.stat.attrs);
+  }
+
+  /** The script kept after a STAT, for an OPEN of that path. */
+  private waiting: { script: Script; timer: NodeJS.Timeout } | undefined;
+
+  private keepScript(script: Script): void {
+    this.dropScript();
+    const timer = setTimeout(() => this.dropScript(), SCRIPT_WAIT_MS);
+    timer.unref();
+    this.waiting = { script, timer };
+  }
+
+  /** The waiting script if it is for `path`; another one is let go. */
+  private takeScript(path: string): Script | undefined {
+    const w = this.waiting;
+    if (w?.script.path !== path) return void this.dropScript();
+    clearTimeout(w.timer);
+    this.waiting = undefined;
+    return w.script;
+  }
+
+  /** Ends the waiting script: without `go` it stops having touched nothing. */
+  private dropScript(): void {
+    if (!this.waiting) return;
+    clearTimeout(this.waiting.timer);
+    this.waiting.script.exec.stdin.end();
+    this.waiting = undefined;
+  }
+
+  /**
+   * Starts UPLOAD_SCRIPT for `path` and reads the stat line it prints first; undefined when the
+   * image has no shell to run it (then the spool path, which needs none, takes uploads).
+   */
+  private async startScript(path: string): Promise<Script | undefined> {
+    if (this.streamable === false || !this.t.access.openExec) return undefined;
+    const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.berth-${randomBytes(4).toString('hex')}`);
+    const token = randomBytes(16).toString('hex');
+    const exec = await this.t.access.openExec(this.t.instanceId, this.t.container, { argv: ['sh', '-c', UPLOAD_SCRIPT, 'sh', temp, path, token], tty: false });
+    const script: Script = { path, temp, token, exec, stat: { error: '' }, stderr: '' };
+    exec.stderr.on('data', (d: Buffer) => void (script.stderr += d.toString()));
+    const line = await firstLine(exec.stdout);
+    exec.stdout.resume();
+    const attrs = line !== undefined && !line.startsWith('- ') ? parseStatLine(line)?.attrs : undefined;
+    if (line?.startsWith('- ')) script.stat = { error: line.slice(2).replace(/^[a-z]+: /, '') || `cannot stat ${path}` };
+    else if (attrs) script.stat = { attrs };
+    else {
+      // Not the script's line: it did not run.
+      exec.close();
+      const code = await exec.exitCode;
+      // 126/127: no `sh` to run (an image of one static binary).
+      if (code === 126 || code === 127) return void (this.streamable = false);
+      throw new Error(script.stderr.trim() || line || `cannot run a command in the pod (exit ${code})`);
+    }
+    this.streamable = true;
+    return script;
   }
 
   private async onRealpath(reqId: number, path: string): Promise<void> {
@@ -361,6 +437,7 @@ export class SftpSession {
   private async onOpen(reqId: number, path: string, flags: number, attrs: Partial<Attributes>): Promise<void> {
     const writing = (flags & OPEN_MODE.WRITE) !== 0 || (flags & OPEN_MODE.APPEND) !== 0;
     if (!writing) {
+      this.dropScript();
       const { size, content } = await this.t.access.readFile!(this.t.instanceId, this.t.container, path);
       const h: ReadHandle = { kind: 'read', path, size, content, start: 0, chunks: [], buffered: 0, ended: false, failed: undefined, waiting: [] };
       content.on('data', (c: Buffer) => {
@@ -398,36 +475,26 @@ export class SftpSession {
   private streamable: boolean | undefined;
 
   /**
-   * Starts UPLOAD_SCRIPT and waits for its first line, the target's stat: a file there keeps its
-   * mode (the mode asked for applies to a file created, as with open(2)) and, opened without
-   * truncation, its bytes past what is written. Undefined when the image has no shell to run it.
+   * An upload into the script that a STAT of this path left waiting, or one started now. A file
+   * there keeps its mode (the mode asked for applies to a file created, as with open(2)) and,
+   * opened without truncation, its bytes past what is written. Undefined when the image has no
+   * shell; a refusal (not a regular file, no such file without CREAT) is thrown.
    */
   private async openStream(path: string, flags: number, attrs: Partial<Attributes>): Promise<StreamHandle | undefined> {
-    if (!this.t.access.openExec) return void (this.streamable = false);
-    const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.berth-${randomBytes(4).toString('hex')}`);
-    const token = randomBytes(16).toString('hex');
-    const create = (flags & OPEN_MODE.CREAT) !== 0 ? 'create' : '';
-    const exec = await this.t.access.openExec(this.t.instanceId, this.t.container, { argv: ['sh', '-c', UPLOAD_SCRIPT, 'sh', temp, path, create, token], tty: false });
-    let stderr = '';
-    const onStderr = (d: Buffer): void => void (stderr += d.toString());
-    exec.stderr.on('data', onStderr);
-    const line = await firstLine(exec.stdout);
-    exec.stdout.resume();
-    const existing = line === '-' ? null : line !== undefined ? parseStatLine(line)?.attrs : undefined;
-    if (existing === undefined) {
-      // No stat line: the script did not run, or stopped (a target that is no regular file).
-      exec.close();
-      const code = await exec.exitCode;
-      // 126/127: no `sh` to run (an image of one static binary); the spool path needs none.
-      if (code === 126 || code === 127) return void (this.streamable = false);
-      throw new Error(stderr.trim().split('\n').pop() || `cannot write ${path} (exit ${code})`);
+    const script = this.takeScript(path) ?? (await this.startScript(path));
+    if (!script) return undefined;
+    const existing = 'attrs' in script.stat ? script.stat.attrs : undefined;
+    // The upload replaces the target at close: that must not be a directory, a device or a FIFO.
+    const refusal = existing && (existing.mode & 0o170000) !== 0o100000 ? `${path}: not a regular file` : !existing && (flags & OPEN_MODE.CREAT) === 0 ? `${path}: no such file` : undefined;
+    if (refusal) {
+      script.exec.stdin.end();
+      throw new Error(refusal);
     }
-    this.streamable = true;
+    const { exec, temp, token } = script;
+    exec.stdin.write('go\n');
     const mode = existing ? existing.mode & 0o7777 : attrs.mode !== undefined ? attrs.mode & 0o7777 : undefined;
     const keep = existing && (flags & OPEN_MODE.TRUNC) === 0 ? existing.size : 0;
-    const h: StreamHandle = { kind: 'stream', path, temp, token, replaces: existing !== null, exec, position: 0, early: new Map(), earlyBytes: 0, tail: keep, size: undefined, stderr, mode, mtime: undefined, error: undefined, spooled: undefined, acks: undefined, room: undefined, release: undefined, corked: false };
-    exec.stderr.off('data', onStderr);
-    exec.stderr.on('data', (d: Buffer) => (h.stderr += d.toString()));
+    const h: StreamHandle = { kind: 'stream', path, temp, token, replaces: existing !== undefined, exec, position: 0, early: new Map(), earlyBytes: 0, tail: keep, size: undefined, script, mode, mtime: undefined, error: undefined, spooled: undefined, acks: undefined, room: undefined, release: undefined, corked: false };
     (exec.stdin as NodeJS.WritableStream & { on(e: 'error', f: (err: Error) => void): void }).on('error', (err: Error) => (h.error ??= err));
     return h;
   }
@@ -648,7 +715,7 @@ export class SftpSession {
     h.exec.stdin.end(Buffer.from(fields.join(' ').padEnd(TRAILER - 1) + '\n'));
     const code = await h.exec.exitCode;
     if (h.error) throw h.error;
-    if (code !== 0) throw new Error(h.stderr.trim().split('\n').pop()?.replace(h.temp, h.path) || `writing ${h.path} failed (exit ${code})`);
+    if (code !== 0) throw new Error(h.script.stderr.trim().split('\n').pop()?.replace(h.temp, h.path) || `writing ${h.path} failed (exit ${code})`);
     // Not awaited: the client need not wait for the old file's blocks to be freed.
     if (h.replaces) void this.t.access.exec(this.t.instanceId, this.t.container, ['rm', '-f', '--', `${h.temp}.old`], EXEC_TIMEOUT_MS).catch(() => undefined);
   }
