@@ -5,10 +5,11 @@
  *
  *   sshd     Debian's openssh-server started here on a loopback port with its own config and host
  *            key in a temp dir (internal-sftp), writing to this machine's disk;
- *   gateway  `berth server`'s SSH gateway (a child process), writing into a running pod through
- *            Docker's archive API.
+ *   gateway  `berth server`'s SSH gateway (a child process), writing into a running pod (an upload
+ *            streams into `cat` through a Docker exec; a download comes out of the archive API).
  *
  * Uploads are the target; downloads are printed too. Rounds alternate the order; medians reported.
+ * The cipher and MAC each side negotiated with the client are printed with the figures.
  *
  *   npm run bench -- ssh [--mb 200] [--rounds 3]
  */
@@ -56,6 +57,13 @@ async function startSshd(dir: string, clientPub: string): Promise<{ port: number
   return { port, child };
 }
 
+/** What `ssh -v` says the client and the server agreed on, client to server: `cipher MAC`. */
+async function negotiated(args: string[]): Promise<string> {
+  const r = await run('ssh', ['-v', ...args, 'true'], { maxBuffer: 1 << 20 }).catch((err: { stderr?: string }) => ({ stderr: err.stderr ?? '' }));
+  const m = /kex: client->server cipher: (\S+) MAC: (\S+)/.exec(r.stderr);
+  return m ? `${m[1]} (MAC ${m[2]})` : 'unknown';
+}
+
 async function timed(args: string[]): Promise<number> {
   const start = process.hrtime.bigint();
   await run('scp', args, { maxBuffer: 1 << 20 });
@@ -93,6 +101,11 @@ async function main(): Promise<void> {
     }
     const common = ['-q', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key];
     const cipher = (await run('ssh', ['-G', '127.0.0.1'])).stdout.match(/^ciphers (\S+)/m)?.[1]?.split(',')[0] ?? 'default';
+    const sshOpts = ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key];
+    const ciphers = {
+      sshd: await negotiated([...sshOpts, '-p', String(d.port), 'root@127.0.0.1']),
+      gateway: await negotiated([...sshOpts, '-p', String(gwPort), `${podId}@127.0.0.1`]),
+    };
     const targets = {
       sshd: {
         up: () => timed([...common, '-P', String(d.port), file, `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`]),
@@ -123,6 +136,8 @@ async function main(): Promise<void> {
     const downRatio = mbps(median(down.gateway)) / mbps(median(down.sshd));
     summary('ssh', [
       ['copy', `${MB} MiB of random bytes with scp (SFTP mode), ${ROUNDS} rounds alternating order; client cipher preference ${cipher}; medians`],
+      ['cipher with sshd', ciphers.sshd],
+      ['cipher with gateway', ciphers.gateway],
       ['sshd upload', `${mbps(median(up.sshd)).toFixed(0)} MB/s (${(median(up.sshd) / 1000).toFixed(2)} s)`],
       ['gateway upload', `${mbps(median(up.gateway)).toFixed(0)} MB/s (${(median(up.gateway) / 1000).toFixed(2)} s)`],
       ['sshd download', `${mbps(median(down.sshd)).toFixed(0)} MB/s (${(median(down.sshd) / 1000).toFixed(2)} s)`],
