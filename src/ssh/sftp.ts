@@ -81,8 +81,6 @@ interface StreamHandle {
   temp: string;
   /** Proves to UPLOAD_SCRIPT that the trailer is the gateway's, written at close. */
   token: string;
-  /** A file was there at open: UPLOAD_SCRIPT leaves it at `${temp}.old`, to delete after the answer. */
-  replaces: boolean;
   exec: InteractiveExec;
   /** Bytes written so far: the offset the next write must have. */
   position: number;
@@ -126,6 +124,9 @@ interface Script {
   /** The path's attributes, or why stat gave none. */
   stat: { attrs: Attributes } | { error: string };
   stderr: string;
+  /** Resolves when the script says the upload is in place; `placed` says so too. */
+  done: Promise<void>;
+  placed: boolean;
 }
 
 /** How long a script started by a STAT waits for the upload that may follow it. */
@@ -152,10 +153,11 @@ const EARLY_LIMIT = 64 * 2 ** 20;
  * connection broke) the temp file goes and the old file stays whole; with it, the file is completed
  * and renamed into place. Values travel as arguments and in the trailer, never in the script.
  *
- * The old file is renamed aside (to `$1.old`, deleted by the gateway after it answers) rather than
- * renamed over: ext4 takes a rename over an existing file for a replace and writes the new file's
- * pages out within the rename (auto_da_alloc), 0.1 s for 200 MB, and freeing the old file's blocks
- * takes 50 ms more. The cost is an instant between the two renames in which the target is missing.
+ * The old file is renamed aside (to `$1.old`) rather than renamed over: ext4 takes a rename over an
+ * existing file for a replace and writes the new file's pages out within the rename (auto_da_alloc),
+ * 0.1 s for 200 MB. The cost is an instant between the two renames in which the target is missing.
+ * The script says `done <token>` once the file is in place, and the gateway answers the client then:
+ * freeing the old file's blocks (50 ms for 200 MB) and Docker noticing the exec's end come after.
  */
 const UPLOAD_SCRIPT = [
   'set -f',
@@ -174,6 +176,8 @@ const UPLOAD_SCRIPT = [
   'if [ "$6" != - ]; then chmod "$6" -- "$t" || fail "cannot set the mode"; fi',
   'if [ -e "$p" ] || [ -L "$p" ]; then mv -f -- "$p" "$t.old" || fail "cannot move the old file aside"; fi',
   'mv -f -- "$t" "$p" || { mv -f -- "$t.old" "$p"; fail "cannot rename the upload into place"; }',
+  'echo "done $token"',
+  'exec rm -f -- "$t.old"',
 ].join('\n');
 /** The trailer's length, as the script reads it. */
 const TRAILER = 128;
@@ -349,10 +353,10 @@ export class SftpSession {
     const temp = posix.join(posix.dirname(path), `.${posix.basename(path)}.berth-${randomBytes(4).toString('hex')}`);
     const token = randomBytes(16).toString('hex');
     const exec = await this.t.access.openExec(this.t.instanceId, this.t.container, { argv: ['sh', '-c', UPLOAD_SCRIPT, 'sh', temp, path, token], tty: false });
-    const script: Script = { path, temp, token, exec, stat: { error: '' }, stderr: '' };
+    const script: Script = { path, temp, token, exec, stat: { error: '' }, stderr: '', done: Promise.resolve(), placed: false };
     exec.stderr.on('data', (d: Buffer) => void (script.stderr += d.toString()));
     const line = await firstLine(exec.stdout);
-    exec.stdout.resume();
+    script.done = saysDone(exec.stdout, `done ${token}\n`).then(() => void (script.placed = true));
     const attrs = line !== undefined && !line.startsWith('- ') ? parseStatLine(line)?.attrs : undefined;
     if (line?.startsWith('- ')) script.stat = { error: line.slice(2).replace(/^[a-z]+: /, '') || `cannot stat ${path}` };
     else if (attrs) script.stat = { attrs };
@@ -494,7 +498,7 @@ export class SftpSession {
     exec.stdin.write('go\n');
     const mode = existing ? existing.mode & 0o7777 : attrs.mode !== undefined ? attrs.mode & 0o7777 : undefined;
     const keep = existing && (flags & OPEN_MODE.TRUNC) === 0 ? existing.size : 0;
-    const h: StreamHandle = { kind: 'stream', path, temp, token, replaces: existing !== undefined, exec, position: 0, early: new Map(), earlyBytes: 0, tail: keep, size: undefined, script, mode, mtime: undefined, error: undefined, spooled: undefined, acks: undefined, room: undefined, release: undefined, corked: false };
+    const h: StreamHandle = { kind: 'stream', path, temp, token, exec, position: 0, early: new Map(), earlyBytes: 0, tail: keep, size: undefined, script, mode, mtime: undefined, error: undefined, spooled: undefined, acks: undefined, room: undefined, release: undefined, corked: false };
     (exec.stdin as NodeJS.WritableStream & { on(e: 'error', f: (err: Error) => void): void }).on('error', (err: Error) => (h.error ??= err));
     return h;
   }
@@ -713,11 +717,12 @@ export class SftpSession {
     const size = h.size ?? h.position + kept;
     const fields = [h.token, h.position, h.position + 1, kept, kept > 0 || size !== h.position ? size : '-', h.mode !== undefined ? h.mode.toString(8) : '-'];
     h.exec.stdin.end(Buffer.from(fields.join(' ').padEnd(TRAILER - 1) + '\n'));
+    await Promise.race([h.script.done, h.exec.exitCode]);
+    if (h.script.placed) return;
     const code = await h.exec.exitCode;
+    if (h.script.placed) return;
     if (h.error) throw h.error;
-    if (code !== 0) throw new Error(h.script.stderr.trim().split('\n').pop()?.replace(h.temp, h.path) || `writing ${h.path} failed (exit ${code})`);
-    // Not awaited: the client need not wait for the old file's blocks to be freed.
-    if (h.replaces) void this.t.access.exec(this.t.instanceId, this.t.container, ['rm', '-f', '--', `${h.temp}.old`], EXEC_TIMEOUT_MS).catch(() => undefined);
+    throw new Error(h.script.stderr.trim().split('\n').pop()?.replace(h.temp, h.path) || `writing ${h.path} failed (exit ${code})`);
   }
 
   /**
@@ -854,5 +859,17 @@ function firstLine(stream: NodeJS.ReadableStream): Promise<string | undefined> {
     const onEnd = (): void => settle(undefined);
     stream.on('data', onData);
     stream.on('end', onEnd);
+  });
+}
+
+/** Resolves once `stream` has given `text` (the stream is read on to its end). */
+function saysDone(stream: NodeJS.ReadableStream, text: string): Promise<void> {
+  return new Promise((resolve) => {
+    let seen = '';
+    stream.on('data', (d: Buffer) => {
+      seen = (seen + d.toString()).slice(-2 * text.length);
+      if (seen.includes(text)) resolve();
+    });
+    stream.resume();
   });
 }
