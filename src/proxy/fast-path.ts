@@ -49,6 +49,8 @@ const CRLFCRLF = Buffer.from('\r\n\r\n');
 export const CLIENT_KEEP_ALIVE_MS = 65_000;
 /** An idle pooled connection to a pod is closed after this long. */
 const UPSTREAM_KEEP_ALIVE_MS = 60_000;
+/** A pod connection not accepted this soon fails the request with 502. */
+const CONNECT_TIMEOUT_MS = 10_000;
 const MAX_IDLE_PER_ORIGIN = 256;
 const MAX_RESPONSE_HEAD_BYTES = 64 * 1024;
 /** Each connection with a buffer of its own (pod connections, clients passed as handles) reads this much at most. */
@@ -175,6 +177,11 @@ export class UpstreamConn implements Sweepable {
   /** Idle in the pool past its keep-alive, or silent past the idle limit in the middle of an exchange. */
   sweep(tick: number): void {
     const idle = tick - this.seen;
+    if (this.socket.connecting) {
+      // As undici's connectTimeout did: a pod address that swallows the connection gets a 502.
+      if (idle > this.pool.connectTicks) this.socket.destroy(new Error(`the connection was not accepted within ${CONNECT_TIMEOUT_MS / 1000} s`));
+      return;
+    }
     if (!this.owner) {
       if (idle > this.pool.idleTicks) this.socket.destroy();
     } else if (this.pool.idleMs > 0 && idle > this.pool.idleTicks) this.owner.onUpstreamTimeout();
@@ -198,12 +205,14 @@ export class UpstreamPool {
 
   /** Ticks after which a connection is idle too long: the idle limit, else the pool's keep-alive. */
   readonly idleTicks: number;
+  readonly connectTicks: number;
 
   constructor(
     readonly idleMs: number,
     readonly clock: IdleClock,
   ) {
     this.idleTicks = clock.ticks(idleMs > 0 ? idleMs : UPSTREAM_KEEP_ALIVE_MS);
+    this.connectTicks = clock.ticks(CONNECT_TIMEOUT_MS);
   }
 
   acquire(u: Upstream): UpstreamConn {
