@@ -37,7 +37,7 @@ const ROUNDS = intArg('--rounds', 3);
 const SECONDS = intArg('--seconds', 10);
 const CONNECTIONS = intArg('--connections', 64);
 const THREADS = 2;
-/** Passed to `berth server --proxy-workers` when given; absent, Berth's default (one per CPU). */
+/** Passed to `berth server --proxy-workers` when given; absent, Berth's default (one per CPU but one). */
 const WORKERS = process.argv.includes('--proxy-workers') ? intArg('--proxy-workers', 0) : undefined;
 
 interface WrkResult {
@@ -261,7 +261,7 @@ async function main(): Promise<void> {
     summary('proxy', [
       ['load', `wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s --latency, keep-alive; ${ROUNDS} interleaved rounds after a 3 s warm-up each; medians`],
       ['upstream', `${image} in a pod, "${UPSTREAM_BODY.trim()}" (${UPSTREAM_BODY.length} bytes)`],
-      ['berth server', `bin/berth.js server${WORKERS !== undefined ? ` --proxy-workers ${WORKERS}` : ''}: ${processes.berth - 1} proxy worker processes${WORKERS === undefined ? ' (the default: one per CPU)' : ''}`],
+      ['berth server', `bin/berth.js server${WORKERS !== undefined ? ` --proxy-workers ${WORKERS}` : ''}: ${processes.berth - 1} proxy worker processes${WORKERS === undefined ? ' (the default: one per CPU but one)' : ''}`],
       ['nginx', `worker_processes auto: ${processes.nginx - 1} workers`],
       ['direct (published port)', line('direct')],
       ['berth proxy', line('berth')],

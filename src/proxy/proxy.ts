@@ -38,7 +38,11 @@ export interface ProxyOptions {
    * RunPod's 100 s cap. @default 0
    */
   idleTimeoutMs?: number;
-  /** Worker processes answering requests; 0: this process answers them. @default os.availableParallelism() */
+  /**
+   * Worker processes answering requests; 0: this process answers them. @default one per CPU but
+   * one, at least one: on a small machine a worker per core competes with the pods it serves (the
+   * proxy benchmark's p99 on 2 cores), and the server process needs a share too.
+   */
   workers?: number;
 }
 
@@ -53,7 +57,7 @@ export class ProxyServer {
   ) {}
 
   static async start(opts: ProxyOptions): Promise<ProxyServer> {
-    const workers = opts.workers ?? availableParallelism();
+    const workers = opts.workers ?? Math.max(1, availableParallelism() - 1);
     if (!Number.isInteger(workers) || workers < 0) throw new Error(`proxy workers must be a whole number, 0 or more (got ${workers})`);
     const routes = await RouteTable.create(opts.store, opts.logger);
     let engine: ProxyEngine | undefined;

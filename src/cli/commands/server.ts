@@ -24,7 +24,7 @@ export const server = defineCommand({
     proxyPort: { kind: 'number', integer: true, flags: '--proxy-port <port>', env: 'BERTH_PROXY_PORT', description: 'HTTP proxy port (default 7780; random when --port is 0)' },
     proxyDomain: { kind: 'string', flags: '--proxy-domain <domain>', env: 'BERTH_PROXY_DOMAIN', default: 'localhost', description: 'pods answer at {podId}-{port}.<domain> (point a wildcard DNS record here)' },
     proxyIdleTimeout: { kind: 'number', flags: '--proxy-idle-timeout <seconds>', env: 'BERTH_PROXY_IDLE_TIMEOUT', description: 'close proxied streams and WebSockets idle this long (default 0: never)' },
-    proxyWorkers: { kind: 'number', integer: true, flags: '--proxy-workers <n>', env: 'BERTH_PROXY_WORKERS', description: 'proxy worker processes (default: one per CPU; 0: the proxy runs in the server process)' },
+    proxyWorkers: { kind: 'number', integer: true, flags: '--proxy-workers <n>', env: 'BERTH_PROXY_WORKERS', description: 'proxy worker processes (default: one per CPU but one, at least one; 0: the proxy runs in the server process)' },
     ssh: { kind: 'boolean', negatable: true, flags: '--ssh', env: 'BERTH_SSH', description: 'run the SSH gateway (the default)', negatedDescription: 'run no SSH gateway' },
     sshPort: { kind: 'number', integer: true, flags: '--ssh-port <port>', env: 'BERTH_SSH_PORT', description: 'SSH gateway port (default 2222; random when --port is 0)' },
     publicHost: { kind: 'string', flags: '--public-host <name>', env: 'BERTH_PUBLIC_HOST', description: 'the host name users reach this server at, shown in ssh commands (default: --public-ip, else localhost)' },
