@@ -69,12 +69,24 @@ interface Login {
   owner: OwnerId;
 }
 
+/**
+ * An ed25519 key pair ssh2 itself can read back. About one in 256 that ssh2's generator makes is
+ * malformed (it strips a public key's leading zero byte: mscdex/ssh2#1390, #1513), and the gateway
+ * would then fail to start with "Malformed OpenSSH private key".
+ */
+export function newHostKeyPair(): { private: string; public: string } {
+  for (;;) {
+    const pair = utils.generateKeyPairSync('ed25519', { comment: 'berth gateway' });
+    if (!(utils.parseKey(pair.private) instanceof Error) && !(utils.parseKey(pair.public) instanceof Error)) return pair;
+  }
+}
+
 /** Loads the gateway's host key, or makes one (ed25519, 0600) on first start. */
 async function hostKey(dataDir: string): Promise<string> {
   const path = join(dataDir, 'ssh_host_ed25519_key');
   const existing = await readFile(path, 'utf8').catch(() => undefined);
   if (existing) return existing;
-  const pair = utils.generateKeyPairSync('ed25519', { comment: 'berth gateway' });
+  const pair = newHostKeyPair();
   await writeFile(path, pair.private, { mode: 0o600 });
   await chmod(path, 0o600);
   await writeFile(`${path}.pub`, pair.public + '\n', { mode: 0o644 });
