@@ -1,21 +1,8 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import type { PodView } from './support/pod-view.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
-
-interface ContainerView {
-  name: string;
-  containerId: string | null;
-  state: string;
-  healthy?: boolean | null;
-  healthFailures?: number;
-}
-interface PodView {
-  id: string;
-  status: string;
-  statusMessage: string | null;
-  instances: { id: string; state: string; message: string | null; containers: ContainerView[] }[];
-}
 
 const WEB = ['sh', '-c', 'mkdir -p /www && echo ok > /www/index.html && exec httpd -f -p 8080 -h /www'];
 /** Small timings: a check every 2 s, 1 s to answer, failures counted from the start. */

@@ -3,22 +3,8 @@ import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import type { PodView } from './support/pod-view.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
-
-interface ContainerView {
-  name: string;
-  containerId: string | null;
-  state: string;
-  healthy?: boolean | null;
-  healthFailures?: number;
-}
-interface PodView {
-  id: string;
-  status: string;
-  statusMessage: string | null;
-  portMappings: Record<string, number>;
-  instances: { id: string; state: string; message: string | null; containers: ContainerView[] }[];
-}
 
 const docker = new Docker();
 
