@@ -211,3 +211,14 @@ export async function gone(docker: Docker, label: string, timeoutMs = 30_000): P
   }
   throw new Error(`containers or volumes with ${label} still exist after ${timeoutMs} ms`);
 }
+
+/** The docker CLI's fixed cost per call (process start, config, one API round trip), `n` times: for reading a CLI baseline. */
+export async function dockerCliCost(n = 5): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < n; i++) {
+    const start = process.hrtime.bigint();
+    execFileSync('docker', ['version', '--format', '{{.Server.Version}}'], { stdio: 'ignore' });
+    out.push(msSince(start));
+  }
+  return out;
+}

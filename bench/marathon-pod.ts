@@ -42,7 +42,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { ensurePauseImage, ensureTestImage } from '../test/support/images.js';
-import { apiClient, fmt, gone, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, dockerCliCost, fmt, gone, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const TARGET_RATIO = 1.0;
@@ -379,12 +379,7 @@ async function main(): Promise<void> {
     }
 
     // Fixed cost of one docker CLI call (process start, config, one API round trip), for reading the baseline: the script makes five.
-    const cli: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const start = process.hrtime.bigint();
-      await run('docker', ['version', '--format', '{{.Server.Version}}']);
-      cli.push(msSince(start));
-    }
+    const cli = await dockerCliCost();
 
     const totals = berth.map((b) => b.total);
     const ratios = berth.map((b, i) => b.total / base[i]!);

@@ -29,7 +29,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { ensureTestImage } from '../test/support/images.js';
-import { apiClient, gone, intArg, fmt, log, median, msSince, openEvents, quantile, startChild, summary, verdict, type ChildServer } from './common.js';
+import { apiClient, dockerCliCost, gone, intArg, fmt, log, median, msSince, openEvents, quantile, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const TARGET_RATIO = 1.15;
@@ -225,12 +225,7 @@ async function main(): Promise<void> {
     }
 
     // Fixed cost of the docker CLI itself (process start, config, one API round trip), for reading the baseline.
-    const cli: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const start = process.hrtime.bigint();
-      await run('docker', ['version', '--format', '{{.Server.Version}}']);
-      cli.push(msSince(start));
-    }
+    const cli = await dockerCliCost();
 
     const totals = berth.map((b) => b.total);
     const ratios = berth.map((b, i) => b.total / docker_[i]!);
