@@ -20,16 +20,24 @@ export class MarathonEventBus {
   private readonly listeners = new Set<Listener>();
   private readonly streams = new Set<ServerResponse>();
   private readonly owners = new Map<PodId, OwnerId>();
-  private readonly unsubscribe: () => void;
+  /** Subscribed to the deployment service only while a stream is open: its instance events read the store on every instance change. */
+  private unsubscribe: (() => void) | undefined;
 
   constructor(
-    deployments: DeploymentService,
+    private readonly deployments: DeploymentService,
     private readonly store: Store,
-  ) {
-    this.unsubscribe = deployments.onEvent((e) => {
-      // Only while someone listens: building instance events reads the store.
-      if (this.listeners.size > 0) void this.fromService(e).then((r) => r && this.publish(r.event, r.owner), () => undefined);
+  ) {}
+
+  private listen(): void {
+    this.unsubscribe ??= this.deployments.onEvent((e) => {
+      void this.fromService(e).then((r) => r && this.publish(r.event, r.owner), () => undefined);
     });
+  }
+
+  private quiet(): void {
+    if (this.listeners.size > 0) return;
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
   }
 
   publish(event: Omit<BusEvent, 'timestamp'> & { timestamp?: string }, owner: OwnerId): void {
@@ -49,10 +57,12 @@ export class MarathonEventBus {
     const keepalive = setInterval(() => res.write(':\n\n'), KEEPALIVE_MS);
     keepalive.unref();
     this.listeners.add(listener);
+    this.listen();
     this.streams.add(res);
     res.on('close', () => {
       clearInterval(keepalive);
       this.listeners.delete(listener);
+      this.quiet();
       this.streams.delete(res);
       this.publish({ eventType: 'event_stream_detached', remoteAddress }, caller.owner);
     });
@@ -61,7 +71,8 @@ export class MarathonEventBus {
 
   /** Ends every stream, so a closing server does not wait on them. */
   close(): void {
-    this.unsubscribe();
+    this.unsubscribe?.();
+    this.unsubscribe = undefined;
     for (const res of this.streams) res.end();
     this.listeners.clear();
   }
