@@ -125,7 +125,8 @@ export class DeploymentController implements DeploymentService {
   private readonly lock = new Mutex();
   private readonly stepping = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
-  private readonly seen = new Map<string, { condition: string; healthy: boolean | null }>();
+  /** Per pod, what its instances looked like at the last change: the next change's events are the difference. */
+  private readonly seen = new Map<string, Map<string, { condition: string; healthy: boolean | null }>>();
   private readonly specs = new Map<string, PodSpec>();
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -321,15 +322,21 @@ export class DeploymentController implements DeploymentService {
   /** Marathon's instance events, from what changed in the pod's instances since last seen. */
   private async instanceEvents(podId: PodId): Promise<void> {
     const d = await this.store.getPod(podId);
-    if (!d) return;
+    if (!d) {
+      this.seen.delete(podId);
+      return;
+    }
     const path = marathonPathOf(d);
+    const last = this.seen.get(podId);
+    const now = new Map<string, { condition: string; healthy: boolean | null }>();
+    this.seen.set(podId, now);
     for (const inst of d.instances) {
       const spec = await this.specOf(podId, inst.specVersion);
       const condition = conditionOf(inst);
       const hasCheck = spec?.containers.some((c) => c.healthCheck) ?? false;
       const healthy = hasCheck ? (inst.observed?.state === 'running' ? instanceReady(inst, spec) : null) : null;
-      const before = this.seen.get(inst.id);
-      this.seen.set(inst.id, { condition, healthy });
+      const before = last?.get(inst.id);
+      now.set(inst.id, { condition, healthy });
       if (before?.condition !== condition) this.emit({ eventType: 'instance_changed_event', instance: inst, path, condition });
       if (hasCheck && before?.healthy !== healthy) this.emit({ eventType: 'instance_health_changed_event', instance: inst, path, healthy });
     }
