@@ -11,7 +11,7 @@
  * Uploads are the target; downloads are printed too. Rounds alternate the order; medians reported.
  * The cipher and MAC each side negotiated with the client are printed with the figures.
  *
- *   npm run bench -- ssh [--mb 200] [--rounds 3]
+ *   npm run bench -- ssh [--mb 200] [--rounds 5]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -25,7 +25,7 @@ import { apiClient, intArg, log, median, msSince, sleep, startChild, summary, ty
 
 const run = promisify(execFile);
 const MB = intArg('--mb', 200);
-const ROUNDS = intArg('--rounds', 3);
+const ROUNDS = intArg('--rounds', 5);
 
 
 async function startSshd(dir: string, clientPub: string): Promise<{ port: number; child: ChildProcess }> {
