@@ -19,12 +19,14 @@ const SECRET = 'hunter2-very-secret';
 class FakeChannel implements AgentChannel {
   readonly observed = new Map<string, InstanceObservation>();
   private assignments: Assignment[] = [];
+  private networkVolumes: string[] = [];
   private revision = 1;
   private wake: (() => void) | undefined;
   readonly nodeId = `node-${Math.random().toString(36).slice(2, 10)}` as NodeId;
 
-  set(assignments: Assignment[]): void {
+  set(assignments: Assignment[], networkVolumes: string[] = []): void {
     this.assignments = assignments;
+    this.networkVolumes = networkVolumes;
     this.revision++;
     this.wake?.();
   }
@@ -42,7 +44,7 @@ class FakeChannel implements AgentChannel {
         signal?.addEventListener('abort', () => resolve(), { once: true });
       });
     }
-    return { revision: this.revision, assignments: this.assignments, networkVolumes: [] };
+    return { revision: this.revision, assignments: this.assignments, networkVolumes: this.networkVolumes };
   }
   async report(_node: NodeId, reports: InstanceReport[]): Promise<void> {
     for (const r of reports) this.observed.set(r.instanceId, r.observation);
@@ -185,6 +187,31 @@ describe('agent on the real Docker daemon', () => {
       await until('removed', () => (channel.observed.get(a.instanceId)?.state === 'removed' ? true : undefined));
     } finally {
       await rm(hostDir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves no volume behind when a network volume is deleted while its pod starts and goes', async () => {
+    // The pod goes and its network volume is deleted at once, at points across the start: the
+    // volume must not be removed between its creation and the container's (Docker would make it
+    // again, without labels, and nothing would ever collect it).
+    for (const delayMs of [0, 5, 20, 60, 150]) {
+      const podId = `nvrace${delayMs}${Date.now().toString(36)}`;
+      const volume = `berth-nv-${podId}`;
+      const a = { ...assignment(podId, { image: TEST_IMAGE, command: ['sleep', '3600'] }, {}), networkVolume: volume };
+      channel.set([a], [volume]);
+      await new Promise((r) => setTimeout(r, delayMs));
+      channel.set([], []);
+      const end = Date.now() + 30_000;
+      for (;;) {
+        const containers = await runtime.listContainers({ 'berth.instance': a.instanceId });
+        const volumes = (await runtime.docker.listVolumes({ filters: { name: [volume] } })).Volumes ?? [];
+        if (containers.length === 0 && volumes.length === 0) break;
+        if (Date.now() > end) {
+          for (const v of volumes) await runtime.removeVolume(v.Name);
+          assert.fail(`${delayMs} ms in: left behind ${containers.length} containers and volumes ${JSON.stringify(volumes.map((v) => ({ name: v.Name, labels: v.Labels })))}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
   });
 

@@ -128,6 +128,16 @@ export class Agent implements NodeAccess {
   private readonly assignments = new Map<InstanceId, Assignment>();
   private readonly local = new Map<InstanceId, LocalState>();
   private readonly running = new Map<InstanceId, Promise<void>>();
+  /**
+   * Network volumes a reconcile pass in flight may mount: not removed until that pass is over. A
+   * volume removed between its creation and the container's would be made again by Docker,
+   * without labels, and never collected.
+   */
+  private readonly mounting = new Map<InstanceId, string>();
+  /** The network volumes the store has, as of the last watch. */
+  private networkVolumes: string[] | undefined;
+  /** A deleted network volume is still on Docker (in use, or a pass may mount it): try again after each pass. */
+  private networkVolumesLeft = false;
   private readonly again = new Set<InstanceId>();
   private readonly abort = new AbortController();
   private gpus!: GpuInventory;
@@ -261,7 +271,12 @@ export class Agent implements NodeAccess {
           setTimeout(() => this.kick(id), 5_000).unref();
         }
       } while (this.again.has(id) && !this.abort.signal.aborted);
-    })().finally(() => this.running.delete(id));
+    })().finally(() => {
+      this.running.delete(id);
+      this.mounting.delete(id);
+      // This pass may have let go of a deleted network volume (or been about to mount one).
+      if (this.networkVolumesLeft && this.networkVolumes) void this.dropNetworkVolumes(this.networkVolumes);
+    });
     this.running.set(id, pass);
   }
 
@@ -535,6 +550,7 @@ export class Agent implements NodeAccess {
     const { runtime } = this.opts;
     const work: Promise<void>[] = [];
     if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
+    if (a.networkVolume) this.mounting.set(a.instanceId, a.networkVolume);
     if (a.networkVolume) work.push(runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' }));
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
@@ -873,12 +889,22 @@ export class Agent implements NodeAccess {
 
   /** Removes the node's copies of deleted network volumes; one still mounted stays until its pod is gone. */
   private async dropNetworkVolumes(existing: string[]): Promise<void> {
+    this.networkVolumes = existing;
+    this.networkVolumesLeft = false;
     const keep = new Set(existing);
+    const mounting = new Set(this.mounting.values());
     for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })) {
       if (keep.has(v.name)) continue;
+      if (mounting.has(v.name)) {
+        this.networkVolumesLeft = true;
+        continue;
+      }
       await this.opts.runtime.removeVolume(v.name).then(
         () => this.log.info({ volume: v.name }, 'removed a deleted network volume'),
-        (err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove a deleted network volume yet'),
+        (err: unknown) => {
+          this.networkVolumesLeft = true;
+          this.log.warn({ err, volume: v.name }, 'cannot remove a deleted network volume yet');
+        },
       );
     }
   }
