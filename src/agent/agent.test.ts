@@ -208,6 +208,7 @@ describe('agent on the real Docker daemon', () => {
         if (containers.length === 0 && volumes.length === 0) break;
         if (Date.now() > end) {
           for (const v of volumes) await runtime.removeVolume(v.Name);
+          process.stderr.write(logs.join('').split('\n').filter((l) => l.includes(podId)).join('\n') + '\n');
           assert.fail(`${delayMs} ms in: left behind ${containers.length} containers and volumes ${JSON.stringify(volumes.map((v) => ({ name: v.Name, labels: v.Labels })))}`);
         }
         await new Promise((r) => setTimeout(r, 100));

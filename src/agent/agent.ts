@@ -138,6 +138,8 @@ export class Agent implements NodeAccess {
   private networkVolumes: string[] | undefined;
   /** A deleted network volume is still on Docker (in use, or a pass may mount it): try again after each pass. */
   private networkVolumesLeft = false;
+  /** The removal of deleted network volumes under way: one at a time, and a volume is made only after it. */
+  private dropping: Promise<void> = Promise.resolve();
   private readonly again = new Set<InstanceId>();
   private readonly abort = new AbortController();
   private gpus!: GpuInventory;
@@ -550,8 +552,12 @@ export class Agent implements NodeAccess {
     const { runtime } = this.opts;
     const work: Promise<void>[] = [];
     if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
-    if (a.networkVolume) this.mounting.set(a.instanceId, a.networkVolume);
-    if (a.networkVolume) work.push(runtime.ensureVolume(a.networkVolume, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' }));
+    if (a.networkVolume) {
+      // Noted first: a removal that starts from now on leaves it alone; one under way ends before it is made.
+      const name = a.networkVolume;
+      this.mounting.set(a.instanceId, name);
+      work.push(this.dropping.then(() => runtime.ensureVolume(name, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })));
+    }
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
         work.push(runtime.ensureVolume(ephemeralVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'ephemeral' }));
@@ -888,14 +894,20 @@ export class Agent implements NodeAccess {
   }
 
   /** Removes the node's copies of deleted network volumes; one still mounted stays until its pod is gone. */
-  private async dropNetworkVolumes(existing: string[]): Promise<void> {
+  private dropNetworkVolumes(existing: string[]): Promise<void> {
+    const run = this.dropping.then(() => this.dropNetworkVolumesNow(existing));
+    this.dropping = run.catch(() => undefined);
+    return run;
+  }
+
+  private async dropNetworkVolumesNow(existing: string[]): Promise<void> {
     this.networkVolumes = existing;
     this.networkVolumesLeft = false;
     const keep = new Set(existing);
-    const mounting = new Set(this.mounting.values());
     for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })) {
       if (keep.has(v.name)) continue;
-      if (mounting.has(v.name)) {
+      // Looked at now, not before the list: a pass may have started meanwhile.
+      if ([...this.mounting.values()].includes(v.name)) {
         this.networkVolumesLeft = true;
         continue;
       }
