@@ -220,6 +220,20 @@ describe('DockerRuntime on the real daemon', { concurrency: true }, () => {
     await assert.rejects(rt.createContainer(plan('noimage', { image: `berth-test/absent-${RUN_ID}:1` })), isKind('NOT_FOUND', /pull it first/));
   });
 
+  it('tells a path\'s type, mode, size and link target without running anything in the container', async () => {
+    const id = await run('stat', { command: ['sleep', '3600'] });
+    const dir = await rt.statPath(id, '/tmp');
+    assert.equal(dir.mode, 0o041777, 'a directory with the sticky bit');
+    const bin = await rt.statPath(id, '/bin/busybox');
+    assert.equal(bin.mode & 0o170000, 0o100000);
+    assert.ok(bin.size > 100_000);
+    assert.ok(Math.abs(Date.now() - bin.mtimeMs) < 10 * 365 * 86_400_000);
+    const link = await rt.statPath(id, '/bin/sh');
+    assert.equal(link.mode & 0o170000, 0o120000);
+    assert.equal(link.linkTarget, '/bin/busybox');
+    await assert.rejects(rt.statPath(id, '/no/such/path'), isKind('NOT_FOUND'));
+  });
+
   it('removes containers idempotently', async () => {
     const id = await run('remove');
     await rt.removeContainer(id);

@@ -193,7 +193,7 @@ describe('SSH gateway', { concurrency: true }, () => {
     assert.equal((await ssh([`${podId}@127.0.0.1`, 'cat /tmp/patch.txt'])).stdout, 'abcXYfgh');
   });
 
-  it('uploads into an image without a shell, through the archive API', async () => {
+  it('copies to and from an image without a shell or stat, through the archive API', async () => {
     const created = await t.api<{ id: string }>('POST', '/api/v1/pods', { image: await ensurePauseImage(), volumeGb: 0 });
     const id = created.body.id;
     try {
@@ -213,6 +213,15 @@ describe('SSH gateway', { concurrency: true }, () => {
       const size = parseInt(whole.subarray(124, 136).toString().replace(/\0.*$/, '').trim(), 8);
       assert.equal(size, data.length);
       assert.ok(whole.subarray(512, 512 + size).equals(data));
+      // Without `stat`, the archive API tells scp what a path is: a directory as target, a file to download.
+      const intoDir = await scp(join(dir, 'noshell.bin'), `${id}@127.0.0.1:/bin/`);
+      assert.equal(intoDir.code, 0, intoDir.stderr);
+      const back = await scp(`${id}@127.0.0.1:/bin/noshell.bin`, join(dir, 'noshell-back.bin'));
+      assert.equal(back.code, 0, back.stderr);
+      assert.ok((await readFile(join(dir, 'noshell-back.bin'))).equals(data));
+      const missing = await scp(`${id}@127.0.0.1:/nothing-here`, join(dir, 'nothing'));
+      assert.notEqual(missing.code, 0);
+      assert.match(missing.stderr, /No such file/i);
     } finally {
       await t.api('POST', `/api/v1/pods/${id}/terminate`);
     }

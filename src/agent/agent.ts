@@ -15,6 +15,7 @@ import {
   type InstanceObservation,
   type InstanceState,
   type NodeId,
+  type PathStat,
   type PodSpec,
   type PullProgress,
 } from '../model/index.js';
@@ -1033,6 +1034,11 @@ export class Agent implements NodeAccess {
       if (err instanceof BerthError) throw err;
       throw new BerthError('VALIDATION', `${path}: ${(err as Error).message}`, { cause: err, extra: { path } });
     }
+  }
+
+  async statFile(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat> {
+    const c = await this.containerOf(instanceId, container);
+    return this.interactiveRuntime().statPath(c.id, path);
   }
 
   async writeFile(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void> {

@@ -1,5 +1,5 @@
 import type { Duplex, Readable } from 'node:stream';
-import type { Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PodId, PodSpec } from '../model/index.js';
+import type { Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PathStat, PodId, PodSpec } from '../model/index.js';
 
 /**
  * The agent protocol. Agents pull: they register, watch their assignments and report what they
@@ -82,6 +82,8 @@ export interface NodeAccess {
   readFile?(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
   /** The node's own address on the pod's network: where the pod reaches a listener of the node (ssh -R). */
   hostAddress?(instanceId: InstanceId): Promise<string>;
+  /** A path's attributes without running anything in the container (for images without `stat`); the last component is not followed. */
+  statFile?(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat>;
   /** Replaces `path` with exactly `size` bytes from `content`. */
   writeFile?(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void>;
 }

@@ -205,3 +205,14 @@ export interface Change {
   nodeId: NodeId | null;
   at: Timestamp;
 }
+
+/** A path in a container as Docker's archive API reports it: the last component is not followed. */
+export interface PathStat {
+  name: string;
+  size: number;
+  /** POSIX st_mode: file type and permission bits. */
+  mode: number;
+  mtimeMs: number;
+  /** Where a symbolic link points, as written; empty for anything else. */
+  linkTarget: string;
+}

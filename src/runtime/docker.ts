@@ -9,6 +9,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
+import type { PathStat } from '../model/records.js';
 import {
   exitCodeFromStatus,
   FrameDemuxer,
@@ -830,6 +831,21 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     }
   }
 
+  async statPath(id: string, path: string): Promise<PathStat> {
+    let res: IncomingMessage;
+    try {
+      res = (await this.docker.getContainer(id).infoArchive({ path })) as IncomingMessage;
+    } catch (err) {
+      if (statusCode(err) === 404) throw new BerthError('NOT_FOUND', `${path}: no such file or directory`, { cause: err, extra: { path } });
+      throw this.fail(err, `stat ${path} in container ${id}`);
+    }
+    res.resume();
+    const header = res.headers['x-docker-container-path-stat'];
+    if (typeof header !== 'string') throw new BerthError('RUNTIME', `the daemon said nothing of ${path}'s attributes`);
+    const raw = JSON.parse(Buffer.from(header, 'base64').toString('utf8')) as { name: string; size: number; mode: number; mtime: string; linkTarget: string };
+    return { name: raw.name, size: raw.size, mode: posixMode(raw.mode), mtimeMs: Date.parse(raw.mtime), linkTarget: raw.linkTarget ?? '' };
+  }
+
   async diskUsage(): Promise<DiskUsageReport> {
     let df: unknown;
     try {
@@ -943,4 +959,23 @@ function parseEvent(raw: string): { event: RuntimeEvent; nano: bigint; key: stri
     nano,
     key: `${containerId} ${action}`,
   };
+}
+
+/** Go's os.FileMode (what the archive API reports: type bits at the top) as a POSIX st_mode. */
+export function posixMode(go: number): number {
+  const bit = (n: number): boolean => Math.floor(go / 2 ** n) % 2 === 1;
+  const type = bit(31)
+    ? 0o040000 // ModeDir
+    : bit(27)
+      ? 0o120000 // ModeSymlink
+      : bit(26)
+        ? bit(21)
+          ? 0o020000 // ModeDevice | ModeCharDevice
+          : 0o060000 // ModeDevice: a block device
+        : bit(25)
+          ? 0o010000 // ModeNamedPipe
+          : bit(24)
+            ? 0o140000 // ModeSocket
+            : 0o100000;
+  return type | (go % 0o1000) | (bit(23) ? 0o4000 : 0) | (bit(22) ? 0o2000 : 0) | (bit(20) ? 0o1000 : 0);
 }

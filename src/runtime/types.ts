@@ -1,4 +1,5 @@
 /** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
+import type { PathStat } from '../model/records.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -186,4 +187,7 @@ export interface InteractiveRuntime {
   getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
   /** Unpacks a tar stream into the directory `dir`, which must exist. */
   putArchive(id: string, dir: string, tar: NodeJS.ReadableStream): Promise<void>;
+  /** A path's attributes as the archive API reports them (no program in the image needed); NOT_FOUND when there is none. */
+  statPath(id: string, path: string): Promise<PathStat>;
 }
+

@@ -302,10 +302,23 @@ export class SftpSession {
   }
 
   private async stat(path: string, follow: boolean): Promise<Attributes> {
-    const out = await this.run(['stat', ...(follow ? ['-L'] : []), '-c', STAT_FORMAT, '--', path]);
-    const parsed = parseStatLine(out.split('\n')[0] ?? '');
+    const argv = ['stat', ...(follow ? ['-L'] : []), '-c', STAT_FORMAT, '--', path];
+    const r = await this.t.access.exec(this.t.instanceId, this.t.container, argv, EXEC_TIMEOUT_MS);
+    // 126/127: no `stat` in the image (distroless, FROM scratch): Docker's archive API knows the rest but the owner.
+    if ((r.exitCode === 126 || r.exitCode === 127) && this.t.access.statFile) return this.archiveStat(path, follow);
+    if (r.exitCode !== 0) throw new Error((r.stderr.trim() || `stat exited with ${r.exitCode}`).replace(/^[a-z]+: /, ''));
+    const parsed = parseStatLine(r.stdout.split('\n')[0] ?? '');
     if (!parsed) throw new Error(`cannot stat ${path}`);
     return parsed.attrs;
+  }
+
+  /** A path's size, mode and time from the archive API; owner and group read as root. */
+  private async archiveStat(path: string, follow: boolean): Promise<Attributes> {
+    let st = await this.t.access.statFile!(this.t.instanceId, this.t.container, path);
+    // Docker gives a link's target resolved in the container: one more look follows it.
+    if (follow && st.linkTarget) st = await this.t.access.statFile!(this.t.instanceId, this.t.container, posix.resolve(posix.dirname(path), st.linkTarget));
+    const time = Math.floor(st.mtimeMs / 1000);
+    return { mode: st.mode, size: st.size, uid: 0, gid: 0, atime: time, mtime: time };
   }
 
   private async onStat(reqId: number, path: string, follow: boolean): Promise<void> {
