@@ -249,6 +249,16 @@ describe('SSH gateway', { concurrency: true }, () => {
     const r = await spawnEnv(process.execPath, [bin, 'ssh', podId, '-i', join(dir, 'id_owner'), '--ssh-option', 'StrictHostKeyChecking=no', '--ssh-option', 'UserKnownHostsFile=/dev/null', '--ssh-option', 'LogLevel=ERROR', '--', 'echo', 'via-cli;', 'exit', '4'], env);
     assert.equal(r.code, 4, r.stderr);
     assert.equal(r.stdout, 'via-cli\n');
+    // Without host-key options: the gateway's key comes from the API and is pinned, so ssh neither
+    // asks (BatchMode would fail) nor trusts on first use. The key is the one in the data dir.
+    const view = await t.api<{ connection: { ssh: { hostKey: string } } }>('GET', `/api/v1/pods/${podId}`);
+    const onDisk = (await readFile(join(t.dataDir, 'ssh_host_ed25519_key.pub'), 'utf8')).split(' ').slice(0, 2).join(' ');
+    assert.equal(view.body.connection.ssh.hostKey, onDisk);
+    const xdg = join(dir, 'xdg with space');
+    const pinned = await spawnEnv(process.execPath, [bin, 'ssh', podId, '-i', join(dir, 'id_owner'), '--ssh-option', 'BatchMode=yes', '--ssh-option', 'LogLevel=ERROR', '--', 'echo', 'pinned'], { ...env, XDG_CONFIG_HOME: xdg });
+    assert.equal(pinned.code, 0, pinned.stderr);
+    assert.equal(pinned.stdout, 'pinned\n');
+    assert.equal(await readFile(join(xdg, 'berth', 'known_hosts'), 'utf8'), `[localhost]:${sshPort} ${onDisk}\n`);
   });
 
   it('forwards a port of the pod\'s network back to the client (-R), at the node\'s address on that network', async () => {

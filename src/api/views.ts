@@ -68,6 +68,7 @@ export function connectionView(d: PodDetail, publicIp: string | null, portMappin
           port: ssh.port,
           user: d.pod.id as string,
           command: sshCommand(ssh, d.pod.id),
+          ...(ssh.hostKey ? { hostKey: ssh.hostKey } : {}),
           ...(d.spec.containers.length > 1 ? { containers: Object.fromEntries(d.spec.containers.map((c) => [c.name, sshCommand(ssh, d.pod.id, c.name)])) } : {}),
         }
       : null,

@@ -128,7 +128,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     }
     if (options.ssh !== false) {
       ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: options.sshPort ?? (port === 0 ? 0 : 2222), host });
-      endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port };
+      endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
     app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });

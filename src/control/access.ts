@@ -11,7 +11,8 @@ export interface AccessEndpoints {
   /** The HTTP proxy as users reach it: `{scheme}://{podId}-{port}.{domain}:{port}/`. */
   proxy?: { scheme: 'http' | 'https'; domain: string; port: number };
   /** The SSH gateway as users reach it. */
-  ssh?: { host: string; port: number };
+  /** `hostKey`: the gateway's public host key, `ssh-ed25519 AAAA...`, for clients to pin. */
+  ssh?: { host: string; port: number; hostKey?: string };
 }
 
 /** `http://{podId}-{port}.{domain}:7780/`; the port is left out when it is the scheme's default. */

@@ -115,11 +115,15 @@ export class SshGateway {
   private readonly listener: TcpServer;
   private readonly clients = new Set<Connection>();
   port = 0;
+  /** The host key's public half, as a known_hosts line has it after the host: `ssh-ed25519 AAAA...`. */
+  readonly hostKey: string;
 
   private constructor(
     private readonly opts: SshGatewayOptions,
     key: string,
   ) {
+    const parsed = utils.parseKey(key) as ssh2.ParsedKey;
+    this.hostKey = `${parsed.type} ${parsed.getPublicSSH().toString('base64')}`;
     this.server = new Server({ hostKeys: [key], ident: 'Berth', algorithms: { cipher: GATEWAY_CIPHERS } }, (client) => this.onClient(client));
     this.listener = createTcpServer((socket) => {
       // Small packets (SFTP acknowledgements, window adjustments) must not wait behind Nagle's algorithm.

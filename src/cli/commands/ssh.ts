@@ -1,5 +1,7 @@
 /** `berth ssh <pod>`: OpenSSH's ssh to the pod through Berth's SSH gateway, with the pod's exact endpoint. */
 import { spawn } from 'node:child_process';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import type { PodView } from '../../api/views.js';
 import { UserError } from '../output.js';
 import { defineCommand } from './define.js';
@@ -13,6 +15,20 @@ const LOCAL = new Set(['localhost', '127.0.0.1', '::1']);
 export function sshHost(configured: string, apiUrl: string): string {
   const apiHost = new URL(apiUrl).hostname.replace(/^\[|\]$/g, '');
   return LOCAL.has(configured) && !LOCAL.has(apiHost) ? apiHost : configured;
+}
+
+/**
+ * Notes the gateway's host key, as the API reported it over the CLI's authenticated connection, in
+ * Berth's own known_hosts file (beside the CLI's config): ssh then checks the gateway against it,
+ * with no first-connection prompt and no trust on first use. Returns the file.
+ */
+export async function pinHostKey(configFile: string, host: string, port: number, hostKey: string): Promise<string> {
+  const file = join(dirname(configFile), 'known_hosts');
+  const pattern = port === 22 ? host : `[${host}]:${port}`;
+  const lines = (await readFile(file, 'utf8').catch(() => '')).split('\n').filter((l) => l.trim() && l.split(' ')[0] !== pattern);
+  await mkdir(dirname(file), { recursive: true, mode: 0o700 });
+  await writeFile(file, [...lines, `${pattern} ${hostKey}`].join('\n') + '\n', { mode: 0o600 });
+  return file;
 }
 
 export const ssh = defineCommand({
@@ -38,11 +54,21 @@ export const ssh = defineCommand({
     if (pod.status !== 'RUNNING') ctx.out.note(`pod ${pod.id} is ${pod.status}; the gateway will say so`);
     const user = `${pod.id}${opts.instance !== undefined ? `-${opts.instance}` : ''}${opts.container ? `.${opts.container}` : ''}`;
     const host = sshHost(gw.host, client.url);
-    const argv = [...(gw.port !== 22 ? ['-p', String(gw.port)] : []), ...(opts.identity ? ['-i', opts.identity] : []), ...opts.sshOption.flatMap((o) => ['-o', o]), `${user}@${host}`, ...(args.command.length ? ['--', ...args.command] : [])];
+    const command = (extra: string[]): string[] => [
+      ...(gw.port !== 22 ? ['-p', String(gw.port)] : []),
+      ...(opts.identity ? ['-i', opts.identity] : []),
+      // The user's options first: ssh takes the first value it is given for an option.
+      ...opts.sshOption.flatMap((o) => ['-o', o]),
+      ...extra,
+      `${user}@${host}`,
+      ...(args.command.length ? ['--', ...args.command] : []),
+    ];
     if (opts.print) {
+      const argv = command([]);
       ctx.out.result({ command: ['ssh', ...argv] }, () => `ssh ${argv.map((a) => (/^[\w@.:/=-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(' ')}\n`);
       return;
     }
+    const argv = command(gw.hostKey ? ['-o', `UserKnownHostsFile="${await pinHostKey(ctx.configPath, host, gw.port, gw.hostKey)}"`, '-o', 'StrictHostKeyChecking=yes'] : []);
     return new Promise<number>((resolve, reject) => {
       const child = spawn('ssh', argv, { stdio: 'inherit' });
       child.once('error', (err: NodeJS.ErrnoException) =>
