@@ -4,7 +4,8 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { ensureSleeperImage, nativeStatus } from './support/runpod-fixtures.js';
+import Docker from 'dockerode';
+import { containersOf, ensureSleeperImage, nativeStatus } from './support/runpod-fixtures.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 interface NativePod {
@@ -14,11 +15,17 @@ interface NativePod {
   image: string;
   marathonId: string | null;
 }
+interface MarathonDefinition {
+  id: string;
+  version: string;
+  containers: { name: string; image: { id: string }; environment?: Record<string, string>; resources: { cpus: number; mem: number } }[];
+  scaling: { instances: number };
+}
 interface MarathonStatus {
   id: string;
   status: string;
-  spec: { id: string; containers: { name: string; image: { id: string } }[]; scaling: { instances: number } };
-  instances: { id: string; status: string }[];
+  spec: MarathonDefinition;
+  instances: { id: string; status: string; specReference: string }[];
 }
 
 describe('one pod, four APIs', () => {
@@ -83,5 +90,58 @@ describe('one pod, four APIs', () => {
     assert.equal((await m('GET', '/pods/team/worker')).status, 404);
     assert.equal((await m('GET', `/pods/${fromV1.body.id}`)).status, 404);
     assert.equal((await m<MarathonStatus>('GET', `/pods/${native.body.id}`)).status, 200);
+  });
+
+  it('shows a Marathon pod changed through the native API as it now runs, under its Marathon id', async () => {
+    const created = await m<MarathonDefinition>('POST', '/pods', {
+      id: '/team/patched',
+      containers: [{ name: 'main', image: { kind: 'DOCKER', id: image }, resources: { cpus: 0.1, mem: 64 }, environment: { STAGE: 'one' } }],
+      networks: [{ mode: 'container/bridge' }],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const all = (await t.api<{ pods: NativePod[] }>('GET', '/api/v1/pods?view=full')).body.pods;
+    const pod = all.find((p) => p.marathonId === '/team/patched' && p.desiredStatus !== 'TERMINATED');
+    assert.ok(pod, 'the native list holds the Marathon pod');
+    await nativeStatus(t, pod.id, 'RUNNING');
+
+    // A change of the container's environment through the native API.
+    const patched = await t.api<NativePod>('PATCH', `/api/v1/pods/${pod.id}`, {
+      containers: [{ name: 'main', image, env: { STAGE: 'two' }, resources: { cpus: 0.1, memoryMb: 64 } }],
+    });
+    assert.equal(patched.status, 200, JSON.stringify(patched.body));
+    assert.equal(patched.body.marathonId, '/team/patched');
+
+    // Marathon shows the pod as it now is, under the same path id; the version before keeps its definition.
+    const shown = await m<MarathonDefinition>('GET', '/pods/team/patched');
+    assert.equal(shown.status, 200, JSON.stringify(shown.body));
+    assert.equal(shown.body.id, '/team/patched');
+    assert.deepEqual(shown.body.containers[0]?.environment, { STAGE: 'two' });
+    assert.equal(shown.body.containers[0]?.image.id, image);
+    assert.equal(shown.body.containers[0]?.resources.mem, 64);
+    const versions = (await m<string[]>('GET', '/pods/team/patched::versions')).body;
+    assert.equal(versions.length, 2);
+    const before = (await m<MarathonDefinition>('GET', `/pods/team/patched::versions/${versions[0]}`)).body;
+    assert.deepEqual(before.containers[0]?.environment, { STAGE: 'one' });
+    assert.equal(shown.body.version, versions[1]);
+
+    // The instance converges on the change: STABLE at the new version, its container with the new variable.
+    const status = await waitFor('the changed pod STABLE at its new version', async () => {
+      const r = await m<MarathonStatus>('GET', '/pods/team/patched::status');
+      const [inst] = r.body.instances;
+      return r.body.status === 'STABLE' && r.body.instances.length === 1 && inst?.status === 'STABLE' && inst.specReference.endsWith(versions[1]!) ? r.body : undefined;
+    }, 60_000);
+    assert.deepEqual(status.spec.containers[0]?.environment, { STAGE: 'two' });
+    const docker = new Docker();
+    await waitFor('a running container with STAGE=two', async () => {
+      for (const c of await containersOf(pod.id, docker)) {
+        if (c.State !== 'running') continue;
+        const env = (await docker.getContainer(c.Id).inspect()).Config.Env ?? [];
+        if (env.includes('STAGE=two')) return true;
+      }
+      return undefined;
+    });
+
+    assert.equal((await m('DELETE', '/pods/team/patched')).status, 202);
+    await nativeStatus(t, pod.id, 'TERMINATED');
   });
 });

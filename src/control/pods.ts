@@ -255,11 +255,12 @@ export class PodService {
       if (problems.length) throw invalid(problems);
       if (JSON.stringify(spec) === JSON.stringify(current.spec)) return current;
       const onlyName = JSON.stringify({ ...spec, name: current.spec.name }) === JSON.stringify(current.spec);
+      const next = onlyName ? spec : withoutMarathonDefinition(spec);
       await this.store.transaction(async (tx) => {
-        const version = await tx.addPodVersion(current.pod.id, spec);
-        await tx.updatePod(current.pod.id, { name: spec.name });
+        const version = await tx.addPodVersion(current.pod.id, next);
+        await tx.updatePod(current.pod.id, { name: next.name });
         if (onlyName) return;
-        await this.resize(tx, current, spec, version);
+        await this.resize(tx, current, next, version);
       });
       await this.refreshStatusLocked(current.pod.id);
       return (await this.store.getPod(current.pod.id))!;
@@ -511,6 +512,14 @@ export class PodService {
     if (problems.length || !spec) throw invalid(problems);
     return spec;
   }
+}
+
+/**
+ * A Marathon pod changed through another API no longer runs what its stored definition says: the
+ * definition goes, its path id stays, and the Marathon API writes the definition from the spec.
+ */
+function withoutMarathonDefinition(spec: PodSpec): PodSpec {
+  return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
 }
 
 function isUnder(path: string, root: string): boolean {

@@ -119,10 +119,14 @@ export interface UpgradePolicy {
   maximumOverCapacity: number;
 }
 
-/** How the pod was defined through the Marathon API: its path id and the normalized definition it answers with. */
+/**
+ * How the pod was defined through the Marathon API: its path id and the normalized definition it
+ * answers with. A change through another API drops the definition (it would show the spec before the
+ * change); the Marathon API then writes one from the spec.
+ */
 export interface MarathonMeta {
   id: string;
-  definition: Record<string, unknown>;
+  definition?: Record<string, unknown>;
 }
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';

@@ -8,6 +8,7 @@ import type { ContainerObservation, Instance, Node, PodSpec, PodVersion } from '
 import type { PodDetail } from '../../store/types.js';
 import { marathonInstanceId } from './paths.js';
 import { MARATHON_DEFAULTS, type MarathonPod, type Resources } from './schema.js';
+import { definitionFromSpec } from './synthesize.js';
 
 /** What the views of one pod need besides its detail: its versions by number and the nodes by id. */
 export interface PodContext {
@@ -19,8 +20,12 @@ export interface PodContext {
   now: string;
 }
 
-/** The stored definition of a spec (every Marathon pod has one). */
-export const definitionOf = (spec: PodSpec): MarathonPod => spec.marathon?.definition as unknown as MarathonPod;
+/**
+ * The definition of a Marathon pod's spec: the one stored with it, or, where a change through another
+ * API dropped that, one written from the spec under the pod's Marathon id.
+ */
+export const definitionOf = (spec: PodSpec): MarathonPod =>
+  (spec.marathon && !spec.marathon.definition ? definitionFromSpec(spec, spec.marathon.id) : spec.marathon?.definition) as unknown as MarathonPod;
 
 /** A spec version's time: what Marathon calls the pod's `version`. */
 export const versionTime = (ctx: PodContext, version: number): string => ctx.versions.get(version)?.createdAt ?? ctx.detail.pod.updatedAt;
