@@ -527,6 +527,19 @@ function storeSuite(open: () => Promise<Harness>): void {
       await assert.rejects(store.deleteSshKey(k.id), isKind('NOT_FOUND'));
     });
 
+    it('keeps deployments while they run', async () => {
+      const id = randomBytes(8).toString('hex');
+      const d = { id, path: `/team/${id}`, podId: `pod${id}`, action: 'StartPod' as const, version: tick(), toVersion: 1, fromVersion: null, startedAt: tick() };
+      await store.putDeployment(d);
+      assert.deepEqual((await store.listDeployments()).find((x) => x.id === id), d);
+      const rolled = { ...d, action: 'RestartPod' as const, toVersion: 3, fromVersion: 2 };
+      await store.putDeployment(rolled);
+      assert.deepEqual((await store.listDeployments()).filter((x) => x.id === id), [rolled]);
+      await store.deleteDeployment(id);
+      await store.deleteDeployment(id);
+      assert.equal((await store.listDeployments()).find((x) => x.id === id), undefined);
+    });
+
     it('finds API keys by hash', async () => {
       const owner = newOwner();
       const hash = randomBytes(32).toString('hex');

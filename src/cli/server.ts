@@ -136,7 +136,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     await proxy?.close();
     await ssh?.close();
     agents.close();
-    deployments.close();
+    await deployments.close();
     await store.close();
     throw err;
   }
@@ -188,7 +188,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await proxy?.close();
       await agent?.close();
       agents.close();
-      deployments.close();
+      await deployments.close();
       await app.close();
       await store.close();
     },

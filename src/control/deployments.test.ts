@@ -67,7 +67,7 @@ describe('deployment controller', () => {
   });
 
   after(async () => {
-    deployments.close();
+    await deployments.close();
     await store.close();
     await rm(dir, { recursive: true, force: true });
   });
@@ -108,6 +108,34 @@ describe('deployment controller', () => {
     assert.ok(events.some((e) => e.eventType === 'deployment_failed' && 'deployment' in e && e.deployment.id === deployment.id));
     await deployments.remove(caller, '/lock', { force: true });
     await agentPass(detail.pod.id);
+  });
+
+  it('keeps a deployment in the store while it runs: after a restart it goes on under its id, and ends there', async () => {
+    const { detail, deployment } = await deployments.apply(caller, podInput('/restart', 1, 'img:1'), { force: false, mustBeNew: true });
+    const podId = detail.pod.id;
+    await until('the deployment in the store', async () => ((await store.listDeployments()).some((d) => d.id === deployment.id) ? true : undefined));
+    // The server stops mid-rollout (no instance reported yet) and starts again on the same store.
+    await deployments.close();
+    deployments = new DeploymentController(store, pods);
+    deployments.onEvent((e) => events.push(e));
+    await deployments.recover();
+    assert.deepEqual(deployments.deployments().map((d) => ({ ...d })).filter((d) => d.podId === podId), [deployment], 'the same deployment, id and all');
+    await assert.rejects(deployments.apply(caller, podInput('/restart', 1, 'img:2'), { force: false, mustBeNew: false }), /locked by one or more deployments/);
+    await agentPass(podId);
+    await until('the deployment to end', async () => (deployments.deployments().some((d) => d.id === deployment.id) ? undefined : true));
+    assert.ok(events.some((e) => e.eventType === 'deployment_success' && e.deployment.id === deployment.id));
+    await until('the store to forget it', async () => ((await store.listDeployments()).some((d) => d.id === deployment.id) ? undefined : true));
+    // A pod left unconverged with no deployment in the store (a store from before this table) still gets one.
+    await deployments.apply(caller, podInput('/restart', 2, 'img:1'), { force: false, mustBeNew: false });
+    await deployments.close();
+    for (const d of await store.listDeployments()) await store.deleteDeployment(d.id);
+    deployments = new DeploymentController(store, pods);
+    deployments.onEvent((e) => events.push(e));
+    await deployments.recover();
+    const fresh = deployments.deployments().find((d) => d.podId === podId);
+    assert.equal(fresh?.action, 'RestartPod');
+    await deployments.remove(caller, '/restart', { force: true });
+    await agentPass(podId);
   });
 
   it('rolls 2 instances beside the old ones by default, stopping old ones only as new ones are ready', async () => {

@@ -1,27 +1,11 @@
 import { randomUUID } from 'node:crypto';
-import { BerthError, podIdOfInstance, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
+import { BerthError, podIdOfInstance, type Deployment, type DeploymentAction, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 import { canSee, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
 import type { PodService } from './pods.js';
 
-/** A Marathon deployment step action on a pod. */
-export type DeploymentAction = 'StartPod' | 'StopPod' | 'ScalePod' | 'RestartPod';
-
-/** A rollout in progress, as Marathon's `GET /v2/deployments` shows it. */
-export interface Deployment {
-  id: string;
-  /** The Marathon path id of the pod. */
-  path: string;
-  podId: string;
-  action: DeploymentAction;
-  /** ISO time of the pod version the deployment moves to (Marathon's `version`). */
-  version: string;
-  /** The spec version it moves to, and the one it started from (null: the pod is new). */
-  toVersion: number;
-  fromVersion: number | null;
-  startedAt: string;
-}
+export type { Deployment, DeploymentAction } from '../model/index.js';
 
 export type MarathonEvent =
   | { eventType: 'deployment_info' | 'deployment_success' | 'deployment_failed' | 'deployment_step_success' | 'deployment_step_failure'; deployment: Deployment; reason?: string }
@@ -115,8 +99,8 @@ export function conditionOf(inst: Instance): string {
 /**
  * Pods defined by a Marathon path id, and the deployments that roll them: level-triggered, each
  * step compares the pod's instances with its current version and acts within the upgrade policy.
- * Deployments live in memory; after a restart a pod whose instances have not reached its version
- * gets a new deployment, so nothing is left half-rolled.
+ * Deployments are kept in the store while they run: after a restart each goes on under its id, and
+ * any other pod whose instances have not reached its version gets a new one.
  */
 export class DeploymentController implements DeploymentService {
   private readonly active = new Map<string, Deployment>();
@@ -131,6 +115,8 @@ export class DeploymentController implements DeploymentService {
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
+  /** The store's copy of the deployments, written in the order they start and end. */
+  private persisting: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly store: Store,
@@ -142,18 +128,38 @@ export class DeploymentController implements DeploymentService {
     });
   }
 
-  /** Picks up pods left mid-rollout by a previous run. */
+  /**
+   * Picks up the deployments a previous run left in the store (same ids: a client polling
+   * `/v2/deployments/{id}` or waiting to roll back sees them go on), then gives any other Marathon
+   * pod whose instances have not reached its version a deployment of its own.
+   */
   async recover(): Promise<void> {
+    for (const dep of await this.store.listDeployments()) {
+      const holder = this.byPod.get(dep.podId);
+      if (holder) {
+        // Two for one pod (one ended and its deletion was lost): the later one holds it.
+        this.persist(() => this.store.deleteDeployment(holder));
+        this.active.delete(holder);
+      }
+      this.hold(dep);
+    }
     for (const d of await this.store.listPods({})) {
-      if (!d.spec.marathon || d.pod.desiredStatus === 'TERMINATED') continue;
+      if (!d.spec.marathon || d.pod.desiredStatus === 'TERMINATED' || this.byPod.has(d.pod.id)) continue;
       if (!(await this.converged(d))) this.begin(d, 'RestartPod', null, await this.versionTime(d.pod.id, d.pod.specVersion));
     }
   }
 
-  close(): void {
+  /** Stops stepping; what the store was told is written before this resolves. */
+  async close(): Promise<void> {
     this.closed = true;
     this.unsubscribe();
     if (this.timer) clearInterval(this.timer);
+    await this.persisting;
+  }
+
+  /** Queues a write to the store's copy. One that fails is dropped: the deployment still runs here, and after a restart recover() gives an unconverged pod a deployment anyway. */
+  private persist(write: () => Promise<void>): void {
+    this.persisting = this.persisting.then(write).catch(() => undefined);
   }
 
   onEvent(listener: (e: MarathonEvent) => void): () => void {
@@ -291,20 +297,27 @@ export class DeploymentController implements DeploymentService {
       fromVersion,
       startedAt: new Date().toISOString(),
     };
+    this.persist(() => this.store.putDeployment(dep));
+    this.hold(dep);
+    this.emit({ eventType: 'deployment_info', deployment: dep });
+    return dep;
+  }
+
+  /** Makes `dep` the pod's deployment and steps it until it ends. */
+  private hold(dep: Deployment): void {
     this.active.set(dep.id, dep);
     this.byPod.set(dep.podId, dep.id);
-    this.emit({ eventType: 'deployment_info', deployment: dep });
     this.timer ??= setInterval(() => {
       for (const d of this.active.values()) this.kick(d.podId);
     }, TICK_MS);
     this.timer.unref();
     this.kick(dep.podId);
-    return dep;
   }
 
   private finish(dep: Deployment, how: 'deployment_success' | 'deployment_failed', reason?: string): void {
     if (!this.active.delete(dep.id)) return;
     if (this.byPod.get(dep.podId) === dep.id) this.byPod.delete(dep.podId);
+    this.persist(() => this.store.deleteDeployment(dep.id));
     if (how === 'deployment_success') this.emit({ eventType: 'deployment_step_success', deployment: dep });
     else this.emit({ eventType: 'deployment_step_failure', deployment: dep, ...(reason ? { reason } : {}) });
     this.emit({ eventType: how, deployment: dep, ...(reason ? { reason } : {}) });

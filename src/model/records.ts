@@ -216,3 +216,21 @@ export interface PathStat {
   /** Where a symbolic link points, as written; empty for anything else. */
   linkTarget: string;
 }
+
+/** A Marathon deployment step action on a pod. */
+export type DeploymentAction = 'StartPod' | 'StopPod' | 'ScalePod' | 'RestartPod';
+
+/** A rollout in progress, as Marathon's `GET /v2/deployments` shows it; kept in the store until it ends. */
+export interface Deployment {
+  id: string;
+  /** The Marathon path id of the pod. */
+  path: string;
+  podId: string;
+  action: DeploymentAction;
+  /** ISO time of the pod version the deployment moves to (Marathon's `version`). */
+  version: string;
+  /** The spec version it moves to, and the one it started from (null: the pod is new). */
+  toVersion: number;
+  fromVersion: number | null;
+  startedAt: string;
+}

@@ -155,12 +155,29 @@ const secrets: Migration = {
   },
 };
 
+const deployments: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('deployments')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('pod_id', 'text', (c) => c.notNull())
+      .addColumn('path', 'text', (c) => c.notNull())
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('version', 'text', (c) => c.notNull())
+      .addColumn('to_version', 'integer', (c) => c.notNull())
+      .addColumn('from_version', 'integer')
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
     getMigrations: async () => ({
       '0001_initial': initial(dialect),
       '0002_secrets': secrets,
+      '0003_deployments': deployments,
     }),
   };
 }

@@ -121,6 +121,17 @@ export interface SecretsTable {
   updated_at: string;
 }
 
+export interface DeploymentsTable {
+  id: string;
+  pod_id: string;
+  path: string;
+  action: string;
+  version: string;
+  to_version: number;
+  from_version: number | null;
+  started_at: string;
+}
+
 export interface SshKeysTable {
   id: SshKeyId;
   owner: OwnerId;
@@ -160,6 +171,7 @@ export interface Database {
   registry_auths: RegistryAuthsTable;
   ssh_keys: SshKeysTable;
   secrets: SecretsTable;
+  deployments: DeploymentsTable;
   api_keys: ApiKeysTable;
   changes: ChangesTable;
 }

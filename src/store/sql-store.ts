@@ -6,6 +6,8 @@ import {
   type ApiKey,
   type ApiKeyId,
   type Change,
+  type Deployment,
+  type DeploymentAction,
   type Instance,
   type InstanceId,
   type NetworkVolume,
@@ -672,6 +674,35 @@ export class SqlStore implements Store {
   async deleteSecret(owner: OwnerId, name: string): Promise<void> {
     const result = await this.db.deleteFrom('secrets').where('owner', '=', owner).where('name', '=', name).executeTakeFirst();
     if (result.numDeletedRows === 0n) throw notFound('secret', name);
+  }
+
+  // ---- Deployments
+
+  async putDeployment(d: Deployment): Promise<void> {
+    const row = { id: d.id, pod_id: d.podId, path: d.path, action: d.action, version: d.version, to_version: d.toVersion, from_version: d.fromVersion, started_at: d.startedAt };
+    await this.db
+      .insertInto('deployments')
+      .values(row)
+      .onConflict((oc) => oc.column('id').doUpdateSet({ action: row.action, version: row.version, to_version: row.to_version, from_version: row.from_version }))
+      .execute();
+  }
+
+  async deleteDeployment(id: string): Promise<void> {
+    await this.db.deleteFrom('deployments').where('id', '=', id).execute();
+  }
+
+  async listDeployments(): Promise<Deployment[]> {
+    const rows = await this.db.selectFrom('deployments').selectAll().orderBy('started_at').orderBy('id').execute();
+    return rows.map((r) => ({
+      id: r.id,
+      podId: r.pod_id,
+      path: r.path,
+      action: r.action as DeploymentAction,
+      version: r.version,
+      toVersion: Number(r.to_version),
+      fromVersion: r.from_version === null ? null : Number(r.from_version),
+      startedAt: r.started_at,
+    }));
   }
 
   // ---- SSH keys

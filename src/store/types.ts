@@ -2,6 +2,7 @@ import type {
   ApiKey,
   ApiKeyId,
   Change,
+  Deployment,
   Instance,
   InstanceId,
   NetworkVolume,
@@ -125,6 +126,11 @@ export interface Store {
   getSecret(owner: OwnerId, name: string): Promise<Secret | undefined>;
   listSecrets(owner?: OwnerId): Promise<Secret[]>;
   deleteSecret(owner: OwnerId, name: string): Promise<void>;
+
+  // Deployments (Marathon rollouts in progress): written when one starts, deleted when it ends
+  putDeployment(d: Deployment): Promise<void>;
+  deleteDeployment(id: string): Promise<void>;
+  listDeployments(): Promise<Deployment[]>;
 
   // SSH keys
   createSshKey(k: SshKey): Promise<SshKey>;
