@@ -88,6 +88,28 @@ describe('GPU placement with a declared (simulated) inventory', () => {
     assert.equal(more.status, 400, 'a start cannot take more GPUs than the pod asks for');
   });
 
+  it("gives each container of a pod the GPUs it asks for, and a container that asks for none none", async () => {
+    for (const p of (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods')).body.pods) await t.api('POST', `/api/v1/pods/${p.id}/terminate`);
+    await waitFor('all instances gone', async () => ((await t.server.store.listInstances({})).length === 0 ? true : undefined));
+    const container = (name: string, gpus: number) => ({ name, image: TEST_IMAGE, command: ['sleep', '3600'], resources: { gpus } });
+    const short = await t.api<{ problems: { path: string; message: string }[] }>('POST', '/api/v1/pods', { volumeGb: 0, gpuCount: 1, containers: [container('a', 1), container('b', 1)] });
+    assert.equal(short.status, 400);
+    assert.match(JSON.stringify(short.body.problems), /the containers ask for 2 GPUs together/);
+
+    const p = await t.api<PodView>('POST', '/api/v1/pods', { volumeGb: 0, gpuCount: 2, gpuTypeIds: ['NVIDIA GeForce RTX 4090'], containers: [container('a', 1), container('b', 1), container('sidecar', 0)] });
+    assert.equal(p.status, 201, JSON.stringify(p.body));
+    const running = await status(p.body.id, 'RUNNING');
+    const env = async (c: string) => (await t.api<{ stdout: string }>('POST', `/api/v1/pods/${p.body.id}/exec`, { container: c, command: ['env'] })).body.stdout;
+    const devices = async (c: string) => /^NVIDIA_VISIBLE_DEVICES=(.*)$/m.exec(await env(c))?.[1];
+    const [a, b] = running.instances[0]!.gpus.map((g) => g.uuid);
+    assert.equal(await devices('a'), a);
+    assert.equal(await devices('b'), b);
+    assert.equal(await devices('sidecar'), 'void');
+    assert.match(await env('a'), /^BERTH_GPU_COUNT=1$/m);
+    assert.match(await env('sidecar'), /^RUNPOD_GPU_COUNT=0$/m);
+    await t.api('POST', `/api/v1/pods/${p.body.id}/terminate`);
+  });
+
   it('scales a GPU pod without handing one GPU to two instances', async () => {
     for (const p of (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods')).body.pods) await t.api('POST', `/api/v1/pods/${p.id}/terminate`);
     await waitFor('all instances gone', async () => ((await t.server.store.listInstances({})).length === 0 ? true : undefined));

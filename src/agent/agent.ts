@@ -61,6 +61,21 @@ export function usesInfra(spec: PodSpec): boolean {
   return spec.containers.length > 1 || spec.marathon !== null;
 }
 
+/**
+ * The GPUs one container of an instance gets. Where containers ask for their own (Marathon's
+ * `resources.gpus`), each gets its count from the instance's GPUs, in the spec's order, and one
+ * that asks for none gets none; where none does (a RunPod pod), every container gets them all.
+ */
+export function containerGpus<G>(spec: PodSpec, gpus: G[], container: string): G[] {
+  if (!spec.containers.some((c) => c.resources.gpus > 0)) return gpus;
+  let at = 0;
+  for (const c of spec.containers) {
+    if (c.name === container) return gpus.slice(at, at + c.resources.gpus);
+    at += c.resources.gpus;
+  }
+  return [];
+}
+
 const isInfra = (c: ContainerInfo): boolean => c.labels[LABELS.role] === 'infra';
 
 export interface AgentOptions {
@@ -718,6 +733,9 @@ export class Agent implements NodeAccess {
 
   /** Creates one container of the pod and writes its secret files into it; it is not started. */
   private async createContainer(a: Assignment, c: ContainerSpec, podEnv: Record<string, string>, generation: Record<string, string>, extra: Partial<ContainerPlan>): Promise<CreateResult> {
+    const gpus = containerGpus(a.spec, a.gpus, c.name);
+    // A container with a share of the pod's GPUs counts its own.
+    const gpuCount: Record<string, string> = gpus.length !== a.gpus.length ? { BERTH_GPU_COUNT: String(gpus.length), RUNPOD_GPU_COUNT: String(gpus.length) } : {};
     const plan: ContainerPlan = {
       name: `berth-${a.instanceId}-${c.name}`,
       image: c.image,
@@ -727,10 +745,11 @@ export class Agent implements NodeAccess {
       // NVIDIA_VISIBLE_DEVICES=all in a pod's env would otherwise expose every GPU of the node.
       env: {
         ...podEnv,
+        ...gpuCount,
         ...(usesInfra(a.spec) ? marathonContainerEnv(a.spec, c, { instanceId: a.instanceId, nodeName: this.opts.name }) : {}),
         ...c.env,
         ...secretValues(c, a.secrets),
-        NVIDIA_VISIBLE_DEVICES: a.gpus.map((g) => g.uuid).join(',') || 'void',
+        NVIDIA_VISIBLE_DEVICES: gpus.map((g) => g.uuid).join(',') || 'void',
       },
       // The user's labels, never over ours: the agent finds its containers by them.
       labels: { ...withoutBerthLabels(c.labels), ...(extra.labels ?? {}), ...generation, [LABELS.container]: c.name },
@@ -739,7 +758,7 @@ export class Agent implements NodeAccess {
       cpus: c.resources.cpus ?? a.spec.vcpuCount,
       memoryBytes: c.resources.memoryMb !== null ? Math.round(c.resources.memoryMb * 2 ** 20) : a.spec.memoryGb === null ? null : Math.round(a.spec.memoryGb * 2 ** 30),
       diskBytes: a.spec.containerDiskGb * 2 ** 30,
-      gpuUuids: a.gpus.map((g) => g.uuid),
+      gpuUuids: gpus.map((g) => g.uuid),
       gpusSimulated: this.gpus.simulated,
       ...(extra.ports ? { ports: extra.ports } : {}),
       ...(extra.networkMode ? { networkMode: extra.networkMode } : {}),
