@@ -222,6 +222,15 @@ describe('SSH gateway', { concurrency: true }, () => {
       const missing = await scp(`${id}@127.0.0.1:/nothing-here`, join(dir, 'nothing'));
       assert.notEqual(missing.code, 0);
       assert.match(missing.stderr, /No such file/i);
+      // No /bin/sh: a command runs as a program, split as sh would; there is no shell to open.
+      const ran = await ssh([`${id}@127.0.0.1`, '--', `/bin/busybox echo 'two  words' "and \\"more\\""; exit 3`]);
+      assert.equal(ran.code, 0, ran.stderr);
+      assert.equal(ran.stdout, 'two  words and "more"; exit 3\n');
+      const status = await ssh([`${id}@127.0.0.1`, '--', '/bin/busybox false']);
+      assert.equal(status.code, 1);
+      const shell = await ssh(['-tt', `${id}@127.0.0.1`], '');
+      assert.equal(shell.code, 1);
+      assert.match(shell.stdout + shell.stderr, /the image has no \/bin\/sh, so there is no shell to open/);
     } finally {
       await t.api('POST', `/api/v1/pods/${id}/terminate`);
     }

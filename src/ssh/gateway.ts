@@ -268,17 +268,17 @@ export class SshGateway {
       accept?.();
     });
     session.on('signal', (accept) => accept?.());
-    const start = (channel: ServerChannel, argv: string[]): void => {
-      this.run(channel, who, argv, pty, env).then(
+    const start = (channel: ServerChannel, what: Run): void => {
+      this.run(channel, who, what, pty, env).then(
         (exec) => (running = exec),
         () => undefined,
       );
     };
     session.on('shell', (accept) => {
       // A login shell: bash where the image has it, else sh.
-      start(accept(), ['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi']);
+      start(accept(), { shell: true });
     });
-    session.on('exec', (accept, _reject, info) => start(accept(), ['/bin/sh', '-c', info.command]));
+    session.on('exec', (accept, _reject, info) => start(accept(), { command: info.command }));
     // 'sftp' has its own event; no other subsystem is served.
     session.on('subsystem', (_accept, reject) => reject());
     session.on('sftp', (accept) => {
@@ -293,11 +293,12 @@ export class SshGateway {
     });
   }
 
-  /** Runs argv in the pod, wiring the channel to it both ways; the exit status goes back at the end. */
-  private async run(channel: ServerChannel, who: Login, argv: string[], pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<InteractiveExec> {
+  /** Runs a shell or a command in the pod, wiring the channel to it both ways; the exit status goes back at the end. */
+  private async run(channel: ServerChannel, who: Login, what: Run, pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<InteractiveExec> {
     let exec: InteractiveExec;
     try {
       const { access, instance } = await this.target(who);
+      const argv = await this.argvFor(what, access, instance.id, who.container);
       exec = await access.openExec!(instance.id, who.container, {
         argv,
         tty: pty !== undefined,
@@ -336,6 +337,23 @@ export class SshGateway {
   }
 
   /**
+   * As sshd: a login shell (bash where the image has it, else sh), or the command run by `sh -c`.
+   * An image without /bin/sh (distroless, FROM scratch) has no shell to open, and its command is
+   * split into words (quotes and backslashes as sh reads them) and run as a program.
+   */
+  private async argvFor(what: Run, access: NodeAccess, instanceId: InstanceId, container: string | undefined): Promise<string[]> {
+    const noShell = access.statFile ? await access.statFile(instanceId, container, '/bin/sh').then(() => false, (err: unknown) => err instanceof BerthError && err.kind === 'NOT_FOUND') : false;
+    if ('shell' in what) {
+      if (noShell) throw new BerthError('VALIDATION', 'the image has no /bin/sh, so there is no shell to open; run one of its programs instead: ssh ... -- /path/to/program args');
+      return ['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
+    }
+    if (!noShell) return ['/bin/sh', '-c', what.command];
+    const argv = splitWords(what.command);
+    if (argv.length === 0) throw new BerthError('VALIDATION', 'no command to run (the image has no /bin/sh)');
+    return argv;
+  }
+
+  /**
    * `-R`: the gateway cannot open a listener inside the pod's network namespace without a helper in
    * the image, so it listens on the pod's node at the Docker network's gateway address, which the pod
    * reaches (BERTH_HOST_GATEWAY in docs/access.md), and forwards each connection back to the client.
@@ -366,6 +384,43 @@ export class SshGateway {
         reject?.();
       });
   }
+}
+
+/** What a session asks to run: a login shell, or a command line. */
+type Run = { shell: true } | { command: string };
+
+/**
+ * A command line's words as sh splits them, without sh's expansions: blanks separate words, single
+ * quotes keep everything, double quotes keep all but `\\`, `\"`, `\$` and `` \` ``, a backslash
+ * outside quotes keeps the next character. Throws on an unclosed quote.
+ */
+export function splitWords(line: string): string[] {
+  const words: string[] = [];
+  let word: string | null = null;
+  for (let i = 0; i < line.length; i++) {
+    const ch = line[i]!;
+    if (ch === ' ' || ch === '\t' || ch === '\n') {
+      if (word !== null) words.push(word);
+      word = null;
+    } else if (ch === "'") {
+      const end = line.indexOf("'", i + 1);
+      if (end < 0) throw new BerthError('VALIDATION', 'the command has an unclosed single quote');
+      word = (word ?? '') + line.slice(i + 1, end);
+      i = end;
+    } else if (ch === '"') {
+      word ??= '';
+      for (i++; i < line.length && line[i] !== '"'; i++) {
+        const next = line[i + 1];
+        if (line[i] === '\\' && next !== undefined && '\\"$`'.includes(next)) i++;
+        word += line[i];
+      }
+      if (i >= line.length) throw new BerthError('VALIDATION', 'the command has an unclosed double quote');
+    } else if (ch === '\\') {
+      word = (word ?? '') + (line[++i] ?? '');
+    } else word = (word ?? '') + ch;
+  }
+  if (word !== null) words.push(word);
+  return words;
 }
 
 /** Says why on stderr and ends the channel with status 1: a clear message, not a dropped connection. */
