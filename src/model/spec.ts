@@ -568,7 +568,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   c.int('/gpuCount', gpuCount, 0, 64);
   // Containers that ask for GPUs of their own get them from the pod's: there must be enough.
   const asked = containers.reduce((t, ct) => t + (ct.resources?.gpus ?? 0), 0);
-  if (asked > gpuCount) c.add('/gpuCount', `the containers ask for ${asked} GPUs together; the pod must have at least that many (gpuCount ${gpuCount})`);
+  if (Number.isInteger(gpuCount) && gpuCount >= 0 && asked > gpuCount) c.add('/gpuCount', `the containers ask for ${asked} GPUs together; the pod must have at least that many (gpuCount ${gpuCount})`);
   const gpuTypeIds = input.gpuTypeIds ?? [];
   c.strings('/gpuTypeIds', gpuTypeIds);
   const vcpuCount = input.vcpuCount ?? null;
