@@ -365,6 +365,20 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
     assert.ok(heads[3]!.endsWith('\r\n\r\nhello from the pod\n'));
   });
 
+  it('reads a repeated head once, yet frames each answer by its own request (a HEAD between GETs)', async () => {
+    const ask = (line: string, close = false): string => `${line} HTTP/1.1\r\nHost: ${host()}\r\n${close ? 'Connection: close\r\n' : ''}\r\n`;
+    // The pod answers HEAD / with the very head it gives GET /: only the method tells them apart.
+    const { text, closed } = await rawCall(plain, ask('GET /') + ask('GET /') + ask('HEAD /') + ask('GET /') + ask('GET /headers', true), () => false);
+    assert.ok(closed);
+    const answers = text.split(/(?=HTTP\/1\.1 )/);
+    assert.equal(answers.length, 5, text);
+    for (const i of [0, 1, 3]) assert.ok(answers[i]!.endsWith('\r\n\r\nhello from the pod\n'), answers[i]);
+    assert.ok(answers[2]!.endsWith('\r\n\r\n'), `HEAD: no body: ${JSON.stringify(answers[2])}`);
+    const seen = JSON.parse(answers[4]!.slice(answers[4]!.indexOf('\r\n\r\n') + 4)) as { headers: Record<string, string>; url: string };
+    assert.equal(seen.url, '/headers');
+    assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
+  });
+
   it('answers pipelined requests in order', async () => {
     const one = `GET / HTTP/1.1\r\nHost: ${host()}\r\n\r\n`;
     const two = `GET /status?code=204 HTTP/1.1\r\nHost: ${host()}\r\n\r\n`;

@@ -14,7 +14,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { ChunkedEnd, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, type Framing, type RequestHead } from './http1.js';
+import { ChunkedEnd, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, type Framing, type RequestHead, type ResponseHead } from './http1.js';
 import type { PortRoute, PodRoute, Upstream } from './routes.js';
 
 /** Where a request goes: the pod, its port and the instance picked. */
@@ -315,6 +315,13 @@ export class FastConnection implements Sweepable {
   private readonly onDrain = (): void => this.onClientDrain();
   /** The clock tick of the last read or write. */
   private seen: number;
+  /**
+   * The last request head and response head read on this connection and what they gave: most
+   * clients send the same head again and again on a connection, and a pod answers with the same
+   * head (its Date changes once a second), so they are not parsed again.
+   */
+  private lastRequest: { text: string; head: RequestHead; forwarded: string } | undefined;
+  private lastResponse: { text: string; method: string; res: ResponseHead } | undefined;
 
   // The exchange in flight, when busy.
   private busy = false;
@@ -396,7 +403,9 @@ export class FastConnection implements Sweepable {
       if (end > MAX_HEAD_BYTES || buf.length > MAX_HEAD_BYTES) this.handoff();
       return;
     }
-    const head = parseRequestHead(text !== undefined ? text.slice(0, end) : buf.toString('latin1', 0, end));
+    const headText = text !== undefined ? text.slice(0, end) : buf.toString('latin1', 0, end);
+    const last = this.lastRequest;
+    const head = last?.text === headText ? last.head : parseRequestHead(headText);
     const target = head ? this.host.fastTarget(head.host) : undefined;
     if (!head || !target) {
       this.pending = borrowed ? Buffer.from(buf) : buf;
@@ -410,7 +419,11 @@ export class FastConnection implements Sweepable {
     this.bodyLeft = head.contentLength;
     this.closeAfter = head.close;
     this.retried = false;
-    this.forwarded = `${head.lines}x-forwarded-for: ${head.forwardedFor ? `${head.forwardedFor}, ${this.remote}` : this.remote}\r\nx-forwarded-proto: ${this.host.scheme}\r\nx-forwarded-host: ${head.host}\r\n\r\n`;
+    if (last?.head === head) this.forwarded = last.forwarded;
+    else {
+      this.forwarded = `${head.lines}x-forwarded-for: ${head.forwardedFor ? `${head.forwardedFor}, ${this.remote}` : this.remote}\r\nx-forwarded-proto: ${this.host.scheme}\r\nx-forwarded-host: ${head.host}\r\n\r\n`;
+      this.lastRequest = { text: headText, head, forwarded: this.forwarded };
+    }
     this.dispatch(this.host.upstreams.acquire(target.upstream));
     if (this.bodyLeft > 0 && rest) {
       if (rest.length <= this.bodyLeft) {
@@ -492,9 +505,16 @@ export class FastConnection implements Sweepable {
         this.responseHead = Buffer.from(buf.subarray(start));
         return;
       }
-      let res;
+      let res: ResponseHead;
       try {
-        res = parseResponseHead(str !== undefined ? str.slice(start, end) : buf.toString('latin1', start, end), this.head!.method);
+        const text = str !== undefined ? str.slice(start, end) : buf.toString('latin1', start, end);
+        const method = this.head!.method;
+        const last = this.lastResponse;
+        if (last?.text === text && last.method === method) res = last.res;
+        else {
+          res = parseResponseHead(text, method);
+          this.lastResponse = { text, method, res };
+        }
       } catch (err) {
         return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a response the proxy cannot pass on: ${(err as Error).message}`));
       }
