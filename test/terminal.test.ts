@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import WebSocket from 'ws';
-import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { ensurePauseImage, ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 /** Opens a WebSocket; resolves once open, or rejects with the HTTP status of a refused upgrade. */
@@ -89,6 +89,10 @@ describe('web terminal', { concurrency: true }, () => {
     const stopped = await t.api<{ id: string }>('POST', '/api/v1/pods', { image: TEST_IMAGE, volumeGb: 0, restartPolicy: 'never', command: ['true'] });
     await waitFor('it to exit', async () => ((await t.api<{ status: string }>('GET', `/api/v1/pods/${stopped.body.id}`)).body.status === 'EXITED' ? true : undefined), 30_000);
     await assert.rejects(open(`${ws}/api/v1/pods/${stopped.body.id}/terminal`, { headers: { authorization: `Bearer ${t.key}` } }), (e: { status?: number; body?: string }) => e.status === 409 && /EXITED/.test(e.body ?? ''));
+    // An image without /bin/sh has no shell to open: said plainly, not an OCI error in the terminal.
+    const bare = await t.api<{ id: string }>('POST', '/api/v1/pods', { image: await ensurePauseImage(), volumeGb: 0 });
+    await waitFor('it to run', async () => ((await t.api<{ status: string }>('GET', `/api/v1/pods/${bare.body.id}`)).body.status === 'RUNNING' ? true : undefined), 30_000);
+    await assert.rejects(open(`${ws}/api/v1/pods/${bare.body.id}/terminal`, { headers: { authorization: `Bearer ${t.key}` } }), (e: { status?: number; body?: string }) => e.status === 400 && /no \/bin\/sh/.test(e.body ?? ''));
   });
 
   it('berth port-forward serves a local port from one in the pod', async () => {

@@ -13,6 +13,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { AgentService } from '../control/agents.js';
 import type { InteractiveExec, NodeAccess } from '../control/agent-protocol.js';
+import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, type Instance, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 import { SftpSession } from './sftp.js';
@@ -342,10 +343,10 @@ export class SshGateway {
    * split into words (quotes and backslashes as sh reads them) and run as a program.
    */
   private async argvFor(what: Run, access: NodeAccess, instanceId: InstanceId, container: string | undefined): Promise<string[]> {
-    const noShell = access.statFile ? await access.statFile(instanceId, container, '/bin/sh').then(() => false, (err: unknown) => err instanceof BerthError && err.kind === 'NOT_FOUND') : false;
+    const noShell = await lacksShell(access, instanceId, container);
     if ('shell' in what) {
-      if (noShell) throw new BerthError('VALIDATION', 'the image has no /bin/sh, so there is no shell to open; run one of its programs instead: ssh ... -- /path/to/program args');
-      return ['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
+      if (noShell) throw new BerthError('VALIDATION', `${NO_SHELL}; run one of its programs instead: ssh ... -- /path/to/program args`);
+      return LOGIN_SHELL;
     }
     if (!noShell) return ['/bin/sh', '-c', what.command];
     const argv = splitWords(what.command);

@@ -7,6 +7,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
 import type { InteractiveExec } from '../../control/agent-protocol.js';
+import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../../control/shell.js';
 import { BerthError, type Instance } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
 
@@ -26,7 +27,6 @@ export async function runningInstance(deps: ApiDeps, req: FastifyRequest, id: st
   return inst;
 }
 
-const SHELL = ['/bin/sh', '-c', 'if [ -x /bin/bash ]; then exec /bin/bash -l; else exec /bin/sh -l; fi'];
 /** Pause the shell's output while this much is queued for a slow browser. */
 const HIGH_WATER = 1 * 2 ** 20;
 
@@ -45,7 +45,8 @@ export function registerTerminal(app: FastifyInstance, deps: ApiDeps): void {
         const inst = await runningInstance(deps, req, req.params.id, req.query.instance);
         const access = deps.agents.nodeAccess(inst.nodeId);
         if (!access.openExec) throw new BerthError('NODE_UNAVAILABLE', `the node of pod ${req.params.id} offers no interactive access (its agent runs remotely)`);
-        (req as unknown as { exec: Promise<InteractiveExec> }).exec = access.openExec(inst.id, req.query.container, { argv: SHELL, tty: true, env: { TERM: 'xterm-256color' }, cols: req.query.cols ?? 80, rows: req.query.rows ?? 24 });
+        if (await lacksShell(access, inst.id, req.query.container)) throw new BerthError('VALIDATION', `${NO_SHELL}; use \`berth pod exec\` with one of its programs`);
+        (req as unknown as { exec: Promise<InteractiveExec> }).exec = access.openExec(inst.id, req.query.container, { argv: LOGIN_SHELL, tty: true, env: { TERM: 'xterm-256color' }, cols: req.query.cols ?? 80, rows: req.query.rows ?? 24 });
         // Failing here (no such container) answers the upgrade request with a problem document.
         await (req as unknown as { exec: Promise<InteractiveExec> }).exec;
       },
