@@ -141,6 +141,14 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.deepEqual(ids(await store.listPods({ owner, ids: [d.pod.id, a.pod.id] })), [a.pod.id, d.pod.id]);
       assert.deepEqual(await store.listPods({ owner, ids: [] }), []);
 
+      // The Marathon path of the current version: a later version under another path moves the pod.
+      const path = `/team/${owner}`;
+      await store.addPodVersion(b.pod.id, { ...specOf('img/b:1'), marathon: { id: path } });
+      assert.deepEqual(ids(await store.listPods({ owner, marathonPath: path })), [b.pod.id]);
+      await store.addPodVersion(b.pod.id, { ...specOf('img/b:1'), marathon: { id: `${path}/moved` } });
+      assert.deepEqual(ids(await store.listPods({ owner, marathonPath: path })), []);
+      assert.deepEqual(ids(await store.listPods({ owner, marathonPath: `${path}/moved` })), [b.pod.id]);
+
       assert.equal(await store.countPods({ owner }), 4);
       assert.equal(await store.countPods({ owner, image: 'img/a:1' }), 2);
       assert.equal(await store.countPods({ owner, status: ['EXITED'] }), 1);

@@ -190,14 +190,24 @@ export class DeploymentController implements DeploymentService {
   }
 
   async find(caller: Caller, path: string): Promise<PodDetail | undefined> {
-    return (await this.list(caller)).find((d) => marathonPathOf(d) === path);
+    return (await this.atPath(caller, path, false))[0];
   }
 
   async history(caller: Caller, path: string): Promise<PodVersion[]> {
-    const all = await this.pods.list(caller, { includeTerminated: true });
     const out: PodVersion[] = [];
-    for (const d of all.filter((x) => marathonPathOf(x) === path)) out.push(...(await this.store.listPodVersions(d.pod.id)));
+    for (const d of await this.atPath(caller, path, true)) out.push(...(await this.store.listPodVersions(d.pod.id)));
     return out.sort((a, b) => a.createdAt.localeCompare(b.createdAt));
+  }
+
+  /** The pods at a Marathon path, by the store's index of paths: Marathon's own, or the pod `/<podId>` made through another API. */
+  private async atPath(caller: Caller, path: string, includeTerminated: boolean): Promise<PodDetail[]> {
+    const found = await this.pods.list(caller, { marathonPath: path, ...(includeTerminated ? { includeTerminated } : {}) });
+    const own = /^\/([0-9a-z]{14})$/.exec(path)?.[1];
+    if (own && !found.some((d) => d.pod.id === own)) {
+      const d = await this.pods.get(caller, own).catch(() => undefined);
+      if (d && marathonPathOf(d) === path && (includeTerminated || d.pod.status !== 'TERMINATED')) found.push(d);
+    }
+    return found;
   }
 
   apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult> {

@@ -171,6 +171,20 @@ const deployments: Migration = {
   },
 };
 
+/** Each version's Marathon path id in a column of its own (filled in from the stored specs), indexed. */
+const marathonPaths: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('pod_versions').addColumn('marathon_path', 'text').execute();
+    const versions = db as unknown as Kysely<{ pod_versions: { pod_id: string; version: number; spec: string; marathon_path: string | null } }>;
+    const rows = await versions.selectFrom('pod_versions').select(['pod_id', 'version', 'spec']).where('spec', 'like', '%"marathon":{%').execute();
+    for (const r of rows) {
+      const path = (JSON.parse(r.spec) as { marathon?: { id?: string } | null }).marathon?.id;
+      if (path) await versions.updateTable('pod_versions').set({ marathon_path: path }).where('pod_id', '=', r.pod_id).where('version', '=', r.version).execute();
+    }
+    await db.schema.createIndex('pod_versions_marathon_path').on('pod_versions').column('marathon_path').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -178,6 +192,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0001_initial': initial(dialect),
       '0002_secrets': secrets,
       '0003_deployments': deployments,
+      '0004_marathon_paths': marathonPaths,
     }),
   };
 }

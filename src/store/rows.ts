@@ -89,6 +89,7 @@ export const podVersionToRow = (podId: PodId, version: number, spec: PodSpec, cr
   version,
   spec: JSON.stringify(spec),
   images: JSON.stringify(spec.containers.map((c) => c.image)),
+  marathon_path: spec.marathon?.id ?? null,
   created_at: createdAt,
 });
 

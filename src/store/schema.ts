@@ -49,6 +49,11 @@ export interface PodVersionsTable {
    * change, so the copy cannot drift.
    */
   images: string;
+  /**
+   * The Marathon path id the version defines the pod under (`spec.marathon.id`), or null: Marathon's
+   * routes find a pod by it without reading every spec.
+   */
+  marathon_path: string | null;
   created_at: string;
 }
 

@@ -373,6 +373,19 @@ export class SqlStore implements Store {
         ),
       );
     }
+    if (f.marathonPath !== undefined) {
+      const path = f.marathonPath;
+      where.push(
+        eb.exists(
+          eb
+            .selectFrom('pod_versions as v')
+            .select('v.version')
+            .whereRef('v.pod_id', '=', 'p.id')
+            .whereRef('v.version', '=', 'p.spec_version')
+            .where('v.marathon_path', '=', path),
+        ),
+      );
+    }
     if (cursor) {
       where.push(
         eb.or([

@@ -41,6 +41,8 @@ export interface PodFilter {
   nodeId?: NodeId;
   /** Image of any container, exact match. */
   image?: string;
+  /** Defined under this Marathon path id (`spec.marathon.id`) at its current version. */
+  marathonPath?: string;
   /** Terminated pods are left out unless asked for, or unless `status` names TERMINATED. */
   includeTerminated?: boolean;
   /** Page size; absent: all. */
