@@ -76,11 +76,12 @@ export function connectionView(d: PodDetail, publicIp: string | null, portMappin
 }
 
 /**
- * A list item: the view without the full spec and the instances, a third of its size. Lists of
- * thousands of pods stay quick to send; `?view=full` or `GET /pods/{id}` give the rest.
+ * A list item: the view without the full spec, the instances and the connection details (URLs,
+ * addresses, the ssh command and host key: a third of a view by themselves), so lists of thousands
+ * of pods stay quick to send; `?view=full` or `GET /pods/{id}` give the rest.
  */
-export function podSummary(d: PodDetail, nodes: Map<string, Node>, endpoints?: AccessEndpoints) {
-  const { spec: _spec, instances: _instances, ...summary } = podView(d, nodes, endpoints);
+export function podSummary(d: PodDetail, nodes: Map<string, Node>) {
+  const { spec: _spec, instances: _instances, connection: _connection, ...summary } = podView(d, nodes);
   return { ...summary, containers: d.spec.containers.map((c) => ({ name: c.name, image: c.image })), instanceCount: d.instances.length };
 }
 

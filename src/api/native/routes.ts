@@ -64,7 +64,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
   const endpoints = deps.access?.endpoints;
   const fullViews = new PodViewCache((d, n) => podView(d, n, endpoints));
-  const summaries = new PodViewCache((d, n) => podSummary(d, n, endpoints));
+  const summaries = new PodViewCache((d, n) => podSummary(d, n));
   const view = async (d: PodDetail) => podView(d, await nodeMap(), endpoints);
   const tags = (t: string) => ({ tags: [t] });
 
