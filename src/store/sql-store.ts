@@ -360,32 +360,13 @@ export class SqlStore implements Store {
     if (!f.includeTerminated && !f.status?.includes('TERMINATED')) where.push(eb('p.status', '!=', 'TERMINATED'));
     if (f.name !== undefined) where.push(eb('p.name', '=', f.name));
     if (f.nodeId !== undefined) where.push(eb('p.node_id', '=', f.nodeId));
+    // Filters on the pod's current version (builders are immutable: each filter adds to a copy).
+    const current = eb.selectFrom('pod_versions as v').select('v.version').whereRef('v.pod_id', '=', 'p.id').whereRef('v.version', '=', 'p.spec_version');
     if (f.image !== undefined) {
       const image = f.image;
-      where.push(
-        eb.exists(
-          eb
-            .selectFrom('pod_versions as v')
-            .select('v.version')
-            .whereRef('v.pod_id', '=', 'p.id')
-            .whereRef('v.version', '=', 'p.spec_version')
-            .where((ev) => this.sql.imagesInclude(ev.ref('v.images'), image)),
-        ),
-      );
+      where.push(eb.exists(current.where((ev) => this.sql.imagesInclude(ev.ref('v.images'), image))));
     }
-    if (f.marathonPath !== undefined) {
-      const path = f.marathonPath;
-      where.push(
-        eb.exists(
-          eb
-            .selectFrom('pod_versions as v')
-            .select('v.version')
-            .whereRef('v.pod_id', '=', 'p.id')
-            .whereRef('v.version', '=', 'p.spec_version')
-            .where('v.marathon_path', '=', path),
-        ),
-      );
-    }
+    if (f.marathonPath !== undefined) where.push(eb.exists(current.where('v.marathon_path', '=', f.marathonPath)));
     if (cursor) {
       where.push(
         eb.or([
