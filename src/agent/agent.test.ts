@@ -201,11 +201,16 @@ describe('agent on the real Docker daemon', () => {
       channel.set([a], [volume]);
       await new Promise((r) => setTimeout(r, delayMs));
       channel.set([], []);
+      // Nothing left, and still nothing a moment later: the agent may not have started when first looked.
       const end = Date.now() + 30_000;
+      let clearSince: number | undefined;
       for (;;) {
         const containers = await runtime.listContainers({ 'berth.instance': a.instanceId });
         const volumes = (await runtime.docker.listVolumes({ filters: { name: [volume] } })).Volumes ?? [];
-        if (containers.length === 0 && volumes.length === 0) break;
+        if (containers.length === 0 && volumes.length === 0) {
+          clearSince ??= Date.now();
+          if (Date.now() - clearSince > 1_500) break;
+        } else clearSince = undefined;
         if (Date.now() > end) {
           for (const v of volumes) await runtime.removeVolume(v.Name);
           process.stderr.write(logs.join('').split('\n').filter((l) => l.includes(podId)).join('\n') + '\n');
