@@ -195,6 +195,8 @@ export class SftpSession {
   private nextHandle = 1;
   private home: Promise<string> | undefined;
   private spoolDir: Promise<string> | undefined;
+  /** The image has no `stat` (learnt at the first try): attributes come from the archive API alone. */
+  private noStat = false;
 
   constructor(
     private readonly sftp: SFTPWrapper,
@@ -302,10 +304,14 @@ export class SftpSession {
   }
 
   private async stat(path: string, follow: boolean): Promise<Attributes> {
+    if (this.noStat) return this.archiveStat(path, follow);
     const argv = ['stat', ...(follow ? ['-L'] : []), '-c', STAT_FORMAT, '--', path];
     const r = await this.t.access.exec(this.t.instanceId, this.t.container, argv, EXEC_TIMEOUT_MS);
     // 126/127: no `stat` in the image (distroless, FROM scratch): Docker's archive API knows the rest but the owner.
-    if ((r.exitCode === 126 || r.exitCode === 127) && this.t.access.statFile) return this.archiveStat(path, follow);
+    if ((r.exitCode === 126 || r.exitCode === 127) && this.t.access.statFile) {
+      this.noStat = true;
+      return this.archiveStat(path, follow);
+    }
     if (r.exitCode !== 0) throw new Error((r.stderr.trim() || `stat exited with ${r.exitCode}`).replace(/^[a-z]+: /, ''));
     const parsed = parseStatLine(r.stdout.split('\n')[0] ?? '');
     if (!parsed) throw new Error(`cannot stat ${path}`);
