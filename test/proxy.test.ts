@@ -49,6 +49,16 @@ function call(port: number, host: string, path: string, opts: { method?: string;
 
 const field = (body: Buffer, name: string): string | undefined => new RegExp(`^${name}=(.*)$`, 'm').exec(body.toString())?.[1];
 
+/** A pod running the test servers (pod-servers.ts) with `ports`, once its 8080 answers through the proxy. */
+async function servingPod(t: TestServer, ports: string[]): Promise<string> {
+  const created = await t.api<{ id: string }>('POST', '/api/v1/pods', { name: 'proxied', image: TEST_IMAGE, ports, volumeGb: 0, command: podServersCommand() });
+  assert.equal(created.status, 201, JSON.stringify(created.body));
+  const podId = created.body.id;
+  const proxyPort = t.server.proxy!.port;
+  await waitFor('the pod to serve through the proxy', async () => ((await call(proxyPort, `${podId}-8080.localhost:${proxyPort}`, '/').catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+  return podId;
+}
+
 /**
  * Every behaviour both ways the proxy runs: in worker processes (the default: one per CPU; two
  * here, whatever the machine) and in the server process (`--proxy-workers 0`).
@@ -67,16 +77,7 @@ for (const mode of [
     t = await startTestServer({ proxyWorkers: mode.workers });
     assert.equal(t.server.proxy!.workerPids().length, mode.workers);
     proxyPort = t.server.proxy!.port;
-    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
-      name: 'proxied',
-      image: TEST_IMAGE,
-      ports: ['8080/http', '9000/http', '8081/http:private', '22/tcp'],
-      volumeGb: 0,
-      command: podServersCommand(),
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    podId = created.body.id;
-    await waitFor('the pod to serve through the proxy', async () => ((await call(proxyPort, host(8080), '/').catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+    podId = await servingPod(t, ['8080/http', '9000/http', '8081/http:private', '22/tcp']);
   });
   after(() => t?.close());
 
@@ -308,15 +309,7 @@ describe('proxy worker processes', () => {
     });
     t = await startTestServer({ proxyWorkers: 2, logger: pino({ level: 'debug' }, sink) });
     proxyPort = t.server.proxy!.port;
-    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
-      image: TEST_IMAGE,
-      ports: ['8080/http', '8081/http:private', '7000/http'],
-      volumeGb: 0,
-      command: podServersCommand(),
-    });
-    assert.equal(created.status, 201, JSON.stringify(created.body));
-    podId = created.body.id;
-    await waitFor('the pod to serve through the proxy', async () => ((await call(proxyPort, host(8080), '/').catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+    podId = await servingPod(t, ['8080/http', '8081/http:private', '7000/http']);
   });
   after(() => t?.close());
 
