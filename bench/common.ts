@@ -123,19 +123,18 @@ export async function startChild(script: string, args: string[], env: NodeJS.Pro
     });
   });
   if (!info) throw new Error(`${script} printed no url`);
+  return { url: info.url as string, pid: child.pid!, child, info, stop: stopper(child) };
+}
+
+/** Ends a child server: SIGTERM, then SIGKILL if it is not gone in 20 s. Call it before the child exits. */
+export function stopper(child: ChildProcess): () => Promise<void> {
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  return {
-    url: info.url as string,
-    pid: child.pid!,
-    child,
-    info,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    },
+  return async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    child.kill('SIGTERM');
+    const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    await exited;
+    clearTimeout(timer);
   };
 }
 

@@ -29,7 +29,7 @@ import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
-import { apiClient, BENCH_DIR, intArg, log, median, sleep, summary } from './common.js';
+import { apiClient, BENCH_DIR, intArg, log, median, sleep, stopper, summary } from './common.js';
 import { ensureUpstreamImage, UPSTREAM_BODY } from './upstream-image.js';
 
 const run = promisify(execFile);
@@ -136,7 +136,7 @@ async function startBerth(work: string): Promise<Berth> {
   const bin = join(BENCH_DIR, '..', '..', 'bin', 'berth.js');
   const args = [bin, 'server', '--data-dir', join(work, 'data'), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...(WORKERS !== undefined ? ['--proxy-workers', String(WORKERS)] : [])];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: work, BERTH_URL: '', BERTH_API_KEY: '' } });
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  const stop = stopper(child);
   let stderr = '';
   const started = await new Promise<{ url: string; proxyPort: number }>((resolve, reject) => {
     child.once('exit', (code) => reject(new Error(`berth server exited with code ${code}:\n${stderr}`)));
@@ -150,13 +150,7 @@ async function startBerth(work: string): Promise<Berth> {
   return {
     ...started,
     pid: child.pid!,
-    async stop() {
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
-      await exited;
-      clearTimeout(timer);
-    },
+    stop,
   };
 }
 
