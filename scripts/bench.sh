@@ -31,6 +31,7 @@ if [ ! -f "bench/$name.ts" ] || ! head -n 1 "bench/$name.ts" | grep -q '^// benc
 fi
 
 . scripts/setup.sh
+check_node
 ensure_packages busybox-static
 case "$name" in
   proxy) ensure_packages wrk nginx ;;
@@ -38,6 +39,5 @@ case "$name" in
 esac
 ensure_docker
 ensure_node_modules
-npm run build --silent
-touch dist/.built
+ensure_build
 exec node "dist/bench/$name.js" "$@"

@@ -82,20 +82,105 @@ ensure_native_build() {
   [ ${#need[@]} -eq 0 ] || ensure_packages "${need[@]}"
 }
 
-# ensure_node_modules — npm ci when node_modules is missing or older than the lock file.
-ensure_node_modules() {
-  if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    ensure_native_build
-    log "installing npm dependencies"
-    npm ci --no-audit --no-fund >/dev/null
+# check_node [FLOOR [WHAT]] — stops with a plain message unless this Node.js is at least FLOOR
+# (default: the `>=` of package.json's engines.node, the floor the README states) for WHAT (default
+# Berth). Reads no npm package: it runs before they are installed.
+check_node() {
+  if ! command -v node >/dev/null; then
+    log "Berth needs Node.js 20 or newer, and there is no node here: install it (Debian 13 ships 20.19;"
+    log "NodeSource's packages for older releases) and run this again"
+    exit 1
   fi
+  node -e '
+    const floor = process.argv[1] || (/>=\s*([\d.]+)/.exec(require("./package.json").engines?.node ?? "") ?? [])[1] || "0";
+    const [a, b] = [floor, process.versions.node].map((v) => v.split(".").map(Number));
+    for (let i = 0; i < 3; i++) {
+      if ((b[i] ?? 0) > (a[i] ?? 0)) process.exit(0);
+      if ((b[i] ?? 0) < (a[i] ?? 0)) {
+        console.error(`[berth setup] ${process.argv[2] || "Berth"} needs Node.js ${floor} or newer; ${process.execPath} is ${process.version}.`);
+        console.error("[berth setup] Install a newer one (Debian 13 ships 20.19; NodeSource packages for older releases) and run this again.");
+        process.exit(1);
+      }
+    }
+  ' "${1:-}" "${2:-}" || exit 1
 }
 
-# ensure_build — compiles when any source is newer than the last build.
+# install_key — what node_modules was installed from: the lock file's hash, and the Node ABI,
+# platform and architecture the native modules (better-sqlite3, ssh2's crypto) were built for.
+install_key() {
+  node -e '
+    const hash = require("node:crypto").createHash("sha256").update(require("node:fs").readFileSync("package-lock.json")).digest("hex");
+    console.log(`${hash} node-abi-${process.versions.modules} ${process.platform}-${process.arch}`);
+  '
+}
+
+# native_modules_load — whether better-sqlite3's compiled module loads in this Node.
+native_modules_load() {
+  node -e 'new (require("better-sqlite3"))(":memory:").close()' >/dev/null 2>&1
+}
+
+# ensure_node_modules — `npm ci` unless node_modules was installed, completely, from this
+# package-lock.json for this Node: node_modules/.berth-install holds install_key, written only
+# after an install succeeded, so an interrupted install is redone and a finished one never (file
+# times alone change with checkouts and copies). A node_modules installed by hand (no stamp) is
+# kept when it is newer than the lock file and its native module loads.
+ensure_node_modules() {
+  local want
+  want=$(install_key)
+  [ "$(cat node_modules/.berth-install 2>/dev/null)" = "$want" ] && return 0
+  if [ ! -f node_modules/.berth-install ] && [ -f node_modules/.package-lock.json ] &&
+    [ ! package-lock.json -nt node_modules/.package-lock.json ] && native_modules_load; then
+    printf '%s\n' "$want" >node_modules/.berth-install
+    return 0
+  fi
+  ensure_native_build
+  npm_ci_with_progress
+  printf '%s\n' "$want" >node_modules/.berth-install
+}
+
+# npm_ci_with_progress — `npm ci`, its output in a log file, with a line on stderr when it moves
+# on to building a package and every 20 s between: compiling SQLite for better-sqlite3 (no
+# prebuilt binary can be downloaded without GitHub) takes minutes on 2 cores, in silence otherwise.
+npm_ci_with_progress() {
+  local out start pid phase shown="" last=0 code=0
+  out=$(mktemp "${TMPDIR:-/tmp}/berth-npm-ci.XXXXXX")
+  log "installing npm dependencies (npm ci; log: $out): downloading packages, then building native"
+  log "modules with node-gyp (better-sqlite3's SQLite, ssh2's crypto): a few minutes on 2 cores"
+  start=$SECONDS
+  npm ci --no-audit --no-fund --foreground-scripts >"$out" 2>&1 &
+  pid=$!
+  while kill -0 "$pid" 2>/dev/null; do
+    sleep 1
+    # npm prints `> pkg@version install` as each package's install script starts.
+    phase=$(sed -n 's/^> \([^ ]*\) \(preinstall\|install\|postinstall\)$/\1/p' "$out" | tail -n 1)
+    phase=${phase:+building ${phase}}
+    phase=${phase:-downloading and unpacking packages}
+    if [ "$phase" != "$shown" ] || [ $((SECONDS - last)) -ge 20 ]; then
+      log "npm ci: ${phase}... ($((SECONDS - start)) s)"
+      shown=$phase
+      last=$SECONDS
+    fi
+  done
+  wait "$pid" || code=$?
+  if [ "$code" -ne 0 ]; then
+    tail -n 40 "$out" >&2
+    log "npm ci failed (exit $code); the whole output is in $out"
+    return "$code"
+  fi
+  grep -E '^npm (warn|WARN)' "$out" >&2 || true
+  log "npm dependencies installed in $((SECONDS - start)) s"
+  rm -f "$out"
+}
+
+# ensure_build — compiles when any source is newer than the last build. The stamp takes the time the
+# build started, so a file changed while tsc ran is compiled the next time.
 ensure_build() {
-  if [ ! -f dist/.built ] || [ -n "$(find src test bench tsconfig.json package.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
+  if [ ! -f dist/.built ] || [ -n "$(find src test bench scripts/check-deps.mjs tsconfig.json package.json -newer dist/.built -print -quit 2>/dev/null)" ]; then
     log "building"
-    npm run build --silent
-    touch dist/.built
+    mkdir -p dist
+    local stamp
+    stamp=$(mktemp dist/.building.XXXXXX)
+    npm run build --silent || { rm -f "$stamp"; return 1; }
+    mv -f "$stamp" dist/.built
   fi
 }

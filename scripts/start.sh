@@ -5,6 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+check_node
 
 ensure_packages curl ca-certificates
 ensure_docker

@@ -5,13 +5,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/setup.sh
+# ESLint 10 (npm run lint, below) needs 20.19; Berth itself runs on 20.
+check_node 20.19 "npm test (ESLint 10)"
 
 ensure_packages curl ca-certificates busybox-static docker-registry apache2-utils openssh-client
 ensure_docker
 ensure_postgres
 ensure_node_modules
-npm run build --silent
-touch dist/.built
+ensure_build
 npm run lint --silent
 
 export BERTH_TEST_REQUIRE_POSTGRES=1
