@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { ensurePauseImage, ensureTestImage, TEST_IMAGE } from '../../test/support/images.js';
+import { ensureTestImage, TEST_IMAGE } from '../../test/support/images.js';
 import type { AgentChannel, Assignment, InstanceReport, WatchResult } from '../control/agent-protocol.js';
 import { compilePodSpec, type InstanceId, type InstanceObservation, type NodeId, type PodId, type PodInput } from '../model/index.js';
 import { DockerRuntime } from '../runtime/docker.js';
@@ -91,12 +91,11 @@ describe('agent on the real Docker daemon', () => {
 
   before(async () => {
     await ensureTestImage();
-    const infraImage = await ensurePauseImage();
     runtime = await DockerRuntime.create();
     dataDir = await mkdtemp(join(tmpdir(), 'berth-agent-test-'));
     const sink = new PassThrough();
     sink.on('data', (b: Buffer) => logs.push(b.toString('utf8')));
-    agent = await Agent.create({ channel, runtime, logger: pino({ level: 'trace' }, sink), dataDir, infraImage, stopTimeoutSeconds: 1 });
+    agent = await Agent.create({ channel, runtime, logger: pino({ level: 'trace' }, sink), dataDir, stopTimeoutSeconds: 1 });
   });
   after(async () => {
     // No assignment left: the agent removes what it ran.

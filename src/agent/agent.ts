@@ -22,6 +22,7 @@ import {
 import { firstFileOfTar, singleFileTar, type TarOwner } from '../runtime/tar.js';
 import type { ContainerInfo, ContainerPlan, CreateResult, InteractiveRuntime, MountPlan, PortBinding, Runtime } from '../runtime/types.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
+import { LocalInfraImage } from './infra-image.js';
 import { HealthMonitor, type HealthAddress, type HealthTarget } from './health.js';
 import { endpointEnv, listenPort, marathonContainerEnv, secretEnv as secretValues } from './pod-env.js';
 import { freePort, portFree } from './ports.js';
@@ -41,9 +42,6 @@ export const LABELS = {
   /** JSON, on that container: container port → host port, for host networking where Docker publishes nothing. */
   ports: 'berth.ports',
 } as const;
-
-/** The image of the container holding a multi-container instance's network namespace. */
-export const DEFAULT_INFRA_IMAGE = 'registry.k8s.io/pause:3.10';
 
 /** Volumes that belong to one instance (labelled with it) and go with it. */
 type InstanceVolumeKind = 'volume-disk' | 'ephemeral' | 'persistent';
@@ -95,12 +93,23 @@ export interface AgentOptions {
   watchWaitMs?: number;
   /** Seconds a container gets between SIGTERM and SIGKILL. @default 10 */
   stopTimeoutSeconds?: number;
-  /** The infra container's image, pulled without registry credentials when missing. @default registry.k8s.io/pause:3.10 */
+  /**
+   * The infra container's image, pulled without registry credentials when missing.
+   * @default the node's own, built from catatonit on first use (see infra-image.ts)
+   */
   infraImage?: string;
+  /** Where the node's catatonit is, for its own infra image. @default the usual places (CATATONIT_PATHS) */
+  catatonitPath?: string;
 }
 
+/** Options with no default: absent means "not set". */
+type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath';
+
 interface LocalState {
+  /** Restarts of containers that ran: Marathon's and RunPod's restart count. */
   restarts: number;
+  /** Launches in a row that failed before any container ran (a pull, a taken host port): retried, not restarts. */
+  launchFailures: number;
   lastStartMs: number;
   restartGenerationDone: number | null;
   backoffTimer: NodeJS.Timeout | null;
@@ -157,13 +166,16 @@ export class Agent implements NodeAccess {
   /** The removal of deleted network volumes under way: one at a time, and a volume is made only after it. */
   private dropping: Promise<void> = Promise.resolve();
   private readonly again = new Set<InstanceId>();
+  private readonly infraImage: LocalInfraImage;
   private readonly abort = new AbortController();
   private gpus!: GpuInventory;
   private loop: Promise<void> | undefined;
   private diskTimer: NodeJS.Timeout | undefined;
   private lastDisk: Map<string, number> = new Map();
 
-  private constructor(private readonly opts: Required<Omit<AgentOptions, 'gpuInventoryPath' | 'labels'>> & Pick<AgentOptions, 'gpuInventoryPath' | 'labels'>) {}
+  private constructor(private readonly opts: Required<Omit<AgentOptions, OptionalOption>> & Pick<AgentOptions, OptionalOption>) {
+    this.infraImage = new LocalInfraImage(opts.runtime, opts.logger, opts.catatonitPath ? [opts.catatonitPath] : undefined);
+  }
 
   static async create(options: AgentOptions): Promise<Agent> {
     const agent = new Agent({
@@ -172,7 +184,6 @@ export class Agent implements NodeAccess {
       bindAddress: '0.0.0.0',
       watchWaitMs: 25_000,
       stopTimeoutSeconds: 10,
-      infraImage: DEFAULT_INFRA_IMAGE,
       ...options,
     });
     await agent.start();
@@ -303,6 +314,7 @@ export class Agent implements NodeAccess {
     if (!s) {
       s = {
         restarts: 0,
+        launchFailures: 0,
         lastStartMs: 0,
         restartGenerationDone: null,
         backoffTimer: null,
@@ -344,6 +356,7 @@ export class Agent implements NodeAccess {
       await this.removeContainers(containers, a);
       this.clearBackoff(s);
       s.restarts = 0;
+      s.launchFailures = 0;
       // Ephemeral volumes live as long as the instance's containers; persistent ones until the instance is removed.
       await this.removeInstanceVolumes(id, a.goal === 'removed' ? ['ephemeral', 'persistent'] : ['ephemeral']);
       if (a.goal === 'removed' && a.volumeDisk) await runtime.removeVolume(a.volumeDisk);
@@ -460,7 +473,7 @@ export class Agent implements NodeAccess {
     s.message = restart ? `${reason}; restarting in ${delayS.toFixed(1)} s` : reason;
     await this.send(a, failed ? 'failed' : 'exited', containers.map((c) => (c.id === info.id ? info : c)), code, s.message);
     if (!restart || s.backoffTimer || s.restartDue) return;
-    this.retryAfter(a.instanceId, s, delayS);
+    this.retryAfter(a.instanceId, s, delayS, 'restart');
   }
 
   /** Starts health checks for the running containers that declare one, unless they already run for these containers. */
@@ -520,11 +533,15 @@ export class Agent implements NodeAccess {
     };
   }
 
-  /** After the delay the next pass of the instance's queue restarts it: never beside another pass. */
-  private retryAfter(id: InstanceId, s: LocalState, delayS: number): void {
+  /**
+   * After the delay the next pass of the instance's queue restarts it (or launches it again after a
+   * failed launch): never beside another pass.
+   */
+  private retryAfter(id: InstanceId, s: LocalState, delayS: number, kind: 'restart' | 'launch'): void {
     s.backoffTimer = setTimeout(() => {
       s.backoffTimer = null;
-      s.restarts++;
+      if (kind === 'restart') s.restarts++;
+      else s.launchFailures++;
       s.restartDue = true;
       this.kick(id);
     }, delayS * 1000);
@@ -537,15 +554,25 @@ export class Agent implements NodeAccess {
   }
 
   private backoffSeconds(a: Assignment, s: LocalState): number {
-    return Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** s.restarts);
+    // A failed pull backs off as a crash does: the registry is not asked again every second.
+    return Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** (s.restarts + s.launchFailures));
   }
 
-  /** Pulls every image the instance needs that the node lacks, reporting progress. */
-  private async pullImages(a: Assignment, s: LocalState): Promise<void> {
+  /**
+   * Pulls every image the instance needs that the node lacks, reporting progress; returns the infra
+   * container's image when the instance has one: the operator's, pulled like the others, or the
+   * node's own, built here.
+   */
+  private async pullImages(a: Assignment, s: LocalState): Promise<string | null> {
     const { runtime } = this.opts;
     const images = [...new Set(a.spec.containers.map((c) => c.image))].map((image) => ({ image, login: a.registryLogin }));
-    // The infra image is public: the pod's registry login is for the pod's own images.
-    if (usesInfra(a.spec) && !images.some((i) => i.image === this.opts.infraImage)) images.unshift({ image: this.opts.infraImage, login: null });
+    let infra: string | null = null;
+    if (usesInfra(a.spec)) {
+      infra = this.opts.infraImage ?? null;
+      // The operator's infra image is public: the pod's registry login is for the pod's own images.
+      if (infra && !images.some((i) => i.image === infra)) images.unshift({ image: infra, login: null });
+      infra ??= await this.infraImage.ensure();
+    }
     const present = await Promise.all(images.map((i) => runtime.imageExists(i.image)));
     for (const [n, { image, login }] of images.entries()) {
       if (present[n]) continue;
@@ -561,6 +588,7 @@ export class Agent implements NodeAccess {
       }, this.abort.signal);
       s.pull = null;
     }
+    return infra;
   }
 
   /** Creates the instance's volumes: the volume disk or network volume, and the pod's ephemeral and persistent volumes. */
@@ -616,6 +644,10 @@ export class Agent implements NodeAccess {
       if (e.hostPort === null) continue;
       // The port it had before, under its own key, else (as `ports` reports it) under its container port.
       const before = a.hostPorts[`ep:${e.name}`] ?? (e.containerPort !== null ? a.hostPorts[String(e.containerPort)] : undefined);
+      if (e.hostPort > 0 && !host && !(await portFree(e.hostPort, bind))) {
+        // Docker would fail the start with "address already in use"; the scheduler knows only Berth's own instances.
+        throw new BerthError('NO_CAPACITY', `host port ${e.hostPort} of endpoint ${e.name} is taken on node ${this.opts.name} by something outside Berth; the instance starts when it is free`);
+      }
       const hostPort = e.hostPort === 0 ? await pick(before) : e.hostPort;
       taken.add(hostPort);
       plan.endpoints[e.name] = hostPort;
@@ -638,7 +670,7 @@ export class Agent implements NodeAccess {
     s.unhealthy = null;
     try {
       this.checkSecrets(a);
-      await this.pullImages(a, s);
+      const infraImage = await this.pullImages(a, s);
       // Not waited for: reports go out in order, and the containers need not wait for the store.
       void this.send(a, 'creating', [], null, 'creating containers');
       const labels = { [LABELS.managed]: '1', [LABELS.pod]: a.podId, [LABELS.instance]: a.instanceId, [LABELS.node]: this.nodeId };
@@ -665,11 +697,11 @@ export class Agent implements NodeAccess {
 
       let created: string[];
       let results: CreateResult[];
-      if (usesInfra(a.spec)) {
+      if (infraImage) {
         const infra = await runtime.createContainer({
           ...holder,
           name: this.infraName(a),
-          image: this.opts.infraImage,
+          image: infraImage,
           entrypoint: [],
           command: [],
           env: {},
@@ -699,6 +731,7 @@ export class Agent implements NodeAccess {
         created = [res.id];
       }
       s.diskEnforced = results.every((r) => r.diskEnforced);
+      s.launchFailures = 0;
       s.lastStartMs = Date.now();
       s.restartGenerationDone = a.restartGeneration;
       s.message = null;
@@ -710,9 +743,10 @@ export class Agent implements NodeAccess {
       this.log.warn({ err: e, instance: a.instanceId }, 'launch failed');
       const retryable = !(e instanceof BerthError) || e.retryable;
       const delayS = this.backoffSeconds(a, s);
-      s.message = `${message}${retryable ? `; retrying in ${delayS.toFixed(1)} s` : ''}`;
+      const attempt = s.launchFailures + 1;
+      s.message = `${message}${retryable ? `; retrying in ${delayS.toFixed(1)} s${attempt > 1 ? ` (attempt ${attempt})` : ''}` : ''}`;
       await this.send(a, 'failed', [], null, s.message);
-      if (retryable && !s.backoffTimer) this.retryAfter(a.instanceId, s, delayS);
+      if (retryable && !s.backoffTimer) this.retryAfter(a.instanceId, s, delayS, 'launch');
     }
   }
 
@@ -866,6 +900,7 @@ export class Agent implements NodeAccess {
       lastLogLines: state === 'exited' || state === 'failed' ? s.lastLogLines : [],
       startedAt: apps.map((c) => c.startedAt).find((t) => t) ?? null,
       restartCount: s.restarts,
+      launchFailures: s.launchFailures,
       observedSpecVersion: containers.length ? a.specVersion : null,
       observedResetGeneration: a.resetGeneration,
       observedRestartGeneration: s.restartGenerationDone ?? a.restartGeneration,

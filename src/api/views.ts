@@ -34,6 +34,8 @@ export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: Acce
     exitCode: first?.observed?.exitCode ?? null,
     lastLogLines: first?.observed?.lastLogLines ?? [],
     restartCount: first?.observed?.restartCount ?? 0,
+    /** Launches in a row that failed before a container ran (pull errors, a taken host port); not restarts. */
+    launchFailures: first?.observed?.launchFailures ?? 0,
     createdAt: pod.createdAt,
     updatedAt: pod.updatedAt,
     lastStartedAt: pod.lastStartedAt,
@@ -117,6 +119,7 @@ function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
     containers: i.observed?.containers ?? spec.containers.map((c) => ({ name: c.name, containerId: null, state: 'pending', exitCode: null, startedAt: null, finishedAt: null })),
     startedAt: i.observed?.startedAt ?? null,
     restartCount: i.observed?.restartCount ?? 0,
+    launchFailures: i.observed?.launchFailures ?? 0,
     disk: i.observed?.disk ?? null,
   };
 }

@@ -16,8 +16,10 @@ export interface AgentProcessOptions {
   publicIp?: string;
   bindAddress?: string;
   gpuInventory?: string;
-  /** The image of multi-container pods' infra container. @default registry.k8s.io/pause:3.10 */
+  /** The image of multi-container pods' infra container. @default the node's own, built from catatonit */
   infraImage?: string;
+  /** Where catatonit is, for the node's own infra image. @default the usual places */
+  catatonitPath?: string;
   labels?: Record<string, string>;
   logLevel?: string;
   logger?: Logger;
@@ -37,6 +39,7 @@ export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
     ...(options.bindAddress ? { bindAddress: options.bindAddress } : {}),
     ...(options.gpuInventory ? { gpuInventoryPath: options.gpuInventory } : {}),
     ...(options.infraImage ? { infraImage: options.infraImage } : {}),
+    ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
     ...(options.labels ? { labels: options.labels } : {}),
   });
 }

@@ -37,8 +37,10 @@ export interface ServerOptions {
   logger?: Logger;
   /** Agent's stop grace in seconds. @default 10 */
   stopTimeoutSeconds?: number;
-  /** The image of multi-container pods' infra container. @default registry.k8s.io/pause:3.10 */
+  /** The image of multi-container pods' infra container. @default the node's own, built from catatonit */
   infraImage?: string;
+  /** Where catatonit is, for the node's own infra image. @default the usual places */
+  catatonitPath?: string;
   /** Run the HTTP proxy. @default true */
   proxy?: boolean;
   /** @default 7780; 0 when `port` is 0 (a random API port picks random proxy and SSH ports too) */
@@ -159,6 +161,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.gpuInventory ? { gpuInventoryPath: options.gpuInventory } : {}),
       ...(options.stopTimeoutSeconds !== undefined ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
       ...(options.infraImage ? { infraImage: options.infraImage } : {}),
+      ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
     });
     agents.setNodeAccess(agent.id, agent);
   }

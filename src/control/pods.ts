@@ -23,7 +23,7 @@ import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
 import { summarize } from './pod-status.js';
-import { fit, nodeLoads, place, type NodeLoad } from './scheduler.js';
+import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
 
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
@@ -525,12 +525,6 @@ function withoutMarathonDefinition(spec: PodSpec): PodSpec {
 function isUnder(path: string, root: string): boolean {
   const r = root.endsWith('/') ? root : root + '/';
   return path === root || path.startsWith(r);
-}
-
-function reserve(load: NodeLoad, spec: PodSpec, gpuUuids: string[]): void {
-  load.cpus += spec.vcpuCount ?? 0;
-  load.memoryMb += Math.round((spec.memoryGb ?? 0) * 1024);
-  for (const u of gpuUuids) load.gpuUuids.add(u);
 }
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {

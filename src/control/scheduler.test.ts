@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { compilePodSpec, instanceIdOf, type Gpu, type Instance, type Node, type NodeId, type PodId, type PodInput, type PodSpec } from '../model/index.js';
-import { fit, nodeLoads, place, reservationOf, type NodeLoad } from './scheduler.js';
+import { fit, nodeLoads, place, reservationOf, reserve, type NodeLoad } from './scheduler.js';
 
 const A100 = 'NVIDIA A100 80GB PCIe';
 const RTX = 'NVIDIA GeForce RTX 4090';
@@ -31,6 +31,47 @@ function load(n: Node, used: { cpus?: number; memoryGb?: number; gpuUuids?: stri
 
 const loadsOf = (...ls: NodeLoad[]): Map<NodeId, NodeLoad> => new Map(ls.map((l) => [l.node.id, l]));
 const spec = (input: Omit<PodInput, 'image'> = {}): PodSpec => compilePodSpec({ image: 'busybox', ...input });
+
+/** A spec with one container whose endpoint asks for exactly `hostPort` on the node. */
+function withHostPort(hostPort: number, protocols: string[] = ['tcp']): PodSpec {
+  const base = spec();
+  const c = base.containers[0]!;
+  return { ...base, containers: [{ ...c, endpoints: [{ name: 'ep', containerPort: 80, hostPort, protocols, labels: {} }] }] };
+}
+
+describe('fixed host ports', () => {
+  it('keeps a second instance asking for the same host port off the node, and says which port', () => {
+    const n = load(node('n1', 8, 64));
+    assert.ok('gpus' in fit(n, withHostPort(8080)));
+    reserve(n, withHostPort(8080), []);
+    const r = fit(n, withHostPort(8080));
+    assert.ok('reason' in r && r.reason === 'n1: host port 8080/tcp already taken by another instance', JSON.stringify(r));
+    assert.ok('gpus' in fit(n, withHostPort(8081)), 'another port fits');
+    assert.ok('gpus' in fit(n, withHostPort(8080, ['udp'])), 'the same number over UDP fits');
+    assert.ok('gpus' in fit(n, withHostPort(0)), 'any free port fits');
+  });
+
+  it('places on another node where the port is free, and waits with the reason where none has it', () => {
+    const [a, b] = [load(node('a', 8, 64)), load(node('b', 8, 64))];
+    const loads = loadsOf(a, b);
+    const first = place(loads, withHostPort(9000));
+    assert.ok(first.ok);
+    reserve(loads.get(first.nodeId)!, withHostPort(9000), []);
+    const second = place(loads, withHostPort(9000));
+    assert.ok(second.ok && second.nodeId !== first.nodeId);
+    reserve(loads.get(second.nodeId)!, withHostPort(9000), []);
+    const third = place(loads, withHostPort(9000));
+    assert.ok(!third.ok && /a: host port 9000\/tcp already taken/.test(third.reason) && /b: host port 9000\/tcp/.test(third.reason), JSON.stringify(third));
+  });
+
+  it('counts the ports of running instances when loads are summed', () => {
+    const n = node('n1', 8, 64);
+    const podId = 'p0000000000001' as PodId;
+    const inst = { id: instanceIdOf(podId, 0), podId, ordinal: 0, nodeId: n.id, specVersion: 1, goal: 'running', resetGeneration: 0, restartGeneration: 0, gpuUuids: [], hostPorts: {}, observed: null, revision: 1 } as Instance;
+    const loads = nodeLoads([n], [inst], () => withHostPort(7000), Date.parse(n.lastSeenAt));
+    assert.deepEqual([...(loads.get(n.id)!.hostPorts ?? [])], ['7000/tcp']);
+  });
+});
 
 describe('fit', () => {
   it('fits a pod with no reservation anywhere, even on a full node', () => {

@@ -1,4 +1,4 @@
-import type { Gpu, Instance, Node, NodeId, PodSpec } from '../model/index.js';
+import { fixedHostPorts, type Gpu, type Instance, type Node, type NodeId, type PodSpec } from '../model/index.js';
 import { groupCrowding, meetsConstraints, missingEverywhere } from './constraints.js';
 
 /** What one instance takes from its node while its goal is `running`. */
@@ -13,6 +13,8 @@ export interface NodeLoad {
   cpus: number;
   memoryMb: number;
   gpuUuids: Set<string>;
+  /** Exact node ports (`port/proto`) the node's instances hold; see fixedHostPorts. */
+  hostPorts?: Set<string>;
   /** The agent has not been heard from lately: no new pods go there. */
   stale?: boolean;
 }
@@ -31,18 +33,28 @@ export const reservationOf = (spec: PodSpec, gpuUuids: string[]): Reservation =>
 /** Sums what running instances hold on each node. `specs` gives each instance's spec by pod id. */
 export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Instance) => PodSpec | undefined, now = Date.now()): Map<NodeId, NodeLoad> {
   const loads = new Map<NodeId, NodeLoad>();
-  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set(), stale: now - Date.parse(node.lastSeenAt) > NODE_STALE_MS });
+  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set(), hostPorts: new Set(), stale: now - Date.parse(node.lastSeenAt) > NODE_STALE_MS });
   for (const inst of instances) {
     if (inst.goal !== 'running' || !inst.nodeId) continue;
     const load = loads.get(inst.nodeId);
     const spec = specOf(inst);
     if (!load || !spec) continue;
-    const r = reservationOf(spec, inst.gpuUuids);
-    load.cpus += r.cpus;
-    load.memoryMb += r.memoryMb;
-    for (const u of r.gpuUuids) load.gpuUuids.add(u);
+    reserve(load, spec, inst.gpuUuids);
   }
   return loads;
+}
+
+/** Counts what one more instance of the spec takes on the node. */
+export function reserve(load: NodeLoad, spec: PodSpec, gpuUuids: string[]): void {
+  const r = reservationOf(spec, gpuUuids);
+  load.cpus += r.cpus;
+  load.memoryMb += r.memoryMb;
+  for (const u of r.gpuUuids) load.gpuUuids.add(u);
+  const ports = fixedHostPorts(spec);
+  if (ports.length > 0) {
+    load.hostPorts ??= new Set();
+    for (const p of ports) load.hostPorts.add(p);
+  }
 }
 
 /** Why a node cannot take the spec, or the GPUs it would hand out. */
@@ -55,6 +67,10 @@ export function fit(load: NodeLoad, spec: PodSpec, gpuCount = spec.gpuCount): { 
   if (need.memoryMb > 0 && load.memoryMb + need.memoryMb > node.capacity.memoryMb) {
     const free = Math.max(0, node.capacity.memoryMb - load.memoryMb);
     return { reason: `${node.name}: needs ${(need.memoryMb / 1024).toFixed(1)} GB memory, ${(free / 1024).toFixed(1)} GB free` };
+  }
+  const taken = load.hostPorts ? fixedHostPorts(spec).filter((p) => load.hostPorts!.has(p)) : [];
+  if (taken.length > 0) {
+    return { reason: `${node.name}: host port${taken.length === 1 ? '' : 's'} ${taken.join(', ')} already taken by another instance` };
   }
   if (gpuCount === 0) return { gpus: [] };
   const wanted = spec.gpuTypeIds;

@@ -3,3 +3,4 @@ export * from './status.js';
 export * from './errors.js';
 export * from './spec.js';
 export * from './records.js';
+export * from './host-ports.js';

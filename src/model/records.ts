@@ -73,7 +73,10 @@ export interface InstanceObservation {
   /** The last lines of output when the instance exited or failed. */
   lastLogLines: string[];
   startedAt: Timestamp | null;
+  /** Restarts of containers that had run (a crash, a failed health check): not pulls. */
   restartCount: number;
+  /** Launches in a row that failed before any container ran (a pull, a taken host port), each retried with backoff; absent in reports of older agents. */
+  launchFailures?: number;
   observedSpecVersion: number | null;
   observedResetGeneration: number;
   observedRestartGeneration: number;

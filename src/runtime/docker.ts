@@ -10,6 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
 import type { PathStat } from '../model/records.js';
+import { contextTar, pullFailureMessage, type ContextFile } from './images.js';
 import {
   exitCodeFromStatus,
   FrameDemuxer,
@@ -285,7 +286,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     } catch (err) {
       if (isAbort(err)) throw err;
       if (isUnreachable(err)) throw this.unreachableFrom(err);
-      throw new BerthError('RUNTIME', `pull of ${ref} failed: ${daemonMessage(err)}`, { cause: err });
+      throw new BerthError('RUNTIME', pullFailureMessage(ref, daemonMessage(err)), { cause: err });
     }
     const progress = new PullProgress();
     let lastReport = 0;
@@ -295,12 +296,12 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
         (err) => {
           if (err) {
             if (isAbort(err) || signal?.aborted) reject(signal?.reason ?? err);
-            else reject(new BerthError('RUNTIME', `pull of ${ref} failed: ${daemonMessage(err)}`, { cause: err }));
+            else reject(new BerthError('RUNTIME', pullFailureMessage(ref, daemonMessage(err)), { cause: err }));
           } else if (signal?.aborted) {
             // An abort can close the body before it errors; the pull did not finish either way.
             reject(signal.reason);
           } else if (progress.error !== null) {
-            reject(new BerthError('RUNTIME', `pull of ${ref} failed: ${progress.error}`));
+            reject(new BerthError('RUNTIME', pullFailureMessage(ref, progress.error)));
           } else {
             resolve();
           }
@@ -316,6 +317,26 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
       );
     });
     onProgress(progress.snapshot(true));
+  }
+
+  async buildImage(tag: string, files: readonly ContextFile[]): Promise<void> {
+    let stream: NodeJS.ReadableStream;
+    try {
+      stream = await this.docker.buildImage(contextTar(files), { t: tag, rm: true, forcerm: true });
+    } catch (err) {
+      throw this.fail(err, `build of ${tag}`);
+    }
+    await new Promise<void>((resolve, reject) => {
+      let failure: string | null = null;
+      this.docker.modem.followProgress(
+        stream,
+        (err) => (err ? reject(this.fail(err, `build of ${tag}`)) : failure ? reject(new BerthError('RUNTIME', `build of ${tag} failed: ${failure}`)) : resolve()),
+        (msg: unknown) => {
+          // Build failures arrive in the body, the HTTP status being 200.
+          if (failure === null && typeof msg === 'object' && msg !== null && 'error' in msg) failure = String(msg.error);
+        },
+      );
+    });
   }
 
   async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {

@@ -1,5 +1,6 @@
 /** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
 import type { PathStat } from '../model/records.js';
+import type { ContextFile } from './images.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -127,6 +128,8 @@ export interface Runtime {
   ping(): Promise<{ version: string; apiVersion: string }>;
   imageExists(ref: string): Promise<boolean>;
   pullImage(ref: string, auth: RegistryCredentials | null, onProgress: (p: PullProgressEvent) => void, signal?: AbortSignal): Promise<void>;
+  /** Builds `tag` from a Dockerfile among a few small files; no registry is involved for `FROM scratch`. */
+  buildImage(tag: string, files: readonly ContextFile[]): Promise<void>;
   ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
   removeVolume(name: string): Promise<void>;
   listVolumes(labelFilter: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]>;

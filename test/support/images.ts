@@ -103,7 +103,10 @@ export async function ensureTestImage(docker: Docker = new Docker()): Promise<st
   return TEST_IMAGE;
 }
 
-/** A stand-in for registry.k8s.io/pause: it sleeps until told to stop, and stops at once on SIGTERM. */
+/**
+ * An image with no shell (no /bin/sh, only /bin/busybox): it sleeps until told to stop, and stops at
+ * once on SIGTERM. Tests of what Berth does in images without tools run it.
+ */
 export const PAUSE_IMAGE = 'berth-test/pause:1';
 
 const PAUSE_DOCKERFILE = `FROM scratch

@@ -3,7 +3,6 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/cli/server.js';
-import { ensurePauseImage } from './images.js';
 
 export interface TestServer {
   server: RunningServer;
@@ -17,17 +16,15 @@ export interface TestServer {
 
 /**
  * An all-in-one Berth on a random port with its own data dir; close() terminates what it started.
- * Multi-container pods get a locally built pause image as their infra container: there is no registry to pull from.
+ * Multi-container pods get Berth's own infra image, built by the agent as it would be for a user.
  */
 export async function startTestServer(opts: ServerOptions = {}): Promise<TestServer> {
   const dataDir = opts.dataDir ?? (await mkdtemp(join(tmpdir(), 'berth-test-')));
-  const infraImage = opts.infraImage ?? (opts.agent === false ? undefined : await ensurePauseImage());
   const server = await startServer({
     port: 0,
     host: '127.0.0.1',
     logger: pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }),
     stopTimeoutSeconds: 1,
-    ...(infraImage ? { infraImage } : {}),
     ...opts,
     dataDir,
   });

@@ -15,7 +15,8 @@ export const agent = defineCommand({
     publicIp: { kind: 'string', flags: '--public-ip <address>', env: 'BERTH_PUBLIC_IP', description: "the address users reach this machine's published ports at" },
     bindAddress: { kind: 'string', flags: '--bind-address <address>', env: 'BERTH_BIND_ADDRESS', description: 'where published ports bind (default 0.0.0.0)' },
     gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
-    infraImage: { kind: 'string', flags: '--infra-image <image>', env: 'BERTH_INFRA_IMAGE', description: "the image holding a multi-container pod's network namespace (default registry.k8s.io/pause:3.10)" },
+    infraImage: { kind: 'string', flags: '--infra-image <image>', env: 'BERTH_INFRA_IMAGE', description: "the image holding a multi-container pod's network namespace (default: one built on the node from catatonit, no registry)" },
+    catatonit: { kind: 'string', flags: '--catatonit <path>', env: 'BERTH_CATATONIT', description: 'the static catatonit binary the node builds its infra image from (default: looked for in /usr/bin, /usr/libexec/podman)' },
     label: { kind: 'list', flags: '--label <KEY=VALUE>', description: 'node label, e.g. berth.io/datacenter=eu-1 (repeatable)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
@@ -34,6 +35,7 @@ export const agent = defineCommand({
       ...(opts.bindAddress !== undefined ? { bindAddress: opts.bindAddress } : {}),
       ...(opts.gpuInventory !== undefined ? { gpuInventory: opts.gpuInventory } : {}),
       ...(opts.infraImage !== undefined ? { infraImage: opts.infraImage } : {}),
+      ...(opts.catatonit !== undefined ? { catatonitPath: opts.catatonit } : {}),
       ...(opts.label.length ? { labels: keyValues('--label', opts.label) } : {}),
     });
     ctx.out.note(`joined ${opts.server} as node ${running.id}`);
