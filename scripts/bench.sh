@@ -32,7 +32,7 @@ fi
 
 . scripts/setup.sh
 check_node
-ensure_packages busybox-static
+ensure_packages busybox-static catatonit
 case "$name" in
   proxy) ensure_packages wrk nginx ;;
   ssh) ensure_packages openssh-client openssh-server ;;

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs and starts what the tests need (Docker Engine, PostgreSQL,
-# busybox-static for test images, a registry, OpenSSH client), builds, lints, then runs every
+# busybox-static for test images, catatonit for Berth's own infra image, a registry, OpenSSH client), builds, lints, then runs every
 # unit test (beside the code) and integration test (test/) on the real daemon and databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # ESLint 10 (npm run lint, below) needs 20.19; Berth itself runs on 20.
 check_node 20.19 "npm test (ESLint 10)"
 
-ensure_packages curl ca-certificates busybox-static docker-registry apache2-utils openssh-client
+ensure_packages curl ca-certificates catatonit busybox-static docker-registry apache2-utils openssh-client
 ensure_docker
 ensure_postgres
 ensure_node_modules
