@@ -12,14 +12,14 @@
  * container is running):
  *
  *   docker volume create V
- *   docker run -d --name P-infra --hostname P -p 0.0.0.0::8080 -p 0.0.0.0::8081 berth-test/pause:1
+ *   docker run -d --name P-infra --hostname P -p 0.0.0.0::8080 -p 0.0.0.0::8081 localhost/berth-infra:<hash>
  *   docker run -d --name P-web    --network container:P-infra -v V:/shared --cpus 0.25 --memory 64m IMAGE sh -c '…httpd…'
  *   docker run -d --name P-api    --network container:P-infra -v V:/shared --cpus 0.25 --memory 64m IMAGE httpd …
  *   docker run -d --name P-worker --network container:P-infra -v V:/shared --cpus 0.25 --memory 64m IMAGE sh -c '…'
  *
  * with the same images, commands and CPU/memory limits Berth gives each container, and the same infra
- * image (the pause stand-in the tests build, test/support/images.ts; Berth's server is started with
- * it as its infra image). It waits for no health check (a script has none); Berth's figure includes
+ * image: Berth's own (built from the node's catatonit, src/agent/infra-image.ts), made before the
+ * first run so that neither side builds it in a timed run. It waits for no health check (a script has none); Berth's figure includes
  * its health checks passing.
  *
  * Runs alternate (baseline then Berth, then Berth then baseline, ...) after warm-up pairs; each pod,
@@ -41,7 +41,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
-import { ensurePauseImage, ensureTestImage } from '../test/support/images.js';
+import pino from 'pino';
+import { LocalInfraImage } from '../src/agent/infra-image.js';
+import { DockerRuntime } from '../src/runtime/docker.js';
+import { ensureTestImage } from '../test/support/images.js';
 import { apiClient, dockerCliCost, fmt, gone, intArg, log, median, msSince, openEvents, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
@@ -225,7 +228,7 @@ async function containerTimes(docker: Docker, podId: string, wallStartMs: number
 async function main(): Promise<void> {
   const docker = new Docker();
   const image = await ensureTestImage(docker);
-  const infraImage = await ensurePauseImage(docker);
+  const infraImage = await new LocalInfraImage(await DockerRuntime.create(), pino({ level: 'silent' })).ensure();
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-mpod-'));
   let server: ChildServer | undefined;
   let events: { close: () => void } | undefined;
@@ -235,7 +238,7 @@ async function main(): Promise<void> {
   let baselineLeft: { names: string[]; volume: string } | undefined;
   const watch = new PodWatch();
   try {
-    server = await startChild('berth-server', ['--data-dir', join(work, 'data'), '--infra-image', infraImage]);
+    server = await startChild('berth-server', ['--data-dir', join(work, 'data')]);
     const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     const api = apiClient(server.url, key);
     events = await openEvents(`${server.url}/api/v1/events`, key, (e) => {
