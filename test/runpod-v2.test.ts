@@ -219,6 +219,15 @@ describe('RunPod REST v2', () => {
       assert.match(r.body.detail, detail);
     }
 
+    // An unknown action: one violation naming the actions, not one per action the schema allows.
+    const reboot = await v2<Problem>('POST', '/pods/nosuchpod00000/action', { action: 'reboot' });
+    assert.equal(reboot.status, 422);
+    conforms(C.V2Error, reboot.body, '422 unknown action');
+    assert.deepEqual(reboot.body.errors, ['/action: must be one of start, stop, restart, terminate']);
+    assert.equal(reboot.body.detail, '/action: must be one of start, stop, restart, terminate');
+    const numeric = await v2<Problem>('POST', '/pods/nosuchpod00000/action', { action: 5 });
+    assert.deepEqual(numeric.body.errors, ['/action: must be one of start, stop, restart, terminate'], 'a wrong type is the same mistake, said once');
+
     const noKey = await v2<Problem>('GET', '/pods', undefined, 'berth_not-a-key');
     assert.equal(noKey.status, 401);
     conforms(C.V2Error, noKey.body, '401');

@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BerthError, type Problem } from '../../model/index.js';
+import { BerthError, invalid, type Problem } from '../../model/index.js';
 import { problemsFromValidation, toBerthError } from '../problem.js';
 
 /** HTTP reason phrases, the `title`s RunPod's v2 problems carry ("Not Found", "Conflict"...). */
@@ -22,13 +22,28 @@ const line = (p: Problem): string => `${p.path}: ${p.message}`;
 type AjvIssues = Parameters<typeof problemsFromValidation>[0];
 
 /**
+ * Schema violations as a person reads them: a value outside an `enum` names the allowed ones (ajv
+ * says only "must be equal to one of the allowed values"), and a wrong type at the same path is
+ * that one mistake said twice, so it is left out.
+ */
+function readableIssues(issues: AjvIssues): AjvIssues {
+  const enums = new Set(issues.filter((i) => i.keyword === 'enum').map((i) => i.instancePath));
+  return issues
+    .filter((i) => !(i.keyword === 'type' && enums.has(i.instancePath)))
+    .map((i) => (i.keyword === 'enum' && Array.isArray(i.params.allowedValues) ? { ...i, message: `must be one of ${i.params.allowedValues.join(', ')}` } : i));
+}
+
+/**
  * The error, its HTTP status and its problems: a request that breaks the schema answers
  * `schemaStatus` (v2's 422, v1's 400) listing each violation; other failures keep Berth's status.
  */
 function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number; problems: Problem[] } {
   const fe = err as FastifyError & { validation?: AjvIssues; validationContext?: string };
+  if (fe.validation) {
+    const problems = problemsFromValidation(readableIssues(fe.validation), fe.validationContext ?? 'body');
+    return { be: invalid(problems), status: schemaStatus, problems };
+  }
   const be = toBerthError(err);
-  if (fe.validation) return { be, status: schemaStatus, problems: problemsFromValidation(fe.validation, fe.validationContext ?? 'body') };
   const status = typeof be.extra.httpStatus === 'number' ? be.extra.httpStatus : be.status;
   return { be, status, problems: be.problems };
 }

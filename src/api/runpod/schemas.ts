@@ -12,6 +12,11 @@ const Bool = Type.Boolean();
 const opt = Type.Optional;
 const nullable = <T extends TSchema>(t: T) => Type.Union([t, Type.Null()]);
 const CUDA = Type.String({ pattern: '^\\d+\\.\\d+$' });
+/**
+ * One of a few strings, as a JSON Schema `enum`: a wrong value is one violation that names the
+ * allowed ones, where a union of literals is one violation per literal and one for the union.
+ */
+const oneOf = <T extends string>(values: readonly T[]) => Type.Unsafe<T>({ type: 'string', enum: [...values] });
 
 export const IdParams = Type.Object({ id: Str });
 export type IdParamsT = Static<typeof IdParams>;
@@ -34,7 +39,7 @@ const containerConfig = {
 export const V2CreatePod = Type.Object({
   ...containerConfig,
   name: Type.String({ minLength: 1 }),
-  cloud: opt(Type.Union([Type.Literal('SECURE'), Type.Literal('COMMUNITY')])),
+  cloud: opt(oneOf(['SECURE', 'COMMUNITY'])),
   gpu: opt(Type.Object({ id: Type.String({ minLength: 1 }), count: opt(Type.Integer({ minimum: 1 })), allowedCudaVersions: opt(Type.Array(CUDA)), minCudaVersion: opt(CUDA) })),
   cpu: opt(Type.Object({ id: Type.String({ minLength: 1 }), vcpuCount: Type.Integer({ minimum: 2 }) })),
   dataCenterIds: opt(Strings),
@@ -56,7 +61,7 @@ export const V2UpdatePod = Type.Object({
 });
 export type V2UpdatePodT = Static<typeof V2UpdatePod>;
 
-export const V2PodAction = Type.Object({ action: Type.Union(['start', 'stop', 'restart', 'terminate'].map((a) => Type.Literal(a))) });
+export const V2PodAction = Type.Object({ action: oneOf(['start', 'stop', 'restart', 'terminate']) });
 
 export const V2Logs = Type.Object({
   source: opt(Str),
@@ -64,7 +69,7 @@ export const V2Logs = Type.Object({
   since: opt(Str),
 });
 
-const TemplateCategory = Type.Union([Type.Literal('NVIDIA'), Type.Literal('AMD'), Type.Literal('CPU')]);
+const TemplateCategory = oneOf(['NVIDIA', 'AMD', 'CPU']);
 const templateFields = {
   ...containerConfig,
   allowedCudaVersions: opt(Type.Array(CUDA)),
@@ -83,7 +88,7 @@ export const V2CreateNetworkVolume = Type.Object({
   name: Type.String({ minLength: 1 }),
   size: Type.Integer({ minimum: 10, maximum: 4096 }),
   dataCenter: Type.String({ minLength: 1 }),
-  type: opt(Type.Union([Type.Literal('STANDARD'), Type.Literal('HIGH_PERFORMANCE')])),
+  type: opt(oneOf(['STANDARD', 'HIGH_PERFORMANCE'])),
 });
 export const V2UpdateNetworkVolume = Type.Object({ name: opt(Type.String({ minLength: 1 })), size: opt(Type.Integer({ minimum: 10, maximum: 4096 })) }, { minProperties: 1 });
 
@@ -128,10 +133,10 @@ const v1PodFields = {
 export const V1CreatePod = Type.Object({
   ...v1PodFields,
   templateId: opt(Str),
-  computeType: opt(Type.Union([Type.Literal('GPU'), Type.Literal('CPU')])),
-  cloudType: opt(Type.Union([Type.Literal('SECURE'), Type.Literal('COMMUNITY'), Type.Literal('ALL')])),
+  computeType: opt(oneOf(['GPU', 'CPU'])),
+  cloudType: opt(oneOf(['SECURE', 'COMMUNITY', 'ALL'])),
   gpuTypeIds: opt(Strings),
-  gpuTypePriority: opt(Type.Union([Type.Literal('availability'), Type.Literal('custom')])),
+  gpuTypePriority: opt(oneOf(['availability', 'custom'])),
   gpuCount: opt(Type.Integer({ minimum: 1 })),
   cpuFlavorIds: opt(Strings),
   vcpuCount: opt(Type.Integer({ minimum: 1 })),
@@ -146,10 +151,10 @@ export type V1UpdatePodT = Static<typeof V1UpdatePod>;
 
 const boolQuery = opt(Bool);
 export const V1ListPods = Type.Object({
-  computeType: opt(Type.Union([Type.Literal('GPU'), Type.Literal('CPU')])),
+  computeType: opt(oneOf(['GPU', 'CPU'])),
   cpuFlavorId: opt(Strings),
   dataCenterId: opt(Strings),
-  desiredStatus: opt(Type.Union([Type.Literal('RUNNING'), Type.Literal('EXITED'), Type.Literal('TERMINATED')])),
+  desiredStatus: opt(oneOf(['RUNNING', 'EXITED', 'TERMINATED'])),
   endpointId: opt(Str),
   gpuTypeId: opt(Strings),
   id: opt(Str),
