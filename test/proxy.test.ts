@@ -196,6 +196,29 @@ for (const mode of [
     assert.equal((JSON.parse(json.body.toString()) as { code: string }).code, 'BERTH_ERR_POD_NOT_RUNNING');
   });
 
+  it('answers 502 with what to check when nothing answers on a pod port: nothing listens, or a server closes at once', async () => {
+    const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
+      image: TEST_IMAGE,
+      ports: '8080/http,7000/http,7001/http',
+      volumeGb: 0,
+      // 7000: nothing listens; 7001: a listener that takes each connection and closes it.
+      command: ['sh', '-c', 'mkdir -p /www && echo up > /www/index.html && (nc -ll -p 7001 -e true &) && exec httpd -f -p 8080 -h /www'],
+    });
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    const id = created.body.id;
+    await waitFor('the pod to serve', async () => ((await call(proxyPort, host(8080, id), '/').catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+    for (const port of [7000, 7001]) {
+      // Docker's port forwarding takes the connection and drops it, or nothing takes it at all: the same hint either way.
+      const hint = new RegExp(`^nothing answers on port ${port} of pod ${id}: is the server in the pod listening on 0\\.0\\.0\\.0:${port}\\? \\(the connection was (refused|reset|closed before an answer)\\)\n$`);
+      const fast = await call(proxyPort, host(port, id), '/');
+      assert.equal(fast.status, 502, `port ${port}: ${fast.body.toString()}`);
+      assert.match(fast.body.toString(), hint);
+      const full = await call(proxyPort, host(port, id), '/', { method: 'POST', headers: { 'transfer-encoding': 'chunked' }, body: Buffer.from('x') });
+      assert.equal(full.status, 502, `port ${port}, full path: ${full.body.toString()}`);
+      assert.match(full.body.toString(), hint);
+    }
+  });
+
   it('refuses a private port without the owner\'s key and serves it with the key or a one-time link', async () => {
     const none = await call(proxyPort, host(8081), '/cgi-bin/echo');
     assert.equal(none.status, 401);
@@ -334,8 +357,8 @@ describe('proxy worker processes', () => {
   it('log through the server\'s logger', async () => {
     const r = await call(proxyPort, host(7000), '/');
     assert.equal(r.status, 502);
-    // Docker's port forwarding takes the connection and drops it, or nothing takes it at all.
-    assert.match(r.body.toString(), new RegExp(`(nothing answers on port 7000 of pod ${podId}|port 7000 of pod ${podId} failed to answer)`));
+    // Docker's port forwarding takes the connection and drops it, or nothing takes it at all: the hint either way.
+    assert.match(r.body.toString(), new RegExp(`nothing answers on port 7000 of pod ${podId}: is the server in the pod listening on 0\\.0\\.0\\.0:7000\\?`));
     const line = await waitFor('the worker\'s log line', async () => lines.find((l) => l.msg === 'upstream failed' && typeof l.worker === 'number'));
     assert.equal(line.level, 20, 'debug');
   });

@@ -229,6 +229,9 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
   let ws: WebSocketServer;
   let wsServer: Server;
   let refusedPort: number;
+  /** Pods whose port takes the connection and gives nothing back: one resets it once the request is in, one closes it at once (as Docker's port forwarding does when nothing listens in the pod). */
+  let resetter: NetServer;
+  let closer: NetServer;
   const routes = new Map<string, PodRoute>();
   const engines: ProxyEngine[] = [];
   const fronts: NetServer[] = [];
@@ -262,6 +265,18 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
       sock.send(`xff=${String(req.headers['x-forwarded-for'])}`);
       sock.on('message', (d: Buffer) => sock.send(`echo:${d.toString()}`));
     });
+    resetter = await listen(
+      createNetServer((s) => {
+        s.on('error', () => undefined);
+        s.once('data', () => s.resetAndDestroy());
+      }),
+    );
+    closer = await listen(
+      createNetServer((s) => {
+        s.on('error', () => undefined);
+        s.end();
+      }),
+    );
     const gone = await listen(createNetServer());
     refusedPort = portOf(gone);
     await new Promise<void>((resolve) => gone.close(() => resolve()));
@@ -270,6 +285,8 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
       { port: 8081, upstreamPorts: [portOf(app)], private: true },
       { port: 9000, upstreamPorts: [portOf(wsServer)] },
       { port: 9999, upstreamPorts: [refusedPort] },
+      { port: 9998, upstreamPorts: [portOf(resetter)] },
+      { port: 9997, upstreamPorts: [portOf(closer)] },
     ]));
     routes.set(QUIET_POD, route(QUIET_POD, [{ port: 8080, upstreamPorts: [portOf(quiet)] }]));
     routes.set(BRIEF_POD, route(BRIEF_POD, [{ port: 8080, upstreamPorts: [portOf(brief)] }]));
@@ -285,7 +302,7 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
 
   after(async () => {
     for (const e of engines) await e.close();
-    for (const s of [...fronts, app, quiet, brief, flaky, raw, wsServer]) s.close();
+    for (const s of [...fronts, app, quiet, brief, flaky, raw, wsServer, resetter, closer]) s.close();
     ws.close();
     for (const s of [app, quiet]) s.closeAllConnections();
     await rm(certDir, { recursive: true, force: true });
@@ -413,7 +430,7 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
     const refused = await call(plain, host(POD, 9999), '/');
     assert.equal(refused.status, 502);
     assert.equal(refused.headers['x-berth-error'], 'BERTH_ERR_UPSTREAM_FAILED');
-    assert.match(refused.body.toString(), new RegExp(`nothing answers on port 9999 of pod ${POD}: is the server in the pod listening on 0.0.0.0:9999\\?`));
+    assert.match(refused.body.toString(), new RegExp(`nothing answers on port 9999 of pod ${POD}: is the server in the pod listening on 0.0.0.0:9999\\? \\(the connection was refused\\)`));
     const json = await call(plain, host(POD, 9999), '/', { headers: { accept: 'application/json' } });
     assert.equal((JSON.parse(json.body.toString()) as { code: string }).code, 'BERTH_ERR_UPSTREAM_FAILED');
     assert.equal(json.headers['content-type'], 'application/problem+json');
@@ -426,6 +443,35 @@ for (const mode of ['sockets', 'handles'] as const) describe(`proxy engine (conn
     const badChunks = await call(plain, host(RAW_POD), '/bad-chunks');
     assert.equal(badChunks.status, 502);
     assert.match(badChunks.body.toString(), /malformed chunked body/);
+  });
+
+  it('gives the listening hint whether the connection was refused, reset or closed, on the fast path, the full path and upgrades', async () => {
+    const hint = (port: number) => new RegExp(`^nothing answers on port ${port} of pod ${POD}: is the server in the pod listening on 0\\.0\\.0\\.0:${port}\\? \\(the connection was (refused|reset|closed before an answer)\\)\n$`);
+    /** A WebSocket upgrade's answer when it is not an upgrade. */
+    const upgrade = (port: number) =>
+      new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const sock = new WebSocket(`ws://127.0.0.1:${plain}/`, { headers: { host: host(POD, port) } });
+        sock.once('open', () => reject(new Error('the upgrade went through')));
+        sock.once('error', reject);
+        sock.once('unexpected-response', (_req, res) => {
+          let body = '';
+          res.on('data', (c: Buffer) => (body += c.toString()));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+        });
+      });
+    for (const port of [9999, 9998, 9997]) {
+      const fast = await call(plain, host(POD, port), '/');
+      assert.equal(fast.status, 502, `fast path, port ${port}`);
+      assert.match(fast.body.toString(), hint(port), `fast path, port ${port}`);
+      const full = await call(plain, host(POD, port), '/echo', { method: 'POST', body: ['a', 'b'] });
+      assert.equal(full.status, 502, `full path, port ${port}`);
+      assert.match(full.body.toString(), hint(port), `full path, port ${port}`);
+      const up = await upgrade(port);
+      assert.equal(up.status, 502, `upgrade, port ${port}`);
+      assert.match(up.body, hint(port), `upgrade, port ${port}`);
+    }
+    assert.match((await call(plain, host(POD, 9998), '/')).body.toString(), /\(the connection was reset\)/);
+    assert.match((await call(plain, host(POD, 9997), '/')).body.toString(), /\(the connection was closed before an answer\)/);
   });
 
   it('reconnects when the pod closed an idle pooled connection', async () => {

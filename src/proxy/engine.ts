@@ -14,7 +14,7 @@ import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { PROXY_LOGIN_PATH, type ProxyGrant } from '../control/access.js';
 import { canSee } from '../control/caller.js';
-import { CLIENT_KEEP_ALIVE_MS, ClientReads, errorBody, FastConnection, IdleClock, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
+import { CLIENT_KEEP_ALIVE_MS, ClientReads, errorBody, FastConnection, IdleClock, NO_ANSWER, noAnswer, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
 import type { ProxyAccess } from './gate.js';
 import type { PodRoute, PortRoute } from './routes.js';
 
@@ -377,18 +377,27 @@ export class ProxyEngine implements FastPathHost {
           for (let i = 0; i < headers.length; i += 2) text += `${headers[i]}: ${headers[i + 1]}\r\n`;
           upstream.write(text + '\r\n');
           if (head.length) upstream.write(head);
-          let connected = false;
+          // Until the pod sends a byte, its failing (refused, reset, closed) is answered with a 502 saying why.
+          let answered = false;
+          let failure: Error | undefined;
           upstream.once('connect', () => {
-            connected = true;
-            upstream.pipe(socket);
+            upstream.pipe(socket, { end: false });
             socket.pipe(upstream);
           });
+          upstream.once('data', () => {
+            answered = true;
+          });
           upstream.on('error', (err: NodeJS.ErrnoException) => {
-            if (!connected) rawAnswer(socket, 502, upstreamFailure(target, err));
-            else socket.destroy();
+            failure = err;
+          });
+          upstream.once('end', () => {
+            if (answered) socket.end();
           });
           socket.once('close', () => upstream.destroy());
-          upstream.once('close', () => socket.destroy());
+          upstream.once('close', () => {
+            if (!answered && !socket.destroyed) rawAnswer(socket, 502, upstreamFailure(target, failure ?? noAnswer()));
+            else socket.destroy();
+          });
           if (this.idleMs > 0) {
             for (const s of [socket as Socket, upstream]) {
               s.setTimeout(this.idleMs, () => {
@@ -481,11 +490,24 @@ class ResponseRelay implements Dispatcher.DispatchHandlers {
   }
 }
 
+/**
+ * How a connection to a pod's port gave no answer at all, when that is what happened: refused (no
+ * listener and no port forwarding in between), or reset or closed before a byte came back (Docker's
+ * port forwarding accepts the connection, then drops it when nothing listens in the pod).
+ */
+export function unanswered(err: Error & { code?: string; socket?: { bytesRead?: number } }): string | undefined {
+  const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
+  if (code === 'ECONNREFUSED') return 'the connection was refused';
+  if (code === 'ECONNRESET' || code === 'EPIPE') return 'the connection was reset';
+  if (code === NO_ANSWER || (code === 'UND_ERR_SOCKET' && !err.socket?.bytesRead)) return 'the connection was closed before an answer';
+  return undefined;
+}
+
 function upstreamFailure(target: Target, err: Error & { code?: string }): string {
   const where = `port ${target.port.port} of pod ${target.route.podId}`;
-  const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
-  if (code === 'ECONNREFUSED') return `nothing answers on ${where}: is the server in the pod listening on 0.0.0.0:${target.port.port}?`;
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return `${where} did not answer in time`;
+  const silent = unanswered(err);
+  if (silent) return `nothing answers on ${where}: is the server in the pod listening on 0.0.0.0:${target.port.port}? (${silent})`;
+  if (err.code === 'UND_ERR_HEADERS_TIMEOUT') return `${where} did not answer in time`;
   return `${where} failed to answer: ${err.message}`;
 }
 

@@ -44,6 +44,10 @@ export interface FastPathHost {
   upstreamFailure(target: Target, err: Error & { code?: string }): string;
 }
 
+/** The code of the error for a pod connection that closed before a byte of the answer came back. */
+export const NO_ANSWER = 'BERTH_NO_ANSWER';
+export const noAnswer = (): Error & { code: string } => Object.assign(new Error('the connection closed before an answer'), { code: NO_ANSWER });
+
 const CRLFCRLF = Buffer.from('\r\n\r\n');
 /** An idle client connection (or one stuck in the middle of a head) is closed after this long. */
 export const CLIENT_KEEP_ALIVE_MS = 65_000;
@@ -618,7 +622,7 @@ export class FastConnection implements Sweepable {
         this.retried = true;
         return this.dispatch(this.host.upstreams.connect(this.target!.upstream));
       }
-      const e: Error & { code?: string } = err ?? new Error('the connection closed before an answer');
+      const e: Error & { code?: string } = err ?? noAnswer();
       return this.fail(502, 'UPSTREAM_FAILED', this.host.upstreamFailure(this.target!, e));
     }
     if (this.phase === Phase.Body && this.framing === 'close') return this.finish(false);
