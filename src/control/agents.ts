@@ -1,4 +1,4 @@
-import { BerthError, newNodeId, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
+import { BerthError, newNodeId, registryOf, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
 import type { PodService } from './pods.js';
@@ -11,19 +11,20 @@ export const DEFAULT_DATA_CENTER = 'local';
 export const volumeDiskName = (instanceId: InstanceId): string => `berth-vol-${instanceId}`;
 export const networkVolumeName = (id: string): string => `berth-nv-${id}`;
 
-/** The registry host of an image reference, as Docker resolves it. */
-export function registryOf(image: string): string {
-  const first = image.split('/')[0] ?? '';
-  if (image.includes('/') && (first.includes('.') || first.includes(':') || first === 'localhost')) return first;
-  return 'docker.io';
-}
-
 /**
  * The control plane's side of the agent protocol (agents call it in process or over HTTP), and the
  * registry of node access for logs and exec.
  */
 export class AgentService implements AgentChannel {
   private readonly waiters = new Map<NodeId, Set<() => void>>();
+  /**
+   * Bumped by each change every agent must see that the change feed does not carry (a network
+   * volume deleted, a secret changed); `answered` is the generation each node's last watch answer
+   * reflected. A watch behind it answers at once: an agent between two watches when the wake went
+   * out would otherwise wait out its whole watch. (In memory: one server. See architecture.md.)
+   */
+  private generation = 0;
+  private readonly answered = new Map<NodeId, number>();
   private readonly access = new Map<NodeId, NodeAccess>();
   private readonly unsubscribe: () => void;
 
@@ -61,8 +62,9 @@ export class AgentService implements AgentChannel {
     return { nodeId: node.id };
   }
 
-  /** Answers every waiting watch now: for changes agents must see that are not instance changes. */
+  /** Answers every waiting watch now, and the next watch of each agent: for changes agents must see that are not instance changes. */
   wakeAll(): void {
+    this.generation++;
     for (const set of this.waiters.values()) for (const wake of set) wake();
   }
 
@@ -91,13 +93,15 @@ export class AgentService implements AgentChannel {
       const timer = setTimeout(wake, waitMs);
       signal?.addEventListener('abort', wake);
       try {
-        if (!(await this.changedSince(nodeId, since))) await woken;
+        if (this.answered.get(nodeId) === this.generation && !(await this.changedSince(nodeId, since))) await woken;
       } finally {
         clearTimeout(timer);
         set.delete(wake);
         signal?.removeEventListener('abort', wake);
       }
     }
+    // Noted before anything is read: a wake after this point makes the next watch answer at once.
+    this.answered.set(nodeId, this.generation);
     const revision = await this.store.revision();
     const instances = await this.store.listInstances({ nodeId });
     const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));

@@ -4,3 +4,4 @@ export * from './errors.js';
 export * from './spec.js';
 export * from './records.js';
 export * from './host-ports.js';
+export * from './image-ref.js';

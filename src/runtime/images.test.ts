@@ -1,7 +1,8 @@
 import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
-import { contextTar, needsLoader, pullFailureMessage, registryOf } from './images.js';
+import { registryOf } from '../model/image-ref.js';
+import { contextTar, needsLoader, pullFailureMessage } from './images.js';
 import { firstFileOfTar } from './tar.js';
 
 describe('needsLoader', () => {

@@ -3,6 +3,7 @@
  * image), and what a failed pull means in words a user can act on.
  */
 import { PassThrough, type Readable } from 'node:stream';
+import { registryOf } from '../model/image-ref.js';
 
 /** One file of a build context. */
 export interface ContextFile {
@@ -58,14 +59,6 @@ export function needsLoader(elf: Buffer): boolean {
     if (elf.readUInt32LE(at) === 3) return true;
   }
   return false;
-}
-
-/** The registry an image reference pulls from, as Docker reads it: `docker.io` unless the first part names a host. */
-export function registryOf(ref: string): string {
-  const slash = ref.indexOf('/');
-  if (slash < 0) return 'docker.io';
-  const first = ref.slice(0, slash);
-  return first.includes('.') || first.includes(':') || first === 'localhost' ? first : 'docker.io';
 }
 
 const UNREACHABLE = /connection refused|no such host|i\/o timeout|network is unreachable|no route to host|TLS handshake timeout|dial tcp|server misbehaving|context deadline exceeded|connection reset/i;
