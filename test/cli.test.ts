@@ -12,7 +12,7 @@ import { after, before, describe, it } from 'node:test';
 import { PassThrough } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { readSse, type BerthClient } from '../src/cli/client.js';
-import { PodProgress, watchPod, type PodView } from '../src/cli/commands/pod-watch.js';
+import { newGenerationSettled, PodProgress, watchPod, type PodView } from '../src/cli/commands/pod-watch.js';
 import { Output, table, UserError } from '../src/cli/output.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
@@ -118,6 +118,36 @@ describe('waiting for a pod', () => {
     const settled = await watchPod(client, view('PROVISIONING'), { done: (p) => p.status === 'RUNNING', onUpdate: (p) => statuses.push(p.status) });
     assert.equal(settled.status, 'RUNNING');
     assert.deepEqual(statuses, ['PROVISIONING', 'PROVISIONING', 'STARTING', 'RUNNING']);
+  });
+
+  it('leaves out an event older than the pod it already read (it showed statuses twice)', async () => {
+    const events = [
+      { event: 'pod', data: JSON.stringify(view('PROVISIONING', { revision: 2 })) },
+      { event: 'pod', data: JSON.stringify(view('STARTING', { revision: 3 })) },
+      { event: 'pod', data: JSON.stringify(view('RUNNING', { revision: 4 })) },
+    ];
+    const client = {
+      stream: async () => (async function* () { yield* events; })(),
+      get: async () => view('STARTING', { revision: 3 }),
+    } as unknown as BerthClient;
+    const statuses: string[] = [];
+    await watchPod(client, view('PROVISIONING', { revision: 1 }), { done: (p) => p.status === 'RUNNING', onUpdate: (p) => statuses.push(p.status) });
+    assert.deepEqual(statuses, ['PROVISIONING', 'STARTING', 'STARTING', 'RUNNING']);
+  });
+
+  it('after a reset or an update, waits for the instances to run the new generation, not for the status alone', () => {
+    const instance = (extra: Record<string, unknown>) => ({ goal: 'running', nodeId: 'n1', state: 'running', specVersion: 2, resetGeneration: 1, restartGeneration: 0, observedSpecVersion: 2, observedResetGeneration: 1, observedRestartGeneration: 0, ...extra });
+    const at = (status: string, ...instances: Record<string, unknown>[]) => view(status, { instances } as unknown as Partial<PodView>);
+    let done = newGenerationSettled();
+    assert.equal(done(at('RUNNING', instance({ observedResetGeneration: 0 }))), false, 'the agent has not seen the reset');
+    assert.equal(done(at('RUNNING', instance({ state: 'creating' }))), false, 'the status is not recomputed yet');
+    assert.equal(done(at('STARTING', instance({ state: 'creating' }))), false);
+    assert.equal(done(at('RUNNING', instance({}))), true);
+    done = newGenerationSettled();
+    assert.equal(done(at('ERROR', instance({ state: 'failed', observedSpecVersion: null, specVersion: 3 }))), false, 'a failure from before the update');
+    assert.equal(done(at('PROVISIONING', instance({ state: 'pulling', observedSpecVersion: null, specVersion: 3 }))), false);
+    assert.equal(done(at('ERROR', instance({ state: 'failed', observedSpecVersion: null, specVersion: 3 }))), true, 'the new version failed to launch');
+    assert.equal(newGenerationSettled()(at('EXITED', instance({ goal: 'stopped', state: 'stopped', observedSpecVersion: null, specVersion: 3 }))), true, 'a stopped pod has nothing to wait for');
   });
 
   it('gives up after --timeout with a message that the pod keeps going', async () => {
@@ -231,6 +261,40 @@ describe('berth CLI against a real server', { concurrency: true }, () => {
     assert.deepEqual(removed, { code: 0, stdout: `pod ${id} terminated\n`, stderr: '' });
     assert.doesNotMatch(await ok(['pod', 'list']), new RegExp(id));
     assert.match(await ok(['pod', 'list', '--all']), new RegExp(`^${id}\\s+cli-web\\s+TERMINATED`, 'm'));
+  });
+
+  it('reset and update wait for the new containers: an exec right after each one runs', async () => {
+    const { id } = await json<PodJson>(['pod', 'create', '--name', 'cli-gen', '--image', TEST_IMAGE, '--volume-gb', '0', '--env', 'MODE=one', '--', 'sleep', '3600']);
+    try {
+      const reset = await berth(['pod', 'reset', id]);
+      assert.equal(reset.code, 0, reset.stderr);
+      assert.equal(reset.stdout, `pod ${id} is RUNNING\n`);
+      const afterReset = await berth(['pod', 'exec', id, '--', 'sh', '-c', 'echo $MODE']);
+      assert.deepEqual(afterReset, { code: 0, stdout: 'one\n', stderr: '' });
+
+      const updated = await berth(['pod', 'update', id, '--env', 'MODE=two']);
+      assert.equal(updated.code, 0, updated.stderr);
+      assert.equal(updated.stdout, `pod ${id} is RUNNING at spec version 2\n`);
+      const afterUpdate = await berth(['pod', 'exec', id, '--', 'sh', '-c', 'echo $MODE']);
+      assert.deepEqual(afterUpdate, { code: 0, stdout: 'two\n', stderr: '' });
+    } finally {
+      await ok(['pod', 'rm', id]);
+    }
+  });
+
+  it('start shows each status once', async () => {
+    const { id } = await json<PodJson>(['pod', 'create', '--name', 'cli-start', '--image', TEST_IMAGE, '--volume-gb', '0', '--', 'sleep', '3600']);
+    try {
+      await ok(['pod', 'stop', id]);
+      const started = await berth(['pod', 'start', id]);
+      assert.equal(started.code, 0, started.stderr);
+      assert.equal(started.stdout, `pod ${id} is RUNNING\n`);
+      const lines = started.stderr.split('\n').filter(Boolean);
+      assert.deepEqual(lines, [...new Set(lines)], `no line twice:\n${started.stderr}`);
+      assert.equal(lines.filter((l) => l.startsWith('RUNNING')).length, 1, started.stderr);
+    } finally {
+      await ok(['pod', 'rm', id]);
+    }
   });
 
   it('prints logs: stdout to stdout, stderr to stderr, with timestamps or as JSON lines', async () => {

@@ -25,7 +25,12 @@ export async function watchPod(client: BerthClient, initial: PodView, opts: Watc
   if (opts.done(initial)) return initial;
   const ac = new AbortController();
   const timer = opts.timeoutMs !== undefined ? setTimeout(() => ac.abort(new UserError(`pod ${initial.id} did not settle within ${opts.timeoutMs! / 1000} s; it keeps going (see \`berth pod get ${initial.id}\`)`)), opts.timeoutMs) : undefined;
+  let revision = initial.revision;
   const seen = (pod: PodView): boolean => {
+    // An event's view is read when the server sends it, which can be after our own read of the pod
+    // was answered: a view older than one already seen is stale (it showed statuses twice).
+    if (typeof pod.revision === 'number' && typeof revision === 'number' && pod.revision < revision) return false;
+    revision = pod.revision;
     opts.onUpdate?.(pod);
     return opts.done(pod);
   };
@@ -94,6 +99,37 @@ async function poll(client: BerthClient, id: string, seen: (p: PodView) => boole
 
 /** The statuses a wait for "running" ends at: it runs, or it will not without help. */
 export const SETTLED = new Set(['RUNNING', 'EXITED', 'ERROR', 'TERMINATED']);
+
+/** Instance states an agent leaves alone until told otherwise (or until its restart policy acts). */
+const SETTLED_INSTANCE = new Set(['running', 'exited', 'failed']);
+
+/**
+ * The wait after start, restart, reset and update: done once the pod's status has settled, every
+ * placed instance that should run reports the spec version and the reset and restart generations it
+ * was last given, in a settled state, and the status agrees with those reports. The status alone
+ * does not say it: it is recomputed after each report, so a view right after a reset can still say
+ * RUNNING while the new containers are being created (and `pod exec` then finds it STARTING).
+ */
+export function newGenerationSettled(): (pod: PodView) => boolean {
+  // An instance whose launch failed before any container existed reports no spec version; it counts
+  // once the pod has been seen on its way (else an ERROR from before an update would end the wait).
+  let moved = false;
+  return (p) => {
+    const placed = p.instances.filter((i) => i.goal === 'running' && i.nodeId !== null);
+    moved ||= !SETTLED.has(p.status) || placed.some((i) => !SETTLED_INSTANCE.has(i.state));
+    if (p.status === 'TERMINATED') return true;
+    if (!SETTLED.has(p.status)) return false;
+    const current = placed.every(
+      (i) =>
+        SETTLED_INSTANCE.has(i.state) &&
+        i.observedResetGeneration === i.resetGeneration &&
+        i.observedRestartGeneration === i.restartGeneration &&
+        (i.observedSpecVersion === i.specVersion || (i.observedSpecVersion === null && moved)),
+    );
+    const agrees = p.instances.length === 0 || (p.status === 'RUNNING') === p.instances.some((i) => i.state === 'running');
+    return current && agrees;
+  };
+}
 
 /**
  * Status changes and pull progress on stderr: one line per change, and on a terminal one

@@ -7,7 +7,7 @@ import { defineCommand, defineGroup, type OptionSpecs } from './define.js';
 import { podExec, podLogs } from './pod-io.js';
 import { POD_OPTIONS, podInputFrom } from './pod-input.js';
 import { podDetails, podTable, type NodeView } from './pod-render.js';
-import { PodProgress, SETTLED, watchPod, type PodView } from './pod-watch.js';
+import { newGenerationSettled, PodProgress, SETTLED, watchPod, type PodView } from './pod-watch.js';
 
 const WAIT_OPTIONS = {
   detach: { kind: 'boolean', flags: '-d, --detach', description: 'return at once instead of waiting for the pod to settle' },
@@ -42,9 +42,6 @@ async function settle(client: BerthClient, out: Output, pod: PodView, done: (p: 
   if (!ok) out.note(`error: pod ${settled.id} is ${settled.status}${settled.statusMessage ? `: ${settled.statusMessage}` : ''}`);
   return { pod: settled, code: ok ? 0 : 1 };
 }
-
-/** Instance start times: they change when containers are (re)started, which a restart may do without any status change. */
-const startStamp = (p: PodView): string => p.instances.map((i) => i.startedAt ?? '').join(',');
 
 const create = defineCommand({
   name: 'create',
@@ -131,26 +128,15 @@ function action(name: Action, description: string) {
       if (opts.gpuCount !== undefined && name !== 'start') throw new UserError('--gpu-count applies to start only');
       const client = await ctx.client();
       const path = `/pods/${encodeURIComponent(args.id)}`;
-      const before = await client.get<PodView>(path);
       const pod = await client.post<PodView>(`${path}/${name}`, opts.gpuCount !== undefined ? { gpuCount: opts.gpuCount } : {});
       if (opts.detach) {
         ctx.out.result(pod, () => `pod ${pod.id}: ${name} requested (now ${pod.status})\n`);
         return;
       }
-      let done: (p: PodView) => boolean;
-      let wanted: string[];
-      if (name === 'stop') {
-        done = (p) => p.status === 'EXITED' || p.status === 'ERROR' || p.status === 'TERMINATED';
-        wanted = ['EXITED'];
-      } else {
-        // Running again may look like no change at all: wait for a passing status or new start times.
-        let moved = false;
-        done = (p) => {
-          moved ||= !SETTLED.has(p.status) || startStamp(p) !== startStamp(before);
-          return moved && SETTLED.has(p.status);
-        };
-        wanted = ['RUNNING', 'EXITED'];
-      }
+      const [done, wanted] =
+        name === 'stop'
+          ? [(p: PodView) => p.status === 'EXITED' || p.status === 'ERROR' || p.status === 'TERMINATED', ['EXITED']]
+          : [newGenerationSettled(), ['RUNNING', 'EXITED']];
       const { pod: settled, code } = await settle(client, ctx.out, pod, done, opts.timeout, wanted);
       ctx.out.result(settled, () => `pod ${settled.id} is ${settled.status}${settled.statusMessage ? `: ${settled.statusMessage}` : ''}\n`);
       return code;
@@ -177,14 +163,21 @@ const update = defineCommand({
   name: 'update',
   description: 'Change a pod: a new spec version; any change but the name recreates its containers',
   args: [...ID_ARG, { name: 'command', variadic: true, description: 'a new container command, after --' }],
-  options: UPDATE_OPTIONS,
-  examples: ['berth pod update 2s56cp0pof1rmt --env MODE=prod --ports 8888/http,22/tcp', 'berth pod update 2s56cp0pof1rmt -- python serve.py'],
+  options: { ...UPDATE_OPTIONS, ...WAIT_OPTIONS },
+  examples: ['berth pod update 2s56cp0pof1rmt --env MODE=prod --ports 8888/http,22/tcp', 'berth pod update 2s56cp0pof1rmt -- python serve.py', 'berth pod update 2s56cp0pof1rmt --image nginx:1.27.1 --detach'],
   async handler({ args, opts, ctx }) {
-    const body = await podInputFrom(opts, args.command);
+    const { detach, timeout, ...fields } = opts;
+    const body = await podInputFrom(fields, args.command);
     if (Object.keys(body).length === 0) throw new UserError('nothing to change: give at least one flag, -f, or a command after --');
     const client = await ctx.client();
     const pod = await client.patch<PodView>(`/pods/${encodeURIComponent(args.id)}`, body);
-    ctx.out.result(pod, () => `pod ${pod.id} is at spec version ${pod.specVersion} (${pod.status})\n`);
+    if (detach) {
+      ctx.out.result(pod, () => `pod ${pod.id} is at spec version ${pod.specVersion} (${pod.status})\n`);
+      return;
+    }
+    const { pod: settled, code } = await settle(client, ctx.out, pod, newGenerationSettled(), timeout, ['RUNNING', 'EXITED']);
+    ctx.out.result(settled, () => `pod ${settled.id} is ${settled.status} at spec version ${settled.specVersion}${settled.statusMessage ? `: ${settled.statusMessage}` : ''}\n`);
+    return code;
   },
 });
 
