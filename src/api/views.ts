@@ -1,4 +1,4 @@
-import { proxyUrl, sshCommand, type AccessEndpoints } from '../control/access.js';
+import { httpPorts, proxyUrl, sshCommand, type AccessEndpoints } from '../control/access.js';
 import { allowedActions, formatPort, podPorts, type Instance, type Node, type PodSpec } from '../model/index.js';
 import type { PodDetail } from '../store/types.js';
 
@@ -57,7 +57,7 @@ export function connectionView(d: PodDetail, publicIp: string | null, portMappin
   const proxy = endpoints?.proxy;
   const ssh = endpoints?.ssh;
   return {
-    http: proxy ? ports.filter((p) => p.protocol === 'http').map((p) => ({ port: p.port, url: proxyUrl(proxy, d.pod.id, p.port), private: p.private === true })) : [],
+    http: proxy ? httpPorts(d.spec).map((p) => ({ port: p.port, url: proxyUrl(proxy, d.pod.id, p.port), private: p.private })) : [],
     tcp: ports
       .filter((p) => p.protocol === 'tcp')
       .map((p) => {

@@ -5,7 +5,7 @@
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
 import { chmod, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { OwnerId, PodId } from '../model/index.js';
+import type { OwnerId, PodId, PodSpec } from '../model/index.js';
 
 export interface AccessEndpoints {
   /** The HTTP proxy as users reach it: `{scheme}://{podId}-{port}.{domain}:{port}/`. */
@@ -13,6 +13,34 @@ export interface AccessEndpoints {
   /** The SSH gateway as users reach it. */
   /** `hostKey`: the gateway's public host key, `ssh-ed25519 AAAA...`, for clients to pin. */
   ssh?: { host: string; port: number; hostKey?: string };
+}
+
+/** A port the proxy serves at `{podId}-{port}.{domain}`. */
+export interface HttpPort {
+  port: number;
+  /** Only the owner's key or link reaches it. */
+  private: boolean;
+  /** The Marathon endpoint it is: the node publishes it on the host port the instance reports under this name. */
+  endpoint: string | null;
+}
+
+/**
+ * The ports a spec serves through the proxy, each once: its `http` ports (`8888/http`), then the
+ * endpoints with an `http` protocol (Marathon's `"protocol": ["http"]`) that the node publishes (a
+ * host port asked for), at their container port, or at their fixed host port where the container
+ * listens on that (host networking, or no container port).
+ */
+export function httpPorts(spec: PodSpec): HttpPort[] {
+  const out = new Map<number, HttpPort>();
+  for (const p of spec.containers.flatMap((c) => c.ports)) {
+    if (p.protocol === 'http' && !out.has(p.port)) out.set(p.port, { port: p.port, private: p.private === true, endpoint: null });
+  }
+  for (const e of spec.containers.flatMap((c) => c.endpoints)) {
+    if (e.hostPort === null || !e.protocols.some((x) => x.toLowerCase() === 'http')) continue;
+    const port = (spec.network.mode !== 'host' && e.containerPort) || e.hostPort;
+    if (port && !out.has(port)) out.set(port, { port, private: false, endpoint: e.name });
+  }
+  return [...out.values()];
 }
 
 /** `http://{podId}-{port}.{domain}:7780/`; the port is left out when it is the scheme's default. */

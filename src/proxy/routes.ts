@@ -5,7 +5,8 @@
  * a snapshot and then every change, as RouteData over IPC.
  */
 import type { Logger } from 'pino';
-import { podPorts, type InstanceId, type Node, type NodeId, type OwnerId, type PodId, type PodStatus, type PortProtocol } from '../model/index.js';
+import { httpPorts } from '../control/access.js';
+import { podPorts, type Instance, type InstanceId, type Node, type NodeId, type OwnerId, type PodId, type PodStatus, type PortProtocol } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 
 export interface Upstream {
@@ -64,6 +65,13 @@ function originsOf(routes: Iterable<PodRoute>): Set<string> {
   const out = new Set<string>();
   for (const r of routes) for (const p of r.ports.values()) for (const u of p.upstreams) out.add(u.origin);
   return out;
+}
+
+/** The node's port for a pod port of a running instance: an endpoint's by its name, else the port's. */
+function publishedPort(i: Instance, port: number, endpoint: string | null): number | undefined {
+  const o = i.observed;
+  if (o?.state !== 'running') return undefined;
+  return (endpoint !== null ? o.endpoints?.[endpoint] : undefined) ?? o.ports[String(port)];
 }
 
 /** Called with a pod's new route, or undefined when it is gone. */
@@ -222,16 +230,19 @@ export class RouteTable {
     const old = this.pods.get(d.pod.id);
     const ports = new Map<number, PortRoute>();
     const instances = [...d.instances].sort((a, b) => a.ordinal - b.ordinal);
-    for (const p of podPorts(d.spec)) {
+    // The http ports (RunPod's `8888/http` and Marathon's http endpoints) are served; tcp ports are known, to say so.
+    const served = httpPorts(d.spec);
+    const tcp = podPorts(d.spec).filter((p) => p.protocol === 'tcp' && !served.some((h) => h.port === p.port));
+    for (const p of [...served.map((h) => ({ ...h, protocol: 'http' as const })), ...tcp.map((t) => ({ port: t.port, protocol: 'tcp' as const, private: false, endpoint: null }))]) {
       const upstreams: Upstream[] = [];
       for (const i of instances) {
-        const hostPort = i.observed?.state === 'running' ? i.observed.ports[String(p.port)] : undefined;
+        const hostPort = publishedPort(i, p.port, p.endpoint);
         const node = i.nodeId ? this.nodes.get(i.nodeId) : undefined;
         if (!hostPort || !node) continue;
         const host = node.publicIp === '0.0.0.0' || node.publicIp === '' ? '127.0.0.1' : node.publicIp;
         upstreams.push({ instanceId: i.id, origin: `http://${host.includes(':') ? `[${host}]` : host}:${hostPort}`, host, port: hostPort });
       }
-      ports.set(p.port, { port: p.port, protocol: p.protocol, private: p.private === true, upstreams, next: old?.ports.get(p.port)?.next ?? 0 });
+      ports.set(p.port, { port: p.port, protocol: p.protocol, private: p.private, upstreams, next: old?.ports.get(p.port)?.next ?? 0 });
     }
     const route: PodRoute = { podId: d.pod.id, owner: d.pod.owner, status: d.pod.status, statusMessage: d.pod.statusMessage, ports };
     this.pods.set(d.pod.id, route);
