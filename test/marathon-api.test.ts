@@ -1,4 +1,5 @@
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
@@ -23,6 +24,20 @@ interface PodStatus {
 interface SseEvent {
   event: string;
   data: Record<string, unknown>;
+}
+
+/** A GET through Berth's proxy with the pod's host name (`*.localhost` need not resolve here). */
+function viaProxy(port: number, host: string, path: string): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host } }, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 const M = '/marathon/v2';
@@ -210,6 +225,18 @@ describe('Marathon API on a real server', () => {
     });
     assert.equal(page.trim(), 'hello-marathon');
 
+    // The http endpoint is served by the proxy at {podId}-{containerPort}, and the pod's native view links it.
+    const native = (await m<{ pods: { id: string; marathonId: string | null }[] }>('GET', '/api/v1/pods')).body.pods.find((p) => p.marathonId === '/web/duo')!;
+    const proxyPort = t.server.proxy!.port;
+    const url = `http://${native.id}-8080.localhost:${proxyPort}/`;
+    const view = await m<{ connection: { http: { port: number; url: string; private: boolean }[] } }>('GET', `/api/v1/pods/${native.id}`);
+    assert.deepEqual(view.body.connection.http, [{ port: 8080, url, private: false }]);
+    const proxied = await waitFor('the web server through the proxy', async () => {
+      const res = await viaProxy(proxyPort, new URL(url).host, '/index.html').catch(() => undefined);
+      return res?.status === 200 ? res.body : undefined;
+    });
+    assert.equal(proxied.trim(), 'hello-marathon');
+
     const got = await m('GET', `${M}/pods/web/duo`);
     assert.deepEqual(got.body, created.body, 'GET answers with the normalized definition');
     assert.deepEqual(s.spec, created.body);
@@ -361,6 +388,43 @@ describe('Marathon API on a real server', () => {
     const s = await status(path);
     assert.equal(s.body.status, 'DEGRADED');
     assert.equal(s.body.instances[0]!.status, 'PENDING');
+    assert.equal((await m('DELETE', `${M}/pods${path}?force=true`)).status, 202);
+  });
+
+  it('says why a pod cannot start: its status, its instances, the queue and the event stream', async () => {
+    const path = '/broken/pull';
+    // Nothing listens on port 1: the pull fails at once, again after each backoff.
+    const created = await m('POST', `${M}/pods`, sleeper({ id: path }, { image: { kind: 'DOCKER', id: '127.0.0.1:1/berth-test/nothing:1' } }));
+    assert.equal(created.status, 201, JSON.stringify(created.body));
+    // The agent's words for it may change; they name the image.
+    const pullFailed = /127\.0\.0\.1:1\/berth-test\/nothing:1/;
+    const failing = await waitFor('the pull failure in the status', async () => {
+      const s = await m<PodStatus & { message?: string; instances: { message?: string }[] }>('GET', `${M}/pods${path}::status`);
+      return s.body.instances[0]?.status === 'TERMINAL' ? s.body : undefined;
+    }, 60_000);
+    assert.equal(failing.status, 'DEGRADED');
+    assert.match(failing.message ?? '', pullFailed, 'the pod says why');
+    assert.match(failing.instances[0]!.message ?? '', pullFailed, 'the instance says why');
+    assert.deepEqual(
+      failing.instances[0]!.containers.map((c) => c.status),
+      ['TASK_FAILED'],
+    );
+
+    const entry = await waitFor('the queue entry', async () => {
+      const q = await m<{ queue: { pod: { id: string }; count: number; delay: { timeLeftSeconds: number; overdue: boolean }; message?: string }[] }>('GET', `${M}/queue`);
+      return q.body.queue.find((e) => e.pod.id === path);
+    }, 60_000);
+    assert.equal(entry.count, 1);
+    assert.match(entry.message ?? '', pullFailed);
+    assert.equal(typeof entry.delay.timeLeftSeconds, 'number');
+    assert.equal(entry.delay.overdue, entry.delay.timeLeftSeconds === 0);
+
+    const update = await waitFor('a status_update_event saying why', async () =>
+      events.find((e) => e.event === 'status_update_event' && e.data.appId === path && e.data.taskStatus === 'TASK_FAILED'),
+    );
+    assert.match(String(update.data.message), pullFailed);
+    assert.match(String(update.data.taskId), /^broken_pull\.instance-.*\.main$/);
+    assert.ok(events.some((e) => e.event === 'instance_changed_event' && e.data.runSpecId === path && e.data.condition === 'Failed'));
     assert.equal((await m('DELETE', `${M}/pods${path}?force=true`)).status, 202);
   });
 

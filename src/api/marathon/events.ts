@@ -4,10 +4,10 @@
  */
 import type { ServerResponse } from 'node:http';
 import { canSee, type Caller, type DeploymentService, type MarathonEvent } from '../../control/index.js';
-import type { OwnerId, PodId } from '../../model/index.js';
+import type { Instance, Node, OwnerId, PodId, PodSpec } from '../../model/index.js';
 import type { Store } from '../../store/types.js';
 import { marathonInstanceId } from './paths.js';
-import { deploymentView } from './views.js';
+import { deploymentView, taskState } from './views.js';
 
 export type BusEvent = Record<string, unknown> & { eventType: string; timestamp: string };
 /** An event and whose pod it is about; a caller hears of its own pods only (admins of all). */
@@ -30,7 +30,7 @@ export class MarathonEventBus {
 
   private listen(): void {
     this.unsubscribe ??= this.deployments.onEvent((e) => {
-      void this.fromService(e).then((r) => r && this.publish(r.event, r.owner), () => undefined);
+      void this.fromService(e).then((r) => r?.events.forEach((event) => this.publish(event, r.owner)), () => undefined);
     });
   }
 
@@ -77,36 +77,62 @@ export class MarathonEventBus {
     this.listeners.clear();
   }
 
-  private async versionTime(podId: string, version: number): Promise<string | undefined> {
-    return (await this.store.getPodVersion(podId as PodId, version))?.createdAt;
-  }
-
   /** A deployment service event in Marathon's words (`core/event/Events.scala`), with its pod's owner; undefined once the pod is gone. */
-  private async fromService(e: MarathonEvent): Promise<{ event: Omit<BusEvent, 'timestamp'>; owner: OwnerId } | undefined> {
+  private async fromService(e: MarathonEvent): Promise<{ events: Omit<BusEvent, 'timestamp'>[]; owner: OwnerId } | undefined> {
     const podId = ('deployment' in e ? e.deployment.podId : e.instance.podId) as PodId;
     // A deleted pod's row may be gone by the time its deployment ends: its owner is remembered.
     const owner = (await this.store.getPod(podId))?.pod.owner ?? this.owners.get(podId);
     if (owner === undefined) return undefined;
     this.owners.set(podId, owner);
-    return { event: await this.marathonEvent(e), owner };
+    return { events: await this.marathonEvents(e), owner };
   }
 
-  private async marathonEvent(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>> {
+  private async marathonEvents(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>[]> {
     if ('deployment' in e) {
       const d = e.deployment;
       const plan = { id: d.id, version: d.version, steps: deploymentView(d).steps };
       const step = plan.steps[0];
-      if (e.eventType === 'deployment_success' || e.eventType === 'deployment_failed') return { eventType: e.eventType, id: d.id, plan, ...(e.reason ? { reason: e.reason } : {}) };
-      return { eventType: e.eventType, plan, currentStep: step, ...(e.reason ? { reason: e.reason } : {}) };
+      if (e.eventType === 'deployment_success' || e.eventType === 'deployment_failed') return [{ eventType: e.eventType, id: d.id, plan, ...(e.reason ? { reason: e.reason } : {}) }];
+      return [{ eventType: e.eventType, plan, currentStep: step, ...(e.reason ? { reason: e.reason } : {}) }];
     }
     const inst = e.instance;
     const node = inst.nodeId ? await this.store.getNode(inst.nodeId) : undefined;
+    const version = await this.store.getPodVersion(inst.podId, inst.specVersion);
     const base = {
       instanceId: marathonInstanceId(e.path, inst.id),
       runSpecId: e.path,
-      runSpecVersion: (await this.versionTime(inst.podId, inst.specVersion)) ?? null,
+      runSpecVersion: version?.createdAt ?? null,
     };
-    if (e.eventType === 'instance_health_changed_event') return { eventType: e.eventType, ...base, healthy: e.healthy };
-    return { eventType: e.eventType, ...base, condition: e.condition, agentId: inst.nodeId ?? '', host: node ? node.publicIp || node.name : '', goal: inst.goal === 'running' ? 'Running' : inst.goal === 'stopped' ? 'Stopped' : 'Decommissioned' };
+    if (e.eventType === 'instance_health_changed_event') return [{ eventType: e.eventType, ...base, healthy: e.healthy }];
+    const changed = { eventType: e.eventType, ...base, condition: e.condition, agentId: inst.nodeId ?? '', host: hostOf(node), goal: inst.goal === 'running' ? 'Running' : inst.goal === 'stopped' ? 'Stopped' : 'Decommissioned' };
+    // As Marathon (`InstanceChangedEventsGenerator`): each task's status update, then the instance's change.
+    return [...(version ? statusUpdates(e.path, inst, version.spec, version.createdAt, node) : []), changed];
   }
+}
+
+const hostOf = (node: Node | undefined): string => (node ? node.publicIp || node.name : '');
+
+/**
+ * `status_update_event` for each container (Mesos task) of an instance whose condition changed:
+ * its task state and the instance's last word on it in `message` (why a launch failed, why a
+ * container ended), as Mesos's status update message reaches Marathon's subscribers.
+ */
+function statusUpdates(path: string, inst: Instance, spec: PodSpec, version: string, node: Node | undefined): Omit<BusEvent, 'timestamp'>[] {
+  const o = inst.observed;
+  const instanceId = marathonInstanceId(path, inst.id);
+  return spec.containers.map((c) => {
+    const ports = [...c.endpoints.map((ep) => o?.endpoints?.[ep.name]), ...c.ports.map((p) => o?.ports[String(p.port)])].filter((p): p is number => p !== undefined);
+    return {
+      eventType: 'status_update_event',
+      slaveId: inst.nodeId ?? '',
+      taskId: `${instanceId}.${c.name}`,
+      taskStatus: taskState(o?.containers.find((x) => x.name === c.name), inst),
+      message: o?.message ?? '',
+      appId: path,
+      host: hostOf(node),
+      ipAddresses: [],
+      ports,
+      version,
+    };
+  });
 }

@@ -16,7 +16,7 @@ import { MarathonEventBus } from './events.js';
 import { berthInstanceId, canonicalPath, INSTANCE_ID } from './paths.js';
 import { parseDefinition, validateUpdate, type Violation } from './validate.js';
 import { withDefinition } from './synthesize.js';
-import { definitionOf, deploymentView, infoView, instanceView, podStatusView, podView, queueEntry, versionTime, type PodContext } from './views.js';
+import { definitionOf, deploymentView, infoView, instanceView, podStatusView, podView, queueEntry, versionTime, waitingInstances, type PodContext } from './views.js';
 
 export interface MarathonDeps {
   store: Store;
@@ -145,7 +145,7 @@ async function contextOf(ctx: Ctx, given: PodDetail): Promise<PodContext> {
   const versions = new Map((await store.listPodVersions(detail.pod.id)).map((v) => [v.version, { ...v, spec: withDefinition(v.spec, v.podId) }]));
   const nodes = new Map((await store.listNodes()).map((n) => [n.id as string, n]));
   const deleting = detail.pod.desiredStatus === 'TERMINATED' || deployments.deployments().some((d) => d.podId === detail.pod.id && d.action === 'StopPod');
-  return { detail, versions, nodes, deleting, now: new Date().toISOString() };
+  return { detail, versions, nodes, deleting, waitReason: deployments.waitReason(detail.pod.id), now: new Date().toISOString() };
 }
 
 async function view(ctx: Ctx, detail: PodDetail): Promise<Record<string, unknown>> {
@@ -332,8 +332,11 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
   app.get('/queue', hide, async (req) => {
     const queue = [];
     for (const d of await ctx.deps.deployments.list(req.caller)) {
-      const waiting = d.instances.filter((i) => i.goal === 'running' && i.nodeId === null);
-      if (waiting.length) queue.push(queueEntry(await contextOf(ctx, d), waiting, ctx.deps.deployments.waitReason(d.pod.id)));
+      // Most pods have nothing waiting: their context (versions, nodes) is read only for those that do.
+      if (!d.instances.some((i) => i.goal === 'running' && (i.nodeId === null || i.observed?.state === 'failed' || i.observed?.state === 'exited'))) continue;
+      const c = await contextOf(ctx, d);
+      const waiting = waitingInstances(c);
+      if (waiting.length) queue.push(queueEntry(c, waiting, c.waitReason ?? null));
     }
     return { queue };
   });

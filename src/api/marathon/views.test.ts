@@ -5,7 +5,7 @@ import { compilePodSpec, instanceIdOf, type ContainerObservation, type Instance,
 import { toPodInput } from './convert.js';
 import { berthInstanceId, canonicalPath, marathonInstanceId, parsePathId, pathIdProblems, safeId } from './paths.js';
 import { parseDefinition } from './validate.js';
-import { deploymentView, instanceView, podStatusView, podView, queueEntry, rejectReasons, type PodContext } from './views.js';
+import { deploymentView, instanceView, podStatusView, podView, queueEntry, rejectReasons, relaunchDelay, waitingInstances, type PodContext } from './views.js';
 
 const POD = '2s56cp0pof1rmt' as PodId;
 const NODE = 'node1' as NodeId;
@@ -83,7 +83,7 @@ const inst = (ordinal: number, obs: InstanceObservation | null, nodeId: NodeId |
   revision: 1,
 });
 
-function context(instances: Instance[], deleting = false): PodContext {
+function context(instances: Instance[], deleting = false, waitReason: string | null = null): PodContext {
   const s = spec();
   const node = { id: NODE, name: 'n1', publicIp: '10.0.0.7', labels: {}, capacity: { cpus: 4, memoryMb: 8192, gpus: [], gpusSimulated: false } } as unknown as Node;
   return {
@@ -95,6 +95,7 @@ function context(instances: Instance[], deleting = false): PodContext {
     versions: new Map([[1, { podId: POD, version: 1, spec: s, createdAt: T0 }]]),
     nodes: new Map([[NODE as string, node]]),
     deleting,
+    waitReason,
     now: T1,
   };
 }
@@ -204,9 +205,50 @@ describe('Marathon views', () => {
     });
     assert.deepEqual(rejectReasons('n1: needs 2 vCPU, 1 of 4 free; n2: needs 1.0 GB memory, 0.5 GB free; n3: it has no label rack'), ['InsufficientCpus', 'InsufficientMemory', 'UnfulfilledConstraint']);
     const ctx = context([inst(0, null, null)]);
-    const q = queueEntry(ctx, ctx.detail.instances, 'waiting for resources: n1: needs 1 GPU (any type), 0 free of 0');
+    const q = queueEntry(ctx, waitingInstances(ctx), 'waiting for resources: n1: needs 1 GPU (any type), 0 free of 0');
     assert.equal(q.count, 1);
     assert.deepEqual(q.processedOffersSummary.rejectSummaryLastOffers, [{ reason: 'InsufficientGpus', declined: 1, processed: 1 }]);
     assert.equal((q.pod as { id: string }).id, '/shop/web');
+    assert.deepEqual(q.delay, { timeLeftSeconds: 0, overdue: true });
+  });
+
+  it('says why an instance that cannot start does not, in its status, the pod\'s and the queue', () => {
+    const pull = 'pull of 127.0.0.1:1/nothing:1 failed: connection refused; retrying in 1.5 s';
+    // Reported at T1 (the context's now) after three failed launches: 1 × 1.15^3 = 1.52 s to the next.
+    const failing = inst(0, observed('failed', [], { message: pull, launchFailures: 3, startedAt: null, endpoints: {} }));
+    const ctx = context([failing, inst(1, healthyRunning())]);
+    const s = podStatusView(ctx);
+    const [i] = s.instances;
+    assert.equal(i!.status, 'TERMINAL');
+    assert.equal(i!.message, pull);
+    assert.deepEqual(
+      i!.containers.map((c) => [c.status, c.message, c.termination]),
+      [
+        ['TASK_FAILED', pull, { message: pull }],
+        ['TASK_FAILED', pull, { message: pull }],
+      ],
+      'tasks never made failed with their instance',
+    );
+    assert.equal(s.status, 'DEGRADED');
+    assert.equal(s.message, pull);
+    assert.equal(podStatusView(context([inst(0, healthyRunning()), inst(1, healthyRunning())])).message, undefined, 'a STABLE pod has nothing to explain');
+
+    assert.equal(relaunchDelay(failing, ctx.detail.spec, Date.parse(T1)), 2);
+    assert.equal(relaunchDelay(failing, ctx.detail.spec, Date.parse(T1) + 60_000), 0, 'overdue');
+    assert.equal(relaunchDelay(inst(1, healthyRunning()), ctx.detail.spec, Date.parse(T1)), undefined);
+    const waiting = waitingInstances(ctx);
+    assert.deepEqual(
+      waiting.map((w) => [w.instance.id, w.delay]),
+      [[failing.id, 2]],
+    );
+    const q = queueEntry(ctx, waiting, null);
+    assert.equal(q.count, 1);
+    assert.deepEqual(q.delay, { timeLeftSeconds: 2, overdue: false });
+    assert.equal(q.message, pull);
+    assert.deepEqual(q.processedOffersSummary.rejectSummaryLastOffers, []);
+
+    const unplaced = podStatusView(context([inst(0, null, null), inst(1, healthyRunning())], false, 'waiting for resources: n1: it has no label rack'));
+    assert.equal(unplaced.instances[0]!.message, 'waiting for resources: n1: it has no label rack');
+    assert.equal(unplaced.message, 'waiting for resources: n1: it has no label rack');
   });
 });

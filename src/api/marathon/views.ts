@@ -17,6 +17,8 @@ export interface PodContext {
   nodes: Map<string, Node>;
   /** The pod is being deleted by a deployment. */
   deleting: boolean;
+  /** Why its unplaced instances wait, as the scheduler last said. */
+  waitReason?: string | null;
   now: string;
 }
 
@@ -46,8 +48,13 @@ type InstanceStatus = 'PENDING' | 'STAGING' | 'STABLE' | 'DEGRADED' | 'TERMINAL'
 const HEALTH_REPORTED = 'health-reported-by-mesos';
 const HEALTH_UNREPORTED = 'health-unreported-by-mesos';
 
-/** The Mesos task state a container's observed state reads as. */
-function taskState(c: ContainerObservation | undefined): string {
+/**
+ * The Mesos task state a container's observed state reads as. A container the node never made
+ * (the instance failed before: an image that cannot be pulled, a volume that cannot be made) failed
+ * with its instance, as Mesos fails every task of a task group whose launch failed.
+ */
+export function taskState(c: ContainerObservation | undefined, inst: Instance): string {
+  if (!c && inst.observed?.state === 'failed') return 'TASK_FAILED';
   switch (c?.state) {
     case 'running':
       return 'TASK_RUNNING';
@@ -72,7 +79,7 @@ function containerStatus(ctx: PodContext, inst: Instance, spec: PodSpec, def: Ma
   const seen = o?.containers.find((c) => c.name === name);
   const cspec = spec.containers.find((c) => c.name === name);
   const cdef = def.containers.find((c) => c.name === name);
-  const status = taskState(seen);
+  const status = taskState(seen, inst);
   const since = iso(seen?.startedAt ?? o?.updatedAt ?? ctx.detail.pod.updatedAt);
   const checked = cspec?.healthCheck ?? null;
   const healthy = seen?.healthy ?? null;
@@ -109,15 +116,38 @@ function containerStatus(ctx: PodContext, inst: Instance, spec: PodSpec, def: Ma
   };
 }
 
-/** `PodStatusConversion.podInstanceState`: unplaced is pending, a container without a good health verdict degrades. */
-function instanceStatus(inst: Instance, containers: { conditions: { value: string }[] }[]): { status: InstanceStatus; message?: string } {
+/**
+ * `PodStatusConversion.podInstanceState`: unplaced is pending, a container without a good health
+ * verdict degrades. Marathon leaves `message` out but for those; Berth says what it knows for the
+ * others too: why an instance waits, the pull in progress, why it ended (the image that could not
+ * be pulled, the container that exited) and when it is tried again.
+ */
+function instanceStatus(inst: Instance, containers: { conditions: { value: string }[] }[], waitReason: string | null): { status: InstanceStatus; message?: string } {
+  const o = inst.observed;
+  const said = o?.message ? { message: o.message } : {};
   if (inst.goal !== 'running') return { status: 'TERMINAL' };
-  const state = inst.observed?.state;
-  if (!inst.nodeId || state === undefined || state === 'pending') return { status: 'PENDING' };
-  if (state === 'pulling' || state === 'creating') return { status: 'STAGING' };
-  if (state !== 'running') return { status: 'TERMINAL' };
+  const state = o?.state;
+  if (!inst.nodeId) return { status: 'PENDING', ...(waitReason ? { message: waitReason } : {}) };
+  if (state === undefined || state === 'pending') return { status: 'PENDING', ...said };
+  if (state === 'pulling' || state === 'creating') return { status: 'STAGING', ...said };
+  if (state !== 'running') return { status: 'TERMINAL', ...said };
   if (containers.some((c) => c.conditions.some((k) => k.value === 'false'))) return { status: 'DEGRADED', message: 'at least one container is not healthy' };
   return { status: 'STABLE' };
+}
+
+/**
+ * Seconds until the node launches again an instance that ended (its launch failed, or its
+ * containers ended), by the pod's backoff as the agent applies it (`initial × factor^n`, n the
+ * restarts and failed launches so far, at most the maximum, from the report of the end); undefined
+ * for an instance that has not ended or will not be launched again.
+ */
+export function relaunchDelay(inst: Instance, spec: PodSpec, nowMs: number): number | undefined {
+  const o = inst.observed;
+  if (inst.goal !== 'running' || !inst.nodeId || !o || (o.state !== 'failed' && o.state !== 'exited')) return undefined;
+  if (spec.restartPolicy === 'never' || (spec.restartPolicy === 'on-failure' && o.state === 'exited')) return undefined;
+  const b = spec.backoff;
+  const delayS = Math.min(b.maxSeconds, b.initialSeconds * b.factor ** (o.restartCount + (o.launchFailures ?? 0)));
+  return Math.max(0, Math.ceil((Date.parse(o.updatedAt) + delayS * 1000 - nowMs) / 1000));
 }
 
 /** One instance as `PodInstanceStatus`. */
@@ -126,7 +156,7 @@ export function instanceStatusView(ctx: PodContext, inst: Instance) {
   const def = definitionOf(spec) ?? definitionOf(ctx.detail.spec);
   const placed = inst.nodeId !== null;
   const containers = placed ? def.containers.map((c) => containerStatus(ctx, inst, spec, def, c.name)) : [];
-  const { status, message } = instanceStatus(inst, containers);
+  const { status, message } = instanceStatus(inst, containers, ctx.waitReason ?? null);
   const node = inst.nodeId ? ctx.nodes.get(inst.nodeId) : undefined;
   const o = inst.observed;
   const since = iso((status === 'STABLE' || status === 'DEGRADED' ? o?.startedAt : undefined) ?? o?.updatedAt ?? ctx.detail.pod.createdAt);
@@ -153,18 +183,24 @@ export function instanceStatusView(ctx: PodContext, inst: Instance) {
   };
 }
 
-/** `GET /v2/pods/{id}::status`. Instances that are not meant to run (being removed) are left out. */
+/**
+ * `GET /v2/pods/{id}::status`. Instances that are not meant to run (being removed) are left out.
+ * A pod that is not STABLE says why in `message`: the first of its instances that is not STABLE
+ * and says why, else the pod's own status message.
+ */
 export function podStatusView(ctx: PodContext) {
   const spec = ctx.detail.spec;
   const instances = ctx.detail.instances.filter((i) => i.goal === 'running').map((i) => instanceStatusView(ctx, i));
   const stable = instances.filter((i) => i.status === 'STABLE').length;
   const status = ctx.deleting ? 'TERMINAL' : stable >= spec.instances ? 'STABLE' : 'DEGRADED';
   const since = instances.map((i) => i.statusSince).sort().pop() ?? ctx.now;
+  const message = status === 'DEGRADED' ? (instances.find((i) => i.status !== 'STABLE' && i.message)?.message ?? ctx.detail.pod.statusMessage) : null;
   return {
     id: definitionOf(spec).id,
     spec: podView(spec, versionTime(ctx, ctx.detail.pod.specVersion)),
     status,
     statusSince: since,
+    ...(message ? { message } : {}),
     instances,
     terminationHistory: [],
     lastUpdated: ctx.now,
@@ -225,14 +261,38 @@ export function rejectReasons(reason: string): string[] {
   return [...out];
 }
 
-/** One `/v2/queue` entry: the pod, how many instances wait to be placed, and why. */
-export function queueEntry(ctx: PodContext, waiting: Instance[], reason: string | null) {
+/**
+ * The instances of a pod that wait to be launched, as Marathon's launch queue holds them: those
+ * no node has taken yet, and those that ended and wait out their backoff before the node launches
+ * them again, each with the seconds left (0 for one waiting to be placed).
+ */
+export function waitingInstances(ctx: PodContext): { instance: Instance; delay: number }[] {
+  const now = Date.parse(ctx.now);
+  return ctx.detail.instances.flatMap((i) => {
+    if (i.goal !== 'running') return [];
+    if (i.nodeId === null) return [{ instance: i, delay: 0 }];
+    const delay = relaunchDelay(i, ctx.versions.get(i.specVersion)?.spec ?? ctx.detail.spec, now);
+    return delay === undefined ? [] : [{ instance: i, delay }];
+  });
+}
+
+/**
+ * One `/v2/queue` entry: the pod, how many instances wait to be launched, the backoff left before
+ * the next launch (`delay`, overdue once it has passed), and why, in `message` (Berth's own): the
+ * last failure of an instance that ended, else why unplaced ones wait.
+ */
+export function queueEntry(ctx: PodContext, waiting: { instance: Instance; delay: number }[], reason: string | null) {
   const nodes = ctx.nodes.size;
-  const reasons = reason ? rejectReasons(reason.replace(/^waiting for resources: /, '')) : [];
+  const reasons = reason && waiting.some((w) => w.instance.nodeId === null) ? rejectReasons(reason.replace(/^waiting for resources: /, '')) : [];
+  const ended = waiting.filter((w) => w.instance.nodeId !== null);
+  // The next launch attempt: the soonest of the backed-off instances; none backed off, it is due.
+  const timeLeftSeconds = ended.length === waiting.length && ended.length > 0 ? Math.min(...ended.map((w) => w.delay)) : 0;
+  const failure = ended.map((w) => w.instance.observed?.message).find((m) => m);
+  const message = failure ?? reason;
   return {
     pod: podView(ctx.detail.spec, versionTime(ctx, ctx.detail.pod.specVersion)),
     count: waiting.length,
-    delay: { timeLeftSeconds: 0, overdue: true },
+    delay: { timeLeftSeconds, overdue: timeLeftSeconds === 0 },
     since: ctx.detail.pod.updatedAt,
     processedOffersSummary: {
       processedOffersCount: nodes,
@@ -240,7 +300,7 @@ export function queueEntry(ctx: PodContext, waiting: Instance[], reason: string 
       rejectSummaryLastOffers: reasons.map((r) => ({ reason: r, declined: nodes, processed: nodes })),
     },
     role: definitionOf(ctx.detail.spec).role,
-    ...(reason ? { message: reason } : {}),
+    ...(message ? { message } : {}),
   };
 }
 
