@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
 import type { PathStat } from '../model/records.js';
-import { contextTar, pullFailureMessage, type ContextFile } from './images.js';
+import { pullFailureMessage } from './images.js';
+import { contextTar, type ContextFile } from './tar.js';
 import {
   exitCodeFromStatus,
   FrameDemuxer,

@@ -2,8 +2,8 @@ import assert from 'node:assert/strict';
 import { readFile } from 'node:fs/promises';
 import { describe, it } from 'node:test';
 import { registryOf } from '../model/image-ref.js';
-import { contextTar, needsLoader, pullFailureMessage } from './images.js';
-import { firstFileOfTar } from './tar.js';
+import { needsLoader, pullFailureMessage } from './images.js';
+import { contextTar, firstFileOfTar } from './tar.js';
 
 describe('needsLoader', () => {
   it('tells a dynamically linked binary from a static one', async () => {

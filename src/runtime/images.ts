@@ -1,48 +1,8 @@
 /**
- * Images a node makes or fetches for itself: a small image built from files on the node (the infra
- * image), and what a failed pull means in words a user can act on.
+ * Images a node makes or fetches for itself: whether a binary can run in an image of its own (the
+ * infra image), and what a failed pull means in words a user can act on.
  */
-import { PassThrough, type Readable } from 'node:stream';
 import { registryOf } from '../model/image-ref.js';
-
-/** One file of a build context. */
-export interface ContextFile {
-  name: string;
-  content: Buffer;
-  /** @default 0o644 */
-  mode?: number;
-}
-
-/** A ustar archive of a few small files held in memory: a build context for Docker's `/build`. */
-export function contextTar(files: readonly ContextFile[]): Readable {
-  const blocks: Buffer[] = [];
-  for (const f of files) {
-    if (Buffer.byteLength(f.name) > 100) throw new Error(`context file name too long: ${f.name}`);
-    const h = Buffer.alloc(512);
-    h.write(f.name, 0, 'utf8');
-    h.write(octal(f.mode ?? 0o644, 8), 100, 'ascii');
-    h.write(octal(0, 8), 108, 'ascii');
-    h.write(octal(0, 8), 116, 'ascii');
-    h.write(octal(f.content.length, 12), 124, 'ascii');
-    h.write(octal(0, 12), 136, 'ascii');
-    h.write('        ', 148, 'ascii');
-    h.write('0', 156, 'ascii');
-    h.write('ustar\0', 257, 'ascii');
-    h.write('00', 263, 'ascii');
-    let sum = 0;
-    for (const b of h) sum += b;
-    h.write(octal(sum, 7) + ' ', 148, 'ascii');
-    blocks.push(h, f.content, Buffer.alloc((512 - (f.content.length % 512)) % 512));
-  }
-  blocks.push(Buffer.alloc(1024));
-  const out = new PassThrough();
-  out.end(Buffer.concat(blocks));
-  return out;
-}
-
-function octal(value: number, width: number): string {
-  return value.toString(8).padStart(width - 1, '0') + '\0';
-}
 
 /**
  * True when the ELF binary names a dynamic loader (PT_INTERP), which an image `FROM scratch` lacks;

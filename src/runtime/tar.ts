@@ -72,6 +72,26 @@ export function singleFileTar(name: string, size: number, mode: number, mtimeS: 
   return out;
 }
 
+/** One small file held in memory, e.g. of a build context. */
+export interface ContextFile {
+  name: string;
+  content: Buffer;
+  /** @default 0o644 */
+  mode?: number;
+}
+
+/** A tar archive of a few small files held in memory: a build context for Docker's `/build`. */
+export function contextTar(files: readonly ContextFile[]): Readable {
+  const out = new PassThrough();
+  const blocks: Buffer[] = [];
+  for (const f of files) {
+    if (Buffer.byteLength(f.name) > 100) throw new Error(`context file name too long: ${f.name}`);
+    blocks.push(header(f.name, f.content.length, f.mode ?? 0o644, 0, '0'), f.content, Buffer.alloc((BLOCK - (f.content.length % BLOCK)) % BLOCK));
+  }
+  out.end(Buffer.concat([...blocks, Buffer.alloc(2 * BLOCK)]));
+  return out;
+}
+
 export interface TarFile {
   name: string;
   size: number;

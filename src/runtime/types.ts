@@ -1,6 +1,6 @@
 /** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
 import type { PathStat } from '../model/records.js';
-import type { ContextFile } from './images.js';
+import type { ContextFile } from './tar.js';
 
 export interface RegistryCredentials {
   username: string;
