@@ -124,10 +124,10 @@ describe('agent on the real Docker daemon', () => {
     channel.set([a]);
     await until('running', () => (channel.observed.get(a.instanceId)?.state === 'running' ? true : undefined));
 
-    const app = await agent.exec(a.instanceId, 'app', ['sh', '-c', 'echo "$DB_PASSWORD"; cat /run/secrets/db/password; echo; stat -c "%a %u" /run/secrets/db/password; id -u'], 10_000);
+    const app = await agent.access.exec(a.instanceId, 'app', ['sh', '-c', 'echo "$DB_PASSWORD"; cat /run/secrets/db/password; echo; stat -c "%a %u" /run/secrets/db/password; id -u'], 10_000);
     assert.equal(app.exitCode, 0, app.stderr);
     assert.deepEqual(app.stdout.trim().split('\n'), [SECRET, SECRET, '400 1000', '1000']);
-    const root = await agent.exec(a.instanceId, 'root', ['sh', '-c', 'cat /etc/db-password; echo; stat -c "%a %u" /etc/db-password; echo "[$DB_PASSWORD]"'], 10_000);
+    const root = await agent.access.exec(a.instanceId, 'root', ['sh', '-c', 'cat /etc/db-password; echo; stat -c "%a %u" /etc/db-password; echo "[$DB_PASSWORD]"'], 10_000);
     assert.deepEqual(root.stdout.trim().split('\n'), [SECRET, '400 0', '[]'], 'secret env goes only to the container that asks for it');
 
     assert.ok(logs.length > 0, 'the agent logged at trace level');
@@ -180,7 +180,7 @@ describe('agent on the real Docker daemon', () => {
       assert.equal(plain.HostConfig.NanoCpus, 1e9, "the pod's limits where the container sets none");
       assert.equal(plain.HostConfig.Memory, 0.5 * 2 ** 30);
 
-      const read = await agent.exec(a.instanceId, 'tuned', ['sh', '-c', 'cat /mnt/node/greeting; touch /mnt/node/x 2>/dev/null && echo writable || echo read-only'], 10_000);
+      const read = await agent.access.exec(a.instanceId, 'tuned', ['sh', '-c', 'cat /mnt/node/greeting; touch /mnt/node/x 2>/dev/null && echo writable || echo read-only'], 10_000);
       assert.deepEqual(read.stdout.trim().split('\n'), ['from the node', 'read-only']);
       channel.set([{ ...a, goal: 'removed' }]);
       await until('removed', () => (channel.observed.get(a.instanceId)?.state === 'removed' ? true : undefined));

@@ -1,10 +1,9 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
-import { connect as tcpConnect, type Socket } from 'node:net';
 import { cpus, hostname, totalmem } from 'node:os';
-import { join, posix } from 'node:path';
+import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import type { Logger } from 'pino';
-import type { AgentChannel, Assignment, InstanceReport, InteractiveExec, InteractiveExecRequest, NodeAccess } from '../control/agent-protocol.js';
+import type { AgentChannel, Assignment, InstanceReport } from '../control/agent-protocol.js';
 import {
   BerthError,
   type ContainerObservation,
@@ -15,40 +14,32 @@ import {
   type InstanceObservation,
   type InstanceState,
   type NodeId,
-  type PathStat,
   type PodSpec,
   type PullProgress,
 } from '../model/index.js';
-import { firstFileOfTar, singleFileTar, type TarOwner } from '../runtime/tar.js';
-import type { ContainerInfo, ContainerPlan, CreateResult, InteractiveRuntime, MountPlan, PortBinding, Runtime } from '../runtime/types.js';
+import { singleFileTar, type TarOwner } from '../runtime/tar.js';
+import type { ContainerInfo, ContainerPlan, CreateResult, MountPlan, PortBinding, Runtime } from '../runtime/types.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
 import { LocalInfraImage } from './infra-image.js';
 import { HealthMonitor, type HealthAddress, type HealthTarget } from './health.js';
+import {
+  ephemeralVolumeName,
+  INSTANCE_VOLUME_KINDS,
+  isInfra,
+  jsonLabel,
+  LABELS,
+  persistentVolumeName,
+  sortContainers,
+  specOf,
+  withoutBerthLabels,
+  type InstanceVolumeKind,
+} from './labels.js';
+import { interactiveRuntime, LocalNodeAccess } from './node-access.js';
 import { endpointEnv, listenPort, marathonContainerEnv, secretEnv as secretValues } from './pod-env.js';
 import { freePort, portFree } from './ports.js';
+import { RestartTracker } from './restarts.js';
 
-export const LABELS = {
-  managed: 'berth.managed',
-  pod: 'berth.pod',
-  instance: 'berth.instance',
-  version: 'berth.version',
-  reset: 'berth.reset',
-  container: 'berth.container',
-  node: 'berth.node',
-  /** `infra` on the container that holds an instance's network namespace; it has no `berth.container`. */
-  role: 'berth.role',
-  /** JSON, on the container holding the published ports: endpoint name → host port. */
-  endpoints: 'berth.endpoints',
-  /** JSON, on that container: container port → host port, for host networking where Docker publishes nothing. */
-  ports: 'berth.ports',
-} as const;
-
-/** Volumes that belong to one instance (labelled with it) and go with it. */
-type InstanceVolumeKind = 'volume-disk' | 'ephemeral' | 'persistent';
-const INSTANCE_VOLUME_KINDS: readonly InstanceVolumeKind[] = ['volume-disk', 'ephemeral', 'persistent'];
-
-export const ephemeralVolumeName = (instanceId: InstanceId, name: string): string => `berth-eph-${instanceId}-${name}`;
-export const persistentVolumeName = (instanceId: InstanceId, name: string): string => `berth-pv-${instanceId}-${name}`;
+export { ephemeralVolumeName, LABELS, persistentVolumeName } from './labels.js';
 
 /**
  * Marathon's pod layout: an infra container holds the network namespace, the hostname and the
@@ -73,8 +64,6 @@ export function containerGpus<G>(spec: PodSpec, gpus: G[], container: string): G
   }
   return [];
 }
-
-const isInfra = (c: ContainerInfo): boolean => c.labels[LABELS.role] === 'infra';
 
 export interface AgentOptions {
   channel: AgentChannel;
@@ -106,22 +95,14 @@ export interface AgentOptions {
 type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath';
 
 interface LocalState {
-  /** Restarts of containers that ran: Marathon's and RunPod's restart count. */
-  restarts: number;
-  /** Launches in a row that failed before any container ran (a pull, a taken host port): retried, not restarts. */
-  launchFailures: number;
-  lastStartMs: number;
+  backoff: RestartTracker;
   restartGenerationDone: number | null;
-  backoffTimer: NodeJS.Timeout | null;
-  backoffUntil: number;
   pull: PullProgress | null;
   lastReported: string;
   lastLogLines: string[];
   lastExitKey: string | null;
   diskEnforced: boolean;
   message: string | null;
-  /** The backoff ran out: the next pass restarts the exited containers. */
-  restartDue: boolean;
   /** Reports of one instance go out in order. */
   sending: Promise<void>;
   /** The running containers' health checks; null when none run. */
@@ -147,8 +128,10 @@ interface NetPlan {
  * sees. Level-triggered: every pass compares an assignment with the containers Docker has (found by
  * label), so a restarted agent adopts what is running and never starts a duplicate.
  */
-export class Agent implements NodeAccess {
+export class Agent {
   private nodeId!: NodeId;
+  /** Logs, exec and the interactive access to this node's pods. */
+  access!: LocalNodeAccess;
   private revision = 0;
   private readonly assignments = new Map<InstanceId, Assignment>();
   private readonly local = new Map<InstanceId, LocalState>();
@@ -215,6 +198,7 @@ export class Agent implements NodeAccess {
       agentVersion: '0.1.0',
     });
     this.nodeId = nodeId;
+    this.access = new LocalNodeAccess(runtime, nodeId, (id) => this.assignments.get(id));
     if (known !== nodeId) await writeFile(idFile, nodeId + '\n');
 
     // Only this node's containers: a daemon may be shared (tests run several servers on one).
@@ -240,7 +224,7 @@ export class Agent implements NodeAccess {
     this.abort.abort();
     if (this.diskTimer) clearInterval(this.diskTimer);
     for (const s of this.local.values()) {
-      if (s.backoffTimer) clearTimeout(s.backoffTimer);
+      s.backoff.dispose();
       s.health?.stop();
     }
     await this.loop?.catch(() => undefined);
@@ -313,19 +297,14 @@ export class Agent implements NodeAccess {
     let s = this.local.get(id);
     if (!s) {
       s = {
-        restarts: 0,
-        launchFailures: 0,
-        lastStartMs: 0,
+        backoff: new RestartTracker(() => this.kick(id)),
         restartGenerationDone: null,
-        backoffTimer: null,
-        backoffUntil: 0,
         pull: null,
         lastReported: '',
         lastLogLines: [],
         lastExitKey: null,
         diskEnforced: true,
         message: null,
-        restartDue: false,
         sending: Promise.resolve(),
         health: null,
         healthKey: '',
@@ -354,9 +333,7 @@ export class Agent implements NodeAccess {
       this.dropHealth(s);
       s.unhealthy = null;
       await this.removeContainers(containers, a);
-      this.clearBackoff(s);
-      s.restarts = 0;
-      s.launchFailures = 0;
+      s.backoff.reset();
       // Ephemeral volumes live as long as the instance's containers; persistent ones until the instance is removed.
       await this.removeInstanceVolumes(id, a.goal === 'removed' ? ['ephemeral', 'persistent'] : ['ephemeral']);
       if (a.goal === 'removed' && a.volumeDisk) await runtime.removeVolume(a.volumeDisk);
@@ -381,13 +358,13 @@ export class Agent implements NodeAccess {
     s.restartGenerationDone ??= a.observedRestartGeneration ?? a.restartGeneration;
     if (a.restartGeneration > s.restartGenerationDone) {
       s.restartGenerationDone = a.restartGeneration;
-      this.clearBackoff(s);
+      s.backoff.clear();
       this.dropHealth(s);
       s.unhealthy = null;
       // The infra container keeps the namespace; without it running the containers have no network to restart into.
       if (current.some((c) => isInfra(c) && c.state !== 'running')) return this.replace(a, s, current);
       await Promise.all(current.filter((c) => !isInfra(c)).map((c) => runtime.restartContainer(c.id, this.graceOf(a, c))));
-      s.lastStartMs = Date.now();
+      s.backoff.started();
       return this.observe(a, s, await this.inspectAll(current));
     }
     if (s.unhealthy && current.some((c) => !isInfra(c) && c.state === 'running')) {
@@ -395,12 +372,12 @@ export class Agent implements NodeAccess {
       await Promise.all(current.filter((c) => !isInfra(c) && c.state === 'running').map((c) => runtime.stopContainer(c.id, this.graceOf(a, c))));
       return this.observe(a, s, await this.inspectAll(current));
     }
-    if (s.restartDue) {
-      s.restartDue = false;
+    if (s.backoff.restartDue) {
+      s.backoff.restartDue = false;
       // As Marathon: one failing container replaces the whole instance; a single container restarts in place.
       if (infra || s.unhealthy) return this.replace(a, s, current);
       for (const c of current) if (c.state !== 'running') await runtime.startContainer(c.id);
-      s.lastStartMs = Date.now();
+      s.backoff.started();
       return this.observe(a, s, await this.inspectAll(current));
     }
     await this.observe(a, s, current);
@@ -459,8 +436,7 @@ export class Agent implements NodeAccess {
     if (s.lastExitKey !== exitKey) {
       s.lastExitKey = exitKey;
       s.lastLogLines = await this.tail(info.id, 20);
-      // A container that ran a while before dying starts its backoff afresh.
-      if (s.lastStartMs && Date.now() - s.lastStartMs > 60_000) s.restarts = 0;
+      s.backoff.exitSeen();
     }
     // A health-check kill is a failure whatever the exit code.
     const failed = s.unhealthy !== null || code !== 0;
@@ -469,11 +445,11 @@ export class Agent implements NodeAccess {
     const reason = s.unhealthy ?? (usesInfra(a.spec) ? `${who} ${exit}` : exit);
     const policy = a.spec.restartPolicy;
     const restart = policy === 'always' || (policy === 'on-failure' && failed);
-    const delayS = this.backoffSeconds(a, s);
+    const delayS = s.backoff.delaySeconds(a.spec.backoff);
     s.message = restart ? `${reason}; restarting in ${delayS.toFixed(1)} s` : reason;
     await this.send(a, failed ? 'failed' : 'exited', containers.map((c) => (c.id === info.id ? info : c)), code, s.message);
-    if (!restart || s.backoffTimer || s.restartDue) return;
-    this.retryAfter(a.instanceId, s, delayS, 'restart');
+    if (!restart || s.backoff.waiting || s.backoff.restartDue) return;
+    s.backoff.retryAfter(delayS, 'restart');
   }
 
   /** Starts health checks for the running containers that declare one, unless they already run for these containers. */
@@ -527,35 +503,10 @@ export class Agent implements NodeAccess {
       const port = listenPort(e, mode, hostPorts[e.name]);
       if (port === undefined) throw new Error(`endpoint ${e.name} has no port`);
       if (mode === 'host') return { host: '127.0.0.1', port: hostPorts[e.name] ?? port };
-      ip ??= holder ? await this.interactiveRuntime().containerAddress(holder.id) : undefined;
+      ip ??= holder ? await interactiveRuntime(this.opts.runtime).containerAddress(holder.id) : undefined;
       if (!ip) throw new Error('the instance has no address yet');
       return { host: ip, port };
     };
-  }
-
-  /**
-   * After the delay the next pass of the instance's queue restarts it (or launches it again after a
-   * failed launch): never beside another pass.
-   */
-  private retryAfter(id: InstanceId, s: LocalState, delayS: number, kind: 'restart' | 'launch'): void {
-    s.backoffTimer = setTimeout(() => {
-      s.backoffTimer = null;
-      if (kind === 'restart') s.restarts++;
-      else s.launchFailures++;
-      s.restartDue = true;
-      this.kick(id);
-    }, delayS * 1000);
-  }
-
-  private clearBackoff(s: LocalState): void {
-    if (s.backoffTimer) clearTimeout(s.backoffTimer);
-    s.backoffTimer = null;
-    s.restartDue = false;
-  }
-
-  private backoffSeconds(a: Assignment, s: LocalState): number {
-    // A failed pull backs off as a crash does: the registry is not asked again every second.
-    return Math.min(a.spec.backoff.maxSeconds, a.spec.backoff.initialSeconds * a.spec.backoff.factor ** (s.restarts + s.launchFailures));
   }
 
   /**
@@ -665,7 +616,7 @@ export class Agent implements NodeAccess {
   private async launch(a: Assignment, s: LocalState): Promise<void> {
     const { runtime } = this.opts;
     // A backoff set for the containers this launch replaces must not fire on the new ones.
-    this.clearBackoff(s);
+    s.backoff.clear();
     this.dropHealth(s);
     s.unhealthy = null;
     try {
@@ -731,8 +682,7 @@ export class Agent implements NodeAccess {
         created = [res.id];
       }
       s.diskEnforced = results.every((r) => r.diskEnforced);
-      s.launchFailures = 0;
-      s.lastStartMs = Date.now();
+      s.backoff.launched();
       s.restartGenerationDone = a.restartGeneration;
       s.message = null;
       const infos = await this.inspectAll(created.map((id) => ({ id }) as ContainerInfo));
@@ -742,11 +692,11 @@ export class Agent implements NodeAccess {
       const message = e instanceof Error ? e.message : String(e);
       this.log.warn({ err: e, instance: a.instanceId }, 'launch failed');
       const retryable = !(e instanceof BerthError) || e.retryable;
-      const delayS = this.backoffSeconds(a, s);
-      const attempt = s.launchFailures + 1;
+      const delayS = s.backoff.delaySeconds(a.spec.backoff);
+      const attempt = s.backoff.launchFailures + 1;
       s.message = `${message}${retryable ? `; retrying in ${delayS.toFixed(1)} s${attempt > 1 ? ` (attempt ${attempt})` : ''}` : ''}`;
       await this.send(a, 'failed', [], null, s.message);
-      if (retryable && !s.backoffTimer) this.retryAfter(a.instanceId, s, delayS, 'launch');
+      if (retryable && !s.backoff.waiting) s.backoff.retryAfter(delayS, 'launch');
     }
   }
 
@@ -855,7 +805,7 @@ export class Agent implements NodeAccess {
       // A user known only by name cannot be made the owner here: the file is then readable by all in the container.
       const mode = c.user === null || owner ? 0o400 : 0o444;
       const tar = singleFileTar(m.mountPath.replace(/^\/+/, ''), value.length, mode, Date.now() / 1000, Readable.from([value]), owner);
-      await this.interactiveRuntime().putArchive(containerId, '/', tar);
+      await interactiveRuntime(this.opts.runtime).putArchive(containerId, '/', tar);
     }
   }
 
@@ -899,8 +849,8 @@ export class Agent implements NodeAccess {
       pull: s.pull,
       lastLogLines: state === 'exited' || state === 'failed' ? s.lastLogLines : [],
       startedAt: apps.map((c) => c.startedAt).find((t) => t) ?? null,
-      restartCount: s.restarts,
-      launchFailures: s.launchFailures,
+      restartCount: s.backoff.restarts,
+      launchFailures: s.backoff.launchFailures,
       observedSpecVersion: containers.length ? a.specVersion : null,
       observedResetGeneration: a.resetGeneration,
       observedRestartGeneration: s.restartGenerationDone ?? a.restartGeneration,
@@ -994,112 +944,6 @@ export class Agent implements NodeAccess {
       await this.opts.runtime.removeVolume(v.name).catch((err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove an orphaned volume'));
     }
   }
-
-  private containerOf(instanceId: InstanceId, name: string | undefined): Promise<ContainerInfo> {
-    // Docker lists newest first; the default is the spec's first container.
-    const wanted = name ?? this.assignments.get(instanceId)?.spec.containers[0]?.name;
-    return this.opts.runtime.listContainers({ [LABELS.instance]: instanceId, [LABELS.node]: this.nodeId }).then((list) => {
-      const c = wanted ? list.find((x) => x.labels[LABELS.container] === wanted) : list.find((x) => !isInfra(x));
-      if (!c) throw new BerthError('CONFLICT', name ? `container ${name} of ${instanceId} does not exist` : `instance ${instanceId} has no container now`);
-      return c;
-    });
-  }
-
-  async *logs(instanceId: InstanceId, container: string | undefined, opts: { tail?: number; since?: string; follow?: boolean }, signal?: AbortSignal) {
-    const c = await this.containerOf(instanceId, container);
-    yield* this.opts.runtime.logs(c.id, opts, signal);
-  }
-
-  async exec(instanceId: InstanceId, container: string | undefined, argv: string[], timeoutMs: number) {
-    const c = await this.containerOf(instanceId, container);
-    if (c.state !== 'running') throw new BerthError('CONFLICT', `container ${c.labels[LABELS.container] ?? c.name} is not running`);
-    return this.opts.runtime.exec(c.id, argv, { timeoutMs });
-  }
-
-  private interactiveRuntime(): InteractiveRuntime {
-    const r = this.opts.runtime as Runtime & Partial<InteractiveRuntime>;
-    if (!r.openExec || !r.containerAddress || !r.containerGateway || !r.getArchive || !r.putArchive) throw new BerthError('CONFLICT', "this node's runtime offers no interactive access");
-    return r as InteractiveRuntime;
-  }
-
-  private async runningContainer(instanceId: InstanceId, container: string | undefined): Promise<ContainerInfo> {
-    const c = await this.containerOf(instanceId, container);
-    if (c.state !== 'running') throw new BerthError('CONFLICT', `container ${c.labels[LABELS.container] ?? c.name} is not running`);
-    return c;
-  }
-
-  async openExec(instanceId: InstanceId, container: string | undefined, req: InteractiveExecRequest): Promise<InteractiveExec> {
-    const c = await this.runningContainer(instanceId, container);
-    return this.interactiveRuntime().openExec(c.id, {
-      argv: req.argv,
-      tty: req.tty,
-      env: Object.entries(req.env ?? {}).map(([k, v]) => `${k}=${v}`),
-      ...(req.cols ? { cols: req.cols } : {}),
-      ...(req.rows ? { rows: req.rows } : {}),
-    });
-  }
-
-  /**
-   * Connects to the pod's address on its Docker network (every container shares one namespace); with
-   * host networking, to the node's loopback on the port the container listens on.
-   */
-  async connect(instanceId: InstanceId, port: number): Promise<Socket> {
-    const c = await this.runningContainer(instanceId, undefined);
-    const a = this.assignments.get(instanceId);
-    let ip: string | undefined;
-    let target = port;
-    if (a?.spec.network.mode === 'host') {
-      ip = '127.0.0.1';
-      const holder = (await this.opts.runtime.listContainers({ [LABELS.instance]: instanceId, [LABELS.node]: this.nodeId })).find(isInfra) ?? c;
-      target = jsonLabel(holder, LABELS.ports)[String(port)] ?? port;
-    } else {
-      ip = await this.interactiveRuntime().containerAddress(c.id);
-    }
-    if (!ip) throw new BerthError('CONFLICT', `instance ${instanceId} has no network address`);
-    const host = ip;
-    return new Promise((resolve, reject) => {
-      const socket = tcpConnect({ host, port: target, noDelay: true });
-      socket.once('connect', () => {
-        socket.removeAllListeners('error');
-        resolve(socket);
-      });
-      socket.once('error', (err: NodeJS.ErrnoException) => {
-        reject(new BerthError('CONFLICT', err.code === 'ECONNREFUSED' ? `nothing listens on port ${port} in the pod` : `cannot connect to port ${port} in the pod: ${err.message}`, { cause: err }));
-      });
-    });
-  }
-
-  async hostAddress(instanceId: InstanceId): Promise<string> {
-    const c = await this.runningContainer(instanceId, undefined);
-    // On the node's own network the node is the loopback.
-    if (this.assignments.get(instanceId)?.spec.network.mode === 'host') return '127.0.0.1';
-    const gw = await this.interactiveRuntime().containerGateway(c.id);
-    if (!gw) throw new BerthError('CONFLICT', `instance ${instanceId} is on no network the node can listen on`);
-    return gw;
-  }
-
-  async readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }> {
-    const c = await this.containerOf(instanceId, container);
-    const tar = await this.interactiveRuntime().getArchive(c.id, path, signal);
-    try {
-      const file = await firstFileOfTar(tar);
-      return { size: file.size, content: file.content };
-    } catch (err) {
-      if (err instanceof BerthError) throw err;
-      throw new BerthError('VALIDATION', `${path}: ${(err as Error).message}`, { cause: err, extra: { path } });
-    }
-  }
-
-  async statFile(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat> {
-    const c = await this.containerOf(instanceId, container);
-    return this.interactiveRuntime().statPath(c.id, path);
-  }
-
-  async writeFile(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void> {
-    const c = await this.containerOf(instanceId, container);
-    const tar = singleFileTar(posix.basename(path), size, mode, Date.now() / 1000, content);
-    await this.interactiveRuntime().putArchive(c.id, posix.dirname(path), tar);
-  }
 }
 
 function pullMessage(p: PullProgress): string {
@@ -1109,37 +953,6 @@ function pullMessage(p: PullProgress): string {
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** The infra container first, then the containers in the spec's order. */
-function sortContainers(spec: PodSpec, list: ContainerInfo[]): ContainerInfo[] {
-  const order = spec.containers.map((c) => c.name);
-  const rank = (c: ContainerInfo): number => (isInfra(c) ? -1 : order.indexOf(c.labels[LABELS.container] ?? ''));
-  return [...list].sort((x, y) => rank(x) - rank(y));
-}
-
-/** The spec of a running container, by its label; undefined for the infra container. */
-function specOf(spec: PodSpec, c: ContainerInfo): ContainerSpec | undefined {
-  const name = c.labels[LABELS.container];
-  return name === undefined ? undefined : spec.containers.find((x) => x.name === name);
-}
-
-/** A JSON object of numbers the agent put in a label; {} when absent or unreadable. */
-function jsonLabel(c: ContainerInfo | undefined, label: string): Record<string, number> {
-  const text = c?.labels[label];
-  if (!text) return {};
-  try {
-    const v: unknown = JSON.parse(text);
-    if (typeof v !== 'object' || v === null) return {};
-    return Object.fromEntries(Object.entries(v).filter((e): e is [string, number] => typeof e[1] === 'number'));
-  } catch {
-    return {};
-  }
-}
-
-/** Labels in the berth.* namespace are the agent's: a user's would confuse what it finds by them. */
-function withoutBerthLabels(labels: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(labels).filter(([k]) => !k.startsWith('berth.')));
-}
 
 /** `1000` or `1000:1000` as a file owner; undefined for a user given by name. */
 function numericOwner(user: string | null): TarOwner | undefined {

@@ -163,7 +163,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.infraImage ? { infraImage: options.infraImage } : {}),
       ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
     });
-    agents.setNodeAccess(agent.id, agent);
+    agents.setNodeAccess(agent.id, agent.access);
   }
   await deployments.recover();
   // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
