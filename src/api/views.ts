@@ -127,24 +127,46 @@ function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
 export type PodSummary = ReturnType<typeof podSummary>;
 
 /**
- * Serialized pod views by pod id, valid while the pod's revision and the nodes are unchanged. A list
- * of 10,000 pods then costs one string join instead of 10,000 view builds and a 16 MB stringify.
+ * Serialized pod views by pod id, as UTF-8 bytes, valid while the pod's revision and the nodes are
+ * unchanged. A list of 10,000 pods is then one copy of cached bytes: no view builds, no stringify,
+ * and no 6 MB string for Node to measure and encode again on every answer (that took longer than
+ * joining it).
  */
 export class PodViewCache {
-  private readonly entries = new Map<string, { revision: number; nodesKey: string; json: string }>();
+  private readonly entries = new Map<string, { revision: number; nodesKey: string; bytes: Buffer }>();
 
   constructor(
     private readonly render: (d: PodDetail, nodes: Map<string, Node>) => unknown,
     private readonly max = 50_000,
   ) {}
 
-  json(d: PodDetail, nodes: Map<string, Node>, nodesKey: string): string {
+  bytes(d: PodDetail, nodes: Map<string, Node>, nodesKey: string): Buffer {
     const hit = this.entries.get(d.pod.id);
-    if (hit && hit.revision === d.pod.revision && hit.nodesKey === nodesKey) return hit.json;
-    const json = JSON.stringify(this.render(d, nodes));
+    if (hit && hit.revision === d.pod.revision && hit.nodesKey === nodesKey) return hit.bytes;
+    const bytes = Buffer.from(JSON.stringify(this.render(d, nodes)));
     if (this.entries.size >= this.max) this.entries.clear();
-    this.entries.set(d.pod.id, { revision: d.pod.revision, nodesKey, json });
-    return json;
+    this.entries.set(d.pod.id, { revision: d.pod.revision, nodesKey, bytes });
+    return bytes;
+  }
+
+  /** `{"pods":[...],"next":...}`, the list answer, in one buffer. */
+  list(pods: readonly PodDetail[], nodes: Map<string, Node>, nodesKey: string, next: string | null): Buffer {
+    const items = pods.map((d) => this.bytes(d, nodes, nodesKey));
+    const head = Buffer.from('{"pods":[');
+    const tail = Buffer.from(`],"next":${JSON.stringify(next)}}`);
+    let size = head.length + tail.length + Math.max(0, items.length - 1);
+    for (const b of items) size += b.length;
+    const out = Buffer.allocUnsafe(size);
+    // TypedArray#set: Buffer#copy makes a view of the source per call, a cost for 10,000 small items.
+    out.set(head, 0);
+    let at = head.length;
+    for (let i = 0; i < items.length; i++) {
+      if (i > 0) out[at++] = 0x2c; // ','
+      out.set(items[i]!, at);
+      at += items[i]!.length;
+    }
+    out.set(tail, at);
+    return out;
   }
 }
 

@@ -95,7 +95,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     const key = nodesKeyOf(nodeList);
     const next = limit && list.length > limit ? page[page.length - 1]!.pod.id : null;
     const cache = q.view === 'full' ? fullViews : summaries;
-    return reply.type('application/json; charset=utf-8').send(`{"pods":[${page.map((d) => cache.json(d, nodes, key)).join(',')}],"next":${JSON.stringify(next)}}`);
+    return reply.type('application/json; charset=utf-8').send(cache.list(page, nodes, key, next));
   });
 
   app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));

@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Node } from '../model/index.js';
+import type { PodDetail } from '../store/types.js';
+import { PodViewCache } from './views.js';
+
+/** Only what the cache and the render below read of a detail. */
+const detail = (id: string, name: string, revision: number): PodDetail => ({ pod: { id, name, revision } }) as unknown as PodDetail;
+
+describe('PodViewCache.list', () => {
+  const nodes = new Map<string, Node>();
+
+  it('answers the JSON a join of the views would, multi-byte names included', () => {
+    const cache = new PodViewCache((d) => ({ id: d.pod.id, name: d.pod.name }));
+    const pods = [detail('a', 'plain', 1), detail('b', 'Grüße, 世界 🚀', 1), detail('c', 'quote " and \\', 2)];
+    const body = cache.list(pods, nodes, 'n1', 'c');
+    assert.deepEqual(JSON.parse(body.toString('utf8')), { pods: pods.map((d) => ({ id: d.pod.id, name: d.pod.name })), next: 'c' });
+    assert.deepEqual(JSON.parse(cache.list([], nodes, 'n1', null).toString('utf8')), { pods: [], next: null });
+  });
+
+  it('renders a pod again only when its revision or the nodes changed', () => {
+    let renders = 0;
+    const cache = new PodViewCache((d) => (renders++, { id: d.pod.id, name: d.pod.name }));
+    cache.list([detail('a', 'one', 1), detail('b', 'two', 1)], nodes, 'n1', null);
+    cache.list([detail('a', 'one', 1), detail('b', 'two', 1)], nodes, 'n1', null);
+    assert.equal(renders, 2);
+    const body = cache.list([detail('a', 'one', 1), detail('b', 'renamed', 2)], nodes, 'n1', null);
+    assert.equal(renders, 3);
+    assert.equal((JSON.parse(body.toString()) as { pods: { name: string }[] }).pods[1]!.name, 'renamed');
+    cache.list([detail('a', 'one', 1)], nodes, 'n2', null);
+    assert.equal(renders, 4);
+  });
+});
