@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -50,11 +50,12 @@ describe('berth apply and berth pod get', () => {
   let home: string;
   before(async () => {
     await ensureTestImage();
-    t = await startTestServer();
     home = await mkdtemp(join(tmpdir(), 'berth-apply-'));
+    // A directory pods may mount as a host volume.
+    t = await startTestServer({ allowHostPaths: [join(home, 'shared')] });
   });
   after(async () => {
-    await t?.api('DELETE', '/marathon/v2/pods/apply/web').catch(() => undefined);
+    for (const id of ['web', 'volumes', 'missing']) await t?.api('DELETE', `/marathon/v2/pods/apply/${id}`).catch(() => undefined);
     await t?.close();
     if (home) await rm(home, { recursive: true, force: true });
   });
@@ -104,6 +105,67 @@ describe('berth apply and berth pod get', () => {
     assert.equal(stdout.match(/^ {4}web\s+running\s+healthy\s+0$/gm)?.length, 2, stdout);
     assert.equal(stdout.match(/^ {4}sidecar\s+running\s+-\s+0$/gm)?.length, 2, stdout);
     await t.api('POST', `/api/v1/pods/${id}/terminate`);
+  });
+
+  it("pod get shows a Marathon pod's volumes, and its endpoints with their host ports", async () => {
+    await mkdir(join(home, 'shared'), { recursive: true });
+    assert.equal((await t.api('PUT', '/api/v1/secrets/apply/password', { value: 'hunter2' })).status, 201);
+    const file = join(home, 'volumes.json');
+    await writeFile(
+      file,
+      JSON.stringify({
+        id: '/apply/volumes',
+        containers: [
+          {
+            name: 'web',
+            image: { kind: 'DOCKER', id: TEST_IMAGE },
+            exec: { command: { shell: 'httpd -f -p 8080 -h /tmp' } },
+            resources: { cpus: 0.1, mem: 32 },
+            endpoints: [
+              { name: 'site', containerPort: 8080, hostPort: 0, protocol: ['http'] },
+              { name: 'admin', containerPort: 9000, hostPort: 0, protocol: ['tcp'] },
+            ],
+            volumeMounts: [
+              { name: 'scratch', mountPath: '/scratch' },
+              { name: 'data', mountPath: '/data' },
+              { name: 'shared', mountPath: '/shared', readOnly: true },
+              { name: 'password', mountPath: '/run/password' },
+            ],
+          },
+          { name: 'sidecar', image: { kind: 'DOCKER', id: TEST_IMAGE }, exec: { command: { shell: 'sleep 3600' } }, resources: { cpus: 0.1, mem: 32 }, volumeMounts: [{ name: 'scratch', mountPath: '/work' }] },
+        ],
+        volumes: [{ name: 'scratch' }, { name: 'data', persistent: { size: 64 } }, { name: 'shared', host: join(home, 'shared') }, { name: 'password', secret: 'pw' }],
+        secrets: { pw: { source: 'apply/password' } },
+        networks: [{ mode: 'container/bridge' }],
+      }),
+    );
+    await ok(['apply', '-f', file, '--wait', '--timeout', '120']);
+    const { pods } = (await t.api<{ pods: (PodView & { connection: { http: { url: string }[] } })[] }>('GET', '/api/v1/pods?view=full')).body;
+    const pod = pods.find((p) => p.marathonId === '/apply/volumes');
+    assert.ok(pod, 'the Marathon pod is a native pod too');
+    const endpoints = pod.instances[0]!.endpoints;
+    assert.ok(endpoints.site && endpoints.admin, JSON.stringify(pod.instances));
+
+    const { stdout } = await ok(['pod', 'get', pod.id]);
+    assert.match(
+      stdout,
+      new RegExp(`^Volumes:\\s+scratch \\(ephemeral\\) at /scratch in web, /work in sidecar; data \\(persistent, 64 MB\\) at /data in web; shared \\(host ${join(home, 'shared')}\\) at /shared \\(read-only\\) in web; password \\(secret apply/password\\) at /run/password in web$`, 'm'),
+      stdout,
+    );
+    assert.match(stdout, new RegExp(`^Ports:\\s+8080/http \\(endpoint site\\) -> 127\\.0\\.0\\.1:${endpoints.site}, 9000/tcp \\(endpoint admin\\) -> 127\\.0\\.0\\.1:${endpoints.admin}$`, 'm'), stdout);
+    // The proxy links are the view's: as many as it gives, each shown.
+    for (const link of pod.connection.http) assert.ok(stdout.includes(link.url), `${link.url} is shown:\n${stdout}`);
+    await t.api('DELETE', '/marathon/v2/pods/apply/volumes');
+  });
+
+  it('apply --wait: a pod that cannot start says why when the wait ends', async () => {
+    const file = join(home, 'missing.json');
+    // Nothing listens on port 1: the pull fails at once, and again at each retry.
+    await writeFile(file, JSON.stringify({ ...marathonPod('/apply/missing', 1), containers: [{ name: 'main', image: { kind: 'DOCKER', id: '127.0.0.1:1/berth-test/missing:1' }, resources: { cpus: 0.1, mem: 32 } }] }));
+    const r = await berth(['apply', '-f', file, '--wait', '--timeout', '10']);
+    assert.equal(r.code, 1, r.stderr);
+    assert.match(r.stderr, /^error: pod \/apply\/missing is not STABLE after 10s \(it is DEGRADED: image 127\.0\.0\.1:1\/berth-test\/missing:1 .*cannot be reached.*\); it keeps deploying$/m, r.stderr);
+    await t.api('DELETE', '/marathon/v2/pods/apply/missing');
   });
 
   it('apply: refuses a bad definition with each path and its errors', async () => {

@@ -117,6 +117,7 @@ function progressLine(s: PodStatus): string {
 async function waitStable(marathon: MarathonClient, out: Output, id: string, deploymentId: string | null, timeoutS: number | undefined): Promise<PodStatus> {
   const deadline = timeoutS !== undefined ? Date.now() + timeoutS * 1000 : Infinity;
   let last = '';
+  let trouble: string | undefined;
   for (;;) {
     const a = await marathon.send('GET', `/pods/${podPath(id)}::status`);
     if (a.status !== 200) throw marathon.failure(`the status of pod ${id}`, a);
@@ -125,9 +126,21 @@ async function waitStable(marathon: MarathonClient, out: Output, id: string, dep
     if (line !== last) out.note(line);
     last = line;
     if (status.status === 'STABLE' && !(await deploymentRunning(marathon, deploymentId))) return status;
-    if (Date.now() >= deadline) throw new UserError(`pod ${id} is not STABLE after ${timeoutS}s (it is ${status.status}); it keeps deploying`);
+    trouble = troubleOf(status) ?? trouble;
+    if (Date.now() >= deadline) {
+      // A retry in progress (STAGING, "pulling ...") says less than the failure before it.
+      const retrying = status.instances?.some((i) => i.status === 'STAGING' || i.status === 'PENDING');
+      const why = troubleOf(status) ?? (retrying ? trouble : undefined) ?? status.message;
+      throw new UserError(`pod ${id} is not STABLE after ${timeoutS}s (it is ${status.status}${why ? `: ${why}` : ''}); it keeps deploying`);
+    }
     await sleep(POLL_MS);
   }
+}
+
+/** What keeps instances from being stable, in the server's words: the messages of failed (TERMINAL) or unhealthy (DEGRADED) instances, each once. */
+function troubleOf(s: PodStatus): string | undefined {
+  const messages = new Set((s.instances ?? []).filter((i) => (i.status === 'TERMINAL' || i.status === 'DEGRADED') && i.message).map((i) => i.message!));
+  return messages.size ? [...messages].join('; ') : undefined;
 }
 
 /** Whether the deployment is still listed; a server without the deployments list counts as done. */

@@ -53,13 +53,17 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
     `${spec.containerDiskGb} GB container disk`,
   ].join(', ');
   const volumes = [
-    ...(spec.networkVolumeId ? [`network volume ${spec.networkVolumeId} at ${spec.volumeMountPath}`] : []),
-    ...(!spec.networkVolumeId && spec.volumeGb > 0 ? [`volume disk ${spec.volumeGb} GB at ${spec.volumeMountPath}`] : []),
+    ...(spec.networkVolumeId ? [`network volume ${spec.networkVolumeId} at ${mounts(spec, 'network-volume', spec.volumeMountPath)}`] : []),
+    ...(!spec.networkVolumeId && spec.volumeGb > 0 ? [`volume disk ${spec.volumeGb} GB at ${mounts(spec, 'volume-disk', spec.volumeMountPath)}`] : []),
+    ...spec.volumes.map((v) => `${v.name} (${volumeKind(v, spec)})${spec.containers.some((c) => c.volumeMounts.some((m) => m.name === v.name)) ? ` at ${mounts(spec, v.name)}` : ', not mounted'}`),
   ];
-  const ports = spec.containers.flatMap((c) => c.ports).map((p) => {
-    const hostPort = pod.portMappings[String(p.port)];
-    return `${p.port}/${p.protocol}${hostPort ? ` -> ${host}:${hostPort}` : ''}`;
-  });
+  const ports = [
+    ...spec.containers.flatMap((c) => c.ports).map((p) => {
+      const hostPort = pod.portMappings[String(p.port)];
+      return `${p.port}/${p.protocol}${hostPort ? ` -> ${host}:${hostPort}` : ''}`;
+    }),
+    ...spec.containers.flatMap((c) => c.endpoints).map((e) => endpointPort(e, pod.instances[0], host)),
+  ];
   let text = details([
     ['ID', pod.id],
     ['Name', pod.name],
@@ -80,7 +84,7 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
     ['Resources', resources],
     ['Ports', ports.length ? ports.join(', ') : 'none'],
     ...connectionRows(pod),
-    ['Volumes', volumes.length ? volumes.join(', ') : 'none'],
+    ['Volumes', volumes.length ? volumes.join('; ') : 'none'],
     ['Env', Object.keys(spec.containers[0]?.env ?? {}).length ? Object.keys(spec.containers[0]!.env).join(', ') : undefined],
     ['Restart policy', spec.restartPolicy],
     ['Restarts', pod.restartCount ? String(pod.restartCount) : undefined],
@@ -111,6 +115,44 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
 
 type InstanceView = PodView['instances'][number];
 type ContainerView = InstanceView['containers'][number];
+type Spec = PodView['spec'];
+
+/**
+ * Where the containers mount a volume: `/data`, or `/a in web, /b in sidecar` when they differ. The
+ * volume disk and a network volume go at `fallback` in each container that does not mount them by name.
+ */
+function mounts(spec: Spec, name: string, fallback?: string): string {
+  const each = spec.containers.flatMap((c) => {
+    const own = c.volumeMounts.filter((m) => m.name === name).map((m) => `${m.mountPath}${m.readOnly ? ' (read-only)' : ''}`);
+    return (own.length ? own : fallback ? [fallback] : []).map((at) => ({ container: c.name, at }));
+  });
+  if (new Set(each.map((m) => m.at)).size === 1 && each.length === spec.containers.length) return each[0]!.at;
+  return each.map((m) => `${m.at} in ${m.container}`).join(', ');
+}
+
+/** `ephemeral`, `persistent, 512 MB`, `host /srv/data`, `secret db/password` (the store's name for it). */
+function volumeKind(v: Spec['volumes'][number], spec: Spec): string {
+  switch (v.kind) {
+    case 'ephemeral':
+      return 'ephemeral';
+    case 'persistent':
+      return `persistent, ${v.sizeMb} MB`;
+    case 'host':
+      return `host ${v.hostPath}`;
+    case 'secret':
+      return `secret ${spec.secrets[v.secret] ?? v.secret}`;
+  }
+}
+
+/**
+ * An endpoint as the Ports row shows it: `8080/http (endpoint web) -> 127.0.0.1:32768` with the host
+ * port the first instance got (as `pod list` shows the first instance's), the declared port otherwise.
+ */
+function endpointPort(e: Spec['containers'][number]['endpoints'][number], first: InstanceView | undefined, host: string): string {
+  const protocols = e.protocols.length ? e.protocols.join('/') : 'tcp';
+  const hostPort = first?.endpoints[e.name];
+  return `${e.containerPort !== null ? `${e.containerPort}/` : ''}${protocols} (endpoint ${e.name})${hostPort ? ` -> ${host}:${hostPort}` : ''}`;
+}
 
 /** Per-container detail is worth its lines when there are several containers or instances, endpoints or health checks. */
 function showContainers(pod: PodView): boolean {
