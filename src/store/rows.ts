@@ -2,6 +2,7 @@ import type { Insertable, Selectable, Updateable } from 'kysely';
 import type {
   ApiKey,
   Change,
+  Deployment,
   Instance,
   InstanceObservation,
   NetworkVolume,
@@ -20,6 +21,7 @@ import type {
 import type {
   ApiKeysTable,
   ChangesTable,
+  DeploymentsTable,
   InstancesTable,
   NetworkVolumesTable,
   NodesTable,
@@ -193,6 +195,14 @@ export const secretFromRow = (r: Selectable<SecretsTable>): Secret => ({
   updatedAt: r.updated_at,
 });
 
+export const secretToRow = (s: Secret): Insertable<SecretsTable> => ({
+  owner: s.owner,
+  name: s.name,
+  value_sealed: s.valueSealed,
+  created_at: s.createdAt,
+  updated_at: s.updatedAt,
+});
+
 export const registryAuthFromRow = (r: Selectable<RegistryAuthsTable>): RegistryAuth => ({
   id: r.id,
   owner: r.owner,
@@ -249,6 +259,28 @@ export const apiKeyToRow = (k: ApiKey): Insertable<ApiKeysTable> => ({
   admin: k.admin ? 1 : 0,
   created_at: k.createdAt,
   last_used_at: k.lastUsedAt,
+});
+
+export const deploymentFromRow = (r: Selectable<DeploymentsTable>): Deployment => ({
+  id: r.id,
+  podId: r.pod_id,
+  path: r.path,
+  action: r.action,
+  version: r.version,
+  toVersion: Number(r.to_version),
+  fromVersion: r.from_version === null ? null : Number(r.from_version),
+  startedAt: r.started_at,
+});
+
+export const deploymentToRow = (d: Deployment): Insertable<DeploymentsTable> => ({
+  id: d.id,
+  pod_id: d.podId,
+  path: d.path,
+  action: d.action,
+  version: d.version,
+  to_version: d.toVersion,
+  from_version: d.fromVersion,
+  started_at: d.startedAt,
 });
 
 export const changeFromRow = (r: Selectable<ChangesTable>): Change => ({

@@ -2,6 +2,7 @@ import type { Generated } from 'kysely';
 import type {
   ApiKeyId,
   Change,
+  DeploymentAction,
   DesiredStatus,
   InstanceGoal,
   InstanceId,
@@ -130,7 +131,7 @@ export interface DeploymentsTable {
   id: string;
   pod_id: string;
   path: string;
-  action: string;
+  action: DeploymentAction;
   version: string;
   to_version: number;
   from_version: number | null;
