@@ -2,11 +2,12 @@ import { Migrator } from 'kysely';
 import { invalid } from '../model/index.js';
 import { connect, type ConnectOptions } from './dialect.js';
 import { migrationProvider } from './migrations.js';
-import { SqlStore, type StoreLogger } from './sql-store.js';
+import type { StoreLogger } from './changes.js';
+import { sqlStore } from './sql-store.js';
 import type { Store } from './types.js';
 
 export type { InstancePatch, NodeInput, PodDetail, PodFilter, PodPatch, Store } from './types.js';
-export type { StoreLogger } from './sql-store.js';
+export type { StoreLogger } from './changes.js';
 export { SQLITE_FILE_NAME } from './dialect.js';
 
 export interface StoreOptions {
@@ -59,5 +60,5 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
     await db.destroy();
     throw err;
   }
-  return SqlStore.over(db, dialect, { logger: opts.logger, podCacheSize: opts.podCacheSize ?? 20_000 });
+  return sqlStore(db, dialect, { logger: opts.logger, podCacheSize: opts.podCacheSize ?? 20_000 });
 }

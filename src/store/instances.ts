@@ -1,0 +1,72 @@
+import { notFound, type Instance, type InstanceId, type NodeId, type PodId } from '../model/index.js';
+import { unique, type StoreContext } from './context.js';
+import { bumpPod, requirePod } from './pods.js';
+import { instanceFromRow, instancePatchToRow, instanceToRow } from './rows.js';
+import type { InstancePatch } from './types.js';
+
+/**
+ * Instances: placements of a pod's spec on nodes. Each change is recorded with the instance's node
+ * (so an agent watches only its own) and moves the pod's revision along (see pods.ts).
+ */
+export interface InstanceStore {
+  getInstance(id: InstanceId): Promise<Instance | undefined>;
+  listInstances(filter: { podId?: PodId; nodeId?: NodeId }): Promise<Instance[]>;
+  insertInstance(instance: Omit<Instance, 'revision'>): Promise<Instance>;
+  updateInstance(id: InstanceId, patch: InstancePatch): Promise<Instance>;
+  deleteInstance(id: InstanceId): Promise<void>;
+}
+
+export function instanceStore(ctx: StoreContext): InstanceStore {
+  return {
+    async getInstance(id) {
+      const row = await ctx.db.selectFrom('instances').selectAll().where('id', '=', id).executeTakeFirst();
+      return row && instanceFromRow(row);
+    },
+
+    async listInstances(filter) {
+      let q = ctx.db.selectFrom('instances').selectAll();
+      if (filter.podId !== undefined) q = q.where('pod_id', '=', filter.podId);
+      if (filter.nodeId !== undefined) q = q.where('node_id', '=', filter.nodeId);
+      const rows = await q.orderBy('pod_id').orderBy('ordinal').execute();
+      return rows.map(instanceFromRow);
+    },
+
+    insertInstance: (instance) =>
+      ctx.write(async ({ db, record }) => {
+        await requirePod(db, instance.podId);
+        const revision = await record('instance', instance.id, instance.nodeId);
+        const row: Instance = { ...instance, revision };
+        await unique(ctx, () => db.insertInto('instances').values(instanceToRow(row)).execute(), `instance ${instance.id} already exists`);
+        await bumpPod(db, instance.podId, revision);
+        return row;
+      }),
+
+    updateInstance: (id, patch) =>
+      ctx.write(async ({ db, record }) => {
+        const current = await db.selectFrom('instances').select(['pod_id', 'node_id']).where('id', '=', id).executeTakeFirst();
+        if (!current) throw notFound('instance', id);
+        const nodeId = patch.nodeId === undefined ? current.node_id : patch.nodeId;
+        // Moved off a node: that node's agent must hear of it too, to stop what it runs.
+        if (current.node_id !== null && current.node_id !== nodeId) await record('instance', id, current.node_id);
+        const revision = await record('instance', id, nodeId);
+        const row = await db
+          .updateTable('instances')
+          .set({ ...instancePatchToRow(patch), revision })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirstOrThrow();
+        await bumpPod(db, current.pod_id, revision);
+        return instanceFromRow(row);
+      }),
+
+    async deleteInstance(id) {
+      await ctx.write(async ({ db, record }) => {
+        const current = await db.selectFrom('instances').select(['pod_id', 'node_id']).where('id', '=', id).executeTakeFirst();
+        if (!current) throw notFound('instance', id);
+        const revision = await record('instance', id, current.node_id);
+        await db.deleteFrom('instances').where('id', '=', id).execute();
+        await bumpPod(db, current.pod_id, revision);
+      });
+    },
+  };
+}
