@@ -1,4 +1,4 @@
-import { BerthError, newNodeId, registryOf, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
+import { BerthError, newNodeId, registryOf, type OwnerId, type PodId, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
 import type { PodService } from './pods.js';
@@ -117,7 +117,7 @@ export class AgentService implements AgentChannel {
   }
 
   async report(nodeId: NodeId, reports: InstanceReport[]): Promise<void> {
-    const touched = new Set<string>();
+    const touched = new Set<PodId>();
     for (const { instanceId, observation } of reports) {
       const inst = await this.store.getInstance(instanceId);
       if (!inst || inst.nodeId !== nodeId) continue;
@@ -132,7 +132,7 @@ export class AgentService implements AgentChannel {
       }
       touched.add(inst.podId);
     }
-    for (const podId of touched) await this.pods.refreshStatus(podId as never);
+    for (const podId of touched) await this.pods.refreshStatus(podId);
     if (reports.some((r) => r.observation.state === 'removed' || r.observation.state === 'stopped')) await this.pods.placeWaiting();
   }
 
@@ -167,7 +167,7 @@ export class AgentService implements AgentChannel {
   private async envOf(
     inst: Instance,
     spec: PodSpec,
-    owner: string,
+    owner: OwnerId,
     gpuNames: string[],
     capacity: { cpus: number; memoryMb: number; gpusSimulated: boolean } | undefined,
     labels: Record<string, string> | undefined,
@@ -191,17 +191,17 @@ export class AgentService implements AgentChannel {
     }
     if (capacity?.gpusSimulated && inst.gpuUuids.length) env.BERTH_GPUS_SIMULATED = '1';
     if (spec.startSsh) {
-      const keys = await this.store.listSshKeys(owner as never);
+      const keys = await this.store.listSshKeys(owner);
       if (keys.length) env.PUBLIC_KEY = keys.map((k) => k.publicKey).join('\n');
     }
     return env;
   }
 
   /** Resolves the pod's secret references; a missing secret leaves its variable or file out (the pod's status says so). */
-  private async secretsFor(spec: PodSpec, owner: string): Promise<Record<string, string>> {
+  private async secretsFor(spec: PodSpec, owner: OwnerId): Promise<Record<string, string>> {
     const out: Record<string, string> = {};
     for (const [name, source] of Object.entries(spec.secrets)) {
-      const secret = await this.store.getSecret(owner as never, source);
+      const secret = await this.store.getSecret(owner, source);
       if (!secret) continue;
       try {
         out[name] = this.sealer.open(secret.valueSealed);

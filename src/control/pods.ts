@@ -1,4 +1,5 @@
 import {
+  idFromRequest,
   BerthError,
   DESIRED_AFTER,
   allowedActions,
@@ -478,7 +479,7 @@ export class PodService {
     let merged = input;
     const problems: Problem[] = [];
     if (input.templateId && withTemplate) {
-      const t = await this.store.getTemplate(input.templateId as never);
+      const t = await this.store.getTemplate(idFromRequest.template(input.templateId));
       if (!t || !canSee(caller, t.owner)) problems.push({ path: '/templateId', message: `template ${input.templateId} not found` });
       else merged = mergeTemplate(t.pod, input);
     }
@@ -490,7 +491,7 @@ export class PodService {
       else throw e;
     }
     if (merged.networkVolumeId) {
-      const v = await this.store.getNetworkVolume(merged.networkVolumeId as never);
+      const v = await this.store.getNetworkVolume(idFromRequest.networkVolume(merged.networkVolumeId));
       if (!v || !canSee(caller, v.owner)) problems.push({ path: '/networkVolumeId', message: `network volume ${merged.networkVolumeId} not found` });
     }
     for (const [i, v] of (spec?.volumes ?? []).entries()) {
@@ -506,7 +507,7 @@ export class PodService {
       if (!(await this.store.getSecret(caller.owner, source))) problems.push({ path: `/secrets/${name}`, message: `no secret ${source} in the secret store` });
     }
     if (merged.registryAuthId) {
-      const r = await this.store.getRegistryAuth(merged.registryAuthId as never);
+      const r = await this.store.getRegistryAuth(idFromRequest.registryAuth(merged.registryAuthId));
       if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
     }
     if (problems.length || !spec) throw invalid(problems);

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import {
+  idFromRequest,
   BerthError,
   compilePodSpec,
   invalid,
@@ -50,7 +51,7 @@ export class ResourceService {
   }
 
   async getNetworkVolume(caller: Caller, id: string): Promise<NetworkVolume> {
-    const v = await this.store.getNetworkVolume(id as never);
+    const v = await this.store.getNetworkVolume(idFromRequest.networkVolume(id));
     if (!v || !canSee(caller, v.owner)) throw notFound('network volume', id);
     return v;
   }
@@ -99,7 +100,7 @@ export class ResourceService {
   }
 
   async getTemplate(caller: Caller, id: string): Promise<Template> {
-    const t = await this.store.getTemplate(id as never);
+    const t = await this.store.getTemplate(idFromRequest.template(id));
     if (!t || !canSee(caller, t.owner)) throw notFound('template', id);
     return t;
   }
@@ -159,7 +160,7 @@ export class ResourceService {
   }
 
   async getRegistryAuth(caller: Caller, id: string): Promise<RegistryAuth> {
-    const r = await this.store.getRegistryAuth(id as never);
+    const r = await this.store.getRegistryAuth(idFromRequest.registryAuth(id));
     if (!r || !canSee(caller, r.owner)) throw notFound('registry credentials', id);
     return r;
   }

@@ -46,3 +46,17 @@ export const instanceIdOf = (podId: PodId, ordinal: number): InstanceId => `${po
 export const podIdOfInstance = (id: string): PodId => id.slice(0, id.lastIndexOf('-')) as PodId;
 
 export const isPodId = (s: string): s is PodId => POD_ID_PATTERN.test(s);
+
+/**
+ * An id a caller sent, typed as the kind it names. Nothing is checked here: a look-up with an id
+ * that names nothing finds nothing, and the caller answers not found. The one place such ids
+ * become typed, instead of a cast at each look-up.
+ */
+export const idFromRequest = {
+  template: (s: string): TemplateId => s as TemplateId,
+  networkVolume: (s: string): NetworkVolumeId => s as NetworkVolumeId,
+  registryAuth: (s: string): RegistryAuthId => s as RegistryAuthId,
+  apiKey: (s: string): ApiKeyId => s as ApiKeyId,
+  node: (s: string): NodeId => s as NodeId,
+  pod: (s: string): PodId => s as PodId,
+};

@@ -4,7 +4,7 @@
  * errors `{"message": "..."}`, and every pod action answers with the pod (runpodctl parses it).
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { DESIRED_AFTER, allowedActions, type PodAction } from '../../model/index.js';
+import { DESIRED_AFTER, allowedActions, idFromRequest, type PodAction } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { sendV1Error, useErrors } from './errors.js';
@@ -50,7 +50,7 @@ export async function registerRunpodV1(app: FastifyInstance, deps: ApiDeps, opti
     const flavors = queryList(q.cpuFlavorId);
     const dcs = queryList(q.dataCenterId);
     const list = await pods.list(req.caller, {
-      ...(q.id ? { ids: [q.id as never] } : {}),
+      ...(q.id ? { ids: [idFromRequest.pod(q.id)] } : {}),
       ...(q.name ? { name: q.name } : {}),
       ...(q.imageName ? { image: q.imageName } : {}),
       ...(q.desiredStatus === 'TERMINATED' ? { includeTerminated: true } : {}),
