@@ -14,11 +14,11 @@ import {
   type InstanceObservation,
   type InstanceState,
   type NodeId,
-  type PodSpec,
   type PullProgress,
 } from '../model/index.js';
 import { singleFileTar, type TarOwner } from '../runtime/tar.js';
-import type { ContainerInfo, ContainerPlan, CreateResult, MountPlan, PortBinding, Runtime } from '../runtime/types.js';
+import type { ContainerInfo, ContainerPlan, CreateResult, Runtime } from '../runtime/types.js';
+import { containerPlan, holderPlan, infraPlan, podEnv, usesInfra } from './container-plan.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
 import { LocalInfraImage } from './infra-image.js';
 import { HealthMonitor, type HealthAddress, type HealthTarget } from './health.js';
@@ -27,43 +27,21 @@ import {
   INSTANCE_VOLUME_KINDS,
   isInfra,
   jsonLabel,
+  generationLabels,
+  instanceLabels,
   LABELS,
   persistentVolumeName,
   sortContainers,
   specOf,
-  withoutBerthLabels,
   type InstanceVolumeKind,
 } from './labels.js';
 import { interactiveRuntime, LocalNodeAccess } from './node-access.js';
-import { endpointEnv, listenPort, marathonContainerEnv, secretEnv as secretValues } from './pod-env.js';
-import { freePort, portFree } from './ports.js';
+import { listenPort } from './pod-env.js';
+import { allocatePorts } from './ports.js';
 import { RestartTracker } from './restarts.js';
 
 export { ephemeralVolumeName, LABELS, persistentVolumeName } from './labels.js';
-
-/**
- * Marathon's pod layout: an infra container holds the network namespace, the hostname and the
- * published ports, and every container of the pod joins it. A single-container pod that is not a
- * Marathon pod runs as one container, as it always has.
- */
-export function usesInfra(spec: PodSpec): boolean {
-  return spec.containers.length > 1 || spec.marathon !== null;
-}
-
-/**
- * The GPUs one container of an instance gets. Where containers ask for their own (Marathon's
- * `resources.gpus`), each gets its count from the instance's GPUs, in the spec's order, and one
- * that asks for none gets none; where none does (a RunPod pod), every container gets them all.
- */
-export function containerGpus<G>(spec: PodSpec, gpus: G[], container: string): G[] {
-  if (!spec.containers.some((c) => c.resources.gpus > 0)) return gpus;
-  let at = 0;
-  for (const c of spec.containers) {
-    if (c.name === container) return gpus.slice(at, at + c.resources.gpus);
-    at += c.resources.gpus;
-  }
-  return [];
-}
+export { containerGpus, usesInfra } from './container-plan.js';
 
 export interface AgentOptions {
   channel: AgentChannel;
@@ -111,16 +89,6 @@ interface LocalState {
   healthKey: string;
   /** Why a failed health check condemned the instance; cleared by the next launch. */
   unhealthy: string | null;
-}
-
-/** What the launch allocated for the instance's network. */
-interface NetPlan {
-  /** Container port → host port, as reported in `ports`. */
-  ports: Record<string, number>;
-  /** Endpoint name → host port. */
-  endpoints: Record<string, number>;
-  /** What the container holding the network publishes. */
-  bindings: PortBinding[];
 }
 
 /**
@@ -563,55 +531,6 @@ export class Agent {
     throwFirst(await Promise.allSettled(work));
   }
 
-  /** Host ports for the legacy ports and the endpoints, and what the network's holder publishes. */
-  private async allocatePorts(a: Assignment): Promise<NetPlan> {
-    const bind = this.opts.bindAddress;
-    const host = a.spec.network.mode === 'host';
-    const taken = new Set<number>();
-    const pick = async (want: number | undefined): Promise<number> => {
-      if (want && !taken.has(want) && (await portFree(want, bind))) {
-        taken.add(want);
-        return want;
-      }
-      for (;;) {
-        const p = await freePort(bind);
-        if (taken.has(p)) continue;
-        taken.add(p);
-        return p;
-      }
-    };
-    const plan: NetPlan = { ports: {}, endpoints: {}, bindings: [] };
-    for (const p of a.spec.containers.flatMap((c) => c.ports)) {
-      // With host networking the container listens on the node's own port.
-      if (host) {
-        plan.ports[String(p.port)] = p.port;
-        continue;
-      }
-      const hostPort = await pick(a.hostPorts[String(p.port)]);
-      plan.ports[String(p.port)] = hostPort;
-      plan.bindings.push({ containerPort: p.port, hostPort, hostIp: bind });
-    }
-    for (const e of a.spec.containers.flatMap((c) => c.endpoints)) {
-      if (e.hostPort === null) continue;
-      // The port it had before, under its own key, else (as `ports` reports it) under its container port.
-      const before = a.hostPorts[`ep:${e.name}`] ?? (e.containerPort !== null ? a.hostPorts[String(e.containerPort)] : undefined);
-      if (e.hostPort > 0 && !host && !(await portFree(e.hostPort, bind))) {
-        // Docker would fail the start with "address already in use"; the scheduler knows only Berth's own instances.
-        throw new BerthError('NO_CAPACITY', `host port ${e.hostPort} of endpoint ${e.name} is taken on node ${this.opts.name} by something outside Berth; the instance starts when it is free`);
-      }
-      const hostPort = e.hostPort === 0 ? await pick(before) : e.hostPort;
-      taken.add(hostPort);
-      plan.endpoints[e.name] = hostPort;
-      const tcp = e.protocols.length === 0 || e.protocols.some((x) => x !== 'udp');
-      if (e.containerPort !== null && tcp) plan.ports[String(e.containerPort)] ??= hostPort;
-      if (host) continue;
-      const containerPort = listenPort(e, 'bridge', hostPort)!;
-      if (tcp) plan.bindings.push({ containerPort, hostPort, hostIp: bind });
-      if (e.protocols.includes('udp')) plan.bindings.push({ containerPort, hostPort, hostIp: bind, protocol: 'udp' });
-    }
-    return plan;
-  }
-
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   private async launch(a: Assignment, s: LocalState): Promise<void> {
     const { runtime } = this.opts;
@@ -624,46 +543,17 @@ export class Agent {
       const infraImage = await this.pullImages(a, s);
       // Not waited for: reports go out in order, and the containers need not wait for the store.
       void this.send(a, 'creating', [], null, 'creating containers');
-      const labels = { [LABELS.managed]: '1', [LABELS.pod]: a.podId, [LABELS.instance]: a.instanceId, [LABELS.node]: this.nodeId };
+      const labels = instanceLabels(a, this.nodeId);
       await this.prepareVolumes(a, labels);
-      const net = await this.allocatePorts(a);
-      const env: Record<string, string> = { ...a.env, BERTH_PUBLIC_IP: this.opts.publicIp, RUNPOD_PUBLIC_IP: this.opts.publicIp };
-      for (const p of a.spec.containers.flatMap((c) => c.ports)) {
-        if (p.protocol !== 'tcp') continue;
-        env[`BERTH_TCP_PORT_${p.port}`] = String(net.ports[String(p.port)]);
-        env[`RUNPOD_TCP_PORT_${p.port}`] = String(net.ports[String(p.port)]);
-      }
-      Object.assign(env, endpointEnv(a.spec, net.endpoints));
-      const generation = { ...labels, [LABELS.version]: String(a.specVersion), [LABELS.reset]: String(a.resetGeneration) };
-      // The holder of the network: the node's network, a named Docker network, or the default bridge.
-      const mode = a.spec.network.mode;
-      const holderNetwork = mode === 'host' ? { networkMode: 'host' } : mode === 'container' && a.spec.network.name ? { networkMode: a.spec.network.name } : {};
-      const holder = {
-        ports: net.bindings,
-        labels: { [LABELS.endpoints]: JSON.stringify(net.endpoints), [LABELS.ports]: JSON.stringify(net.ports) },
-        ...holderNetwork,
-        // A host-networked container has the node's name.
-        ...(mode === 'host' ? {} : { hostname: a.podId }),
-      };
+      const net = await allocatePorts(a, this.opts.bindAddress, this.opts.name);
+      const env = podEnv(a, net, this.opts.publicIp);
+      const generation = generationLabels(a, this.nodeId);
+      const holder = holderPlan(a, net);
 
       let created: string[];
       let results: CreateResult[];
       if (infraImage) {
-        const infra = await runtime.createContainer({
-          ...holder,
-          name: this.infraName(a),
-          image: infraImage,
-          entrypoint: [],
-          command: [],
-          env: {},
-          labels: { ...generation, ...holder.labels, [LABELS.role]: 'infra' },
-          mounts: [],
-          cpus: null,
-          memoryBytes: null,
-          diskBytes: null,
-          gpuUuids: [],
-          gpusSimulated: this.gpus.simulated,
-        });
+        const infra = await runtime.createContainer(infraPlan(a, infraImage, holder, generation, this.gpus.simulated));
         // The containers are created while the infra container starts, then all started at once.
         const starting = runtime.startContainer(infra.id);
         const creating = settleAll(a.spec.containers.map((c) => this.createContainer(a, c, env, generation, { networkMode: `container:${infra.id}` })));
@@ -700,11 +590,6 @@ export class Agent {
     }
   }
 
-  /** `berth-<instance>-infra`, unless a container of the pod is called `infra`. */
-  private infraName(a: Assignment): string {
-    return a.spec.containers.some((c) => c.name === 'infra') ? `berth-${a.instanceId}_infra` : `berth-${a.instanceId}-infra`;
-  }
-
   /** Every secret the pod's containers use must have come with the assignment. */
   private checkSecrets(a: Assignment): void {
     const refs = [
@@ -717,82 +602,10 @@ export class Agent {
 
   /** Creates one container of the pod and writes its secret files into it; it is not started. */
   private async createContainer(a: Assignment, c: ContainerSpec, podEnv: Record<string, string>, generation: Record<string, string>, extra: Partial<ContainerPlan>): Promise<CreateResult> {
-    const gpus = containerGpus(a.spec, a.gpus, c.name);
-    // A container with a share of the pod's GPUs counts its own.
-    const gpuCount: Record<string, string> = gpus.length !== a.gpus.length ? { BERTH_GPU_COUNT: String(gpus.length), RUNPOD_GPU_COUNT: String(gpus.length) } : {};
-    const plan: ContainerPlan = {
-      name: `berth-${a.instanceId}-${c.name}`,
-      image: c.image,
-      entrypoint: c.entrypoint,
-      command: c.command,
-      // The device list is ours, after the user's env: on hosts whose default runtime is nvidia,
-      // NVIDIA_VISIBLE_DEVICES=all in a pod's env would otherwise expose every GPU of the node.
-      env: {
-        ...podEnv,
-        ...gpuCount,
-        ...(usesInfra(a.spec) ? marathonContainerEnv(a.spec, c, { instanceId: a.instanceId, nodeName: this.opts.name }) : {}),
-        ...c.env,
-        ...secretValues(c, a.secrets),
-        NVIDIA_VISIBLE_DEVICES: gpus.map((g) => g.uuid).join(',') || 'void',
-      },
-      // The user's labels, never over ours: the agent finds its containers by them.
-      labels: { ...withoutBerthLabels(c.labels), ...(extra.labels ?? {}), ...generation, [LABELS.container]: c.name },
-      ports: [],
-      mounts: this.mountsOf(a, c),
-      cpus: c.resources.cpus ?? a.spec.vcpuCount,
-      memoryBytes: c.resources.memoryMb !== null ? Math.round(c.resources.memoryMb * 2 ** 20) : a.spec.memoryGb === null ? null : Math.round(a.spec.memoryGb * 2 ** 30),
-      diskBytes: a.spec.containerDiskGb * 2 ** 30,
-      gpuUuids: gpus.map((g) => g.uuid),
-      gpusSimulated: this.gpus.simulated,
-      ...(extra.ports ? { ports: extra.ports } : {}),
-      ...(extra.networkMode ? { networkMode: extra.networkMode } : {}),
-      ...(extra.hostname ? { hostname: extra.hostname } : {}),
-      ...(c.user !== null ? { user: c.user } : {}),
-      ...(c.tty ? { tty: true } : {}),
-      ...(c.killGracePeriodSeconds !== null ? { stopTimeoutSeconds: c.killGracePeriodSeconds } : {}),
-    };
+    const plan = containerPlan(a, c, { podEnv, generation, network: extra, nodeName: this.opts.name, gpusSimulated: this.gpus.simulated });
     const res = await this.opts.runtime.createContainer(plan);
     await this.writeSecretFiles(a, c, res.id);
     return res;
-  }
-
-  /** The container's mounts: the volume disk at the pod's mount path, and its own volumeMounts. */
-  private mountsOf(a: Assignment, c: ContainerSpec): MountPlan[] {
-    const byTarget = new Map<string, MountPlan>();
-    const disk = a.volumeDisk ?? a.networkVolume;
-    const ownDisk = c.volumeMounts.some((m) => m.name === 'volume-disk' || m.name === 'network-volume');
-    if (disk && !ownDisk) byTarget.set(a.spec.volumeMountPath, { source: disk, target: a.spec.volumeMountPath, readOnly: false });
-    for (const m of c.volumeMounts) {
-      const source = this.mountSource(a, c, m.name);
-      if (source) byTarget.set(m.mountPath, { ...source, target: m.mountPath, readOnly: m.readOnly });
-    }
-    return [...byTarget.values()];
-  }
-
-  private mountSource(a: Assignment, c: ContainerSpec, name: string): Pick<MountPlan, 'source' | 'kind'> | undefined {
-    const missing = (what: string): BerthError => new BerthError('VALIDATION', `container ${c.name} mounts ${name}, but the pod has no ${what}`);
-    if (name === 'volume-disk') {
-      if (!a.volumeDisk) throw missing('volume disk');
-      return { source: a.volumeDisk };
-    }
-    if (name === 'network-volume') {
-      if (!a.networkVolume) throw missing('network volume');
-      return { source: a.networkVolume };
-    }
-    const v = a.spec.volumes.find((x) => x.name === name);
-    if (!v) throw missing(`volume ${name}`);
-    switch (v.kind) {
-      case 'ephemeral':
-        return { source: ephemeralVolumeName(a.instanceId, v.name) };
-      case 'persistent':
-        return { source: persistentVolumeName(a.instanceId, v.name) };
-      case 'host':
-        // The control plane checked the path against the paths the operator allows.
-        return { source: v.hostPath, kind: 'bind' };
-      case 'secret':
-        // A file written into the container before it starts, not a mount.
-        return undefined;
-    }
   }
 
   /** Each secret volume the container mounts becomes a file at its mount path, readable by the container's user only. */
