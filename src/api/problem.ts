@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { BerthError, ERRORS, invalid, type Problem } from '../model/index.js';
+import { BerthError, invalid, problemDocument, type Problem, type ProblemAnswer } from '../model/index.js';
 
 /** ajv's `/containers/0/name` → our `/containers(0)/name`. */
 export function ajvPath(instancePath: string, missing?: string): string {
@@ -41,23 +41,12 @@ export function toBerthError(err: unknown): BerthError {
 
 /** RFC 9457 problem+json with our stable code. */
 export function sendProblem(req: FastifyRequest, reply: FastifyReply, err: BerthError): FastifyReply {
-  const status = typeof err.extra.httpStatus === 'number' ? err.extra.httpStatus : err.status;
-  const { httpStatus: _h, ...extra } = err.extra;
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({
-      // Extra members first: they may not replace the standard ones.
-      ...extra,
-      type: `https://berth.dev/errors/${err.code}`,
-      title: ERRORS[err.kind].title,
-      status,
-      code: err.code,
-      detail: err.message,
-      instance: req.url,
-      retryable: err.retryable,
-      ...(err.problems.length ? { problems: err.problems } : {}),
-    });
+  return writeProblem(reply, problemDocument(err, 'berth', { instance: req.url }));
+}
+
+/** Writes a problem document built by `problemDocument` as the reply. */
+export function writeProblem(reply: FastifyReply, problem: ProblemAnswer): FastifyReply {
+  return reply.code(problem.status).type('application/problem+json').send(problem.body);
 }
 
 /**

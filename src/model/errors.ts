@@ -14,6 +14,15 @@ export const ERRORS = {
   NODE_UNAVAILABLE: { status: 503, title: 'The pod\'s node is not reachable', retryable: true },
   RUNTIME: { status: 502, title: 'The container runtime failed', retryable: true },
   INTERNAL: { status: 500, title: 'Internal error', retryable: false },
+  // The pod proxy's answers ({podId}-{port}.<domain>).
+  NO_HOST: { status: 400, title: 'No Host header', retryable: false },
+  PORT_NOT_EXPOSED: { status: 404, title: 'The pod does not expose the port', retryable: false },
+  PORT_NOT_HTTP: { status: 404, title: 'The port is not an http port', retryable: false },
+  POD_NOT_RUNNING: { status: 503, title: 'The pod is not running', retryable: true },
+  INSTANCE_NOT_RUNNING: { status: 503, title: 'The instance is not running', retryable: true },
+  NO_RUNNING_INSTANCE: { status: 503, title: 'No instance of the pod is running', retryable: true },
+  UPSTREAM_FAILED: { status: 502, title: 'The pod did not answer', retryable: true },
+  UPSTREAM_TIMEOUT: { status: 504, title: 'The pod did not answer in time', retryable: true },
 } as const;
 
 export type ErrorKind = keyof typeof ERRORS;

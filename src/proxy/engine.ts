@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { PROXY_LOGIN_PATH, type ProxyGrant } from '../control/access.js';
 import { canSee } from '../control/caller.js';
+import { BerthError } from '../model/index.js';
 import { CLIENT_KEEP_ALIVE_MS, ClientReads, errorBody, FastConnection, IdleClock, NO_ANSWER, noAnswer, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
 import type { ProxyAccess } from './gate.js';
 import type { PodRoute, PortRoute } from './routes.js';
@@ -42,13 +43,8 @@ const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-e
 const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'trailer', 'upgrade']);
 const MAX_CACHED_HOSTS = 10_000;
 
-class ProxyError {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    readonly message: string,
-  ) {}
-}
+/** A refusal the proxy words itself; any other error it meets is answered as INTERNAL. */
+class ProxyError extends BerthError {}
 
 /** A Host header taken apart: `{podId}[-{ordinal}]-{port}.{domain}`. */
 interface PodAddress {
@@ -194,10 +190,10 @@ export class ProxyEngine implements FastPathHost {
   private parseHost(hostHeader: string): PodAddress | ProxyError {
     const host = (hostHeader.startsWith('[') ? hostHeader : hostHeader.replace(/:\d+$/, '')).toLowerCase();
     if (!host.endsWith(this.domainSuffix)) {
-      return new ProxyError(404, 'NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix}`);
+      return new ProxyError('NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix}`);
     }
     const m = HOST_LABEL.exec(host.slice(0, host.length - this.domainSuffix.length));
-    if (!m) return new ProxyError(404, 'NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix} or {podId}-{instance}-{port}${this.domainSuffix}`);
+    if (!m) return new ProxyError('NOT_FOUND', `${host} is not a pod address: this proxy serves {podId}-{port}${this.domainSuffix} or {podId}-{instance}-{port}${this.domainSuffix}`);
     return { podId: m[1]!, ordinal: m[2], port: Number(m[3]) };
   }
 
@@ -224,25 +220,25 @@ export class ProxyEngine implements FastPathHost {
    */
   private resolve(req: IncomingMessage): Target | 'login' | Promise<Target | 'login'> {
     const hostHeader = req.headers.host;
-    if (!hostHeader) throw new ProxyError(400, 'NO_HOST', 'the request has no Host header; ask for http://{podId}-{port}.<domain>/');
+    if (!hostHeader) throw new ProxyError('NO_HOST', 'the request has no Host header; ask for http://{podId}-{port}.<domain>/');
     const addr = this.address(hostHeader);
     if (addr instanceof ProxyError) throw addr;
     const { podId, ordinal, port: portNo } = addr;
     const route = this.opts.routes.get(podId);
-    if (!route) throw new ProxyError(404, 'POD_NOT_FOUND', `pod ${podId} not found`);
+    if (!route) throw new ProxyError('POD_NOT_FOUND', `pod ${podId} not found`);
     const port = route.ports.get(portNo);
     if (!port) {
       const listed = [...route.ports.values()].map((p) => `${p.port}/${p.protocol}`).join(', ');
-      throw new ProxyError(404, 'PORT_NOT_EXPOSED', `pod ${podId} does not expose port ${portNo} (${listed ? `it exposes ${listed}` : 'it exposes no ports'})`);
+      throw new ProxyError('PORT_NOT_EXPOSED', `pod ${podId} does not expose port ${portNo} (${listed ? `it exposes ${listed}` : 'it exposes no ports'})`);
     }
     if (port.protocol !== 'http') {
-      throw new ProxyError(404, 'PORT_NOT_HTTP', `port ${portNo} of pod ${podId} is exposed as tcp, not http: connect to it directly at the node's public address and its mapped port (berth pod get ${podId})`);
+      throw new ProxyError('PORT_NOT_HTTP', `port ${portNo} of pod ${podId} is exposed as tcp, not http: connect to it directly at the node's public address and its mapped port (berth pod get ${podId})`);
     }
     if (port.private) {
       if (req.url?.startsWith(PROXY_LOGIN_PATH)) return 'login';
       return this.authorize(req, route, portNo).then((grant) => {
         if (grant === 'denied') {
-          throw new ProxyError(401, 'UNAUTHORIZED', `port ${portNo} of pod ${podId} is private: send the owner's API key as "Authorization: Bearer <key>", or open a one-time link (POST /api/v1/pods/${podId}/proxy-link)`);
+          throw new ProxyError('UNAUTHORIZED', `port ${portNo} of pod ${podId} is private: send the owner's API key as "Authorization: Bearer <key>", or open a one-time link (POST /api/v1/pods/${podId}/proxy-link)`);
         }
         return this.pick(route, port, podId, portNo, ordinal, grant === 'bearer');
       });
@@ -252,15 +248,15 @@ export class ProxyEngine implements FastPathHost {
 
   private pick(route: PodRoute, port: PortRoute, podId: string, portNo: number, ordinal: string | undefined, stripAuthorization: boolean): Target {
     if (route.status !== 'RUNNING') {
-      throw new ProxyError(503, 'POD_NOT_RUNNING', `pod ${podId} is ${route.status}${route.statusMessage ? ` (${route.statusMessage})` : ''}; it serves port ${portNo} once it is RUNNING`);
+      throw new ProxyError('POD_NOT_RUNNING', `pod ${podId} is ${route.status}${route.statusMessage ? ` (${route.statusMessage})` : ''}; it serves port ${portNo} once it is RUNNING`);
     }
     let upstream;
     if (ordinal !== undefined) {
       upstream = port.upstreams.find((u) => u.instanceId === `${podId}-${ordinal}`);
-      if (!upstream) throw new ProxyError(503, 'INSTANCE_NOT_RUNNING', `instance ${podId}-${ordinal} of pod ${podId} is not running or does not exist`);
+      if (!upstream) throw new ProxyError('INSTANCE_NOT_RUNNING', `instance ${podId}-${ordinal} of pod ${podId} is not running or does not exist`);
     } else {
       const n = port.upstreams.length;
-      if (n === 0) throw new ProxyError(503, 'NO_RUNNING_INSTANCE', `no running instance of pod ${podId} serves port ${portNo} yet`);
+      if (n === 0) throw new ProxyError('NO_RUNNING_INSTANCE', `no running instance of pod ${podId} serves port ${portNo} yet`);
       upstream = port.upstreams[port.next++ % n]!;
       if (port.next >= 1e9) port.next = 0;
     }
@@ -307,7 +303,7 @@ export class ProxyEngine implements FastPathHost {
     this.opts.access.login(url.searchParams.get('token') ?? '').then(
       (login) => {
         if (!login || !route || !grantFits(login.grant, route, Number(m![3]))) {
-          return this.fail(req, res, new ProxyError(401, 'UNAUTHORIZED', 'this link is not valid here, has expired or was used already: ask the API for a new one'));
+          return this.fail(req, res, new ProxyError('UNAUTHORIZED', 'this link is not valid here, has expired or was used already: ask the API for a new one'));
         }
         const next = url.searchParams.get('next');
         res.writeHead(302, {
@@ -368,7 +364,7 @@ export class ProxyEngine implements FastPathHost {
       .then(() => this.resolve(req))
       .then(
         (target) => {
-          if (target === 'login') return rawAnswer(socket, 400, 'a login link is not an upgrade');
+          if (target === 'login') return rawAnswer(socket, new ProxyError('VALIDATION', 'a login link is not an upgrade'));
           const upstream: Socket = tcpConnect({ host: target.upstream.host, port: target.upstream.port, noDelay: true });
           this.sockets.add(upstream);
           upstream.once('close', () => this.sockets.delete(upstream));
@@ -395,7 +391,7 @@ export class ProxyEngine implements FastPathHost {
           });
           socket.once('close', () => upstream.destroy());
           upstream.once('close', () => {
-            if (!answered && !socket.destroyed) rawAnswer(socket, 502, upstreamFailure(target, failure ?? noAnswer()));
+            if (!answered && !socket.destroyed) rawAnswer(socket, new ProxyError('UPSTREAM_FAILED', upstreamFailure(target, failure ?? noAnswer())));
             else socket.destroy();
           });
           if (this.idleMs > 0) {
@@ -408,21 +404,21 @@ export class ProxyEngine implements FastPathHost {
           }
         },
         (err: unknown) => {
-          if (err instanceof ProxyError) rawAnswer(socket, err.status, err.message, err.code);
+          if (err instanceof ProxyError) rawAnswer(socket, err);
           else {
             this.log.error({ err }, 'proxy upgrade failed');
-            rawAnswer(socket, 500, 'internal error in the proxy');
+            rawAnswer(socket, new ProxyError('INTERNAL', 'internal error in the proxy'));
           }
         },
       );
   }
 
   private fail(req: IncomingMessage, res: ServerResponse, err: unknown): void {
-    const e = err instanceof ProxyError ? err : new ProxyError(500, 'INTERNAL', 'internal error in the proxy');
+    const e = err instanceof ProxyError ? err : new ProxyError('INTERNAL', 'internal error in the proxy');
     if (!(err instanceof ProxyError)) this.log.error({ err }, 'proxy request failed');
     // Drain what the client is still sending so a keep-alive connection stays usable.
     req.resume();
-    sendError(req, res, e.status, e.code, e.message);
+    sendError(req, res, e);
   }
 }
 
@@ -486,7 +482,7 @@ class ResponseRelay implements Dispatcher.DispatchHandlers {
     this.log.debug({ err, upstream: this.target.upstream.origin }, 'upstream failed');
     this.req.resume();
     const timeout = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
-    sendError(this.req, this.res, timeout ? 504 : 502, timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED', upstreamFailure(this.target, err));
+    sendError(this.req, this.res, new ProxyError(timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED', upstreamFailure(this.target, err)));
   }
 }
 
@@ -511,25 +507,27 @@ function upstreamFailure(target: Target, err: Error & { code?: string }): string
   return `${where} failed to answer: ${err.message}`;
 }
 
-function sendError(req: IncomingMessage, res: ServerResponse, status: number, code: string, message: string): void {
+function sendError(req: IncomingMessage, res: ServerResponse, err: BerthError): void {
   if (res.headersSent) {
     res.destroy();
     return;
   }
-  const { type, body } = errorBody(status, code, message, req.headers.accept ?? '');
-  res.writeHead(status, {
+  const { type, body } = errorBody(err, req.headers.accept ?? '');
+  res.writeHead(err.status, {
     'content-type': type,
     'content-length': Buffer.byteLength(body),
-    'x-berth-error': `BERTH_ERR_${code}`,
+    'x-berth-error': err.code,
     'cache-control': 'no-store',
   });
   res.end(body);
 }
 
-function rawAnswer(socket: Duplex, status: number, message: string, code = 'UPSTREAM_FAILED'): void {
+/** The refusal of a WebSocket upgrade, always as text: the socket is not an HTTP response. */
+function rawAnswer(socket: Duplex, err: BerthError): void {
   if (!socket.writable) return void socket.destroy();
-  const body = `${message}\n`;
-  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : status === 502 ? 'Bad Gateway' : 'Error'}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-berth-error: BERTH_ERR_${code}\r\nconnection: close\r\n\r\n${body}`);
+  const { status } = err;
+  const { type, body } = errorBody(err, '');
+  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : status === 502 ? 'Bad Gateway' : 'Error'}\r\ncontent-type: ${type}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-berth-error: ${err.code}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 function clientAddress(addr: string | undefined): string {

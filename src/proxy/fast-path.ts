@@ -15,6 +15,7 @@ import { connect as tcpConnect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { ChunkedEnd, MAX_HEAD_BYTES, parseRequestHead, parseResponseHead, type Framing, type RequestHead, type ResponseHead } from './http1.js';
+import { BerthError, problemDocument, REASON_PHRASES } from '../model/index.js';
 import type { PortRoute, PodRoute, Upstream } from './routes.js';
 
 /** Where a request goes: the pod, its port and the instance picked. */
@@ -504,7 +505,7 @@ export class FastConnection implements Sweepable {
     for (;;) {
       const end = str !== undefined ? str.indexOf('\r\n\r\n', start) : buf.indexOf(CRLFCRLF, start);
       if (end < 0) {
-        if (buf.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail(502, 'UPSTREAM_FAILED', this.where('sent a response head larger than 64 KiB'));
+        if (buf.length - start > MAX_RESPONSE_HEAD_BYTES) return this.fail('UPSTREAM_FAILED', this.where('sent a response head larger than 64 KiB'));
         // The rest of the head is still to come: keep what is here (a copy: the read buffer is reused).
         this.responseHead = Buffer.from(buf.subarray(start));
         return;
@@ -520,10 +521,10 @@ export class FastConnection implements Sweepable {
           this.lastResponse = { text, method, res };
         }
       } catch (err) {
-        return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a response the proxy cannot pass on: ${(err as Error).message}`));
+        return this.fail('UPSTREAM_FAILED', this.where(`sent a response the proxy cannot pass on: ${(err as Error).message}`));
       }
       start = end + 4;
-      if (res.status === 101) return this.fail(502, 'UPSTREAM_FAILED', this.where('switched protocols without being asked to'));
+      if (res.status === 101) return this.fail('UPSTREAM_FAILED', this.where('switched protocols without being asked to'));
       // 100 Continue and other interim answers: the full path drops them too.
       if (res.status < 200) continue;
       this.phase = Phase.Body;
@@ -556,7 +557,7 @@ export class FastConnection implements Sweepable {
       try {
         bodyEnd = this.bodyEnd(body);
       } catch (err) {
-        return this.fail(502, 'UPSTREAM_FAILED', this.where(`sent a malformed chunked body: ${(err as Error).message}`));
+        return this.fail('UPSTREAM_FAILED', this.where(`sent a malformed chunked body: ${(err as Error).message}`));
       }
       const part = bodyEnd < 0 ? body : body.subarray(0, bodyEnd);
       if (part.length <= COALESCE_BYTES) {
@@ -623,17 +624,17 @@ export class FastConnection implements Sweepable {
         return this.dispatch(this.host.upstreams.connect(this.target!.upstream));
       }
       const e: Error & { code?: string } = err ?? noAnswer();
-      return this.fail(502, 'UPSTREAM_FAILED', this.host.upstreamFailure(this.target!, e));
+      return this.fail('UPSTREAM_FAILED', this.host.upstreamFailure(this.target!, e));
     }
     if (this.phase === Phase.Body && this.framing === 'close') return this.finish(false);
-    if (this.phase === Phase.Head) return this.fail(502, 'UPSTREAM_FAILED', this.where('closed the connection in the middle of a response head'));
+    if (this.phase === Phase.Head) return this.fail('UPSTREAM_FAILED', this.where('closed the connection in the middle of a response head'));
     // The body was cut short: so is the client's copy.
     this.socket.destroy();
   }
 
   onUpstreamTimeout(): void {
     if (this.host.idleMs === 0) return; // the timer is the pool's idle limit; an exchange may take as long as it takes
-    if (this.phase === Phase.Head) return this.fail(504, 'UPSTREAM_TIMEOUT', this.where('did not answer in time'));
+    if (this.phase === Phase.Head) return this.fail('UPSTREAM_TIMEOUT', this.where('did not answer in time'));
     this.abort();
   }
 
@@ -667,12 +668,13 @@ export class FastConnection implements Sweepable {
   }
 
   /** Answers an error before any of the response went out. */
-  private fail(status: number, code: string, message: string): void {
+  private fail(kind: 'UPSTREAM_FAILED' | 'UPSTREAM_TIMEOUT', message: string): void {
     this.up?.destroy();
     this.up = undefined;
-    this.host.log.debug({ upstream: this.target?.upstream.origin, status, message }, 'upstream failed');
+    const err = new BerthError(kind, message);
+    this.host.log.debug({ upstream: this.target?.upstream.origin, status: err.status, message }, 'upstream failed');
     if (this.bodyLeft > 0) this.closeAfter = true;
-    this.socket.write(errorResponse(status, code, message, this.head?.accept ?? '', this.closeAfter), 'latin1');
+    this.socket.write(errorResponse(err, this.head?.accept ?? '', this.closeAfter), 'latin1');
     this.finish(false);
   }
 
@@ -722,19 +724,15 @@ export class FastConnection implements Sweepable {
   }
 }
 
-const REASONS: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout' };
-
-/** An error answer, worded and typed as the full path's sendError words and types it. */
-export function errorBody(status: number, code: string, message: string, accept: string): { type: string; body: string } {
+/** An error answer, worded and typed as the full path's sendError words and types it: the problem document when the client asks for JSON. */
+export function errorBody(err: BerthError, accept: string): { type: string; body: string } {
   const wantsJson = /json/.test(accept) && !/html/.test(accept);
-  return wantsJson
-    ? { type: 'application/problem+json', body: JSON.stringify({ type: 'about:blank', title: message, status, code: `BERTH_ERR_${code}`, detail: message }) }
-    : { type: 'text/plain; charset=utf-8', body: `${message}\n` };
+  return wantsJson ? { type: 'application/problem+json', body: JSON.stringify(problemDocument(err, 'proxy').body) } : { type: 'text/plain; charset=utf-8', body: `${err.message}\n` };
 }
 
-function errorResponse(status: number, code: string, message: string, accept: string, close: boolean): Buffer {
-  const { type, body } = errorBody(status, code, message, accept);
+function errorResponse(err: BerthError, accept: string, close: boolean): Buffer {
+  const { type, body } = errorBody(err, accept);
   const bytes = Buffer.from(body);
-  const head = `HTTP/1.1 ${status} ${REASONS[status] ?? 'Error'}\r\ncontent-type: ${type}\r\ncontent-length: ${bytes.length}\r\nx-berth-error: BERTH_ERR_${code}\r\ncache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
+  const head = `HTTP/1.1 ${err.status} ${REASON_PHRASES[err.status] ?? 'Error'}\r\ncontent-type: ${type}\r\ncontent-length: ${bytes.length}\r\nx-berth-error: ${err.code}\r\ncache-control: no-store\r\n${close ? 'connection: close\r\n' : ''}\r\n`;
   return Buffer.concat([Buffer.from(head, 'latin1'), bytes]);
 }

@@ -1,23 +1,6 @@
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { BerthError, invalid, type Problem } from '../../model/index.js';
-import { problemsFromValidation, toBerthError } from '../problem.js';
-
-/** HTTP reason phrases, the `title`s RunPod's v2 problems carry ("Not Found", "Conflict"...). */
-const TITLES: Record<number, string> = {
-  400: 'Bad Request',
-  401: 'Unauthorized',
-  403: 'Forbidden',
-  404: 'Not Found',
-  409: 'Conflict',
-  413: 'Content Too Large',
-  415: 'Unsupported Media Type',
-  422: 'Unprocessable Entity',
-  500: 'Internal Server Error',
-  502: 'Bad Gateway',
-  503: 'Service Unavailable',
-};
-
-const line = (p: Problem): string => `${p.path}: ${p.message}`;
+import { answerStatus, BerthError, invalid, problemDocument } from '../../model/index.js';
+import { problemsFromValidation, toBerthError, writeProblem } from '../problem.js';
 
 type AjvIssues = Parameters<typeof problemsFromValidation>[0];
 
@@ -37,15 +20,11 @@ function readableIssues(issues: AjvIssues): AjvIssues {
  * The error, its HTTP status and its problems: a request that breaks the schema answers
  * `schemaStatus` (v2's 422, v1's 400) listing each violation; other failures keep Berth's status.
  */
-function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number; problems: Problem[] } {
+function classify(err: unknown, schemaStatus: number): { be: BerthError; status: number } {
   const fe = err as FastifyError & { validation?: AjvIssues; validationContext?: string };
-  if (fe.validation) {
-    const problems = problemsFromValidation(readableIssues(fe.validation), fe.validationContext ?? 'body');
-    return { be: invalid(problems), status: schemaStatus, problems };
-  }
+  if (fe.validation) return { be: invalid(problemsFromValidation(readableIssues(fe.validation), fe.validationContext ?? 'body')), status: schemaStatus };
   const be = toBerthError(err);
-  const status = typeof be.extra.httpStatus === 'number' ? be.extra.httpStatus : be.status;
-  return { be, status, problems: be.problems };
+  return { be, status: answerStatus(be) };
 }
 
 /**
@@ -53,23 +32,9 @@ function classify(err: unknown, schemaStatus: number): { be: BerthError; status:
  * body that breaks the contract, `errors` (one string per violation), plus Berth's stable `code`.
  */
 export function sendV2Problem(req: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
-  const { be, status, problems } = classify(err, 422);
+  const { be, status } = classify(err, 422);
   if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
-  const { httpStatus: _h, allowedActions: _a, ...extra } = be.extra;
-  return reply
-    .code(status)
-    .type('application/problem+json')
-    .send({
-      // Extra members first: they may not replace the standard ones.
-      ...extra,
-      type: `https://berth.dev/errors/${be.code}`,
-      title: TITLES[status] ?? be.code,
-      status,
-      detail: be.message,
-      ...(problems.length ? { errors: problems.map(line) } : {}),
-      code: be.code,
-      instance: req.url,
-    });
+  return writeProblem(reply, problemDocument(be, 'runpod', { status, instance: req.url }));
 }
 
 /** REST v1's errors: `{"message": "..."}` with the status. */
