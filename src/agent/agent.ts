@@ -19,6 +19,7 @@ import {
 import { singleFileTar, type TarOwner } from '../runtime/tar.js';
 import type { ContainerInfo, ContainerPlan, CreateResult, Runtime } from '../runtime/types.js';
 import { containerPlan, holderPlan, infraPlan, podEnv, usesInfra } from './container-plan.js';
+import { GarbageCollector } from './garbage-collector.js';
 import { discoverGpus, type GpuInventory } from './gpus.js';
 import { LocalInfraImage } from './infra-image.js';
 import { HealthMonitor, type HealthAddress, type HealthTarget } from './health.js';
@@ -100,22 +101,11 @@ export class Agent {
   private nodeId!: NodeId;
   /** Logs, exec and the interactive access to this node's pods. */
   access!: LocalNodeAccess;
+  private gc!: GarbageCollector;
   private revision = 0;
   private readonly assignments = new Map<InstanceId, Assignment>();
   private readonly local = new Map<InstanceId, LocalState>();
   private readonly running = new Map<InstanceId, Promise<void>>();
-  /**
-   * Network volumes a reconcile pass in flight may mount: not removed until that pass is over. A
-   * volume removed between its creation and the container's would be made again by Docker,
-   * without labels, and never collected.
-   */
-  private readonly mounting = new Map<InstanceId, string>();
-  /** The network volumes the store has, as of the last watch. */
-  private networkVolumes: string[] | undefined;
-  /** A deleted network volume is still on Docker (in use, or a pass may mount it): try again after each pass. */
-  private networkVolumesLeft = false;
-  /** The removal of deleted network volumes under way: one at a time, and a volume is made only after it. */
-  private dropping: Promise<void> = Promise.resolve();
   private readonly again = new Set<InstanceId>();
   private readonly infraImage: LocalInfraImage;
   private readonly abort = new AbortController();
@@ -167,6 +157,7 @@ export class Agent {
     });
     this.nodeId = nodeId;
     this.access = new LocalNodeAccess(runtime, nodeId, (id) => this.assignments.get(id));
+    this.gc = new GarbageCollector(runtime, this.log, nodeId, (id) => this.assignments.has(id));
     if (known !== nodeId) await writeFile(idFile, nodeId + '\n');
 
     // Only this node's containers: a daemon may be shared (tests run several servers on one).
@@ -181,8 +172,8 @@ export class Agent {
     // First pass: pick up assignments, then remove containers that no assignment claims.
     const first = await channel.watch(nodeId, 0, 0);
     this.take(first.revision, first.assignments);
-    await this.dropNetworkVolumes(first.networkVolumes);
-    await this.collectOrphans();
+    await this.gc.dropNetworkVolumes(first.networkVolumes);
+    await this.gc.collectOrphans();
     this.loop = this.watchLoop();
     this.diskTimer = setInterval(() => void this.measureDisk(), 60_000);
     this.diskTimer.unref();
@@ -206,7 +197,7 @@ export class Agent {
         const res = await this.opts.channel.watch(this.nodeId, this.revision, this.opts.watchWaitMs, this.abort.signal);
         if (this.abort.signal.aborted) return;
         this.take(res.revision, res.assignments);
-        await this.dropNetworkVolumes(res.networkVolumes);
+        await this.gc.dropNetworkVolumes(res.networkVolumes);
         failures = 0;
       } catch (e) {
         if (this.abort.signal.aborted) return;
@@ -254,9 +245,7 @@ export class Agent {
       } while (this.again.has(id) && !this.abort.signal.aborted);
     })().finally(() => {
       this.running.delete(id);
-      this.mounting.delete(id);
-      // This pass may have let go of a deleted network volume (or been about to mount one).
-      if (this.networkVolumesLeft && this.networkVolumes) void this.dropNetworkVolumes(this.networkVolumes);
+      this.gc.passEnded(id);
     });
     this.running.set(id, pass);
   }
@@ -515,12 +504,7 @@ export class Agent {
     const { runtime } = this.opts;
     const work: Promise<void>[] = [];
     if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
-    if (a.networkVolume) {
-      // Noted first: a removal that starts from now on leaves it alone; one under way ends before it is made.
-      const name = a.networkVolume;
-      this.mounting.set(a.instanceId, name);
-      work.push(this.dropping.then(() => runtime.ensureVolume(name, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })));
-    }
+    if (a.networkVolume) work.push(this.gc.ensureNetworkVolume(a.instanceId, a.networkVolume));
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
         work.push(runtime.ensureVolume(ephemeralVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'ephemeral' }));
@@ -708,53 +692,6 @@ export class Agent {
       for (const id of this.assignments.keys()) this.kick(id);
     } catch (e) {
       this.log.debug({ err: e }, 'disk usage unavailable');
-    }
-  }
-
-  /** Removes the node's copies of deleted network volumes; one still mounted stays until its pod is gone. */
-  private dropNetworkVolumes(existing: string[]): Promise<void> {
-    const run = this.dropping.then(() => this.dropNetworkVolumesNow(existing));
-    this.dropping = run.catch(() => undefined);
-    return run;
-  }
-
-  private async dropNetworkVolumesNow(existing: string[]): Promise<void> {
-    this.networkVolumes = existing;
-    this.networkVolumesLeft = false;
-    const keep = new Set(existing);
-    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })) {
-      if (keep.has(v.name)) continue;
-      // Looked at now, not before the list: a pass may have started meanwhile.
-      if ([...this.mounting.values()].includes(v.name)) {
-        this.networkVolumesLeft = true;
-        continue;
-      }
-      await this.opts.runtime.removeVolume(v.name).then(
-        () => this.log.info({ volume: v.name }, 'removed a deleted network volume'),
-        (err: unknown) => {
-          this.networkVolumesLeft = true;
-          this.log.warn({ err, volume: v.name }, 'cannot remove a deleted network volume yet');
-        },
-      );
-    }
-  }
-
-  /** Containers and instance volumes with our labels that no assignment claims: left from pods deleted while away. */
-  private async collectOrphans(): Promise<void> {
-    // Only this node's containers: several agents may share one Docker daemon in tests.
-    const all = await this.opts.runtime.listContainers({ [LABELS.managed]: '', [LABELS.node]: this.nodeId });
-    for (const c of all) {
-      const id = c.labels[LABELS.instance] as InstanceId | undefined;
-      if (id && !this.assignments.has(id)) {
-        this.log.info({ container: c.name }, 'removing a container no assignment claims');
-        await this.opts.runtime.removeContainer(c.id);
-      }
-    }
-    for (const v of await this.opts.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId })) {
-      const id = v.labels[LABELS.instance] as InstanceId | undefined;
-      if (!id || this.assignments.has(id) || !INSTANCE_VOLUME_KINDS.includes(v.labels['berth.kind'] as InstanceVolumeKind)) continue;
-      this.log.info({ volume: v.name }, `removing a ${v.labels['berth.kind']} volume no assignment claims`);
-      await this.opts.runtime.removeVolume(v.name).catch((err: unknown) => this.log.warn({ err, volume: v.name }, 'cannot remove an orphaned volume'));
     }
   }
 }
