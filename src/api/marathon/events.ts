@@ -2,10 +2,10 @@
  * Marathon's event bus (`GET /v2/events`, `docs/docs/event-bus.md`): the pod events the routes
  * publish and the deployment and instance events of the deployment service, as Marathon writes them.
  */
-import type { ServerResponse } from 'node:http';
 import { canSee, type Caller, type DeploymentService, type MarathonEvent } from '../../control/index.js';
 import type { Instance, Node, OwnerId, PodId, PodSpec } from '../../model/index.js';
 import type { Store } from '../../store/types.js';
+import type { SseOptions, SseStream } from '../sse.js';
 import { marathonInstanceId } from './paths.js';
 import { deploymentView, taskState } from './views.js';
 
@@ -13,12 +13,12 @@ export type BusEvent = Record<string, unknown> & { eventType: string; timestamp:
 /** An event and whose pod it is about; a caller hears of its own pods only (admins of all). */
 type Listener = (e: BusEvent, owner: OwnerId) => void;
 
-/** A comment line now and then keeps proxies from closing a quiet stream. */
-const KEEPALIVE_MS = 25_000;
+/** How /v2/events streams: Marathon's bare content type, and a bare `:` comment every 25 s to keep proxies from closing a quiet stream. */
+export const EVENT_STREAM: SseOptions = { contentType: 'text/event-stream', keepAliveMs: 25_000, keepAlive: '' };
 
 export class MarathonEventBus {
   private readonly listeners = new Set<Listener>();
-  private readonly streams = new Set<ServerResponse>();
+  private readonly streams = new Set<SseStream>();
   private readonly owners = new Map<PodId, OwnerId>();
   /** Subscribed to the deployment service only while a stream is open: its instance events read the store on every instance change. */
   private unsubscribe: (() => void) | undefined;
@@ -49,21 +49,18 @@ export class MarathonEventBus {
    * Streams events to one client: `event_stream_attached` first (published to everyone, as Marathon
    * does), then every event whose type passes the filter, until the client goes away.
    */
-  attach(res: ServerResponse, caller: Caller, remoteAddress: string, types: string[]): void {
+  attach(stream: SseStream, caller: Caller, remoteAddress: string, types: string[]): void {
     const wanted = (t: string) => types.length === 0 || types.includes(t);
     const listener: Listener = (e, owner) => {
-      if (wanted(e.eventType) && canSee(caller, owner)) res.write(`event: ${e.eventType}\ndata: ${JSON.stringify(e)}\n\n`);
+      if (wanted(e.eventType) && canSee(caller, owner)) stream.send({ event: e.eventType, data: e });
     };
-    const keepalive = setInterval(() => res.write(':\n\n'), KEEPALIVE_MS);
-    keepalive.unref();
     this.listeners.add(listener);
     this.listen();
-    this.streams.add(res);
-    res.on('close', () => {
-      clearInterval(keepalive);
+    this.streams.add(stream);
+    stream.closed.addEventListener('abort', () => {
       this.listeners.delete(listener);
       this.quiet();
-      this.streams.delete(res);
+      this.streams.delete(stream);
       this.publish({ eventType: 'event_stream_detached', remoteAddress }, caller.owner);
     });
     this.publish({ eventType: 'event_stream_attached', remoteAddress }, caller.owner);
@@ -73,7 +70,7 @@ export class MarathonEventBus {
   close(): void {
     this.unsubscribe?.();
     this.unsubscribe = undefined;
-    for (const res of this.streams) res.end();
+    for (const stream of this.streams) stream.end();
     this.listeners.clear();
   }
 

@@ -10,9 +10,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canSee, type Caller, type DeploymentService } from '../../control/index.js';
 import { BerthError, type Instance, type OwnerId, type PodId } from '../../model/index.js';
 import { jsonErrorWithoutText } from '../problem.js';
+import { openSse } from '../sse.js';
 import type { PodDetail, Store } from '../../store/types.js';
 import { DEFAULT_IMAGE, marathonProblem, toPodInput } from './convert.js';
-import { MarathonEventBus } from './events.js';
+import { EVENT_STREAM, MarathonEventBus } from './events.js';
 import { berthInstanceId, canonicalPath, INSTANCE_ID } from './paths.js';
 import { parseDefinition, validateUpdate, type Violation } from './validate.js';
 import { withDefinition } from './synthesize.js';
@@ -321,12 +322,8 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
 
   app.get('/events', hide, async (req, reply) => {
     if (!String(req.headers.accept ?? '').includes('text/event-stream')) throw new MarathonReply(405, { message: 'HTTP 405 Method Not Allowed' });
-    reply.hijack();
-    const res = reply.raw;
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-    // Now, not with the first event: a filtered stream may stay quiet for long.
-    res.flushHeaders();
-    ctx.bus.attach(res, req.caller, req.ip, list((req.query as Record<string, unknown>).event_type));
+    // The head goes out now, not with the first event: a filtered stream may stay quiet for long.
+    ctx.bus.attach(openSse(reply, EVENT_STREAM), req.caller, req.ip, list((req.query as Record<string, unknown>).event_type));
   });
 
   app.get('/queue', hide, async (req) => {

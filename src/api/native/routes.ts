@@ -5,31 +5,12 @@ import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type N
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
+import { openSse } from '../sse.js';
 import { nodesKeyOf, podSummary, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
 import { registerSecretRoutes } from './secrets.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
-
-/** Starts a text/event-stream reply that Fastify no longer manages; returns a writer and a close signal. */
-export function openSse(req: FastifyRequest, reply: FastifyReply): { send: (event: string, data: unknown, id?: number | string) => boolean; closed: AbortSignal; end: () => void } {
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  res.write(': berth\n\n');
-  const ac = new AbortController();
-  req.raw.on('close', () => ac.abort());
-  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
-  ac.signal.addEventListener('abort', () => clearInterval(ping));
-  return {
-    send: (event, data, id) => res.write(`${id !== undefined ? `id: ${id}\n` : ''}event: ${event}\ndata: ${JSON.stringify(data)}\n\n`),
-    closed: ac.signal,
-    end: () => {
-      clearInterval(ping);
-      res.end();
-    },
-  };
-}
 
 /**
  * Runs `fn` even when the schema found problems, so the answer lists the schema's problems and the
@@ -129,16 +110,16 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     // container's follower at once rather than when its first line comes.
     const pending = it.next();
     const early = await Promise.race([pending, new Promise<'quiet'>((r) => setTimeout(() => r('quiet'), 250))]);
-    const sse = openSse(req, reply);
+    const sse = openSse(reply, { hello: 'berth' });
     try {
       let r = early === 'quiet' ? await pending : early;
       while (!r.done && !sse.closed.aborted) {
-        sse.send('log', r.value);
+        sse.send({ event: 'log', data: r.value });
         r = await it.next();
       }
-      if (!sse.closed.aborted) sse.send('end', { reason: 'the container stopped or the stream ended' });
+      if (!sse.closed.aborted) sse.send({ event: 'end', data: { reason: 'the container stopped or the stream ended' } });
     } catch (e) {
-      if (!sse.closed.aborted) sse.send('error', { message: (e as Error).message });
+      if (!sse.closed.aborted) sse.send({ event: 'error', data: { message: (e as Error).message } });
     } finally {
       await it.return?.();
       sse.end();
@@ -156,7 +137,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   app.get('/events', { schema: { ...tags('events'), summary: 'Pod changes as server-sent events (event "pod"); ?pod= for one pod', querystring: { type: 'object', properties: { since: { type: 'integer' }, pod: { type: 'string' } } } } }, async (req: Req<unknown, { since?: number; pod?: string }>, reply) => {
     const since = req.query.since ?? Number(req.headers['last-event-id'] ?? NaN);
     const only = req.query.pod;
-    const sse = openSse(req, reply);
+    const sse = openSse(reply, { hello: 'berth' });
     let queue = Promise.resolve();
     const sendPod = (id: string, revision: number) => {
       if (only && id !== only) return;
@@ -164,7 +145,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
         .then(async () => {
           const d = await store.getPod(id as PodId);
           if (!d || !canSee(req.caller, d.pod.owner) || sse.closed.aborted) return;
-          sse.send('pod', await view(d), revision);
+          sse.send({ event: 'pod', id: revision, data: await view(d) });
         })
         // One failed read must not end the stream, nor go unhandled.
         .catch((err: unknown) => req.log.warn({ err, pod: id }, 'event not sent'));

@@ -9,6 +9,7 @@ import type { AgentService } from '../../control/index.js';
 import { BerthError } from '../../model/index.js';
 import { toDockerTimestamp } from '../../runtime/streams.js';
 import type { PodDetail } from '../../store/types.js';
+import { openSse } from '../sse.js';
 
 export interface LogQuery {
   source?: string;
@@ -79,18 +80,13 @@ export async function streamPodLogs(req: FastifyRequest, reply: FastifyReply, d:
   const cursor = cursorOf(Array.isArray(lastEventId) ? lastEventId[0] : lastEventId, q.since);
   const inst = d.instances[0];
 
-  reply.hijack();
-  const res = reply.raw;
-  res.writeHead(200, { 'content-type': 'text/event-stream; charset=utf-8', 'cache-control': 'no-cache', connection: 'keep-alive', 'x-accel-buffering': 'no' });
-  const ac = new AbortController();
-  req.raw.on('close', () => ac.abort());
-  const ping = setInterval(() => res.write(': ping\n\n'), 15_000);
+  const sse = openSse(reply);
   const seqs = new Map<string, Sequencer>();
   const send = (src: 'container' | 'system', ts: string, line: string): void => {
     const s = seqs.get(src) ?? new Sequencer(cursor);
     seqs.set(src, s);
     const id = s.next(ts);
-    if (id && !ac.signal.aborted) res.write(`id: ${id}\ndata: ${JSON.stringify({ ts, source: src, line })}\n\n`);
+    if (id) sse.send({ id, data: { ts, source: src, line } });
   };
   try {
     if (source !== 'container') for (const l of systemLines(d)) send('system', l.ts, l.line);
@@ -99,13 +95,12 @@ export async function streamPodLogs(req: FastifyRequest, reply: FastifyReply, d:
       const opts = cursor ? { follow: true, since: (Number(cursor.nanos / 1_000_000n) / 1000).toFixed(3) } : { follow: true, tail: q.tail ?? 100 };
       try {
         const access = agents.nodeAccess(inst.nodeId);
-        for await (const l of access.logs(inst.id, undefined, opts, ac.signal)) send('container', l.time, l.text);
+        for await (const l of access.logs(inst.id, undefined, opts, sse.closed)) send('container', l.time, l.text);
       } catch (e) {
         send('system', new Date().toISOString(), `no container output: ${(e as Error).message}`);
       }
     }
   } finally {
-    clearInterval(ping);
-    res.end();
+    sse.end();
   }
 }
