@@ -4,7 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +190,63 @@ describe('berth server', () => {
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
       assert.match(stderr, /SIGTERM: shutting down[\s\S]*Berth stopped\n$/);
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+  it('names the port that is taken, whose it is, and the flag and variable that move it', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-server-'));
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    const port = (taken.address() as AddressInfo).port;
+    const server = (args: string[], env: Record<string, string> = {}) =>
+      run(['server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent', ...args], { XDG_CONFIG_HOME: dir, ...env });
+    try {
+      const ssh = await server(['--ssh-port', String(port)]);
+      assert.equal(ssh.code, 1, ssh.stderr);
+      assert.equal(ssh.stderr, `error: 127.0.0.1:${port}, the port of the SSH gateway, is already in use: is another Berth running? Pick another with --ssh-port (or BERTH_SSH_PORT), or run without the SSH gateway: --no-ssh\n`);
+      const proxy = await server([], { BERTH_PROXY_PORT: String(port) });
+      assert.equal(proxy.code, 1, proxy.stderr);
+      assert.equal(proxy.stderr, `error: 127.0.0.1:${port}, the port of the HTTP proxy, is already in use: is another Berth running? Pick another with --proxy-port (or BERTH_PROXY_PORT), or run without the HTTP proxy: --no-proxy\n`);
+      const api = await run(['server', '--data-dir', join(dir, 'data'), '--port', String(port), '--host', '127.0.0.1', '--no-agent', '--no-proxy', '--no-ssh', '--log-level', 'silent'], { XDG_CONFIG_HOME: dir });
+      assert.equal(api.code, 1, api.stderr);
+      assert.equal(api.stderr, `error: 127.0.0.1:${port}, the port of the API, is already in use: is another Berth running? Pick another with --port (or BERTH_PORT)\n`);
+      const twice = await server(['--ssh-port', '7781', '--proxy-port', '7781']);
+      assert.deepEqual(twice, { code: 1, stdout: '', stderr: 'error: --proxy-port and --ssh-port are both 7781: the HTTP proxy and the SSH gateway each need a port of their own\n' });
+    } finally {
+      await new Promise((resolve) => taken.close(resolve));
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('leaves a CLI config for another server as it is, and says how to switch it to this one', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-cli-server-'));
+    const configFile = join(dir, 'berth', 'config.json');
+    const other = `${JSON.stringify({ url: 'http://gpu-box:7700', apiKey: 'berth_elsewhere' }, null, 2)}\n`;
+    await mkdir(join(dir, 'berth'));
+    await writeFile(configFile, other);
+    const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
+    const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the note on the CLI config', async () => (/To use this server with berth, run:\n.*\n/.test(stderr) ? true : undefined), 30_000);
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
+      assert.ok(url, stderr);
+      const keyFile = join(dir, 'data', 'admin.key');
+      assert.ok(
+        stderr.includes(`The berth CLI config ${configFile} is for another server (http://gpu-box:7700); it was left as it is. To use this server with berth, run:\n  berth login --url ${url} --api-key "$(cat ${keyFile})"\n`),
+        stderr,
+      );
+      assert.doesNotMatch(stderr, /^Saved /m);
+      assert.equal(await readFile(configFile, 'utf8'), other);
+      // The command it gives works as written.
+      const login = await run(['login', '--url', url, '--api-key', (await readFile(keyFile, 'utf8')).trim()], { XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' });
+      assert.equal(login.code, 0, login.stderr);
+      assert.equal((JSON.parse(await readFile(configFile, 'utf8')) as { url: string }).url, url);
+    } finally {
+      child.kill('SIGTERM');
+      assert.equal(await exited, 0);
       await rm(dir, { recursive: true, force: true });
     }
   });

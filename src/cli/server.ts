@@ -80,6 +80,23 @@ export interface RunningServer {
   close(): Promise<void>;
 }
 
+/** The ports the server listens on; `undefined` for a listener that is off, 0 for any free port. */
+export interface ListenPorts {
+  api: number;
+  proxy: number | undefined;
+  ssh: number | undefined;
+}
+
+/** The ports `options` ask for, defaults filled in: a random API port (0) makes the proxy's and the gateway's random too. */
+export function listenPorts(options: Pick<ServerOptions, 'port' | 'proxy' | 'proxyPort' | 'ssh' | 'sshPort'>): ListenPorts {
+  const api = options.port ?? 7700;
+  return {
+    api,
+    proxy: options.proxy === false ? undefined : (options.proxyPort ?? (api === 0 ? 0 : 7780)),
+    ssh: options.ssh === false ? undefined : (options.sshPort ?? (api === 0 ? 0 : 2222)),
+  };
+}
+
 export function defaultDataDir(): string {
   if (process.env.BERTH_DATA_DIR) return process.env.BERTH_DATA_DIR;
   return process.getuid?.() === 0 ? '/var/lib/berth' : join(homedir(), '.local', 'share', 'berth');
@@ -103,7 +120,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const agents = new AgentService(store, pods, sealer);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
-  const port = options.port ?? 7700;
+  const ports = listenPorts(options);
+  const port = ports.api;
   const host = options.host ?? '0.0.0.0';
   const tls = await readTls(options);
   const tokens = await ProxyTokens.open(dataDir);
@@ -113,13 +131,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   let app: FastifyInstance;
   try {
     // Proxy and gateway first: their bound ports go into every pod view the API renders.
-    if (options.proxy !== false) {
+    if (ports.proxy !== undefined) {
       proxy = await ProxyServer.start({
         store,
         keys,
         tokens,
         logger: logger.child({ part: 'proxy' }),
-        port: options.proxyPort ?? (port === 0 ? 0 : 7780),
+        port: ports.proxy,
         host,
         domain: options.proxyDomain ?? 'localhost',
         idleTimeoutMs: (options.proxyIdleTimeoutSeconds ?? 0) * 1000,
@@ -128,8 +146,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       });
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
-    if (options.ssh !== false) {
-      ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: options.sshPort ?? (port === 0 ? 0 : 2222), host });
+    if (ports.ssh !== undefined) {
+      ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
     app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });

@@ -1,11 +1,17 @@
 /** `berth server`: the all-in-one server (API, control plane and the local agent) in the foreground. */
-import { readFile } from 'node:fs/promises';
-import { readConfig, writeConfig } from '../config.js';
+import { access, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { normalizeUrl } from '../client.js';
+import { DEFAULT_URL, readConfig, writeConfig, type CliConfig } from '../config.js';
+import type { ListenPorts, RunningServer } from '../server.js';
 import { UserError, type Output } from '../output.js';
 import { defineCommand } from './define.js';
 import { untilSignal } from './lifecycle.js';
 
-const LOCAL_HOSTS = new Set(['0.0.0.0', '::', '127.0.0.1', '::1', 'localhost']);
+const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
+
+/** Names of this machine in a URL; the server's own URL says 127.0.0.1 when it listens on every address. */
+const LOOPBACK = new Set(['127.0.0.1', '[::1]', 'localhost']);
 
 export const server = defineCommand({
   name: 'server',
@@ -42,7 +48,10 @@ export const server = defineCommand({
   ],
   async handler({ opts, ctx }) {
     // Loaded here, not at the top: every other command would otherwise pay for Fastify, Docker and the store.
-    const { startServer } = await import('../server.js');
+    const { listenPorts, startServer } = await import('../server.js');
+    const ports = listenPorts(opts);
+    const clash = LISTENERS.flatMap((a, i) => LISTENERS.slice(i + 1).filter((b) => ports[a.key] && ports[a.key] === ports[b.key]).map((b) => [a, b] as const))[0];
+    if (clash) throw new UserError(`${clash[0].flag} and ${clash[1].flag} are both ${ports[clash[0].key]}: ${clash[0].what} and ${clash[1].what} each need a port of their own`);
     const running = await startServer({
       port: opts.port,
       host: opts.host,
@@ -67,33 +76,50 @@ export const server = defineCommand({
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
     }).catch((err: unknown) => {
-      throw systemError(err, opts.host, opts.port) ?? err;
+      throw systemError(err, opts.host, ports) ?? err;
     });
     const out = ctx.out;
     out.note(`Berth is listening on ${running.url} (data in ${running.dataDir}${running.agent ? '' : '; no local agent'})`);
     const { proxy, ssh } = running.endpoints;
     if (proxy) out.note(`HTTP proxy: ${proxy.scheme}://{podId}-{port}.${proxy.domain}:${proxy.port}/`);
     if (ssh) out.note(`SSH gateway: ssh -p ${ssh.port} {podId}@${ssh.host}`);
-    if (running.adminKeyPath) {
-      const localUrl = LOCAL_HOSTS.has(opts.host) ? `http://127.0.0.1:${running.port}` : running.url;
-      await firstStart(out, running.adminKeyPath, localUrl, ctx.configPath);
-    }
+    if (running.adminKeyPath) adminKeyNote(out, running.adminKeyPath, running.url);
+    await cliConfigNote(out, running, ctx.configPath);
     await untilSignal(out);
     await running.close();
     out.note('Berth stopped');
   },
 });
 
+/** What the server listens with, in the order it opens them (so a port asked for twice fails at the later one). */
+const LISTENERS = [
+  { key: 'proxy', what: 'the HTTP proxy', flag: '--proxy-port', env: 'BERTH_PROXY_PORT', off: '--no-proxy' },
+  { key: 'ssh', what: 'the SSH gateway', flag: '--ssh-port', env: 'BERTH_SSH_PORT', off: '--no-ssh' },
+  { key: 'api', what: 'the API', flag: '--port', env: 'BERTH_PORT', off: undefined },
+] as const;
+
+/** The listener that asked for the port a listen error names; the API when the error does not say. */
+function listenerOf(e: NodeJS.ErrnoException & { port?: number }, ports: ListenPorts): (typeof LISTENERS)[number] {
+  return LISTENERS.find((l) => ports[l.key] !== undefined && ports[l.key] === e.port) ?? LISTENERS[2];
+}
+
+/** `pick another with --ssh-port (or BERTH_SSH_PORT), or run without the SSH gateway: --no-ssh` */
+function moveIt(l: (typeof LISTENERS)[number]): string {
+  return `pick another with ${l.flag} (or ${l.env})${l.off ? `, or run without ${l.what}: ${l.off}` : ''}`;
+}
+
 /** The machine said no (port taken, no permission on the data dir): the user can fix that. */
-function systemError(err: unknown, host: string, port: number): UserError | undefined {
-  const e = err as NodeJS.ErrnoException;
+function systemError(err: unknown, host: string, ports: ListenPorts): UserError | undefined {
+  const e = err as NodeJS.ErrnoException & { port?: number; address?: string };
+  const listener = (): (typeof LISTENERS)[number] => listenerOf(e, ports);
+  const where = (): string => `${e.address ?? host}:${e.port ?? ports[listener().key]}`;
   switch (e?.code) {
     case 'EADDRINUSE':
-      return new UserError(`${host}:${port} is already in use: is another Berth running? Pick another with --port`);
+      return new UserError(`${where()}, the port of ${listener().what}, is already in use: is another Berth running? ${capitalize(moveIt(listener()))}`);
     case 'EADDRNOTAVAIL':
       return new UserError(`${host} is not an address of this machine (--host)`);
     case 'EACCES':
-      if (e.syscall === 'listen') return new UserError(`cannot listen on ${host}:${port}: permission denied (ports below 1024 need root); pick another --port`);
+      if (e.syscall === 'listen') return new UserError(`cannot listen on ${where()} for ${listener().what}: permission denied (ports below 1024 need root); ${moveIt(listener())}`);
       return new UserError(`${e.message}; run as a user that may write there, or choose another --data-dir`);
     case 'EPERM':
     case 'EROFS':
@@ -103,8 +129,8 @@ function systemError(err: unknown, host: string, port: number): UserError | unde
   }
 }
 
-/** Says where the admin key is and saves a CLI config for this server when there is none yet. */
-async function firstStart(out: Output, keyPath: string, url: string, configPath: string): Promise<void> {
+/** Where the admin key is, and how to use it. */
+function adminKeyNote(out: Output, keyPath: string, url: string): void {
   out.note(
     [
       `The admin API key was written to ${keyPath}. Use it with:`,
@@ -113,9 +139,58 @@ async function firstStart(out: Output, keyPath: string, url: string, configPath:
       `  berth login --url ${url} --api-key "$(cat ${keyPath})"`,
     ].join('\n'),
   );
-  const existing = await readConfig(configPath).catch(() => null);
-  if (existing !== undefined) return;
-  const apiKey = (await readFile(keyPath, 'utf8')).trim();
-  await writeConfig(configPath, { url, apiKey });
-  out.note(`Saved ${url} and the admin key in ${configPath}: \`berth pod list\` works on this machine as it is.`);
+}
+
+/**
+ * The CLI config of the user who started the server: saved for this server on its first start when
+ * there is none; otherwise left as it is, and when it is for another server (or holds a key this one
+ * does not know) that is said, with the command that switches it here.
+ */
+async function cliConfigNote(out: Output, running: RunningServer, configPath: string): Promise<void> {
+  const existing = await readConfig(configPath).catch((err: unknown) => (err instanceof Error ? err : new Error(String(err))));
+  if (existing === undefined && running.adminKeyPath) {
+    await writeConfig(configPath, { url: running.url, apiKey: (await readFile(running.adminKeyPath, 'utf8')).trim() });
+    out.note(`Saved ${running.url} and the admin key in ${configPath}: \`berth pod list\` works on this machine as it is.`);
+    return;
+  }
+  const problem = await configProblem(existing, running, configPath);
+  if (!problem) return;
+  const keyPath = running.adminKeyPath ?? join(running.dataDir, 'admin.key');
+  const haveKey = await access(keyPath).then(
+    () => true,
+    () => false,
+  );
+  const login = haveKey ? `berth login --url ${running.url} --api-key "$(cat ${keyPath})"` : `berth login --url ${running.url}   # asks for an API key of this server`;
+  out.note(`${problem}. To use this server with berth, run:\n  ${login}`);
+}
+
+/** Why the CLI config does not reach this server as it is; undefined when it does. */
+async function configProblem(existing: CliConfig | Error | undefined, running: RunningServer, configPath: string): Promise<string | undefined> {
+  if (existing instanceof Error) return `${existing.message}; the berth CLI config was left as it is`;
+  if (existing === undefined) return `There is no berth CLI config (${configPath}) on this machine`;
+  const configured = existing.url ?? DEFAULT_URL;
+  if (!sameLocalServer(configured, running.url)) return `The berth CLI config ${configPath} is for another server (${configured}); it was left as it is`;
+  if (!existing.apiKey) return `The berth CLI config ${configPath} is for this server but holds no API key; it was left as it is`;
+  if (!(await knownKey(running, existing.apiKey))) return `The berth CLI config ${configPath} is for this server but holds a key it does not know (one of an earlier data dir?); it was left as it is`;
+  return undefined;
+}
+
+/** Whether a configured URL reaches this server: the same URL, or a loopback name for it on the same port. */
+function sameLocalServer(configured: string, url: string): boolean {
+  let a: URL, b: URL;
+  try {
+    a = new URL(normalizeUrl(configured));
+    b = new URL(url);
+  } catch {
+    return false;
+  }
+  if (a.protocol !== b.protocol || a.port !== b.port) return false;
+  const host = (u: URL): string => (LOOPBACK.has(u.hostname) ? 'loopback' : u.hostname);
+  return host(a) === host(b);
+}
+
+/** Whether this server takes the key: asked in-process, so neither TLS nor the network is in the way. */
+async function knownKey(running: RunningServer, apiKey: string): Promise<boolean> {
+  const res = await running.app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { authorization: `Bearer ${apiKey}` } });
+  return res.statusCode === 200;
 }
