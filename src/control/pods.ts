@@ -9,6 +9,7 @@ import {
   mergeTemplate,
   newPodId,
   notFound,
+  normalizeSpec,
   specToInput,
   type Instance,
   type InstanceId,
@@ -511,7 +512,9 @@ export class PodService {
       if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
     }
     if (problems.length || !spec) throw invalid(problems);
-    return spec;
+    // Written as it will be read back: a spec naming a Marathon path but no layout reads as one stored
+    // before `networkHolder` was (normalizeSpec), and comparisons with the stored versions must agree.
+    return normalizeSpec(spec);
   }
 }
 

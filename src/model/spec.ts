@@ -131,6 +131,13 @@ export interface MarathonMeta {
 
 export type RestartPolicy = 'always' | 'on-failure' | 'never';
 
+/**
+ * When an instance gets a container of its own that holds its network namespace, host name and
+ * published ports, the app containers joining it: only when several containers share them
+ * (`multi-container`), or `always`, one container or many (Marathon's layout).
+ */
+export type NetworkHolder = 'always' | 'multi-container';
+
 export interface BackoffPolicy {
   initialSeconds: number;
   factor: number;
@@ -172,6 +179,11 @@ export interface PodSpec {
   killSelection: 'YOUNGEST_FIRST' | 'OLDEST_FIRST';
   /** Set for pods defined through /marathon/v2; null otherwise. */
   marathon: MarathonMeta | null;
+  /**
+   * Whether one container's network is held apart too (see `holdsNetworkApart`); kept by updates.
+   * Absent: `multi-container` (left out so that specs without it read as before).
+   */
+  networkHolder?: NetworkHolder;
 }
 
 /** The friendly form the native API, CLI and templates take. Every field is optional. */
@@ -206,6 +218,8 @@ export interface PodInput {
   upgrade?: Partial<UpgradePolicy>;
   killSelection?: 'YOUNGEST_FIRST' | 'OLDEST_FIRST';
   marathon?: MarathonMeta | null;
+  /** @default multi-container */
+  networkHolder?: NetworkHolder;
 }
 
 export interface ContainerInput {
@@ -631,6 +645,8 @@ export function compilePodSpec(input: PodInput): PodSpec {
   const killSelection = input.killSelection ?? POD_DEFAULTS.killSelection;
   if (killSelection !== 'YOUNGEST_FIRST' && killSelection !== 'OLDEST_FIRST') c.add('/killSelection', 'must be YOUNGEST_FIRST or OLDEST_FIRST');
   const constraints = compileConstraints(c, input.constraints);
+  const networkHolder = input.networkHolder;
+  if (networkHolder !== undefined && networkHolder !== 'always' && networkHolder !== 'multi-container') c.add('/networkHolder', 'must be always or multi-container');
   if (c.problems.length > 0) throw invalid(c.problems);
   return {
     name,
@@ -657,13 +673,20 @@ export function compilePodSpec(input: PodInput): PodSpec {
     upgrade,
     killSelection,
     marathon: input.marathon ?? null,
+    ...(networkHolder !== undefined ? { networkHolder } : {}),
   };
 }
+
+/**
+ * Whether an instance's network namespace, host name and published ports are held by a container
+ * of their own that the app containers join, rather than by its one app container.
+ */
+export const holdsNetworkApart = (spec: PodSpec): boolean => spec.networkHolder === 'always' || spec.containers.length > 1;
 
 /** Fills the fields a spec written by an older Berth lacks, so every reader sees the whole shape. */
 export function normalizeSpec(spec: PodSpec): PodSpec {
   const s = spec as Partial<PodSpec> & Pick<PodSpec, 'containers'>;
-  if (s.marathon !== undefined && s.containers.every((ct) => ct.resources !== undefined)) return spec;
+  if (s.marathon !== undefined && (s.marathon === null || s.networkHolder !== undefined) && s.containers.every((ct) => ct.resources !== undefined)) return spec;
   return {
     ...spec,
     volumes: s.volumes ?? [],
@@ -673,6 +696,8 @@ export function normalizeSpec(spec: PodSpec): PodSpec {
     upgrade: s.upgrade ?? { ...POD_DEFAULTS.upgrade },
     killSelection: s.killSelection ?? POD_DEFAULTS.killSelection,
     marathon: s.marathon ?? null,
+    // Reads stored data: before the field, every pod defined through /marathon/v2 held its network apart.
+    ...(s.networkHolder !== undefined || s.marathon ? { networkHolder: s.networkHolder ?? 'always' } : {}),
     containers: s.containers.map((ct) => ({
       ...ct,
       secretEnv: ct.secretEnv ?? {},
@@ -714,6 +739,7 @@ export function specToInput(spec: PodSpec): PodInput {
     upgrade: spec.upgrade,
     killSelection: spec.killSelection,
     marathon: spec.marathon,
+    ...(spec.networkHolder !== undefined ? { networkHolder: spec.networkHolder } : {}),
   };
   const [only] = spec.containers;
   if (spec.containers.length === 1 && only && only.name === 'main' && isPlain(only)) {

@@ -156,6 +156,8 @@ export function toPodInput(pod: MarathonPod, opts: ConvertOptions = { defaultIma
     upgrade: { ...s.upgrade },
     killSelection: s.killSelection,
     marathon: { id: pod.id, definition: storedDefinition(pod) },
+    // As Mesos's default executor: every instance's network is held apart, one container or many.
+    networkHolder: 'always',
   };
 }
 
