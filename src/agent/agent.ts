@@ -54,8 +54,7 @@ type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitP
  */
 export class Agent {
   private nodeId!: NodeId;
-  /** Logs, exec and the interactive access to this node's pods. */
-  access!: LocalNodeAccess;
+  private nodeAccess!: LocalNodeAccess;
   private gc!: GarbageCollector;
   private ctx!: RunnerContext;
   private revision = 0;
@@ -84,6 +83,11 @@ export class Agent {
     return this.nodeId;
   }
 
+  /** Logs, exec and the interactive access to this node's pods: what the control plane is given as its NodeAccess. */
+  get access(): LocalNodeAccess {
+    return this.nodeAccess;
+  }
+
   private get log(): Logger {
     return this.opts.logger;
   }
@@ -105,7 +109,7 @@ export class Agent {
       agentVersion: '0.1.0',
     });
     this.nodeId = nodeId;
-    this.access = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment);
+    this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment);
     this.gc = new GarbageCollector(runtime, this.log, nodeId, (id) => this.runners.get(id)?.assignment !== undefined);
     this.ctx = {
       runtime,
