@@ -7,10 +7,24 @@ import type { PodService } from './pods.js';
 
 export type { Deployment, DeploymentAction } from '../model/index.js';
 
-export type MarathonEvent =
-  | { eventType: 'deployment_info' | 'deployment_success' | 'deployment_failed' | 'deployment_step_success' | 'deployment_step_failure'; deployment: Deployment; reason?: string }
-  | { eventType: 'instance_changed_event'; instance: Instance; path: string; condition: string }
-  | { eventType: 'instance_health_changed_event'; instance: Instance; path: string; healthy: boolean | null };
+/** Where an instance is, as listeners hear of it: each change is an `instance_changed` event. */
+export type InstancePhase = 'unplaced' | 'placed' | 'pulling' | 'creating' | 'running' | 'exited' | 'failed' | 'stopped';
+
+/**
+ * What the deployment service tells its listeners: a deployment started, ended well or not (with
+ * why), an instance moved to another phase, an instance's health verdict changed. The APIs word them
+ * (Marathon's event bus: `api/marathon/events.ts`).
+ */
+export type DeploymentEvent =
+  | { eventType: 'deployment_started'; deployment: Deployment }
+  | { eventType: 'deployment_success' | 'deployment_failed'; deployment: Deployment; reason?: string }
+  /** `path`: the pod's path id, as its deployments carry it. */
+  | { eventType: 'instance_changed'; instance: Instance; path: string; phase: InstancePhase }
+  /** `healthy`: null while the instance is not running. */
+  | { eventType: 'instance_health_changed'; instance: Instance; path: string; healthy: boolean | null };
+
+/** @deprecated The former name of `DeploymentEvent`. */
+export type MarathonEvent = DeploymentEvent;
 
 export interface ApplyOptions {
   /** Cancel a deployment that holds the pod instead of refusing with 409. */
@@ -30,9 +44,12 @@ export interface ApplyResult {
  * `upgrade.minimumHealthCapacity` / `maximumOverCapacity`, waiting for health checks.
  */
 export interface DeploymentService {
-  /** Creates or updates the pod at `input.marathon.id`. CONFLICT (extra.deployments) when a deployment holds it and not `force`. */
+  /**
+   * Creates or updates the pod at `input.marathon.id`. CONFLICT with `extra.deployments` when a
+   * deployment holds it and not `force`; with `extra.duplicate` and `extra.path` when it must be new.
+   */
   apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult>;
-  /** Deletes (terminates) the pod at `path`; NOT_FOUND when there is none. */
+  /** Deletes (terminates) the pod at `path`; NOT_FOUND (`extra.path`) when there is none. */
   remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment>;
   /** The live (not terminated) pod at `path` (`/<podId>` finds a pod made through another API). */
   find(caller: Caller, path: string): Promise<PodDetail | undefined>;
@@ -41,13 +58,13 @@ export interface DeploymentService {
   /** Every version ever written under `path`, over deleted and re-created pods, oldest first. */
   history(caller: Caller, path: string): Promise<PodVersion[]>;
   deployments(): Deployment[];
-  /** Rolls back (a new deployment to the version before; a creation is undone by deleting the pod), or with `force` just stops it. NOT_FOUND when unknown. */
+  /** Rolls back (a new deployment to the version before; a creation is undone by deleting the pod), or with `force` just stops it. NOT_FOUND (`extra.deploymentId`) when unknown. */
   cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null>;
   /** Kills instances: relaunched with the same id, or with `wipe` replaced by new ones (persistent volumes dropped). Unknown ids are skipped. */
   killInstances(caller: Caller, path: string, instanceIds: string[], opts: { wipe: boolean }): Promise<Instance[]>;
   /** Why instances of the pod wait to be placed, if they do. */
   waitReason(podId: string): string | null;
-  onEvent(listener: (e: MarathonEvent) => void): () => void;
+  onEvent(listener: (e: DeploymentEvent) => void): () => void;
 }
 
 /**
@@ -55,6 +72,9 @@ export interface DeploymentService {
  * native or RunPod APIs, so that every pod is one pod in all four APIs.
  */
 export const marathonPathOf = (d: PodDetail): string => d.spec.marathon?.id ?? `/${d.pod.id}`;
+
+const noPodAt = (path: string): BerthError => new BerthError('NOT_FOUND', `no pod at ${path}`, { extra: { path } });
+const noDeployment = (id: string): BerthError => new BerthError('NOT_FOUND', `no deployment ${id}`, { extra: { deploymentId: id } });
 
 /** How often a rollout looks again when no change woke it (a health verdict arrives with a report anyway). */
 const TICK_MS = 1_000;
@@ -73,26 +93,22 @@ export function instanceReady(inst: Instance, spec: PodSpec | undefined): boolea
   return o.containers.every((c) => (checked.has(c.name) ? c.healthy === true : c.healthy !== false));
 }
 
-/** Marathon's instance condition (`core/condition/Condition.scala`) for what the agent last saw. */
-export function conditionOf(inst: Instance): string {
-  if (inst.goal === 'removed') return 'Killed';
+/** The instance's phase for what the agent last saw; one being removed is `stopped` already. */
+export function instancePhase(inst: Instance): InstancePhase {
+  if (inst.goal === 'removed') return 'stopped';
   switch (inst.observed?.state) {
     case undefined:
     case 'pending':
-      return inst.nodeId ? 'Provisioned' : 'Scheduled';
+      return inst.nodeId ? 'placed' : 'unplaced';
     case 'pulling':
-      return 'Staging';
     case 'creating':
-      return 'Starting';
     case 'running':
-      return 'Running';
     case 'exited':
-      return 'Finished';
     case 'failed':
-      return 'Failed';
+      return inst.observed.state;
     case 'stopped':
     case 'removed':
-      return 'Killed';
+      return 'stopped';
   }
 }
 
@@ -105,12 +121,12 @@ export function conditionOf(inst: Instance): string {
 export class DeploymentController implements DeploymentService {
   private readonly active = new Map<string, Deployment>();
   private readonly byPod = new Map<string, string>();
-  private readonly listeners = new Set<(e: MarathonEvent) => void>();
+  private readonly listeners = new Set<(e: DeploymentEvent) => void>();
   private readonly lock = new Mutex();
   private readonly stepping = new Map<string, Promise<void>>();
   private readonly again = new Set<string>();
   /** Per pod, what its instances looked like at the last change: the next change's events are the difference. */
-  private readonly seen = new Map<string, Map<string, { condition: string; healthy: boolean | null }>>();
+  private readonly seen = new Map<string, Map<string, { phase: InstancePhase; healthy: boolean | null }>>();
   private readonly specs = new Map<string, PodSpec>();
   private readonly unsubscribe: () => void;
   private timer: NodeJS.Timeout | undefined;
@@ -162,12 +178,12 @@ export class DeploymentController implements DeploymentService {
     this.persisting = this.persisting.then(write).catch(() => undefined);
   }
 
-  onEvent(listener: (e: MarathonEvent) => void): () => void {
+  onEvent(listener: (e: DeploymentEvent) => void): () => void {
     this.listeners.add(listener);
     return () => this.listeners.delete(listener);
   }
 
-  private emit(e: MarathonEvent): void {
+  private emit(e: DeploymentEvent): void {
     for (const l of this.listeners) {
       try {
         l(e);
@@ -212,10 +228,10 @@ export class DeploymentController implements DeploymentService {
 
   apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult> {
     const path = input.marathon?.id;
-    if (!path) throw new BerthError('VALIDATION', 'a Marathon pod needs its path id');
+    if (!path) throw new BerthError('VALIDATION', 'the input names no path id to apply it at');
     return this.lock.run(async () => {
       const existing = await this.find(caller, path);
-      if (existing && opts.mustBeNew) throw new BerthError('CONFLICT', `A pod with id [${path}] already exists.`, { extra: { duplicate: true } });
+      if (existing && opts.mustBeNew) throw new BerthError('CONFLICT', `a pod already exists at ${path}`, { extra: { duplicate: true, path } });
       if (existing) this.takeLock(existing.pod.id, opts.force);
       if (!existing) {
         const detail = await this.pods.create(caller, input);
@@ -235,7 +251,7 @@ export class DeploymentController implements DeploymentService {
   remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment> {
     return this.lock.run(async () => {
       const existing = await this.find(caller, path);
-      if (!existing) throw new BerthError('NOT_FOUND', `Pod '${path}' does not exist`);
+      if (!existing) throw noPodAt(path);
       this.takeLock(existing.pod.id, opts.force);
       const detail = await this.pods.act(caller, existing.pod.id, 'terminate');
       return this.begin(detail, 'StopPod', existing.pod.specVersion, await this.versionTime(detail.pod.id, detail.pod.specVersion));
@@ -245,9 +261,9 @@ export class DeploymentController implements DeploymentService {
   cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null> {
     return this.lock.run(async () => {
       const dep = this.active.get(id);
-      if (!dep) throw new BerthError('NOT_FOUND', `DeploymentPlan ${id} does not exist`);
+      if (!dep) throw noDeployment(id);
       const detail = await this.store.getPod(dep.podId as PodId);
-      if (detail && !canSee(caller, detail.pod.owner)) throw new BerthError('NOT_FOUND', `DeploymentPlan ${id} does not exist`);
+      if (detail && !canSee(caller, detail.pod.owner)) throw noDeployment(id);
       this.finish(dep, 'deployment_failed', opts.force ? 'stopped by the user' : 'rolled back by the user');
       if (opts.force || !detail) return null;
       // A rollback is a deployment of its own: a creation is undone by deleting the pod, a change by
@@ -269,7 +285,7 @@ export class DeploymentController implements DeploymentService {
 
   async killInstances(caller: Caller, path: string, instanceIds: string[], opts: { wipe: boolean }): Promise<Instance[]> {
     const detail = await this.find(caller, path);
-    if (!detail) throw new BerthError('NOT_FOUND', `Path '${path}' does not exist`);
+    if (!detail) throw noPodAt(path);
     const targets = detail.instances.filter((i) => instanceIds.includes(i.id) && i.goal === 'running');
     const out: Instance[] = [];
     if (opts.wipe) {
@@ -289,9 +305,7 @@ export class DeploymentController implements DeploymentService {
     const dep = holder ? this.active.get(holder) : undefined;
     if (!dep) return;
     if (!force) {
-      throw new BerthError('CONFLICT', `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/${dep.id}'.`, {
-        extra: { deployments: [{ id: dep.id }] },
-      });
+      throw new BerthError('CONFLICT', `the pod is locked by one or more deployments (${dep.id}); a forced change cancels them`, { extra: { deployments: [{ id: dep.id }] } });
     }
     this.finish(dep, 'deployment_failed', 'cancelled by a forced change');
   }
@@ -309,7 +323,7 @@ export class DeploymentController implements DeploymentService {
     };
     this.persist(() => this.store.putDeployment(dep));
     this.hold(dep);
-    this.emit({ eventType: 'deployment_info', deployment: dep });
+    this.emit({ eventType: 'deployment_started', deployment: dep });
     return dep;
   }
 
@@ -328,8 +342,6 @@ export class DeploymentController implements DeploymentService {
     if (!this.active.delete(dep.id)) return;
     if (this.byPod.get(dep.podId) === dep.id) this.byPod.delete(dep.podId);
     this.persist(() => this.store.deleteDeployment(dep.id));
-    if (how === 'deployment_success') this.emit({ eventType: 'deployment_step_success', deployment: dep });
-    else this.emit({ eventType: 'deployment_step_failure', deployment: dep, ...(reason ? { reason } : {}) });
     this.emit({ eventType: how, deployment: dep, ...(reason ? { reason } : {}) });
     if (this.active.size === 0 && this.timer) {
       clearInterval(this.timer);
@@ -342,7 +354,7 @@ export class DeploymentController implements DeploymentService {
     if (this.listeners.size > 0) void this.instanceEvents(podId as PodId).catch(() => undefined);
   }
 
-  /** Marathon's instance events, from what changed in the pod's instances since last seen. */
+  /** Instance events, from what changed in the pod's instances since last seen. */
   private async instanceEvents(podId: PodId): Promise<void> {
     const d = await this.store.getPod(podId);
     if (!d) {
@@ -351,17 +363,17 @@ export class DeploymentController implements DeploymentService {
     }
     const path = marathonPathOf(d);
     const last = this.seen.get(podId);
-    const now = new Map<string, { condition: string; healthy: boolean | null }>();
+    const now = new Map<string, { phase: InstancePhase; healthy: boolean | null }>();
     this.seen.set(podId, now);
     for (const inst of d.instances) {
       const spec = await this.specOf(podId, inst.specVersion);
-      const condition = conditionOf(inst);
+      const phase = instancePhase(inst);
       const hasCheck = spec?.containers.some((c) => c.healthCheck) ?? false;
       const healthy = hasCheck ? (inst.observed?.state === 'running' ? instanceReady(inst, spec) : null) : null;
       const before = last?.get(inst.id);
-      now.set(inst.id, { condition, healthy });
-      if (before?.condition !== condition) this.emit({ eventType: 'instance_changed_event', instance: inst, path, condition });
-      if (hasCheck && before?.healthy !== healthy) this.emit({ eventType: 'instance_health_changed_event', instance: inst, path, healthy });
+      now.set(inst.id, { phase, healthy });
+      if (before?.phase !== phase) this.emit({ eventType: 'instance_changed', instance: inst, path, phase });
+      if (hasCheck && before?.healthy !== healthy) this.emit({ eventType: 'instance_health_changed', instance: inst, path, healthy });
     }
   }
 

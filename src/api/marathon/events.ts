@@ -2,10 +2,11 @@
  * Marathon's event bus (`GET /v2/events`, `docs/docs/event-bus.md`): the pod events the routes
  * publish and the deployment and instance events of the deployment service, as Marathon writes them.
  */
-import { canSee, type Caller, type DeploymentService, type MarathonEvent } from '../../control/index.js';
+import { canSee, type Caller, type DeploymentEvent, type DeploymentService } from '../../control/index.js';
 import type { Instance, Node, OwnerId, PodId, PodSpec } from '../../model/index.js';
 import type { Store } from '../../store/types.js';
 import type { SseOptions, SseStream } from '../sse.js';
+import { CONDITIONS } from './conditions.js';
 import { marathonInstanceId } from './paths.js';
 import { deploymentView, taskState } from './views.js';
 
@@ -74,37 +75,48 @@ export class MarathonEventBus {
     this.listeners.clear();
   }
 
-  /** A deployment service event in Marathon's words (`core/event/Events.scala`), with its pod's owner; undefined once the pod is gone. */
-  private async fromService(e: MarathonEvent): Promise<{ events: Omit<BusEvent, 'timestamp'>[]; owner: OwnerId } | undefined> {
+  /** A deployment service event's Marathon events, with its pod's owner; undefined once the pod is gone. */
+  private async fromService(e: DeploymentEvent): Promise<{ events: Omit<BusEvent, 'timestamp'>[]; owner: OwnerId } | undefined> {
     const podId = ('deployment' in e ? e.deployment.podId : e.instance.podId) as PodId;
     // A deleted pod's row may be gone by the time its deployment ends: its owner is remembered.
     const owner = (await this.store.getPod(podId))?.pod.owner ?? this.owners.get(podId);
     if (owner === undefined) return undefined;
     this.owners.set(podId, owner);
-    return { events: await this.marathonEvents(e), owner };
+    return { events: await marathonEvents(e, this.store), owner };
   }
+}
 
-  private async marathonEvents(e: MarathonEvent): Promise<Omit<BusEvent, 'timestamp'>[]> {
-    if ('deployment' in e) {
-      const d = e.deployment;
-      const plan = { id: d.id, version: d.version, steps: deploymentView(d).steps };
-      const step = plan.steps[0];
-      if (e.eventType === 'deployment_success' || e.eventType === 'deployment_failed') return [{ eventType: e.eventType, id: d.id, plan, ...(e.reason ? { reason: e.reason } : {}) }];
-      return [{ eventType: e.eventType, plan, currentStep: step, ...(e.reason ? { reason: e.reason } : {}) }];
-    }
-    const inst = e.instance;
-    const node = inst.nodeId ? await this.store.getNode(inst.nodeId) : undefined;
-    const version = await this.store.getPodVersion(inst.podId, inst.specVersion);
-    const base = {
-      instanceId: marathonInstanceId(e.path, inst.id),
-      runSpecId: e.path,
-      runSpecVersion: version?.createdAt ?? null,
-    };
-    if (e.eventType === 'instance_health_changed_event') return [{ eventType: e.eventType, ...base, healthy: e.healthy }];
-    const changed = { eventType: e.eventType, ...base, condition: e.condition, agentId: inst.nodeId ?? '', host: hostOf(node), goal: inst.goal === 'running' ? 'Running' : inst.goal === 'stopped' ? 'Stopped' : 'Decommissioned' };
-    // As Marathon (`InstanceChangedEventsGenerator`): each task's status update, then the instance's change.
-    return [...(version ? statusUpdates(e.path, inst, version.spec, version.createdAt, node) : []), changed];
+/** Each step of a deployment (Berth's have one) ends with it: `deployment_step_success` or `_failure` first. */
+const STEP_END = { deployment_success: 'deployment_step_success', deployment_failed: 'deployment_step_failure' } as const;
+
+/**
+ * A deployment service event in Marathon's words (`core/event/Events.scala`): the events Marathon
+ * sends for it, in its order.
+ */
+export async function marathonEvents(e: DeploymentEvent, store: Pick<Store, 'getNode' | 'getPodVersion'>): Promise<Omit<BusEvent, 'timestamp'>[]> {
+  if ('deployment' in e) {
+    const d = e.deployment;
+    const plan = { id: d.id, version: d.version, steps: deploymentView(d).steps };
+    const step = plan.steps[0];
+    if (e.eventType === 'deployment_started') return [{ eventType: 'deployment_info', plan, currentStep: step }];
+    const reason = e.reason ? { reason: e.reason } : {};
+    return [
+      { eventType: STEP_END[e.eventType], plan, currentStep: step, ...reason },
+      { eventType: e.eventType, id: d.id, plan, ...reason },
+    ];
   }
+  const inst = e.instance;
+  const node = inst.nodeId ? await store.getNode(inst.nodeId) : undefined;
+  const version = await store.getPodVersion(inst.podId, inst.specVersion);
+  const base = {
+    instanceId: marathonInstanceId(e.path, inst.id),
+    runSpecId: e.path,
+    runSpecVersion: version?.createdAt ?? null,
+  };
+  if (e.eventType === 'instance_health_changed') return [{ eventType: 'instance_health_changed_event', ...base, healthy: e.healthy }];
+  const changed = { eventType: 'instance_changed_event', ...base, condition: CONDITIONS[e.phase], agentId: inst.nodeId ?? '', host: hostOf(node), goal: inst.goal === 'running' ? 'Running' : inst.goal === 'stopped' ? 'Stopped' : 'Decommissioned' };
+  // As Marathon (`InstanceChangedEventsGenerator`): each task's status update, then the instance's change.
+  return [...(version ? statusUpdates(e.path, inst, version.spec, version.createdAt, node) : []), changed];
 }
 
 const hostOf = (node: Node | undefined): string => (node ? node.publicIp || node.name : '');

@@ -91,10 +91,16 @@ function marathonError(err: unknown): MarathonReply {
       return new MarathonReply(403, { message: err.message });
     case 'NOT_FOUND':
     case 'POD_NOT_FOUND':
-      return new MarathonReply(404, { message: err.message, details: [] });
-    case 'CONFLICT':
-      if (Array.isArray(err.extra.deployments)) return new MarathonReply(409, { message: err.message, deployments: err.extra.deployments });
+      return new MarathonReply(404, { message: notFoundMessage(err), details: [] });
+    case 'CONFLICT': {
+      const { deployments, duplicate, path } = err.extra;
+      if (Array.isArray(deployments)) {
+        const [holder] = deployments as { id: string }[];
+        return new MarathonReply(409, { message: `App is locked by one or more deployments. Override with the option '?force=true'. View details at '/v2/deployments/${holder?.id}'.`, deployments });
+      }
+      if (duplicate) return new MarathonReply(409, { message: `A pod with id [${String(path)}] already exists.` });
       return new MarathonReply(409, { message: err.message });
+    }
     case 'VALIDATION':
       if (err.problems.length) return new MarathonReply(422, { message: 'Object is not valid', details: grouped(err.problems.map(marathonProblem)) });
       return new MarathonReply(422, { message: err.message });
@@ -105,6 +111,14 @@ function marathonError(err: unknown): MarathonReply {
     default:
       return new MarathonReply(err.status, { message: err.message });
   }
+}
+
+/** What the deployment service did not find (`extra.path`, `extra.deploymentId`), as Marathon says it. */
+function notFoundMessage(err: BerthError): string {
+  const { path, deploymentId } = err.extra;
+  if (typeof deploymentId === 'string') return `DeploymentPlan ${deploymentId} does not exist`;
+  if (typeof path === 'string') return `Pod '${path}' does not exist`;
+  return err.message;
 }
 
 function grouped(problems: { path: string; message: string }[]): Violation[] {
@@ -212,7 +226,10 @@ async function killInstances(ctx: Ctx, req: FastifyRequest, path: string, ids: s
   if (!detail) throw new MarathonReply(404, { message: `Path '${path}' does not exist` });
   const berthIds = ids.map((id) => berthInstanceId(path, id)).filter((id): id is string => id !== null);
   const wipe = flag((req.query as Record<string, unknown>).wipe);
-  const killed = await ctx.deps.deployments.killInstances(req.caller, path, berthIds, { wipe });
+  const killed = await ctx.deps.deployments.killInstances(req.caller, path, berthIds, { wipe }).catch((e: unknown) => {
+    // The pod went away since it was found above.
+    throw e instanceof BerthError && e.kind === 'NOT_FOUND' && e.extra.path === path ? new MarathonReply(404, { message: `Path '${path}' does not exist`, details: [] }) : e;
+  });
   const c = await contextOf(ctx, detail);
   return killed.map((inst: Instance) => instanceView(c, inst));
 }

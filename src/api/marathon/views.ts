@@ -3,9 +3,10 @@
  * PodStatus view (`raml/PodStatusConversion.scala`), the Instance a kill answers with, deployments,
  * the launch queue and `/v2/info`.
  */
-import { conditionOf, type Deployment } from '../../control/index.js';
+import type { Deployment } from '../../control/index.js';
 import type { ContainerObservation, Instance, Node, PodSpec, PodVersion } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
+import { conditionOf } from './conditions.js';
 import { marathonInstanceId } from './paths.js';
 import { MARATHON_DEFAULTS, type MarathonPod, type Resources } from './schema.js';
 import { definitionFromSpec } from './synthesize.js';
