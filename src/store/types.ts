@@ -24,7 +24,10 @@ export interface PodFilter {
   nodeId?: NodeId;
   /** Image of any container, exact match. */
   image?: string;
-  /** Defined under this Marathon path id (`spec.marathon.id`) at its current version. */
+  /**
+   * The pod's path id at its current version, as the API that defined it gave it (`spec.marathon.id`);
+   * an indexed column. Pods without one have none here: `/<podId>` is the Marathon API's reading.
+   */
   marathonPath?: string;
   /** Terminated pods are left out unless asked for, or unless `status` names TERMINATED. */
   includeTerminated?: boolean;
