@@ -76,6 +76,9 @@ describe('container plan', () => {
       [LABELS.container]: 'main',
     });
     assert.equal(usesInfra(a.spec), false);
+    // The layout is the pod model's: one container held apart when the spec says so (Marathon's pods), whichever API made it.
+    assert.equal(usesInfra({ ...a.spec, networkHolder: 'always' }), true);
+    assert.equal(usesInfra({ ...a.spec, marathon: { id: '/web' } }), false, 'being a Marathon pod is not what decides');
   });
 
   it('gives host networking the node network and name, and a named network to the holder only', () => {

@@ -4,19 +4,19 @@
  * what these plans say.
  */
 import type { Assignment } from '../control/agent-protocol.js';
-import { BerthError, type ContainerSpec, type PodSpec } from '../model/index.js';
+import { BerthError, holdsNetworkApart, type ContainerSpec, type PodSpec } from '../model/index.js';
 import type { ContainerPlan, MountPlan, PortBinding } from '../runtime/types.js';
 import { ephemeralVolumeName, LABELS, persistentVolumeName, withoutBerthLabels } from './labels.js';
 import { endpointEnv, marathonContainerEnv, secretEnv as secretValues } from './pod-env.js';
 import type { NetPlan } from './ports.js';
 
 /**
- * Marathon's pod layout: an infra container holds the network namespace, the hostname and the
- * published ports, and every container of the pod joins it. A single-container pod that is not a
- * Marathon pod runs as one container, as it always has.
+ * Whether an infra container holds the network namespace, the hostname and the published ports,
+ * every container of the pod joining it: the pod model says (`holdsNetworkApart`), whichever API
+ * made the pod.
  */
 export function usesInfra(spec: PodSpec): boolean {
-  return spec.containers.length > 1 || spec.marathon !== null;
+  return holdsNetworkApart(spec);
 }
 
 /**
