@@ -9,9 +9,9 @@ const ALLOWED = {
   runtime: ['model'],
   control: ['model', 'store'],
   agent: ['model', 'control', 'runtime'],
-  api: ['model', 'store', 'control', 'runtime'],
-  proxy: ['model', 'store', 'control', 'runtime'],
-  ssh: ['model', 'store', 'control', 'runtime'],
+  api: ['model', 'store', 'control'],
+  proxy: ['model', 'store', 'control'],
+  ssh: ['model', 'store', 'control'],
   cli: ['model', 'store', 'control', 'runtime', 'agent', 'api', 'proxy', 'ssh'],
 };
 

@@ -5,7 +5,7 @@
 import { connect as tcpConnect, type Socket } from 'node:net';
 import { posix } from 'node:path';
 import type { Readable } from 'node:stream';
-import type { Assignment, InteractiveExec, InteractiveExecRequest, NodeAccess } from '../control/agent-protocol.js';
+import type { Assignment, ExecRequest, ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import { BerthError, type InstanceId, type NodeId, type PathStat } from '../model/index.js';
 import { firstFileOfTar, singleFileTar } from '../runtime/tar.js';
 import type { ContainerInfo, InteractiveRuntime, Runtime } from '../runtime/types.js';
@@ -53,7 +53,7 @@ export class LocalNodeAccess implements NodeAccess {
     return c;
   }
 
-  async openExec(instanceId: InstanceId, container: string | undefined, req: InteractiveExecRequest): Promise<InteractiveExec> {
+  async openExec(instanceId: InstanceId, container: string | undefined, req: ExecRequest): Promise<ExecStream> {
     const c = await this.runningContainer(instanceId, container);
     return interactiveRuntime(this.runtime).openExec(c.id, {
       argv: req.argv,

@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, DeploymentController, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
+import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
@@ -118,6 +118,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
   const deployments = new DeploymentController(store, pods);
   const agents = new AgentService(store, pods, sealer);
+  const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
   const ports = listenPorts(options);
@@ -147,10 +148,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
     if (ports.ssh !== undefined) {
-      ssh = await SshGateway.start({ store, agents, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
+      ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

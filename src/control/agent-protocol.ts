@@ -1,5 +1,5 @@
 import type { Duplex, Readable } from 'node:stream';
-import type { Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PathStat, PodId, PodSpec } from '../model/index.js';
+import type { ExecStream, Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PathStat, PodId, PodSpec } from '../model/index.js';
 
 /**
  * The agent protocol. Agents pull: they register, watch their assignments and report what they
@@ -66,29 +66,31 @@ export interface AgentChannel {
   report(nodeId: NodeId, reports: InstanceReport[]): Promise<void>;
 }
 
-/** What the API needs from a node to read logs and run commands; the agent serves it. */
+/**
+ * Everything the control plane, the API and the gateways do inside a node's pods: logs, commands, a
+ * shell with a PTY, a TCP stream into the pod, files. Complete: an agent in the server's process
+ * serves it over its local runtime, and a remote agent will serve the same over its channel, so
+ * nothing above it asks which kind of node it has.
+ */
 export interface NodeAccess {
   logs(instanceId: InstanceId, container: string | undefined, opts: { tail?: number; since?: string; follow?: boolean }, signal?: AbortSignal): AsyncIterable<{ stream: 'stdout' | 'stderr'; time: string; text: string }>;
   exec(instanceId: InstanceId, container: string | undefined, argv: string[], timeoutMs: number): Promise<{ exitCode: number; stdout: string; stderr: string }>;
-
-  // Interactive access for the SSH gateway, the web terminal and port forwarding. Optional: only an
-  // agent in the server's process offers it for now (a remote agent has no stream channel yet).
-
   /** Starts a process with its stdin attached: a shell with a PTY, or a command. */
-  openExec?(instanceId: InstanceId, container: string | undefined, req: InteractiveExecRequest): Promise<InteractiveExec>;
+  openExec(instanceId: InstanceId, container: string | undefined, req: ExecRequest): Promise<ExecStream>;
   /** A TCP connection to `port` inside the instance's network namespace, as `localhost:port` in the pod. */
-  connect?(instanceId: InstanceId, port: number): Promise<Duplex>;
+  connect(instanceId: InstanceId, port: number): Promise<Duplex>;
   /** A file's bytes, streamed, with its size; NOT_FOUND when there is none, VALIDATION when it is not a regular file. */
-  readFile?(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
+  readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
   /** The node's own address on the pod's network: where the pod reaches a listener of the node (ssh -R). */
-  hostAddress?(instanceId: InstanceId): Promise<string>;
+  hostAddress(instanceId: InstanceId): Promise<string>;
   /** A path's attributes without running anything in the container (for images without `stat`); the last component is not followed. */
-  statFile?(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat>;
+  statFile(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat>;
   /** Replaces `path` with exactly `size` bytes from `content`. */
-  writeFile?(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void>;
+  writeFile(instanceId: InstanceId, container: string | undefined, path: string, content: Readable, size: number, mode: number): Promise<void>;
 }
 
-export interface InteractiveExecRequest {
+/** A process to start in a pod's container (`NodeAccess.openExec`). */
+export interface ExecRequest {
   argv: string[];
   tty: boolean;
   env?: Record<string, string>;
@@ -96,13 +98,4 @@ export interface InteractiveExecRequest {
   rows?: number;
 }
 
-export interface InteractiveExec {
-  /** `end()` closes the process's stdin. */
-  stdin: NodeJS.WritableStream;
-  /** With a PTY, stdout and stderr together. */
-  stdout: NodeJS.ReadableStream;
-  stderr: NodeJS.ReadableStream;
-  resize(cols: number, rows: number): Promise<void>;
-  exitCode: Promise<number>;
-  close(): void;
-}
+export type { ExecStream } from '../model/index.js';

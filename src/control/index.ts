@@ -8,3 +8,4 @@ export * from './sealer.js';
 export * from './scheduler.js';
 export * from './pod-status.js';
 export * from './deployments.js';
+export * from './resolve.js';

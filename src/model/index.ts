@@ -6,3 +6,4 @@ export * from './spec.js';
 export * from './records.js';
 export * from './host-ports.js';
 export * from './image-ref.js';
+export * from './exec-stream.js';

@@ -1,4 +1,5 @@
 /** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
+import type { ExecStream } from '../model/exec-stream.js';
 import type { PathStat } from '../model/records.js';
 import type { ContextFile } from './tar.js';
 
@@ -162,18 +163,7 @@ export interface ExecStreamOptions {
   workingDir?: string;
 }
 
-export interface ExecStream {
-  /** The process's stdin; `end()` closes it (EOF) while output keeps coming. */
-  stdin: NodeJS.WritableStream;
-  stdout: NodeJS.ReadableStream;
-  /** Empty with a PTY. */
-  stderr: NodeJS.ReadableStream;
-  resize(cols: number, rows: number): Promise<void>;
-  /** The exit code once the process has ended (-1 when the runtime could not tell). */
-  exitCode: Promise<number>;
-  /** Stops listening; the process may linger, as Docker cannot kill an exec. */
-  close(): void;
-}
+export type { ExecStream } from '../model/exec-stream.js';
 
 /**
  * What interactive access needs beyond the Runtime: PTY exec, file copies through the archive

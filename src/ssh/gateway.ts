@@ -11,11 +11,11 @@ import v8 from 'node:v8';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
-import type { AgentService } from '../control/agents.js';
-import type { InteractiveExec, NodeAccess } from '../control/agent-protocol.js';
+import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
+import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
-import { BerthError, type Instance, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
-import type { PodDetail, Store } from '../store/types.js';
+import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
+import type { Store } from '../store/types.js';
 import { SftpSession } from './sftp.js';
 
 const { Server, utils } = ssh2;
@@ -49,7 +49,7 @@ function nativeCrypto(): boolean {
 
 export interface SshGatewayOptions {
   store: Store;
-  agents: AgentService;
+  resolver: InstanceResolver;
   logger: Logger;
   /** The host key lives here as `ssh_host_ed25519_key`, made on first start. */
   dataDir: string;
@@ -233,29 +233,15 @@ export class SshGateway {
   }
 
   /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
-  private async target(who: Login): Promise<{ detail: PodDetail; instance: Instance; access: NodeAccess }> {
-    const detail = await this.opts.store.getPod(who.podId);
-    if (!detail || detail.pod.status === 'TERMINATED') throw new BerthError('POD_NOT_FOUND', `pod ${who.podId} no longer exists`);
-    if (detail.pod.status !== 'RUNNING') {
-      throw new BerthError('ACTION_NOT_ALLOWED', `pod ${who.podId} is ${detail.pod.status}${detail.pod.statusMessage ? ` (${detail.pod.statusMessage})` : ''}; start it with \`berth pod start ${who.podId}\` and connect again`);
-    }
-    const running = detail.instances.filter((i) => i.observed?.state === 'running').sort((a, b) => a.ordinal - b.ordinal);
-    const instance = who.ordinal !== undefined ? running.find((i) => i.ordinal === who.ordinal) : running[0];
-    if (!instance) throw new BerthError('ACTION_NOT_ALLOWED', who.ordinal !== undefined ? `instance ${who.podId}-${who.ordinal} is not running` : `pod ${who.podId} has no running instance yet`);
-    if (who.container && !detail.spec.containers.some((c) => c.name === who.container)) {
-      throw new BerthError('NOT_FOUND', `pod ${who.podId} has no container ${who.container} (it has ${detail.spec.containers.map((c) => c.name).join(', ')})`);
-    }
-    const access = this.opts.agents.nodeAccess(instance.nodeId);
-    if (!access.openExec || !access.connect || !access.readFile || !access.writeFile || !access.hostAddress) {
-      throw new BerthError('NODE_UNAVAILABLE', `the node of pod ${who.podId} offers no interactive access (its agent runs remotely); use \`berth pod exec\``);
-    }
-    return { detail, instance, access };
+  private target(who: Login): Promise<Resolved> {
+    // The login already proved the key is the owner's: the owner is the caller.
+    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true });
   }
 
   private onSession(session: Session, who: Login): void {
     let pty: { term: string; cols: number; rows: number } | undefined;
     const env: Record<string, string> = {};
-    let running: InteractiveExec | undefined;
+    let running: ExecStream | undefined;
     session.on('pty', (accept, _reject, info) => {
       pty = { term: info.term, cols: info.cols, rows: info.rows };
       accept?.();
@@ -295,8 +281,8 @@ export class SshGateway {
   }
 
   /** Runs a shell or a command in the pod, wiring the channel to it both ways; the exit status goes back at the end. */
-  private async run(channel: ServerChannel, who: Login, what: Run, pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<InteractiveExec> {
-    let exec: InteractiveExec;
+  private async run(channel: ServerChannel, who: Login, what: Run, pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<ExecStream> {
+    let exec: ExecStream;
     try {
       const { access, instance } = await this.target(who);
       const argv = await this.argvFor(what, access, instance.id, who.container);

@@ -15,7 +15,7 @@ import type { Readable, Writable } from 'node:stream';
 import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
-import type { InteractiveExec, NodeAccess } from '../control/agent-protocol.js';
+import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import { BerthError, type InstanceId } from '../model/index.js';
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
@@ -81,7 +81,7 @@ interface StreamHandle {
   temp: string;
   /** Proves to UPLOAD_SCRIPT that the trailer is the gateway's, written at close. */
   token: string;
-  exec: InteractiveExec;
+  exec: ExecStream;
   /** Bytes written so far: the offset the next write must have. */
   position: number;
   /** Writes ahead of `position`, by offset: each is acknowledged once sent, after the one that filled its gap. */
@@ -120,7 +120,7 @@ interface Script {
   path: string;
   temp: string;
   token: string;
-  exec: InteractiveExec;
+  exec: ExecStream;
   /** The path's attributes, or why stat gave none. */
   stat: { attrs: Attributes } | { error: string };
   stderr: string;
@@ -308,7 +308,7 @@ export class SftpSession {
     const argv = ['stat', ...(follow ? ['-L'] : []), '-c', STAT_FORMAT, '--', path];
     const r = await this.t.access.exec(this.t.instanceId, this.t.container, argv, EXEC_TIMEOUT_MS);
     // 126/127: no `stat` in the image (distroless, FROM scratch): Docker's archive API knows the rest but the owner.
-    if ((r.exitCode === 126 || r.exitCode === 127) && this.t.access.statFile) {
+    if (r.exitCode === 126 || r.exitCode === 127) {
       this.noStat = true;
       return this.archiveStat(path, follow);
     }

@@ -9,7 +9,7 @@ import type { Duplex } from 'node:stream';
 import { PROXY_LOGIN_PATH, proxyUrl } from '../../control/access.js';
 import { BerthError, podPorts, type PodId } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
-import { registerTerminal, runningInstance } from './terminal.js';
+import { registerTerminal } from './terminal.js';
 
 export async function registerAccessRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
   await app.register(websocket, {
@@ -37,9 +37,7 @@ export async function registerAccessRoutes(app: FastifyInstance, deps: ApiDeps):
         querystring: { type: 'object', properties: { instance: { type: 'integer', minimum: 0 } } },
       },
       preHandler: async (req: FastifyRequest<{ Params: { id: string; port: number }; Querystring: { instance?: number } }>) => {
-        const inst = await runningInstance(deps, req, req.params.id, req.query.instance);
-        const access = deps.agents.nodeAccess(inst.nodeId);
-        if (!access.connect) throw new BerthError('NODE_UNAVAILABLE', `the node of pod ${req.params.id} offers no interactive access (its agent runs remotely)`);
+        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true });
         // Connect before the upgrade: "nothing listens" is then a plain 409 the CLI can show.
         (req as unknown as { upstream: Duplex }).upstream = await access.connect(inst.id, req.params.port);
       },

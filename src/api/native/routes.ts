@@ -1,4 +1,4 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { canSee, nodeLoads } from '../../control/index.js';
 import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
@@ -33,15 +33,8 @@ async function withAllProblems<T>(req: FastifyRequest, fn: () => Promise<T>, who
 }
 
 /** The instance a logs or exec call means: `instance` by ordinal, else the first. */
-function instanceOf(d: PodDetail, ordinal: number | undefined) {
-  const inst = ordinal === undefined ? d.instances[0] : d.instances.find((i) => i.ordinal === ordinal);
-  if (inst) return inst;
-  if (ordinal === undefined) throw new BerthError('CONFLICT', `pod ${d.pod.id} has no instance (it is scaled to 0)`);
-  throw new BerthError('NOT_FOUND', `pod ${d.pod.id} has no instance ${ordinal}; it has ${d.instances.map((i) => i.ordinal).join(', ') || 'none'}`);
-}
-
 export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { pods, resources, keys, store, agents } = deps;
+  const { pods, resources, keys, store } = deps;
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
   const endpoints = deps.access?.endpoints;
   const fullViews = new PodViewCache((d, n) => podView(d, n, endpoints));
@@ -99,9 +92,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   );
 
   app.get('/pods/:id/logs', { schema: { ...tags('pods'), summary: 'Pod logs as server-sent events (event "log", then "end")', params: S.PodIdParams, querystring: S.LogsQuery } }, async (req: Req<{ id: string }, Static<typeof S.LogsQuery>>, reply) => {
-    const d = await pods.get(req.caller, req.params.id);
-    const inst = instanceOf(d, req.query.instance);
-    const access = agents.nodeAccess(inst.nodeId);
+    const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance });
     const since = req.query.since;
     const ac = new AbortController();
     req.raw.on('close', () => ac.abort());
@@ -127,10 +118,8 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   });
 
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
-    const d = await pods.get(req.caller, req.params.id);
-    if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; exec needs it RUNNING`, { extra: { podStatus: d.pod.status } });
-    const inst = instanceOf(d, req.body.instance);
-    return agents.nodeAccess(inst.nodeId).exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
+    const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.body.instance, running: true });
+    return access.exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
   });
 
   // Events: every pod change as it is committed; `Last-Event-ID` or ?since= resumes.

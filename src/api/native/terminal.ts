@@ -6,9 +6,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { WebSocket } from 'ws';
-import type { InteractiveExec } from '../../control/agent-protocol.js';
+import type { ExecStream } from '../../control/agent-protocol.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../../control/shell.js';
-import { BerthError, type Instance } from '../../model/index.js';
+import { BerthError } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
 
 export interface TerminalQuery {
@@ -16,15 +16,6 @@ export interface TerminalQuery {
   instance?: number;
   cols?: number;
   rows?: number;
-}
-
-/** What a WebSocket route of a pod needs settled before the upgrade, so refusals are plain HTTP answers. */
-export async function runningInstance(deps: ApiDeps, req: FastifyRequest, id: string, ordinal: number | undefined): Promise<Instance> {
-  const d = await deps.pods.get(req.caller, id);
-  if (d.pod.status !== 'RUNNING') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} is ${d.pod.status}; it needs to be RUNNING`, { extra: { podStatus: d.pod.status } });
-  const inst = d.instances.find((i) => i.ordinal === (ordinal ?? 0) && i.observed?.state === 'running') ?? (ordinal === undefined ? d.instances.find((i) => i.observed?.state === 'running') : undefined);
-  if (!inst) throw new BerthError('ACTION_NOT_ALLOWED', `pod ${d.pod.id} has no running instance${ordinal !== undefined ? ` ${ordinal}` : ''}`);
-  return inst;
 }
 
 /** Pause the shell's output while this much is queued for a slow browser. */
@@ -42,17 +33,16 @@ export function registerTerminal(app: FastifyInstance, deps: ApiDeps): void {
         querystring: { type: 'object', properties: { container: { type: 'string' }, instance: { type: 'integer', minimum: 0 }, cols: { type: 'integer', minimum: 1, maximum: 1000 }, rows: { type: 'integer', minimum: 1, maximum: 1000 } } },
       },
       preHandler: async (req: FastifyRequest<{ Params: { id: string }; Querystring: TerminalQuery }>) => {
-        const inst = await runningInstance(deps, req, req.params.id, req.query.instance);
-        const access = deps.agents.nodeAccess(inst.nodeId);
-        if (!access.openExec) throw new BerthError('NODE_UNAVAILABLE', `the node of pod ${req.params.id} offers no interactive access (its agent runs remotely)`);
+        // Settled before the upgrade, so refusals are plain HTTP answers.
+        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true });
         if (await lacksShell(access, inst.id, req.query.container)) throw new BerthError('VALIDATION', `${NO_SHELL}; use \`berth pod exec\` with one of its programs`);
-        (req as unknown as { exec: Promise<InteractiveExec> }).exec = access.openExec(inst.id, req.query.container, { argv: LOGIN_SHELL, tty: true, env: { TERM: 'xterm-256color' }, cols: req.query.cols ?? 80, rows: req.query.rows ?? 24 });
+        (req as unknown as { exec: Promise<ExecStream> }).exec = access.openExec(inst.id, req.query.container, { argv: LOGIN_SHELL, tty: true, env: { TERM: 'xterm-256color' }, cols: req.query.cols ?? 80, rows: req.query.rows ?? 24 });
         // Failing here (no such container) answers the upgrade request with a problem document.
-        await (req as unknown as { exec: Promise<InteractiveExec> }).exec;
+        await (req as unknown as { exec: Promise<ExecStream> }).exec;
       },
     },
     async (socket: WebSocket, req: FastifyRequest) => {
-      const exec = await (req as unknown as { exec: Promise<InteractiveExec> }).exec;
+      const exec = await (req as unknown as { exec: Promise<ExecStream> }).exec;
       exec.stdout.on('data', (chunk: Buffer) => {
         socket.send(chunk, { binary: true });
         if (socket.bufferedAmount > HIGH_WATER) {

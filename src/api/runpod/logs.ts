@@ -5,9 +5,9 @@
  * Berth recorded it (created, started, the current status and why).
  */
 import type { FastifyReply, FastifyRequest } from 'fastify';
-import type { AgentService } from '../../control/index.js';
+import type { InstanceResolver } from '../../control/resolve.js';
 import { BerthError } from '../../model/index.js';
-import { toDockerTimestamp } from '../../runtime/streams.js';
+import { toDockerTimestamp } from '../../model/timestamps.js';
 import type { PodDetail } from '../../store/types.js';
 import { openSse } from '../sse.js';
 
@@ -71,7 +71,7 @@ function systemLines(d: PodDetail): { ts: string; line: string }[] {
 }
 
 /** Streams until the container's output ends (it stopped) or the client goes away. */
-export async function streamPodLogs(req: FastifyRequest, reply: FastifyReply, d: PodDetail, agents: AgentService, q: LogQuery): Promise<void> {
+export async function streamPodLogs(req: FastifyRequest, reply: FastifyReply, d: PodDetail, resolver: InstanceResolver, q: LogQuery): Promise<void> {
   const source = q.source === undefined || q.source === 'both' ? undefined : q.source;
   if (source !== undefined && source !== 'container' && source !== 'system') {
     throw new BerthError('VALIDATION', `source must be container or system, not ${source}`, { problems: [{ path: 'query:/source', message: 'must be container or system' }] });
@@ -94,7 +94,7 @@ export async function streamPodLogs(req: FastifyRequest, reply: FastifyReply, d:
       // tail and the cursor are exclusive: a resume replays from the cursor, else the last `tail` lines.
       const opts = cursor ? { follow: true, since: (Number(cursor.nanos / 1_000_000n) / 1000).toFixed(3) } : { follow: true, tail: q.tail ?? 100 };
       try {
-        const access = agents.nodeAccess(inst.nodeId);
+        const { access } = await resolver.resolve(req.caller, d.pod.id, { instance: inst.ordinal });
         for await (const l of access.logs(inst.id, undefined, opts, sse.closed)) send('container', l.time, l.text);
       } catch (e) {
         send('system', new Date().toISOString(), `no container output: ${(e as Error).message}`);

@@ -21,7 +21,7 @@ type IdReq<Q = unknown, B = unknown> = Req<S.IdParamsT, Q, B>;
 const tags = { tags: ['runpod v2'] };
 
 export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, options: RunpodOptions = {}): Promise<void> {
-  const { pods, resources, store, agents } = deps;
+  const { pods, resources, store } = deps;
   const opts = compileRunpodOptions(options);
   useErrors(app, sendV2Problem);
 
@@ -81,7 +81,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
 
   app.get('/pods/:id/logs', { schema: { ...tags, summary: 'Pod logs as server-sent events', params: S.IdParams, querystring: S.V2Logs } }, async (req: IdReq<LogQuery>, reply) => {
     const d = await pods.get(req.caller, req.params.id);
-    await streamPodLogs(req, reply, d, agents, req.query);
+    await streamPodLogs(req, reply, d, deps.resolver, req.query);
   });
 
   // Templates
