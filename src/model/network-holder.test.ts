@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compilePodSpec, holdsNetworkApart, normalizeSpec, specToInput, type PodSpec } from './spec.js';
+import { compilePodSpec } from './spec-compile.js';
+import { specToInput } from './spec-input.js';
+import { holdsNetworkApart, normalizeSpec, type PodSpec } from './spec.js';
 
 describe('networkHolder: where an instance holds its network', () => {
   it('holds it apart for several containers, not for one, by default', () => {

@@ -1,6 +1,8 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { compilePodSpec, formatPort, parsePort, specToInput } from './spec.js';
+import { formatPort, parsePort } from './port-spec.js';
+import { compilePodSpec } from './spec-compile.js';
+import { specToInput } from './spec-input.js';
 
 describe('private http ports', () => {
   it('parses 8888/http:private and leaves public ports as they were', () => {

@@ -1,7 +1,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { BerthError, type Problem } from './errors.js';
-import { compilePodSpec, mergeTemplate, parsePort, podPorts, specToInput, type PodInput, type PodSpec } from './spec.js';
+import { parsePort } from './port-spec.js';
+import { compilePodSpec } from './spec-compile.js';
+import { mergeTemplate, specToInput } from './spec-input.js';
+import { podPorts, type PodInput, type PodSpec } from './spec.js';
 
 /** The problems compilePodSpec reports for `input`; fails when it compiles. */
 function problemsOf(input: unknown): Problem[] {
