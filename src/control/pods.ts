@@ -1,15 +1,11 @@
 import {
-  idFromRequest,
   BerthError,
   DESIRED_AFTER,
   allowedActions,
-  compilePodSpec,
   instanceIdOf,
   invalid,
-  mergeTemplate,
   newPodId,
   notFound,
-  normalizeSpec,
   specToInput,
   type Instance,
   type InstanceId,
@@ -24,6 +20,7 @@ import {
 import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
+import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
 
@@ -64,6 +61,10 @@ export class PodService {
   /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
   compileFor(caller: Caller, input: PodInput): Promise<PodSpec> {
     return this.compile(caller, input);
+  }
+
+  private compile(caller: Caller, input: PodInput, withTemplate?: boolean): Promise<PodSpec> {
+    return compilePodInput(this.store, this.options.hostVolumeRoots ?? [], caller, input, withTemplate);
   }
 
   /**
@@ -469,53 +470,6 @@ export class PodService {
     }
     return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
   }
-
-  private hostPathAllowed(path: string): boolean {
-    if (path.split('/').includes('..')) return false;
-    return (this.options.hostVolumeRoots ?? []).some((root) => isUnder(path, root));
-  }
-
-  /** Validates input into a spec; `withTemplate` merges the named template under it (at create, or when an update names a new one). */
-  private async compile(caller: Caller, input: PodInput, withTemplate = true): Promise<PodSpec> {
-    let merged = input;
-    const problems: Problem[] = [];
-    if (input.templateId && withTemplate) {
-      const t = await this.store.getTemplate(idFromRequest.template(input.templateId));
-      if (!t || !canSee(caller, t.owner)) problems.push({ path: '/templateId', message: `template ${input.templateId} not found` });
-      else merged = mergeTemplate(t.pod, input);
-    }
-    let spec: PodSpec | undefined;
-    try {
-      spec = compilePodSpec(merged);
-    } catch (e) {
-      if (e instanceof BerthError) problems.push(...e.problems);
-      else throw e;
-    }
-    if (merged.networkVolumeId) {
-      const v = await this.store.getNetworkVolume(idFromRequest.networkVolume(merged.networkVolumeId));
-      if (!v || !canSee(caller, v.owner)) problems.push({ path: '/networkVolumeId', message: `network volume ${merged.networkVolumeId} not found` });
-    }
-    for (const [i, v] of (spec?.volumes ?? []).entries()) {
-      if (v.kind === 'host' && !this.hostPathAllowed(v.hostPath)) {
-        const roots = this.options.hostVolumeRoots ?? [];
-        problems.push({
-          path: `/volumes(${i})/hostPath`,
-          message: roots.length ? `${v.hostPath} is not under a host path the operator allows (${roots.join(', ')})` : 'host volumes are off: the operator allows none (berth server --allow-host-path)',
-        });
-      }
-    }
-    for (const [name, source] of Object.entries(spec?.secrets ?? {})) {
-      if (!(await this.store.getSecret(caller.owner, source))) problems.push({ path: `/secrets/${name}`, message: `no secret ${source} in the secret store` });
-    }
-    if (merged.registryAuthId) {
-      const r = await this.store.getRegistryAuth(idFromRequest.registryAuth(merged.registryAuthId));
-      if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
-    }
-    if (problems.length || !spec) throw invalid(problems);
-    // Written as it will be read back: a spec naming a Marathon path but no layout reads as one stored
-    // before `networkHolder` was (normalizeSpec), and comparisons with the stored versions must agree.
-    return normalizeSpec(spec);
-  }
 }
 
 /**
@@ -524,11 +478,6 @@ export class PodService {
  */
 function withoutMarathonDefinition(spec: PodSpec): PodSpec {
   return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
-}
-
-function isUnder(path: string, root: string): boolean {
-  const r = root.endsWith('/') ? root : root + '/';
-  return path === root || path.startsWith(r);
 }
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
