@@ -7,7 +7,8 @@ import { newNodeId, type Instance, type InstanceObservation, type OwnerId, type 
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { Caller } from './caller.js';
-import { DeploymentController, type MarathonEvent } from './deployments.js';
+import type { MarathonEvent } from './deployment-service.js';
+import { DeploymentController } from './deployments.js';
 import { PodService } from './pods.js';
 
 /*

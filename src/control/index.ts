@@ -7,5 +7,6 @@ export * from './resources.js';
 export * from './sealer.js';
 export * from './scheduler.js';
 export * from './pod-status.js';
+export * from './deployment-service.js';
 export * from './deployments.js';
 export * from './resolve.js';
