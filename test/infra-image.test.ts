@@ -89,8 +89,11 @@ describe('the node builds its own infra image, with no registry', () => {
     const after = (await docker.listImages()).flatMap((i) => i.RepoTags ?? []);
     assert.ok(!after.some((r) => r.startsWith('registry.k8s.io/')), `no pause image was pulled: ${after.join(', ')}`);
     // The containers share the infra container's network: one reached the other on localhost.
-    const probe = await t.api<{ exitCode: number; stdout: string }>('POST', `/api/v1/pods/${id}/exec`, { container: 'probe', command: ['cat', '/tmp/got'] });
-    assert.equal(probe.body.stdout.trim(), 'hi');
+    const got = await waitFor('the probe to fetch the page', async () => {
+      const probe = await t.api<{ exitCode: number; stdout: string }>('POST', `/api/v1/pods/${id}/exec`, { container: 'probe', command: ['cat', '/tmp/got'] });
+      return probe.body.exitCode === 0 && probe.body.stdout.trim() ? probe.body.stdout.trim() : undefined;
+    });
+    assert.equal(got, 'hi');
 
     // catatonit as PID 1 stops at once on SIGTERM: a stop does not wait out the grace period.
     const infra = docker.getContainer(cs[0]!.Id);
