@@ -14,9 +14,9 @@ import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { PROXY_LOGIN_PATH, type ProxyGrant } from '../control/access.js';
 import { canSee } from '../control/caller.js';
-import { BerthError } from '../model/index.js';
-import { CLIENT_KEEP_ALIVE_MS, ClientReads, errorBody, FastConnection, IdleClock, NO_ANSWER, noAnswer, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
+import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, IdleClock, noAnswer, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
 import type { ProxyAccess } from './gate.js';
+import { ProxyError, rawAnswer, ResponseRelay, sendError, upstreamFailure } from './relay.js';
 import type { PodRoute, PortRoute } from './routes.js';
 
 export interface RouteSource {
@@ -40,11 +40,7 @@ export const SESSION_COOKIE = 'berth_proxy_session';
 const HOST_LABEL = /^([0-9a-z]{14})(?:-(\d{1,4}))?-(\d{1,5})$/;
 /** Hop-by-hop headers (RFC 9110 §7.6.1) and those undici frames itself; never forwarded. */
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade', 'expect', 'proxy-authorization', 'x-forwarded-for', 'x-forwarded-proto', 'x-forwarded-host']);
-const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'trailer', 'upgrade']);
 const MAX_CACHED_HOSTS = 10_000;
-
-/** A refusal the proxy words itself; any other error it meets is answered as INTERNAL. */
-class ProxyError extends BerthError {}
 
 /** A Host header taken apart: `{podId}[-{ordinal}]-{port}.{domain}`. */
 interface PodAddress {
@@ -420,114 +416,6 @@ export class ProxyEngine implements FastPathHost {
     req.resume();
     sendError(req, res, e);
   }
-}
-
-/** Streams one upstream response to the client: undici's lowest-level handler, no intermediate streams. */
-class ResponseRelay implements Dispatcher.DispatchHandlers {
-  private abort: ((err?: Error) => void) | undefined;
-  private resume: (() => void) | undefined;
-
-  constructor(
-    private readonly req: IncomingMessage,
-    private readonly res: ServerResponse,
-    private readonly target: Target,
-    private readonly log: Logger,
-  ) {
-    res.once('close', () => {
-      if (!res.writableFinished) this.abort?.(new Error('the client went away'));
-    });
-    res.on('drain', () => this.resume?.());
-  }
-
-  onConnect(abort: (err?: Error) => void): void {
-    this.abort = abort;
-    if (this.res.destroyed) abort(new Error('the client went away'));
-  }
-
-  onHeaders(status: number, rawHeaders: Buffer[] | string[] | null, resume: () => void, statusText: string): boolean {
-    this.resume = resume;
-    const headers: string[] = [];
-    let sized = false;
-    if (rawHeaders) {
-      for (let i = 0; i < rawHeaders.length; i += 2) {
-        const name = rawHeaders[i]!.toString();
-        const lower = name.toLowerCase();
-        if (RESPONSE_HOP.has(lower)) continue;
-        if (lower === 'content-length') sized = true;
-        headers.push(name, rawHeaders[i + 1]!.toString('latin1'));
-      }
-    }
-    if (status < 200) return true;
-    this.res.writeHead(status, statusText || undefined, headers);
-    // A response of unknown length (an event stream, a long download) gets its head now rather than
-    // with its first chunk; one with a length goes out head and body in one write.
-    if (!sized) this.res.flushHeaders();
-    return true;
-  }
-
-  onData(chunk: Buffer): boolean {
-    return this.res.write(chunk);
-  }
-
-  onComplete(): void {
-    this.res.end();
-  }
-
-  onError(err: Error): void {
-    if (this.res.headersSent) {
-      this.res.destroy();
-      return;
-    }
-    if (this.res.destroyed) return;
-    this.log.debug({ err, upstream: this.target.upstream.origin }, 'upstream failed');
-    this.req.resume();
-    const timeout = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';
-    sendError(this.req, this.res, new ProxyError(timeout ? 'UPSTREAM_TIMEOUT' : 'UPSTREAM_FAILED', upstreamFailure(this.target, err)));
-  }
-}
-
-/**
- * How a connection to a pod's port gave no answer at all, when that is what happened: refused (no
- * listener and no port forwarding in between), or reset or closed before a byte came back (Docker's
- * port forwarding accepts the connection, then drops it when nothing listens in the pod).
- */
-export function unanswered(err: Error & { code?: string; socket?: { bytesRead?: number } }): string | undefined {
-  const code = err.code ?? (err.cause as { code?: string } | undefined)?.code;
-  if (code === 'ECONNREFUSED') return 'the connection was refused';
-  if (code === 'ECONNRESET' || code === 'EPIPE') return 'the connection was reset';
-  if (code === NO_ANSWER || (code === 'UND_ERR_SOCKET' && !err.socket?.bytesRead)) return 'the connection was closed before an answer';
-  return undefined;
-}
-
-function upstreamFailure(target: Target, err: Error & { code?: string }): string {
-  const where = `port ${target.port.port} of pod ${target.route.podId}`;
-  const silent = unanswered(err);
-  if (silent) return `nothing answers on ${where}: is the server in the pod listening on 0.0.0.0:${target.port.port}? (${silent})`;
-  if (err.code === 'UND_ERR_HEADERS_TIMEOUT') return `${where} did not answer in time`;
-  return `${where} failed to answer: ${err.message}`;
-}
-
-function sendError(req: IncomingMessage, res: ServerResponse, err: BerthError): void {
-  if (res.headersSent) {
-    res.destroy();
-    return;
-  }
-  const { type, body } = errorBody(err, req.headers.accept ?? '');
-  res.writeHead(err.status, {
-    'content-type': type,
-    'content-length': Buffer.byteLength(body),
-    'x-berth-error': err.code,
-    'cache-control': 'no-store',
-  });
-  res.end(body);
-}
-
-/** The refusal of a WebSocket upgrade, always as text: the socket is not an HTTP response. */
-function rawAnswer(socket: Duplex, err: BerthError): void {
-  if (!socket.writable) return void socket.destroy();
-  const { status } = err;
-  const { type, body } = errorBody(err, '');
-  socket.end(`HTTP/1.1 ${status} ${status === 404 ? 'Not Found' : status === 401 ? 'Unauthorized' : status === 503 ? 'Service Unavailable' : status === 502 ? 'Bad Gateway' : 'Error'}\r\ncontent-type: ${type}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nx-berth-error: ${err.code}\r\nconnection: close\r\n\r\n${body}`);
 }
 
 function clientAddress(addr: string | undefined): string {
