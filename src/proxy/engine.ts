@@ -14,8 +14,10 @@ import type { Logger } from 'pino';
 import { Pool, type Dispatcher } from 'undici';
 import { PROXY_LOGIN_PATH, type ProxyGrant } from '../control/access.js';
 import { canSee } from '../control/caller.js';
-import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, IdleClock, noAnswer, UpstreamPool, type FastPathHost, type Target } from './fast-path.js';
+import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, noAnswer, type FastPathHost, type Target } from './fast-path.js';
+import { IdleClock } from './idle-clock.js';
 import type { ProxyAccess } from './gate.js';
+import { UpstreamPool } from './upstream-pool.js';
 import { ProxyError, rawAnswer, ResponseRelay, sendError, upstreamFailure } from './relay.js';
 import type { PodRoute, PortRoute } from './routes.js';
 
