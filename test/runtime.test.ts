@@ -263,6 +263,6 @@ describe('DockerRuntime on the real daemon', { concurrency: true }, () => {
 
   it('fails a pull from an unreachable registry with a RUNTIME error', async () => {
     const progress: unknown[] = [];
-    await assert.rejects(rt.pullImage('127.0.0.1:1/nope:latest', null, (p) => progress.push(p)), isKind('RUNTIME', /pull of 127\.0\.0\.1:1\/nope:latest failed: .*connection refused/));
+    await assert.rejects(rt.pullImage('127.0.0.1:1/nope:latest', null, (p) => progress.push(p)), isKind('RUNTIME', /image 127\.0\.0\.1:1\/nope:latest is not on this node and its registry 127\.0\.0\.1:1 cannot be reached \(.*connection refused\)/));
   });
 });

@@ -131,7 +131,7 @@ describe('DockerRuntime against a fake daemon', () => {
     const progress: PullProgressEvent[] = [];
     await assert.rejects(
       rt.pullImage('registry.example:5000/team/app:2', { username: 'u', password: 'p', serveraddress: 'registry.example:5000' }, (p) => progress.push(p)),
-      (err: unknown) => err instanceof BerthError && err.kind === 'RUNTIME' && err.message === 'pull of registry.example:5000/team/app:2 failed: unauthorized: authentication required',
+      (err: unknown) => err instanceof BerthError && err.kind === 'RUNTIME' && err.message === "image registry.example:5000/team/app:2 is not on this node and registry registry.example:5000 does not give it (unauthorized: authentication required); check the name and tag, or the pod's registry login",
     );
     assert.deepEqual(auth, { username: 'u', password: 'p', serveraddress: 'registry.example:5000' });
     // The first message is reported at once; the throttle holds the rest back.
