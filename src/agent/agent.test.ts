@@ -9,9 +9,10 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { ensureTestImage, TEST_IMAGE } from '../../test/support/images.js';
 import type { AgentChannel, Assignment, InstanceReport, WatchResult } from '../control/agent-protocol.js';
-import { compilePodSpec, type InstanceId, type InstanceObservation, type NodeId, type PodId, type PodInput } from '../model/index.js';
+import { type InstanceObservation, type NodeId, type PodInput } from '../model/index.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { Agent } from './agent.js';
+import { testAssignment } from '../../test/support/assignment.js';
 
 const SECRET = 'hunter2-very-secret';
 
@@ -52,24 +53,7 @@ class FakeChannel implements AgentChannel {
 }
 
 function assignment(podId: string, input: PodInput, secrets: Record<string, string>, goal: Assignment['goal'] = 'running'): Assignment {
-  return {
-    instanceId: `${podId}-0` as InstanceId,
-    podId: podId as PodId,
-    ordinal: 0,
-    specVersion: 1,
-    goal,
-    resetGeneration: 0,
-    restartGeneration: 0,
-    observedRestartGeneration: null,
-    spec: compilePodSpec({ volumeGb: 0, ...input }),
-    gpus: [],
-    hostPorts: {},
-    env: {},
-    registryLogin: null,
-    secrets,
-    volumeDisk: null,
-    networkVolume: null,
-  };
+  return testAssignment(input, { podId, secrets, goal });
 }
 
 const until = async <T>(what: string, check: () => T | undefined, ms = 20_000): Promise<T> => {

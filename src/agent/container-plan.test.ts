@@ -1,33 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Assignment } from '../control/agent-protocol.js';
-import { compilePodSpec, type Gpu, type InstanceId, type NodeId, type PodId, type PodInput } from '../model/index.js';
+import { type Gpu, type NodeId, type PodInput } from '../model/index.js';
 import { containerGpus, containerPlan, holderPlan, infraName, infraPlan, podEnv, usesInfra, type PlanContext } from './container-plan.js';
 import { generationLabels, LABELS } from './labels.js';
 import type { NetPlan } from './ports.js';
+import { testAssignment } from '../../test/support/assignment.js';
 
 const NODE = 'node-1' as NodeId;
 
 function assignment(input: PodInput, more: Partial<Assignment> = {}): Assignment {
-  return {
-    instanceId: 'pod1-0' as InstanceId,
-    podId: 'pod1' as PodId,
-    ordinal: 0,
-    specVersion: 3,
-    goal: 'running',
-    resetGeneration: 1,
-    restartGeneration: 0,
-    observedRestartGeneration: null,
-    spec: compilePodSpec({ volumeGb: 0, ...input }),
-    gpus: [],
-    hostPorts: {},
-    env: {},
-    registryLogin: null,
-    secrets: {},
-    volumeDisk: null,
-    networkVolume: null,
-    ...more,
-  };
+  return testAssignment(input, { specVersion: 3, resetGeneration: 1, ...more });
 }
 
 const gpu = (index: number): Gpu => ({ index, uuid: `GPU-${index}`, name: 'NVIDIA Test', memoryMb: 1024 });

@@ -1,31 +1,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Assignment } from '../control/agent-protocol.js';
-import { compilePodSpec, type InstanceId, type PodId, type PodInput } from '../model/index.js';
+import { type PodInput } from '../model/index.js';
 import type { ContainerInfo, ContainerRunState } from '../runtime/types.js';
 import { decide, type LocalFacts } from './decide.js';
 import { LABELS } from './labels.js';
+import { testAssignment } from '../../test/support/assignment.js';
 
 function assignment(input: PodInput, more: Partial<Assignment> = {}): Assignment {
-  return {
-    instanceId: 'pod1-0' as InstanceId,
-    podId: 'pod1' as PodId,
-    ordinal: 0,
-    specVersion: 2,
-    goal: 'running',
-    resetGeneration: 0,
-    restartGeneration: 0,
-    observedRestartGeneration: null,
-    spec: compilePodSpec({ volumeGb: 0, ...input }),
-    gpus: [],
-    hostPorts: {},
-    env: {},
-    registryLogin: null,
-    secrets: {},
-    volumeDisk: null,
-    networkVolume: null,
-    ...more,
-  };
+  return testAssignment(input, { specVersion: 2, ...more });
 }
 
 let ids = 0;

@@ -2,32 +2,16 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import pino from 'pino';
 import type { AgentChannel, Assignment, InstanceReport } from '../control/agent-protocol.js';
-import { compilePodSpec, type InstanceId, type InstanceObservation, type NodeId, type PodId, type PodInput } from '../model/index.js';
+import { type InstanceId, type InstanceObservation, type NodeId, type PodInput } from '../model/index.js';
 import type { ContainerInfo } from '../runtime/types.js';
 import { LABELS } from './labels.js';
 import { observationOf, Reporter, type InstanceFacts } from './reporter.js';
+import { testAssignment } from '../../test/support/assignment.js';
 
 const ID = 'pod1-0' as InstanceId;
 
 function assignment(input: PodInput): Assignment {
-  return {
-    instanceId: ID,
-    podId: 'pod1' as PodId,
-    ordinal: 0,
-    specVersion: 2,
-    goal: 'running',
-    resetGeneration: 1,
-    restartGeneration: 3,
-    observedRestartGeneration: null,
-    spec: compilePodSpec({ volumeGb: 0, ...input }),
-    gpus: [],
-    hostPorts: {},
-    env: {},
-    registryLogin: null,
-    secrets: {},
-    volumeDisk: null,
-    networkVolume: null,
-  };
+  return testAssignment(input, { instanceId: ID, specVersion: 2, resetGeneration: 1, restartGeneration: 3 });
 }
 
 const facts: InstanceFacts = { pull: null, lastLogLines: ['boom'], restartCount: 2, launchFailures: 1, restartGenerationDone: null, disk: null, verdict: () => undefined };

@@ -1,30 +1,13 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { instanceIdOf, type Instance, type InstanceObservation, type InstanceState, type NodeId, type PodId } from '../model/index.js';
+import { instanceIdOf, type Instance, type InstanceObservation, type NodeId, type PodId } from '../model/index.js';
+import { testObservation } from '../../test/support/observation.js';
 import { summarize } from './pod-status.js';
 
 const POD = '2s56cp0pof1rmt' as PodId;
 const NODE = 'node1' as NodeId;
 
-function observed(state: InstanceState, extra: Partial<InstanceObservation> = {}): InstanceObservation {
-  return {
-    state,
-    message: null,
-    exitCode: null,
-    ports: {},
-    containers: [],
-    pull: null,
-    lastLogLines: [],
-    startedAt: null,
-    restartCount: 0,
-    observedSpecVersion: 1,
-    observedResetGeneration: 0,
-    observedRestartGeneration: 0,
-    disk: null,
-    updatedAt: '2024-01-01T00:00:00.000Z',
-    ...extra,
-  };
-}
+const observed = testObservation;
 
 function inst(ordinal: number, obs: InstanceObservation | null, nodeId: NodeId | null = NODE): Instance {
   return { id: instanceIdOf(POD, ordinal), podId: POD, ordinal, nodeId, specVersion: 1, goal: 'running', resetGeneration: 0, restartGeneration: 0, gpuUuids: [], hostPorts: {}, observed: obs, revision: 1 };

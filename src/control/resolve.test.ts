@@ -7,6 +7,7 @@ import type { Store } from '../store/types.js';
 import type { NodeAccess } from './agent-protocol.js';
 import { AgentService } from './agents.js';
 import { PodService } from './pods.js';
+import { testObservation } from '../../test/support/observation.js';
 import { InstanceResolver } from './resolve.js';
 import { Sealer } from './sealer.js';
 
@@ -14,22 +15,7 @@ const ALICE = { owner: 'alice' as OwnerId, admin: false };
 const BOB = { owner: 'bob' as OwnerId, admin: false };
 const at = new Date().toISOString();
 
-const observed = (state: InstanceObservation['state']): InstanceObservation => ({
-  state,
-  message: null,
-  exitCode: null,
-  ports: {},
-  containers: [],
-  pull: null,
-  lastLogLines: [],
-  startedAt: null,
-  restartCount: 0,
-  observedSpecVersion: 1,
-  observedResetGeneration: 0,
-  observedRestartGeneration: 0,
-  disk: null,
-  updatedAt: at,
-});
+const observed = (state: InstanceObservation['state']): InstanceObservation => testObservation(state, { updatedAt: at });
 
 describe('InstanceResolver', () => {
   let store: Store;
