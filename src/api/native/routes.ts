@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { canSee, nodeLoads } from '../../control/index.js';
-import { BerthError, POD_STATUSES, compilePodSpec, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
+import { BerthError, POD_STATUSES, compilePodSpec, idFromRequest, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
@@ -58,7 +58,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
       ...(status?.length ? { status: status as PodStatus[] } : {}),
       ...(q.name ? { name: q.name } : {}),
       ...(q.image ? { image: q.image } : {}),
-      ...(q.nodeId ? { nodeId: q.nodeId as never } : {}),
+      ...(q.nodeId ? { nodeId: idFromRequest.node(q.nodeId) } : {}),
       ...(q.includeTerminated ? { includeTerminated: true } : {}),
       ...(limit ? { limit: limit + 1 } : {}),
       ...(q.after ? { after: q.after as PodId } : {}),
@@ -250,7 +250,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   });
   app.get('/keys', { schema: tags('api keys') }, async (req) => ({ keys: (await keys.list(req.caller)).map(keyView) }));
   app.delete('/keys/:id', { schema: { ...tags('api keys'), params: S.IdParams } }, async (req: Req<{ id: string }>, reply) => {
-    await keys.remove(req.caller, req.params.id as never);
+    await keys.remove(req.caller, idFromRequest.apiKey(req.params.id));
     return reply.code(204).send();
   });
   app.get('/whoami', { schema: tags('api keys') }, async (req) => req.caller);
