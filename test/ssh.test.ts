@@ -1,11 +1,13 @@
 /**
  * The SSH gateway with the real OpenSSH clients (ssh, scp, sftp): a shell, a command's exit status,
- * SFTP and scp both ways (replacing files, interrupted, into an image without a shell), a -L
+ * SFTP and scp both ways (replacing files, interrupted, into an image without a shell, through a
+ * link, a download given up part way), the limits OpenSSH's clients are told, a -L
  * forward, another user's key refused, a stopped pod's message.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -130,6 +132,57 @@ describe('SSH gateway', { concurrency: true }, () => {
     const scpDown = await spawnRun('scp', [...opts(join(dir, 'id_owner')), '-P', String(sshPort), `${podId}@127.0.0.1:/tmp/scp.bin`, join(dir, 'scp-back.bin')]);
     assert.equal(scpDown.code, 0, scpDown.stderr);
     assert.ok((await readFile(join(dir, 'scp-back.bin'))).equals(data));
+  });
+
+  it('offers limits@openssh.com: OpenSSH reads 255 KiB per request, writes 32 KiB', async () => {
+    const r = await spawnRun('sftp', [...opts(join(dir, 'id_owner')), '-vvv', '-P', String(sshPort), '-b', '-', `${podId}@127.0.0.1`], 'ls /\n');
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stderr, /server upload\/download buffer sizes 32768 \/ 261120; using 32768 \/ 261120/);
+  });
+
+  /** An SFTP session of ssh2's client, for the requests OpenSSH's clients do not make on their own. */
+  const sftpSession = async (): Promise<{ sftp: ssh2.SFTPWrapper; end: () => void }> => {
+    const c = new ssh2.Client();
+    await new Promise<void>((resolve, reject) => {
+      c.on('ready', resolve).on('error', reject);
+      c.connect({ host: '127.0.0.1', port: sshPort, username: podId, privateKey: readFileSync(join(dir, 'id_owner')) });
+    });
+    const sftp = await new Promise<ssh2.SFTPWrapper>((resolve, reject) => c.sftp((err, s) => (err ? reject(err) : resolve(s))));
+    return { sftp, end: () => c.end() };
+  };
+
+  it('downloads through a symbolic link, which answers LSTAT as a link and STAT as its file', async () => {
+    const made = await ssh([`${podId}@127.0.0.1`, 'head -c 300000 /dev/urandom > /tmp/target.bin && ln -sf target.bin /tmp/link.bin && sha256sum /tmp/target.bin']);
+    assert.equal(made.code, 0, made.stderr);
+    const down = await scp(`${podId}@127.0.0.1:/tmp/link.bin`, join(dir, 'via-link.bin'));
+    assert.equal(down.code, 0, down.stderr);
+    assert.equal(sha(await readFile(join(dir, 'via-link.bin'))), made.stdout.split(' ')[0]);
+    const { sftp, end } = await sftpSession();
+    try {
+      const lstat = await new Promise<ssh2.Stats>((resolve, reject) => sftp.lstat('/tmp/link.bin', (err, st) => (err ? reject(err) : resolve(st))));
+      assert.ok(lstat.isSymbolicLink());
+      const stat = await new Promise<ssh2.Stats>((resolve, reject) => sftp.stat('/tmp/link.bin', (err, st) => (err ? reject(err) : resolve(st))));
+      assert.ok(stat.isFile());
+      assert.equal(stat.size, 300000);
+    } finally {
+      end();
+    }
+  });
+
+  it('leaves the pod usable when a client closes a file it has not read to the end', async () => {
+    await ssh([`${podId}@127.0.0.1`, 'head -c 5000000 /dev/urandom > /tmp/partial.bin']);
+    const { sftp, end } = await sftpSession();
+    try {
+      const handle = await new Promise<Buffer>((resolve, reject) => sftp.open('/tmp/partial.bin', 'r', (err, h) => (err ? reject(err) : resolve(h))));
+      const got = await new Promise<number>((resolve, reject) => sftp.read(handle, Buffer.alloc(32768), 0, 32768, 0, (err, n) => (err ? reject(err) : resolve(n))));
+      assert.equal(got, 32768);
+      await new Promise<void>((resolve, reject) => sftp.close(handle, (err) => (err ? reject(err) : resolve())));
+      // A tar stream left paused held Docker's lock on the container: this command never started.
+      const after = await ssh([`${podId}@127.0.0.1`, 'echo still-here']);
+      assert.equal(after.stdout, 'still-here\n', after.stderr);
+    } finally {
+      end();
+    }
   });
 
   it('replaces a file with scp, shorter then longer, keeping its mode, leaving nothing beside it', async () => {

@@ -16,7 +16,7 @@ import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
 import type { Store } from '../store/types.js';
-import { SftpSession } from './sftp.js';
+import { offerLimits, SftpSession } from './sftp.js';
 
 const { Server, utils } = ssh2;
 
@@ -270,6 +270,8 @@ export class SshGateway {
     session.on('subsystem', (_accept, reject) => reject());
     session.on('sftp', (accept) => {
       const sftp = accept();
+      // Before the client's INIT is read: the VERSION answer carries it.
+      offerLimits(sftp);
       this.target(who).then(
         ({ access, instance }) => new SftpSession(sftp, { access, instanceId: instance.id as InstanceId, container: who.container, logger: this.log }),
         (err: unknown) => {
