@@ -1,4 +1,4 @@
-// bench: ssh — scp of a 200 MB file through Berth's SSH gateway (SFTP into a pod) vs scp to this machine's own sshd (target: throughput ratio ≥ 0.7)
+// bench: ssh — scp of a 200 MB file up and down through Berth's SSH gateway (SFTP into a pod) vs scp to this machine's own sshd (targets: throughput ratio ≥ 0.7 each way)
 /**
  * Copying a file with OpenSSH's scp (SFTP mode, OpenSSH's default since 9.0) two ways, in the same
  * run, with the same client, key type and file:
@@ -8,7 +8,8 @@
  *   gateway  `berth server`'s SSH gateway (a child process), writing into a running pod (an upload
  *            streams into `cat` through a Docker exec; a download comes out of the archive API).
  *
- * Uploads are the target; downloads are printed too. Rounds alternate the order; medians reported.
+ * Both directions have the target (gateway/sshd throughput ≥ 0.7). Rounds alternate the order;
+ * medians reported.
  * The cipher and MAC each side negotiated with the client are printed with the figures.
  *
  *   npm run bench -- ssh [--mb 200] [--rounds 5]
@@ -26,6 +27,8 @@ import { apiClient, intArg, log, median, msSince, sleep, startChild, summary, ty
 const run = promisify(execFile);
 const MB = intArg('--mb', 200);
 const ROUNDS = intArg('--rounds', 5);
+/** Gateway throughput over sshd's, each way. */
+const TARGET = 0.7;
 
 
 async function startSshd(dir: string, clientPub: string): Promise<{ port: number; child: ChildProcess }> {
@@ -64,10 +67,31 @@ async function negotiated(args: string[]): Promise<string> {
   return m ? `${m[1]} (MAC ${m[2]})` : 'unknown';
 }
 
-async function timed(args: string[]): Promise<number> {
+/**
+ * CPU seconds (user + system) from /proc/<pid>/stat: the process's own, or with `reaped` those of
+ * its children that have exited and been waited for (sshd's per-connection processes; scp and ssh).
+ */
+async function cpuSeconds(pid: number, reaped: boolean): Promise<number> {
+  const fields = (await readFile(`/proc/${pid}/stat`, 'utf8')).split(') ')[1]!.split(' ');
+  const ticks = (i: number): number => Number(fields[i - 3]);
+  return (reaped ? ticks(16) + ticks(17) : ticks(14) + ticks(15)) / 100;
+}
+
+interface Copy {
+  ms: number;
+  /** CPU seconds of scp and its ssh, and of the server side (sshd's processes, or Berth's server). */
+  clientCpu: number;
+  serverCpu: number;
+}
+
+async function timed(args: string[], server: () => Promise<number>): Promise<Copy> {
+  const [c0, s0] = [await cpuSeconds(process.pid, true), await server()];
   const start = process.hrtime.bigint();
   await run('scp', args, { maxBuffer: 1 << 20 });
-  return msSince(start);
+  const ms = msSince(start);
+  // sshd's connection process may still be exiting: give it a moment to be reaped.
+  await sleep(100);
+  return { ms, clientCpu: (await cpuSeconds(process.pid, true)) - c0, serverCpu: (await server()) - s0 };
 }
 
 async function main(): Promise<void> {
@@ -106,44 +130,53 @@ async function main(): Promise<void> {
       sshd: await negotiated([...sshOpts, '-p', String(d.port), 'root@127.0.0.1']),
       gateway: await negotiated([...sshOpts, '-p', String(gwPort), `${podId}@127.0.0.1`]),
     };
+    const sshdCpu = (): Promise<number> => cpuSeconds(d.child.pid!, true);
+    const gatewayCpu = (): Promise<number> => cpuSeconds(server!.pid, false);
     const targets = {
       sshd: {
-        up: () => timed([...common, '-P', String(d.port), file, `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`]),
-        down: () => timed([...common, '-P', String(d.port), `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`, join(work, 'back-sshd.bin')]),
+        up: () => timed([...common, '-P', String(d.port), file, `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`], sshdCpu),
+        down: () => timed([...common, '-P', String(d.port), `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`, join(work, 'back-sshd.bin')], sshdCpu),
       },
       gateway: {
-        up: () => timed([...common, '-P', String(gwPort), file, `${podId}@127.0.0.1:/tmp/payload.bin`]),
-        down: () => timed([...common, '-P', String(gwPort), `${podId}@127.0.0.1:/tmp/payload.bin`, join(work, 'back-gw.bin')]),
+        up: () => timed([...common, '-P', String(gwPort), file, `${podId}@127.0.0.1:/tmp/payload.bin`], gatewayCpu),
+        down: () => timed([...common, '-P', String(gwPort), `${podId}@127.0.0.1:/tmp/payload.bin`, join(work, 'back-gw.bin')], gatewayCpu),
       },
     };
     type Name = keyof typeof targets;
-    const up: Record<Name, number[]> = { sshd: [], gateway: [] };
-    const down: Record<Name, number[]> = { sshd: [], gateway: [] };
-    // Warm-up: one small copy each (connection set-up, JIT).
+    const up: Record<Name, Copy[]> = { sshd: [], gateway: [] };
+    const down: Record<Name, Copy[]> = { sshd: [], gateway: [] };
     for (let r = 0; r < ROUNDS; r++) {
       for (const name of (r % 2 ? ['gateway', 'sshd'] : ['sshd', 'gateway']) as Name[]) {
         const u = await targets[name].up();
         const dn = await targets[name].down();
         up[name].push(u);
         down[name].push(dn);
-        log(`round ${r + 1} ${name.padEnd(7)} up ${((bytes / 2 ** 20) / (u / 1000)).toFixed(0)} MB/s (${(u / 1000).toFixed(2)} s)  down ${((bytes / 2 ** 20) / (dn / 1000)).toFixed(0)} MB/s (${(dn / 1000).toFixed(2)} s)`);
+        const line = (c: Copy): string => `${(bytes / 2 ** 20 / (c.ms / 1000)).toFixed(0)} MB/s (${(c.ms / 1000).toFixed(2)} s; CPU client ${c.clientCpu.toFixed(2)} s, server ${c.serverCpu.toFixed(2)} s)`;
+        log(`round ${r + 1} ${name.padEnd(7)} up ${line(u)}  down ${line(dn)}`);
       }
     }
     const back = await readFile(join(work, 'back-gw.bin'));
     if (!back.equals(await readFile(file))) throw new Error('the file came back from the pod changed');
     const mbps = (ms: number): number => bytes / 2 ** 20 / (ms / 1000);
-    const upRatio = mbps(median(up.gateway)) / mbps(median(up.sshd));
-    const downRatio = mbps(median(down.gateway)) / mbps(median(down.sshd));
+    const ms = (cs: Copy[]): number => median(cs.map((c) => c.ms));
+    const upRatio = ms(up.sshd) / ms(up.gateway);
+    const downRatio = ms(down.sshd) / ms(down.gateway);
+    const figure = (cs: Copy[]): string =>
+      `${mbps(ms(cs)).toFixed(0)} MB/s (${(ms(cs) / 1000).toFixed(2)} s)  CPU client ${median(cs.map((c) => c.clientCpu)).toFixed(2)} s, server ${median(cs.map((c) => c.serverCpu)).toFixed(2)} s`;
+    const perRound = (g: Copy[], s: Copy[]): string => g.map((c, i) => (s[i]!.ms / c.ms).toFixed(2)).join(' ');
     summary('ssh', [
       ['copy', `${MB} MiB of random bytes with scp (SFTP mode), ${ROUNDS} rounds alternating order; client cipher preference ${cipher}; medians`],
       ['cipher with sshd', ciphers.sshd],
       ['cipher with gateway', ciphers.gateway],
-      ['sshd upload', `${mbps(median(up.sshd)).toFixed(0)} MB/s (${(median(up.sshd) / 1000).toFixed(2)} s)`],
-      ['gateway upload', `${mbps(median(up.gateway)).toFixed(0)} MB/s (${(median(up.gateway) / 1000).toFixed(2)} s)`],
-      ['sshd download', `${mbps(median(down.sshd)).toFixed(0)} MB/s (${(median(down.sshd) / 1000).toFixed(2)} s)`],
-      ['gateway download', `${mbps(median(down.gateway)).toFixed(0)} MB/s (${(median(down.gateway) / 1000).toFixed(2)} s)`],
-      ['gateway/sshd download', downRatio.toFixed(2)],
-      ['gateway/sshd upload (target ≥ 0.7)', `${upRatio.toFixed(2)}  ${upRatio >= 0.7 ? 'PASS' : 'MISS'}`],
+      ['server CPU', "sshd: its connection processes; gateway: Berth's server process (Docker's share, dockerd and the exec's shim, is not counted)"],
+      ['sshd upload', figure(up.sshd)],
+      ['gateway upload', figure(up.gateway)],
+      ['sshd download', figure(down.sshd)],
+      ['gateway download', figure(down.gateway)],
+      ['gateway/sshd up, per round', perRound(up.gateway, up.sshd)],
+      ['gateway/sshd down, per round', perRound(down.gateway, down.sshd)],
+      [`gateway/sshd download (target ≥ ${TARGET})`, `${downRatio.toFixed(2)}  ${downRatio >= TARGET ? 'PASS' : 'MISS'}`],
+      [`gateway/sshd upload (target ≥ ${TARGET})`, `${upRatio.toFixed(2)}  ${upRatio >= TARGET ? 'PASS' : 'MISS'}`],
     ]);
   } finally {
     sshd?.kill();
