@@ -16,7 +16,8 @@ import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
 import type { Store } from '../store/types.js';
-import { offerLimits, SftpSession } from './sftp.js';
+import { offerLimits } from './sftp-channel.js';
+import { SftpSession } from './sftp.js';
 
 const { Server, utils } = ssh2;
 

@@ -7,6 +7,12 @@
  * upload is spooled to a temp file on the gateway and put into the container whole at close. A
  * download streams the file out of a tar from Docker's archive API. Metadata (listings, mkdir,
  * rename...) uses small commands run in the container.
+ *
+ * One file by choice (~850 lines): the session's handles (read, spooled write, streamed write,
+ * directory) share one handle table, the order in which CLOSE and a broken connection finish them,
+ * and what the session learned of the image (no stat, no shell); split, those rules would be spread
+ * over files that are only right together. What stands apart is beside it: the script run in the
+ * container and its parsers (path-script.ts), and ssh2's channel internals (sftp-channel.ts).
  */
 import { randomBytes } from 'node:crypto';
 import { open, rm, mkdtemp, type FileHandle } from 'node:fs/promises';
@@ -19,11 +25,11 @@ import ssh2 from 'ssh2';
 import type { Attributes, FileEntry, SFTPWrapper } from 'ssh2';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import { BerthError, type InstanceId } from '../model/index.js';
+import { longname, parseStatLine, PATH_SCRIPT, readLines, saysDone, STAT_FORMAT, TRAILER } from './path-script.js';
+import { exitStatus } from './sftp-channel.js';
 
 const { OPEN_MODE, STATUS_CODE } = ssh2.utils.sftp;
 
-/** `%f` raw mode in hex, size, uid, gid, atime, mtime, then the name: GNU and busybox stat both read this. */
-const STAT_FORMAT = '%f %s %u %g %X %Y %n';
 /** Read-ahead kept per download before the tar stream is paused. */
 const READ_AHEAD = 8 * 2 ** 20;
 const EXEC_TIMEOUT_MS = 60_000;
@@ -152,48 +158,6 @@ const STREAM_LOW = STREAM_HIGH / 2;
 /** Out-of-order writes held for a streamed upload before it gives up. */
 const EARLY_LIMIT = 64 * 2 ** 20;
 
-/**
- * One command in the container from the client's first look at a path to its CLOSE: each `docker
- * exec` costs 50-250 ms on the benchmark machine. OpenSSH's scp looks at a file with LSTAT and
- * STAT before it downloads it, and with STAT before it uploads over it. Arguments: `$1` the temp
- * file, `$2` the path, `$3` a random token. It prints the path's lstat line, then its stat line
- * (each, or `- ` and stat's complaint), which answer the looks, and waits for a line `go`: without
- * it (no upload came; stdin closed) it ends having touched nothing. Then it copies stdin into the
- * temp file. The gateway ends stdin with a trailer of TRAILER bytes, only when the client
- * closed the file: the token, the bytes written before it, where and how many of the old file's
- * bytes to keep past them, the size to set, the mode (`-` for none). Without the token (the
- * connection broke) the temp file goes and the old file stays whole; with it, the file is completed
- * and renamed into place. Values travel as arguments and in the trailer, never in the script.
- *
- * The old file is renamed aside (to `$1.old`) rather than renamed over: ext4 takes a rename over an
- * existing file for a replace and writes the new file's pages out within the rename (auto_da_alloc),
- * 0.1 s for 200 MB. The cost is an instant between the two renames in which the target is missing.
- * The script says `done <token>` once the file is in place, and the gateway answers the client then:
- * freeing the old file's blocks (50 ms for 200 MB) and Docker noticing the exec's end come after.
- */
-const PATH_SCRIPT = [
-  'set -f',
-  't=$1 p=$2 token=$3',
-  'fail() { rm -f -- "$t"; echo "$p: $1" >&2; exit 1; }',
-  `look() { if s=$(stat "$@" -c '${STAT_FORMAT}' -- "$p" 2>&1); then echo "$s"; else echo "- $s"; fi; }`,
-  'look; look -L',
-  'IFS= read -r go && [ "$go" = go ] || exit 0',
-  'cat > "$t" || fail "writing the upload failed"',
-  'set -- $(tail -c 128 -- "$t")',
-  '[ "$1" = "$token" ] || fail "the upload was not finished"',
-  '[ "$(stat -c %s -- "$t")" = "$(($2 + 128))" ] || fail "bytes were lost on the way into the pod"',
-  'dd if=/dev/null of="$t" bs=1 seek="$2" count=0 2>/dev/null || fail "cannot cut the trailer off the upload"',
-  'if [ "$4" -gt 0 ]; then tail -c +"$3" -- "$p" | head -c "$4" >> "$t" || fail "cannot keep the old bytes past the upload"; fi',
-  // dd truncates (or extends) its output at the seek offset: POSIX, in busybox and coreutils alike.
-  'if [ "$5" != - ]; then dd if=/dev/null of="$t" bs=1 seek="$5" count=0 2>/dev/null; [ "$(stat -c %s -- "$t")" = "$5" ] || fail "cannot set the size to $5"; fi',
-  'if [ "$6" != - ]; then chmod "$6" -- "$t" || fail "cannot set the mode"; fi',
-  'if [ -e "$p" ] || [ -L "$p" ]; then mv -f -- "$p" "$t.old" || fail "cannot move the old file aside"; fi',
-  'mv -f -- "$t" "$p" || { mv -f -- "$t.old" "$p"; fail "cannot rename the upload into place"; }',
-  'echo "done $token"',
-  'exec rm -f -- "$t.old"',
-].join('\n');
-/** The trailer's length, as the script reads it. */
-const TRAILER = 128;
 
 export interface SftpTarget {
   access: NodeAccess;
@@ -887,147 +851,4 @@ export class SftpSession {
     if (entries.length === 0 && r.exitCode !== 0 && !/No such file|can't stat|cannot stat/i.test(r.stderr)) throw new Error(r.stderr.trim() || `cannot list ${h.path}`);
     this.sftp.name(reqId, entries);
   }
-}
-
-/**
- * What the gateway tells OpenSSH's clients in answer to limits@openssh.com, as OpenSSH's own
- * sftp-server does: reads of up to 255 KiB. Without the extension the client reads 32 KiB per
- * request, and each answer of 32 KiB and 13 bytes of header left ssh2 as two SSH packets (the
- * client's packet size is 32 KiB), each encrypted, padded with fresh random bytes and written on
- * its own: twice the packets and eight times the requests of a download from sshd. Writes stay at
- * 32 KiB, the size uploads were tuned with (STREAM_HIGH, the ordered acknowledgements).
- */
-const LIMITS = {
-  /** ssh2 refuses SFTP packets longer than this from the client. */
-  packetLength: 256 * 1024,
-  readLength: 256 * 1024 - 1024,
-  writeLength: 32 * 1024,
-  /** No limit of its own (the spec's 0). */
-  openHandles: 0,
-};
-
-/** The parts of ssh2's SFTP stream (server side) that offerLimits reaches into; ssh2 has no call for either. */
-interface SftpInternals {
-  outgoing: { id: number; window: number; state: string };
-  _buffer: unknown[];
-  _protocol: { channelData(id: number, data: Buffer): void };
-}
-
-/** SSH_FXP_VERSION 3 with no extensions, as ssh2 answers every INIT. */
-const PLAIN_VERSION = Buffer.from([0, 0, 0, 5, 2, 0, 0, 0, 3]);
-
-/**
- * Offers limits@openssh.com on an SFTP channel just accepted, before the client's INIT is read:
- * ssh2's VERSION answer gains the extension, and the client's request for the limits is answered.
- * ssh2 sends a fixed VERSION and has no call for an EXTENDED_REPLY, so both go to its protocol
- * layer directly, counted against the channel's window as ssh2 counts its own packets. Both happen
- * before any transfer (OpenSSH's client waits for each answer), so nothing of ssh2's is queued in
- * front of them; if something were, or the window were short, the channel is left as ssh2 made it.
- * Other extended requests are refused as ssh2 refuses them.
- */
-export function offerLimits(sftp: SFTPWrapper): void {
-  const s = sftp as unknown as Partial<SftpInternals>;
-  const protocol = s._protocol;
-  if (!protocol || !s.outgoing || !Array.isArray(s._buffer) || typeof protocol.channelData !== 'function') return;
-  const internals = s as SftpInternals;
-  const sendNow = (data: Buffer, counted: number): boolean => {
-    const out = internals.outgoing;
-    if (out.state !== 'open' || internals._buffer.length > 0 || out.window < data.length - counted) return false;
-    out.window -= data.length - counted;
-    protocol.channelData(out.id, data);
-    return true;
-  };
-  let offered = false;
-  const channelData = (id: number, data: Buffer): void => {
-    internals._protocol = protocol;
-    if (id === internals.outgoing.id && data.equals(PLAIN_VERSION)) {
-      const name = Buffer.from('limits@openssh.com');
-      const version = Buffer.alloc(9 + 4 + name.length + 4 + 1);
-      version.writeUInt32BE(version.length - 4, 0);
-      version[4] = 2; // SSH_FXP_VERSION
-      version.writeUInt32BE(3, 5);
-      version.writeUInt32BE(name.length, 9);
-      name.copy(version, 13);
-      version.writeUInt32BE(1, 13 + name.length);
-      version[17 + name.length] = 0x31; // "1"
-      // ssh2 has counted PLAIN_VERSION's bytes against the window already.
-      if (sendNow(version, data.length)) return void (offered = true);
-    }
-    protocol.channelData(id, data);
-  };
-  // The first data ssh2 sends on this channel is its VERSION; once it has passed, the protocol is
-  // this channel's again. Everything else reaches the protocol itself, reads and writes alike.
-  internals._protocol = new Proxy(protocol, { get: (target, prop, receiver) => (prop === 'channelData' ? channelData : Reflect.get(target, prop, receiver)) });
-  sftp.on('EXTENDED', (reqId: number, name: string) => {
-    if (name === 'limits@openssh.com' && offered) {
-      const reply = Buffer.alloc(4 + 1 + 4 + 4 * 8);
-      reply.writeUInt32BE(reply.length - 4, 0);
-      reply[4] = 201; // SSH_FXP_EXTENDED_REPLY
-      reply.writeUInt32BE(reqId, 5);
-      [LIMITS.packetLength, LIMITS.readLength, LIMITS.writeLength, LIMITS.openHandles].forEach((v, i) => reply.writeBigUInt64BE(BigInt(v), 9 + 8 * i));
-      if (sendNow(reply, 0)) return;
-    }
-    sftp.status(reqId, STATUS_CODE.OP_UNSUPPORTED);
-  });
-}
-
-/**
- * Sends exit-status on the SFTP channel before it closes, as sshd does when sftp-server exits: scp
- * exits 1 without one. ssh2 offers no call for it on an SFTP stream, so this reaches its channel.
- */
-function exitStatus(sftp: SFTPWrapper, code: number): void {
-  const s = sftp as unknown as { _protocol?: { exitStatus?(id: number, code: number): void }; outgoing?: { id: number; state: string } };
-  if (s.outgoing?.state === 'open' && typeof s._protocol?.exitStatus === 'function') s._protocol.exitStatus(s.outgoing.id, code);
-}
-
-function parseStatLine(line: string): { name: string; attrs: Attributes } | undefined {
-  const m = /^([0-9a-f]+) (\d+) (\d+) (\d+) (\d+) (\d+) (.*)$/.exec(line);
-  if (!m) return undefined;
-  const name = m[7]!.replace(/^\.\//, '');
-  return { name, attrs: { mode: parseInt(m[1]!, 16), size: Number(m[2]), uid: Number(m[3]), gid: Number(m[4]), atime: Number(m[5]), mtime: Number(m[6]) } };
-}
-
-/** `ls -l`-style line, which sftp's `ls -l` shows as it is. */
-function longname(name: string, a: Attributes): string {
-  const type = { 0o040000: 'd', 0o120000: 'l', 0o020000: 'c', 0o060000: 'b', 0o010000: 'p', 0o140000: 's' }[a.mode & 0o170000] ?? '-';
-  const rwx = (bits: number): string => `${bits & 4 ? 'r' : '-'}${bits & 2 ? 'w' : '-'}${bits & 1 ? 'x' : '-'}`;
-  const perms = type + rwx((a.mode >> 6) & 7) + rwx((a.mode >> 3) & 7) + rwx(a.mode & 7);
-  const date = new Date(a.mtime * 1000).toISOString().slice(0, 16).replace('T', ' ');
-  return `${perms}    1 ${String(a.uid).padEnd(8)} ${String(a.gid).padEnd(8)} ${String(a.size).padStart(10)} ${date} ${name}`;
-}
-
-/** The next `n` lines a stream gives (without their newlines; fewer if it ends first); the stream is left paused. */
-function readLines(stream: NodeJS.ReadableStream, n: number): Promise<string[]> {
-  return new Promise((resolve) => {
-    const lines: string[] = [];
-    let text = '';
-    const settle = (): void => {
-      stream.off('data', onData);
-      stream.off('end', settle);
-      stream.pause();
-      resolve(lines);
-    };
-    const onData = (d: Buffer): void => {
-      text += d.toString();
-      for (let nl = text.indexOf('\n'); nl >= 0 && lines.length < n; nl = text.indexOf('\n')) {
-        lines.push(text.slice(0, nl));
-        text = text.slice(nl + 1);
-      }
-      if (lines.length === n) settle();
-    };
-    stream.on('data', onData);
-    stream.on('end', settle);
-  });
-}
-
-/** Resolves once `stream` has given `text` (the stream is read on to its end). */
-function saysDone(stream: NodeJS.ReadableStream, text: string): Promise<void> {
-  return new Promise((resolve) => {
-    let seen = '';
-    stream.on('data', (d: Buffer) => {
-      seen = (seen + d.toString()).slice(-2 * text.length);
-      if (seen.includes(text)) resolve();
-    });
-    stream.resume();
-  });
 }
