@@ -69,7 +69,10 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     const key = nodesKeyOf(nodeList);
     const next = limit && list.length > limit ? page[page.length - 1]!.pod.id : null;
     const cache = q.view === 'full' ? fullViews : summaries;
-    return reply.type('application/json; charset=utf-8').send(cache.list(page, nodes, key, next));
+    const { body, written } = cache.list(page, nodes, key, next);
+    // 'finish': every byte is with the OS, and the buffer can take the next answer.
+    reply.raw.once('finish', written);
+    return reply.type('application/json; charset=utf-8').send(body);
   });
 
   app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));
