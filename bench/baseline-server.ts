@@ -1,7 +1,8 @@
 /**
  * The api-list baseline: a minimal Fastify server (no logger, no auth, no store) that answers the
- * same routes with the very bytes Berth answered, serialized once at start. It is the floor for an
- * HTTP round trip carrying that response on this machine. Not a benchmark (no `// bench:` line).
+ * same routes with the very bytes Berth answered, read once at start and held as buffers (a string
+ * would be measured and encoded again on every answer: work a floor should not do). It is the floor
+ * for an HTTP round trip carrying that response on this machine. Not a benchmark (no `// bench:` line).
  *
  *   node dist/bench/baseline-server.js --list FILE --page FILE --create FILE
  *
@@ -24,7 +25,7 @@ const arg = (name: string): string => {
   return v;
 };
 
-const [list, page, created] = await Promise.all([readFile(arg('--list'), 'utf8'), readFile(arg('--page'), 'utf8'), readFile(arg('--create'), 'utf8')]);
+const [list, page, created] = await Promise.all([readFile(arg('--list')), readFile(arg('--page')), readFile(arg('--create'))]);
 
 const app = Fastify({ logger: false, bodyLimit: 8 * 2 ** 20 });
 const JSON_TYPE = 'application/json; charset=utf-8';
