@@ -468,11 +468,11 @@ export class SftpSession {
   }
 
   /**
-   * A download, out of a tar from Docker's archive API. Streamed from the script with `cat` instead,
-   * it was slower here: Docker's exec stream passes each byte through one process more
-   * (containerd's shim) and cost Docker 0.8-0.9 s of CPU per 200 MB against 0.45-0.5 s for the
-   * archive (measured alternately on one server, scp downloads of 200 MB: 2.0-2.6 s against
-   * 1.7-2.1 s); the archive's start-up (a helper process, 100-250 ms) is paid once either way.
+   * A download, out of a tar from Docker's archive API. Streamed from the path's script with `cat`
+   * instead, it skipped the archive's start-up (a helper process, 100-250 ms) but was slower: Docker's
+   * exec stream passes each byte through one process more (containerd's shim), 0.8-0.9 s of Docker's
+   * CPU per 200 MB against 0.45-0.5 s for the archive (scp downloads of 200 MB, alternating on one
+   * server: 2.0-2.6 s against 1.7-2.1 s).
    */
   private async openRead(path: string): Promise<ReadHandle> {
     const look = this.waiting?.script.path === path ? this.waiting.script.lstat : undefined;
