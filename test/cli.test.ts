@@ -3,13 +3,13 @@
  * process, assertions on its stdout, stderr and exit code.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcessByStdio } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { PassThrough } from 'node:stream';
+import { PassThrough, type Readable } from 'node:stream';
 import { fileURLToPath } from 'node:url';
 import { readSse, type BerthClient } from '../src/cli/client.js';
 import { newGenerationSettled, PodProgress, watchPod, type PodView } from '../src/cli/commands/pod-watch.js';
@@ -50,6 +50,22 @@ interface PodJson {
   status: string;
   portMappings: Record<string, number>;
   exitCode: number | null;
+}
+
+/** `berth server` in a child process on a random port, without an agent, its config under `dir`, its stderr collected. */
+function serverChild(dir: string): { child: ChildProcessByStdio<null, null, Readable>; exited: Promise<number | null>; readonly stderr: string } {
+  const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
+  const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
+  let stderr = '';
+  child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
+  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+  return {
+    child,
+    exited,
+    get stderr() {
+      return stderr;
+    },
+  };
 }
 
 describe('the SSE reader and the table printer', () => {
@@ -170,17 +186,14 @@ describe('berth server', () => {
 
   it('on first start writes the admin key, saves a CLI config for itself, and stops on SIGTERM', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-cli-server-'));
-    const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
-    const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const server = serverChild(dir);
+    const { child, exited } = server;
     try {
-      await waitFor('the config to be saved', async () => (stderr.includes('Saved') ? true : undefined), 30_000);
-      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
-      assert.ok(url, stderr);
-      assert.match(stderr, new RegExp(`admin API key was written to ${join(dir, 'data', 'admin.key')}`));
-      assert.match(stderr, /export BERTH_API_KEY=\$\(cat .*admin\.key\)/);
+      await waitFor('the config to be saved', async () => (server.stderr.includes('Saved') ? true : undefined), 30_000);
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.stderr)?.[1];
+      assert.ok(url, server.stderr);
+      assert.match(server.stderr, new RegExp(`admin API key was written to ${join(dir, 'data', 'admin.key')}`));
+      assert.match(server.stderr, /export BERTH_API_KEY=\$\(cat .*admin\.key\)/);
       const config = JSON.parse(await readFile(join(dir, 'berth', 'config.json'), 'utf8')) as { url: string; apiKey: string };
       assert.equal(config.url, url);
       assert.equal(config.apiKey, (await readFile(join(dir, 'data', 'admin.key'), 'utf8')).trim());
@@ -189,7 +202,7 @@ describe('berth server', () => {
     } finally {
       child.kill('SIGTERM');
       assert.equal(await exited, 0);
-      assert.match(stderr, /SIGTERM: shutting down[\s\S]*Berth stopped\n$/);
+      assert.match(server.stderr, /SIGTERM: shutting down[\s\S]*Berth stopped\n$/);
       await rm(dir, { recursive: true, force: true });
     }
   });
@@ -224,21 +237,18 @@ describe('berth server', () => {
     const other = `${JSON.stringify({ url: 'http://gpu-box:7700', apiKey: 'berth_elsewhere' }, null, 2)}\n`;
     await mkdir(join(dir, 'berth'));
     await writeFile(configFile, other);
-    const env = { ...process.env, XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' };
-    const child = spawn(process.execPath, [BIN, 'server', '--data-dir', join(dir, 'data'), '--port', '0', '--host', '127.0.0.1', '--no-agent', '--log-level', 'silent'], { env, stdio: ['ignore', 'ignore', 'pipe'] });
-    let stderr = '';
-    child.stderr.on('data', (c: Buffer) => (stderr += c.toString()));
-    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    const server = serverChild(dir);
+    const { child, exited } = server;
     try {
-      await waitFor('the note on the CLI config', async () => (/To use this server with berth, run:\n.*\n/.test(stderr) ? true : undefined), 30_000);
-      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(stderr)?.[1];
-      assert.ok(url, stderr);
+      await waitFor('the note on the CLI config', async () => (/To use this server with berth, run:\n.*\n/.test(server.stderr) ? true : undefined), 30_000);
+      const url = /listening on (http:\/\/127\.0\.0\.1:\d+)/.exec(server.stderr)?.[1];
+      assert.ok(url, server.stderr);
       const keyFile = join(dir, 'data', 'admin.key');
       assert.ok(
-        stderr.includes(`The berth CLI config ${configFile} is for another server (http://gpu-box:7700); it was left as it is. To use this server with berth, run:\n  berth login --url ${url} --api-key "$(cat ${keyFile})"\n`),
-        stderr,
+        server.stderr.includes(`The berth CLI config ${configFile} is for another server (http://gpu-box:7700); it was left as it is. To use this server with berth, run:\n  berth login --url ${url} --api-key "$(cat ${keyFile})"\n`),
+        server.stderr,
       );
-      assert.doesNotMatch(stderr, /^Saved /m);
+      assert.doesNotMatch(server.stderr, /^Saved /m);
       assert.equal(await readFile(configFile, 'utf8'), other);
       // The command it gives works as written.
       const login = await run(['login', '--url', url, '--api-key', (await readFile(keyFile, 'utf8')).trim()], { XDG_CONFIG_HOME: dir, BERTH_URL: '', BERTH_API_KEY: '' });
