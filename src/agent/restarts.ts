@@ -3,7 +3,7 @@
  * capped, where n counts the restarts of containers that ran and the launches that failed before
  * any did. The two are counted apart (RunPod's and Marathon's restart count is only the first).
  */
-import type { BackoffPolicy } from '../model/index.js';
+import { backoffSeconds, type BackoffPolicy } from '../model/index.js';
 
 /** A container that ran this long before dying starts its backoff afresh. */
 export const BACKOFF_RESET_MS = 60_000;
@@ -33,7 +33,7 @@ export class RestartTracker {
 
   delaySeconds(policy: BackoffPolicy): number {
     // A failed pull backs off as a crash does: the registry is not asked again every second.
-    return Math.min(policy.maxSeconds, policy.initialSeconds * policy.factor ** (this.restarts + this.launchFailures));
+    return backoffSeconds(policy, this.restarts + this.launchFailures);
   }
 
   /** Containers were started (or restarted in place) now. */

@@ -7,7 +7,16 @@ import type { PodSpec } from './spec.js';
  * node, as Marathon's offers would not match either. Ports the agent picks (`hostPort: 0`, RunPod's
  * published ports) are not here: any free port does.
  */
-export function fixedHostPorts(spec: PodSpec): string[] {
+export function fixedHostPorts(spec: PodSpec): readonly string[] {
+  // Asked for every running instance at every placement: specs are immutable per version, so once each.
+  let ports = known.get(spec);
+  if (!ports) known.set(spec, (ports = collect(spec)));
+  return ports;
+}
+
+const known = new WeakMap<PodSpec, string[]>();
+
+function collect(spec: PodSpec): string[] {
   const out = new Set<string>();
   const host = spec.network.mode === 'host';
   for (const c of spec.containers) {

@@ -148,6 +148,11 @@ export interface BackoffPolicy {
   maxSeconds: number;
 }
 
+/** Seconds before the next try after `tries` failed ones, as Marathon: `initial × factor^tries`, capped. */
+export function backoffSeconds(policy: BackoffPolicy, tries: number): number {
+  return Math.min(policy.maxSeconds, policy.initialSeconds * policy.factor ** tries);
+}
+
 /** A compiled, fully defaulted pod spec: what the store keeps per version and the agent runs. */
 export interface PodSpec {
   name: string;

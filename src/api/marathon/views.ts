@@ -4,7 +4,7 @@
  * the launch queue and `/v2/info`.
  */
 import type { Deployment } from '../../control/index.js';
-import type { ContainerObservation, Instance, Node, PodSpec, PodVersion } from '../../model/index.js';
+import { backoffSeconds, type ContainerObservation, type Instance, type Node, type PodSpec, type PodVersion } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import { conditionOf } from './conditions.js';
 import { marathonInstanceId } from './paths.js';
@@ -147,7 +147,8 @@ export function relaunchDelay(inst: Instance, spec: PodSpec, nowMs: number): num
   if (inst.goal !== 'running' || !inst.nodeId || !o || (o.state !== 'failed' && o.state !== 'exited')) return undefined;
   if (spec.restartPolicy === 'never' || (spec.restartPolicy === 'on-failure' && o.state === 'exited')) return undefined;
   const b = spec.backoff;
-  const delayS = Math.min(b.maxSeconds, b.initialSeconds * b.factor ** (o.restartCount + (o.launchFailures ?? 0)));
+  // The agent's own backoff (agent/restarts.ts), from what it reported.
+  const delayS = backoffSeconds(b, o.restartCount + (o.launchFailures ?? 0));
   return Math.max(0, Math.ceil((Date.parse(o.updatedAt) + delayS * 1000 - nowMs) / 1000));
 }
 
