@@ -10,3 +10,4 @@ export * from './records.js';
 export * from './host-ports.js';
 export * from './image-ref.js';
 export * from './exec-stream.js';
+export * from './usage.js';
