@@ -1,4 +1,4 @@
-import { BerthError, type NodeId } from '../model/index.js';
+import { BerthError, type NodeId, type UsageReport } from '../model/index.js';
 import type { AgentChannel, InstanceReport, NodeRegistration, WatchResult } from '../control/agent-protocol.js';
 
 /** The agent protocol over HTTP: what `berth agent` on another machine speaks to the server. */
@@ -31,5 +31,9 @@ export class HttpAgentChannel implements AgentChannel {
 
   report(nodeId: NodeId, reports: InstanceReport[]): Promise<void> {
     return this.call('POST', 'report', { nodeId, reports });
+  }
+
+  reportUsage(nodeId: NodeId, samples: UsageReport[]): Promise<void> {
+    return this.call('POST', 'usage', { nodeId, samples });
   }
 }

@@ -5,7 +5,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer } from '../control/index.js';
+import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
@@ -72,6 +72,8 @@ export interface RunningServer {
   adminKeyPath: string | undefined;
   app: FastifyInstance;
   store: Store;
+  /** What running instances use (latest samples, history): what the idle policy and /metrics read. */
+  usage: UsageService;
   agent: Agent | undefined;
   proxy: ProxyServer | undefined;
   ssh: SshGateway | undefined;
@@ -117,7 +119,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const keys = new KeyService(store);
   const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
   const deployments = new DeploymentController(store, pods);
-  const agents = new AgentService(store, pods, sealer);
+  const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
+  const agents = new AgentService(store, pods, sealer, usage);
   const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
@@ -151,12 +154,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
     await ssh?.close();
     agents.close();
+    usage.close();
     await deployments.close();
     await store.close();
     throw err;
@@ -199,6 +203,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     adminKeyPath,
     app,
     store,
+    usage,
     agent,
     proxy,
     ssh,
@@ -210,6 +215,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await proxy?.close();
       await agent?.close();
       agents.close();
+      usage.close();
       await deployments.close();
       await app.close();
       await store.close();

@@ -1,5 +1,5 @@
 import type { Duplex, Readable } from 'node:stream';
-import type { ExecStream, Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PathStat, PodId, PodSpec } from '../model/index.js';
+import type { ExecStream, Gpu, InstanceGoal, InstanceId, InstanceObservation, NodeCapacity, NodeId, PathStat, PodId, PodSpec, UsageReport } from '../model/index.js';
 
 /**
  * The agent protocol. Agents pull: they register, watch their assignments and report what they
@@ -64,6 +64,11 @@ export interface AgentChannel {
   /** Answers at once when the node's assignments changed after `since`, else after `waitMs` with the same revision. */
   watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult>;
   report(nodeId: NodeId, reports: InstanceReport[]): Promise<void>;
+  /**
+   * The usage of the node's running instances, one batch per interval, which replaces the last: on
+   * a path of its own, so samples move no revision and wake no watcher. Absent: the agent measures nothing.
+   */
+  reportUsage?(nodeId: NodeId, samples: UsageReport[]): Promise<void>;
 }
 
 /**

@@ -1,8 +1,9 @@
-import { BerthError, newNodeId, registryOf, type OwnerId, type PodId, type Instance, type InstanceId, type NodeId, type PodSpec } from '../model/index.js';
+import { BerthError, newNodeId, registryOf, type OwnerId, type PodId, type Instance, type InstanceId, type NodeId, type PodSpec, type UsageReport } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
 import type { PodService } from './pods.js';
 import type { Sealer } from './sealer.js';
+import type { UsageService } from './usage.js';
 
 /** The label a node uses to say which data center (node group) it belongs to. */
 export const DATA_CENTER_LABEL = 'berth.io/datacenter';
@@ -27,11 +28,14 @@ export class AgentService implements AgentChannel {
   private readonly answered = new Map<NodeId, number>();
   private readonly access = new Map<NodeId, NodeAccess>();
   private readonly unsubscribe: () => void;
+  /** Calls of watch and report, for the metrics endpoint (heartbeats: every watch touches the node). */
+  readonly counts = { watches: 0, reports: 0 };
 
   constructor(
     private readonly store: Store,
     private readonly pods: PodService,
     private readonly sealer: Sealer,
+    private readonly usage?: UsageService,
   ) {
     this.unsubscribe = store.onChange((c) => {
       if (c.kind !== 'instance' || !c.nodeId) return;
@@ -83,6 +87,7 @@ export class AgentService implements AgentChannel {
     const node = await this.store.getNode(nodeId);
     if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     await this.store.touchNode(nodeId, new Date().toISOString());
+    this.counts.watches++;
     if (since > 0) {
       // Listen first, then look: a change committed between the look and the wait still wakes us.
       let wake!: () => void;
@@ -116,7 +121,12 @@ export class AgentService implements AgentChannel {
     return changes.some((c) => c.kind === 'instance' && c.nodeId === nodeId);
   }
 
+  async reportUsage(nodeId: NodeId, samples: UsageReport[]): Promise<void> {
+    await this.usage?.record(nodeId, samples);
+  }
+
   async report(nodeId: NodeId, reports: InstanceReport[]): Promise<void> {
+    this.counts.reports++;
     const touched = new Set<PodId>();
     for (const { instanceId, observation } of reports) {
       const inst = await this.store.getInstance(instanceId);

@@ -10,3 +10,4 @@ export * from './pod-status.js';
 export * from './deployment-service.js';
 export * from './deployments.js';
 export * from './resolve.js';
+export * from './usage.js';

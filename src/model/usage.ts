@@ -4,6 +4,7 @@
  * marked simulated where the node's GPUs are a declared inventory). The agent reports the latest
  * sample with the instance; the store keeps a short history of them.
  */
+import type { InstanceId, NodeId, PodId } from './ids.js';
 import type { Timestamp } from './records.js';
 
 export interface ContainerUsage {
@@ -42,4 +43,18 @@ export interface InstanceUsage {
   at: Timestamp;
   containers: ContainerUsage[];
   gpus: GpuUsage[];
+}
+
+/** One instance's sample as an agent reports it (a batch per node per interval). */
+export interface UsageReport {
+  instanceId: InstanceId;
+  usage: InstanceUsage;
+}
+
+/** One stored sample of an instance: the history keeps one a minute. */
+export interface UsageSample {
+  podId: PodId;
+  instanceId: InstanceId;
+  nodeId: NodeId | null;
+  usage: InstanceUsage;
 }

@@ -185,6 +185,24 @@ const marathonPaths: Migration = {
   },
 };
 
+/** The usage history (usage.ts): read by pod and time, pruned by time. */
+const usageSamples: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('usage_samples')
+      .addColumn('instance_id', 'text', (c) => c.notNull())
+      .addColumn('minute', 'text', (c) => c.notNull())
+      .addColumn('pod_id', 'text', (c) => c.notNull())
+      .addColumn('node_id', 'text')
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('sample', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('usage_samples_pk', ['instance_id', 'minute'])
+      .execute();
+    await db.schema.createIndex('usage_samples_pod').on('usage_samples').columns(['pod_id', 'minute']).execute();
+    await db.schema.createIndex('usage_samples_at').on('usage_samples').column('at').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -193,6 +211,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0002_secrets': secrets,
       '0003_deployments': deployments,
       '0004_marathon_paths': marathonPaths,
+      '0005_usage_samples': usageSamples,
     }),
   };
 }

@@ -159,6 +159,18 @@ export interface ApiKeysTable {
   last_used_at: string | null;
 }
 
+/** One usage sample per instance per minute (usage.ts); no foreign key: samples of a deleted pod age out. */
+export interface UsageSamplesTable {
+  instance_id: InstanceId;
+  /** The sample's minute, `YYYY-MM-DDTHH:MM`: the key that keeps one a minute. */
+  minute: string;
+  pod_id: PodId;
+  node_id: NodeId | null;
+  at: string;
+  /** InstanceUsage as JSON. */
+  sample: string;
+}
+
 export interface ChangesTable {
   revision: Generated<number>;
   kind: Change['kind'];
@@ -180,4 +192,5 @@ export interface Database {
   deployments: DeploymentsTable;
   api_keys: ApiKeysTable;
   changes: ChangesTable;
+  usage_samples: UsageSamplesTable;
 }

@@ -11,6 +11,7 @@ import { podStore } from './pods.js';
 import { networkVolumeStore, registryAuthStore, secretStore, templateStore } from './resources.js';
 import type { Database } from './schema.js';
 import type { Store } from './types.js';
+import { usageStore } from './usage.js';
 
 /*
  * The Store over Kysely, for SQLite and PostgreSQL alike, put together from one module per entity.
@@ -65,6 +66,7 @@ function storeOn(ctx: SqlContext): Store {
     ...deploymentStore(ctx),
     ...sshKeyStore(ctx),
     ...apiKeyStore(ctx),
+    ...usageStore(ctx),
   };
   return store;
 }

@@ -6,6 +6,7 @@ import type { ApiKeyStore, SshKeyStore } from './keys.js';
 import type { NodeStore } from './nodes.js';
 import type { PodStore } from './pods.js';
 import type { NetworkVolumeStore, RegistryAuthStore, SecretStore, TemplateStore } from './resources.js';
+import type { UsageStore } from './usage.js';
 
 /** A pod with its current spec and its instances: what every view of a pod is built from. */
 export interface PodDetail {
@@ -57,7 +58,8 @@ export interface Store
     SecretStore,
     DeploymentStore,
     SshKeyStore,
-    ApiKeyStore {
+    ApiKeyStore,
+    UsageStore {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { InstanceReport, NodeRegistration } from '../../control/index.js';
-import { BerthError, INSTANCE_STATES, type NodeId } from '../../model/index.js';
+import { BerthError, INSTANCE_STATES, type NodeId, type UsageReport } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
 
 const Gpu = Type.Object({ index: Type.Integer(), uuid: Type.String(), name: Type.String(), memoryMb: Type.Number() });
@@ -30,6 +30,18 @@ const Report = Type.Object({
         updatedAt: Type.String(),
       }),
     }),
+  ),
+});
+
+/** A node's usage batch; each sample's figures are the agent's own measurement (model/usage.ts). */
+const Usage = Type.Object({
+  nodeId: Type.String({ minLength: 1 }),
+  samples: Type.Array(
+    Type.Object({
+      instanceId: Type.String({ minLength: 1 }),
+      usage: Type.Object({ at: Type.String({ minLength: 16 }), containers: Type.Array(Type.Object({ name: Type.String() })), gpus: Type.Array(Type.Object({ uuid: Type.String() })) }),
+    }),
+    { maxItems: 10_000 },
   ),
 });
 
@@ -63,6 +75,11 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
 
   app.post('/agent/report', { schema: { ...opts('Report what the node observes').schema, body: Report } }, async (req: FastifyRequest<{ Body: { nodeId: string; reports: InstanceReport[] } }>, reply) => {
     await agents.report(req.body.nodeId as NodeId, req.body.reports);
+    return reply.code(204).send();
+  });
+
+  app.post('/agent/usage', { schema: { ...opts('Report the usage of the node\'s running instances (a batch per interval; moves no revision)').schema, body: Usage } }, async (req: FastifyRequest<{ Body: { nodeId: string; samples: UsageReport[] } }>, reply) => {
+    await agents.reportUsage(req.body.nodeId as NodeId, req.body.samples);
     return reply.code(204).send();
   });
 }
