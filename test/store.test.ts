@@ -53,6 +53,9 @@ function podOf(owner: OwnerId, over: Partial<Omit<Pod, 'revision' | 'specVersion
     updatedAt: at,
     lastStartedAt: null,
     terminatedAt: null,
+    keepAliveUntil: null,
+    lastStoppedAt: null,
+    lifetimeNote: null,
     ...over,
   };
 }
@@ -202,6 +205,18 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.equal(cleared.statusMessage, null);
       assert.equal(cleared.nodeId, node);
       await assert.rejects(store.updatePod(newPodId(), { status: 'RUNNING' }), isKind('POD_NOT_FOUND'));
+    });
+
+    it("keeps a pod's lifetime fields: empty at create, set and cleared by a patch", async () => {
+      const { pod } = await createPod(store, newOwner());
+      assert.deepEqual([pod.keepAliveUntil, pod.lastStoppedAt, pod.lifetimeNote], [null, null, null]);
+      const at = '2030-01-02T03:04:05.000Z';
+      const set = await store.updatePod(pod.id, { keepAliveUntil: at, lastStoppedAt: at, lifetimeNote: 'stopped by the idle policy' });
+      assert.deepEqual([set.keepAliveUntil, set.lastStoppedAt, set.lifetimeNote], [at, at, 'stopped by the idle policy']);
+      const read = (await store.getPod(pod.id))!.pod;
+      assert.deepEqual([read.keepAliveUntil, read.lastStoppedAt, read.lifetimeNote], [at, at, 'stopped by the idle policy']);
+      const cleared = await store.updatePod(pod.id, { lifetimeNote: null });
+      assert.deepEqual([cleared.keepAliveUntil, cleared.lifetimeNote], [at, null]);
     });
 
     it('adds versions and keeps them after the pod is deleted', async () => {

@@ -11,3 +11,6 @@ export * from './deployment-service.js';
 export * from './deployments.js';
 export * from './resolve.js';
 export * from './usage.js';
+export * from './activity.js';
+export * from './lifetime-decide.js';
+export * from './lifetimes.js';

@@ -3,7 +3,7 @@
  * and the references checked against what the caller may use (network volume, registry login,
  * secrets, host paths the operator allows), every problem collected with its path.
  */
-import { BerthError, compilePodSpec, idFromRequest, invalid, mergeTemplate, normalizeSpec, type PodInput, type PodSpec, type Problem } from '../model/index.js';
+import { BerthError, compilePodSpec, idFromRequest, invalid, mergeLifetime, mergeTemplate, normalizeSpec, type LifetimeInput, type PodInput, type PodSpec, type Problem } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { canSee, type Caller } from './caller.js';
 
@@ -11,14 +11,27 @@ import { canSee, type Caller } from './caller.js';
  * Validates input into a spec, writing nothing; `withTemplate` merges the named template under it (at
  * create, or when an update names a new one). `hostVolumeRoots`: the host paths pods may mount.
  */
-export async function compilePodInput(store: Store, hostVolumeRoots: readonly string[], caller: Caller, input: PodInput, withTemplate = true): Promise<PodSpec> {
+export async function compilePodInput(
+  store: Store,
+  hostVolumeRoots: readonly string[],
+  caller: Caller,
+  input: PodInput,
+  withTemplate = true,
+  lifetimeDefault?: LifetimeInput,
+): Promise<PodSpec> {
   let merged = input;
   const problems: Problem[] = [];
+  let templateLifetime: LifetimeInput | null | undefined;
   if (input.templateId && withTemplate) {
     const t = await store.getTemplate(idFromRequest.template(input.templateId));
     if (!t || !canSee(caller, t.owner)) problems.push({ path: '/templateId', message: `template ${input.templateId} not found` });
-    else merged = mergeTemplate(t.pod, input);
+    else {
+      merged = mergeTemplate(t.pod, input);
+      templateLifetime = t.pod.lifetime;
+    }
   }
+  // The server's default goes under the template's, which goes under the request's, policy by policy.
+  if (lifetimeDefault) merged = { ...merged, lifetime: mergeLifetime(mergeLifetime(lifetimeDefault, templateLifetime), input.lifetime) ?? null };
   let spec: PodSpec | undefined;
   try {
     spec = compilePodSpec(merged);

@@ -4,11 +4,13 @@ import {
   allowedActions,
   instanceIdOf,
   invalid,
+  mergeLifetime,
   newPodId,
   notFound,
   specToInput,
   type Instance,
   type InstanceId,
+  type LifetimeInput,
   type NodeId,
   type PodAction,
   type PodId,
@@ -27,6 +29,8 @@ import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
   hostVolumeRoots?: string[];
+  /** The operator's lifetime policies, under a template's and the request's, for pods created from now on. @default none */
+  lifetimeDefault?: LifetimeInput;
 }
 
 export interface ActionOptions {
@@ -63,8 +67,8 @@ export class PodService {
     return this.compile(caller, input);
   }
 
-  private compile(caller: Caller, input: PodInput, withTemplate?: boolean): Promise<PodSpec> {
-    return compilePodInput(this.store, this.options.hostVolumeRoots ?? [], caller, input, withTemplate);
+  private compile(caller: Caller, input: PodInput, withTemplate?: boolean, lifetimeDefault?: LifetimeInput): Promise<PodSpec> {
+    return compilePodInput(this.store, this.options.hostVolumeRoots ?? [], caller, input, withTemplate, lifetimeDefault);
   }
 
   /**
@@ -75,8 +79,10 @@ export class PodService {
     return this.placing.run(async () => {
       const current = await this.get(caller, id);
       if (current.pod.desiredStatus === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { podStatus: current.pod.status, allowedActions: [] } });
+      // Marathon's definitions have no lifetime policies: a pod keeps the ones it has.
+      const next = spec.lifetime || !current.spec.lifetime ? spec : { ...spec, lifetime: current.spec.lifetime };
       return this.store.transaction(async (tx) => {
-        const version = await tx.addPodVersion(current.pod.id, spec);
+        const version = await tx.addPodVersion(current.pod.id, next);
         await tx.updatePod(current.pod.id, { name: spec.name });
         return version;
       });
@@ -164,7 +170,7 @@ export class PodService {
   }
 
   async create(caller: Caller, input: PodInput): Promise<PodDetail> {
-    const spec = await this.compile(caller, input);
+    const spec = await this.compile(caller, input, true, this.options.lifetimeDefault);
     const id = newPodId();
     return this.placing.run(async () => {
       const loads = await this.loads();
@@ -245,6 +251,8 @@ export class PodService {
     // Switching between the single-container fields and `containers`: drop the form not asked for.
     if (patch.containers !== undefined) for (const f of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) if (patch[f] === undefined) delete input[f];
     if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
+    // Lifetime policies merge one by one: setting a maximum running time keeps the idle stop.
+    if (patch.lifetime !== undefined) input.lifetime = mergeLifetime(input.lifetime, patch.lifetime) ?? null;
     const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== first.spec.templateId);
 
     // Checked and written under the placement lock, on a fresh read: a terminate or another update
@@ -257,7 +265,8 @@ export class PodService {
       if (spec.networkVolumeId !== current.spec.networkVolumeId) problems.push({ path: '/networkVolumeId', message: 'a network volume is attached at create and cannot be changed' });
       if (problems.length) throw invalid(problems);
       if (JSON.stringify(spec) === JSON.stringify(current.spec)) return current;
-      const onlyName = JSON.stringify({ ...spec, name: current.spec.name }) === JSON.stringify(current.spec);
+      // The name and the lifetime policies are read by the control plane alone: changing them recreates nothing.
+      const onlyName = JSON.stringify(withoutLifetime({ ...spec, name: current.spec.name })) === JSON.stringify(withoutLifetime(current.spec));
       const next = onlyName ? spec : withoutMarathonDefinition(spec);
       await this.store.transaction(async (tx) => {
         const version = await tx.addPodVersion(current.pod.id, next);
@@ -327,8 +336,11 @@ export class PodService {
     }
   }
 
-  /** Start, stop, restart, reset or terminate; 409 naming the allowed actions when the status forbids it. */
-  async act(caller: Caller, id: string, action: PodAction, opts: ActionOptions = {}): Promise<PodDetail> {
+  /**
+   * Start, stop, restart, reset or terminate; 409 naming the allowed actions when the status forbids it.
+   * `policyNote`: a lifetime policy acts, and says why (kept as the status message while it lasts).
+   */
+  async act(caller: Caller, id: string, action: PodAction, opts: ActionOptions = {}, policyNote?: string): Promise<PodDetail> {
     await this.get(caller, id);
     return this.placing.run(async () => {
       // The status is read and checked under the lock, so two actions cannot both pass the check
@@ -352,9 +364,13 @@ export class PodService {
           else await tx.updateInstance(inst.id, patch);
         }
         const desired = DESIRED_AFTER[action];
+        const at = now();
         await tx.updatePod(podId, {
           desiredStatus: desired,
-          ...(desired === 'TERMINATED' ? { status: 'TERMINATED', statusMessage: null, terminatedAt: now() } : {}),
+          // A stop starts the terminate-after-stopped clock; a start forgets what a policy did.
+          lifetimeNote: desired === 'RUNNING' ? null : (policyNote ?? (desired === 'TERMINATED' ? null : detail.pod.lifetimeNote)),
+          ...(desired === 'EXITED' && detail.pod.desiredStatus !== 'EXITED' ? { lastStoppedAt: at } : {}),
+          ...(desired === 'TERMINATED' ? { status: 'TERMINATED', statusMessage: policyNote ?? null, terminatedAt: at } : {}),
         });
       });
       if (action === 'terminate') this.waitReasons.delete(podId);
@@ -412,7 +428,10 @@ export class PodService {
     const detail = await this.store.getPod(podId);
     if (!detail) return;
     const { pod } = detail;
-    const { status, message } = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null);
+    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null);
+    const status = summary.status;
+    // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
+    const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;
     if (status === pod.status && message === pod.statusMessage) return;
     const startedAt = detail.instances.find((i) => i.observed?.startedAt)?.observed?.startedAt ?? now();
     await this.store.updatePod(podId, {
@@ -478,6 +497,11 @@ export class PodService {
  */
 function withoutMarathonDefinition(spec: PodSpec): PodSpec {
   return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
+}
+
+function withoutLifetime(spec: PodSpec): PodSpec {
+  const { lifetime: _lifetime, ...rest } = spec;
+  return rest;
 }
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {

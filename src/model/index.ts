@@ -11,3 +11,4 @@ export * from './host-ports.js';
 export * from './image-ref.js';
 export * from './exec-stream.js';
 export * from './usage.js';
+export * from './lifetime.js';

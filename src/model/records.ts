@@ -28,6 +28,12 @@ export interface Pod {
   updatedAt: Timestamp;
   lastStartedAt: Timestamp | null;
   terminatedAt: Timestamp | null;
+  /** Until when the owner asked to keep the pod alive: the idle stop and the maximum running time wait till then. */
+  keepAliveUntil: Timestamp | null;
+  /** When the pod was last stopped (by its owner or a policy): the terminate-after-stopped policy counts from it. */
+  lastStoppedAt: Timestamp | null;
+  /** What a lifetime policy last did, in words; the status message while the pod stays stopped or terminated, cleared by a start. */
+  lifetimeNote: string | null;
   /** The store revision of the last change to this pod or its instances. */
   revision: number;
 }

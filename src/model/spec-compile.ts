@@ -4,6 +4,7 @@
  */
 import { invalid, type Problem } from './errors.js';
 import type { NetworkVolumeId, RegistryAuthId, TemplateId } from './ids.js';
+import { compileLifetime } from './lifetime.js';
 import { parsePort } from './port-spec.js';
 import {
   CONSTRAINT_OPERATORS,
@@ -375,6 +376,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
   const constraints = compileConstraints(c, input.constraints);
   const networkHolder = input.networkHolder;
   if (networkHolder !== undefined && networkHolder !== 'always' && networkHolder !== 'multi-container') c.add('/networkHolder', 'must be always or multi-container');
+  const lifetime = compileLifetime(input.lifetime, c.problems);
   if (c.problems.length > 0) throw invalid(c.problems);
   return {
     name,
@@ -402,5 +404,6 @@ export function compilePodSpec(input: PodInput): PodSpec {
     killSelection,
     marathon: input.marathon ?? null,
     ...(networkHolder !== undefined ? { networkHolder } : {}),
+    ...(lifetime ? { lifetime } : {}),
   };
 }

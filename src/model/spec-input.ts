@@ -1,4 +1,5 @@
 /** The friendly input form of a spec: a template merged under a request, and a spec turned back into input for an update. */
+import { lifetimeToInput, mergeLifetime } from './lifetime.js';
 import { formatPort } from './port-spec.js';
 import type { ContainerSpec, PodInput, PodSpec } from './spec.js';
 
@@ -21,6 +22,9 @@ export function mergeTemplate(template: PodInput, request: PodInput): PodInput {
   } else if (template.env || request.env) {
     merged.env = { ...template.env, ...request.env };
   }
+  // Per policy: a template's idle stop stays when the request sets only a maximum running time.
+  const lifetime = mergeLifetime(template.lifetime, request.lifetime);
+  if (lifetime !== undefined) merged.lifetime = lifetime;
   return merged;
 }
 
@@ -51,6 +55,7 @@ export function specToInput(spec: PodSpec): PodInput {
     killSelection: spec.killSelection,
     marathon: spec.marathon,
     ...(spec.networkHolder !== undefined ? { networkHolder: spec.networkHolder } : {}),
+    ...(spec.lifetime ? { lifetime: lifetimeToInput(spec.lifetime) } : {}),
   };
   const [only] = spec.containers;
   if (spec.containers.length === 1 && only && only.name === 'main' && isPlain(only)) {

@@ -4,6 +4,7 @@
  * is in `spec-compile.ts`, the input form in `spec-input.ts`, port specs in `port-spec.ts`.
  */
 import type { NetworkVolumeId, RegistryAuthId, TemplateId } from './ids.js';
+import type { LifetimeInput, LifetimePolicy } from './lifetime.js';
 
 export type PortProtocol = 'http' | 'tcp';
 export interface PortSpec {
@@ -193,6 +194,8 @@ export interface PodSpec {
    * Absent: `multi-container` (left out so that specs without it read as before).
    */
   networkHolder?: NetworkHolder;
+  /** Idle stop, maximum running time, terminate after stopped (`lifetime.ts`); absent: none. Changing it alone recreates nothing. */
+  lifetime?: LifetimePolicy;
 }
 
 /** The friendly form the native API, CLI and templates take. Every field is optional. */
@@ -229,6 +232,8 @@ export interface PodInput {
   marathon?: MarathonMeta | null;
   /** @default multi-container */
   networkHolder?: NetworkHolder;
+  /** Merged per policy over a template's and the server's default; `null` turns them all off. */
+  lifetime?: LifetimeInput | null;
 }
 
 export interface ContainerInput {

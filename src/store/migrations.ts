@@ -203,6 +203,20 @@ const usageSamples: Migration = {
   },
 };
 
+/**
+ * What the lifetime policies keep per pod: the owner's keep-alive, when it was last stopped (pods
+ * stopped before now count from their last change) and what a policy last did.
+ */
+const podLifetimes: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('pods').addColumn('keep_alive_until', 'text').execute();
+    await db.schema.alterTable('pods').addColumn('last_stopped_at', 'text').execute();
+    await db.schema.alterTable('pods').addColumn('lifetime_note', 'text').execute();
+    const pods = db as unknown as Kysely<{ pods: { desired_status: string; updated_at: string; last_stopped_at: string | null } }>;
+    await pods.updateTable('pods').set((eb) => ({ last_stopped_at: eb.ref('updated_at') })).where('desired_status', '=', 'EXITED').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -212,6 +226,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0003_deployments': deployments,
       '0004_marathon_paths': marathonPaths,
       '0005_usage_samples': usageSamples,
+      '0006_pod_lifetimes': podLifetimes,
     }),
   };
 }

@@ -24,7 +24,8 @@ import type { PodDetail, PodFilter, PodPatch } from './types.js';
 
 /** Pods and their versions. Version 1 is written with the pod; versions are kept after terminate. */
 export interface PodStore {
-  createPod(pod: Omit<Pod, 'revision' | 'specVersion'>, spec: PodSpec, instances: Omit<Instance, 'revision' | 'specVersion'>[]): Promise<PodDetail>;
+  /** The lifetime fields start empty. */
+  createPod(pod: Omit<Pod, 'revision' | 'specVersion' | 'keepAliveUntil' | 'lastStoppedAt' | 'lifetimeNote'>, spec: PodSpec, instances: Omit<Instance, 'revision' | 'specVersion'>[]): Promise<PodDetail>;
   getPod(id: PodId): Promise<PodDetail | undefined>;
   listPods(filter: PodFilter): Promise<PodDetail[]>;
   /** All pods that match, regardless of `limit` and `after`: the total a paged list reports. */
@@ -58,7 +59,7 @@ export function podStore(ctx: StoreContext): PodStore {
           revision = await record('instance', i.id, i.nodeId);
           created.push({ ...i, specVersion: 1, revision });
         }
-        const row: Pod = { ...pod, specVersion: 1, revision };
+        const row: Pod = { keepAliveUntil: null, lastStoppedAt: null, lifetimeNote: null, ...pod, specVersion: 1, revision };
         await unique(ctx, () => db.insertInto('pods').values(podToRow(row)).execute(), `pod ${pod.id} already exists`);
         // Version 1 carries the pod's creation time, which also places a deleted pod's id as a cursor.
         await db

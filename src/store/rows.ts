@@ -58,6 +58,9 @@ export const podFromRow = (r: PodRow): Pod => ({
   updatedAt: r.updated_at,
   lastStartedAt: r.last_started_at,
   terminatedAt: r.terminated_at,
+  keepAliveUntil: r.keep_alive_until,
+  lastStoppedAt: r.last_stopped_at,
+  lifetimeNote: r.lifetime_note,
   revision: r.revision,
 });
 
@@ -74,6 +77,9 @@ export const podToRow = (p: Pod): Insertable<PodsTable> => ({
   updated_at: p.updatedAt,
   last_started_at: p.lastStartedAt,
   terminated_at: p.terminatedAt,
+  keep_alive_until: p.keepAliveUntil,
+  last_stopped_at: p.lastStoppedAt,
+  lifetime_note: p.lifetimeNote,
   revision: p.revision,
 });
 
@@ -301,6 +307,9 @@ export function podPatchToRow(p: PodPatch): Updateable<PodsTable> {
   if (p.lastStartedAt !== undefined) row.last_started_at = p.lastStartedAt;
   if (p.terminatedAt !== undefined) row.terminated_at = p.terminatedAt;
   if (p.name !== undefined) row.name = p.name;
+  if (p.keepAliveUntil !== undefined) row.keep_alive_until = p.keepAliveUntil;
+  if (p.lastStoppedAt !== undefined) row.last_stopped_at = p.lastStoppedAt;
+  if (p.lifetimeNote !== undefined) row.lifetime_note = p.lifetimeNote;
   return row;
 }
 

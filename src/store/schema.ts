@@ -36,6 +36,9 @@ export interface PodsTable {
   last_started_at: string | null;
   terminated_at: string | null;
   revision: number;
+  keep_alive_until: string | null;
+  last_stopped_at: string | null;
+  lifetime_note: string | null;
 }
 
 /** No foreign key to pods: versions outlive the pod, as Marathon keeps an app's versions. */

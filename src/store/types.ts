@@ -38,7 +38,7 @@ export interface PodFilter {
   after?: PodId;
 }
 
-export type PodPatch = Partial<Pick<Pod, 'desiredStatus' | 'status' | 'statusMessage' | 'nodeId' | 'lastStartedAt' | 'terminatedAt' | 'name'>>;
+export type PodPatch = Partial<Pick<Pod, 'desiredStatus' | 'status' | 'statusMessage' | 'nodeId' | 'lastStartedAt' | 'terminatedAt' | 'name' | 'keepAliveUntil' | 'lastStoppedAt' | 'lifetimeNote'>>;
 export type InstancePatch = Partial<Omit<Instance, 'id' | 'podId' | 'ordinal' | 'revision'>>;
 export type NodeInput = Omit<Node, 'revision'>;
 

@@ -88,7 +88,7 @@ function context(instances: Instance[], deleting = false, waitReason: string | n
   const node = { id: NODE, name: 'n1', publicIp: '10.0.0.7', labels: {}, capacity: { cpus: 4, memoryMb: 8192, gpus: [], gpusSimulated: false } } as unknown as Node;
   return {
     detail: {
-      pod: { id: POD, owner: 'o' as OwnerId, name: '/shop/web', specVersion: 1, desiredStatus: 'RUNNING', status: 'RUNNING', statusMessage: null, nodeId: NODE, createdAt: T0, updatedAt: T0, lastStartedAt: T0, terminatedAt: null, revision: 1 },
+      pod: { id: POD, owner: 'o' as OwnerId, name: '/shop/web', specVersion: 1, desiredStatus: 'RUNNING', status: 'RUNNING', statusMessage: null, nodeId: NODE, createdAt: T0, updatedAt: T0, lastStartedAt: T0, terminatedAt: null, keepAliveUntil: null, lastStoppedAt: null, lifetimeNote: null, revision: 1 },
       spec: s,
       instances,
     },
