@@ -13,6 +13,7 @@ import { InstanceRunner, type RunnerContext } from './instance-runner.js';
 import { LABELS } from './labels.js';
 import { Launcher } from './launcher.js';
 import { LocalNodeAccess } from './node-access.js';
+import { UsageCollector } from './usage-collector.js';
 
 export { containerGpus, usesInfra } from './container-plan.js';
 export { ephemeralVolumeName, LABELS, persistentVolumeName } from './labels.js';
@@ -41,6 +42,8 @@ export interface AgentOptions {
   infraImage?: string;
   /** Where the node's catatonit is, for its own infra image. @default the usual places (CATATONIT_PATHS) */
   catatonitPath?: string;
+  /** How often the running instances' usage is measured and sent (`--metrics-interval`); 0: never. @default 10_000 */
+  usageIntervalMs?: number;
 }
 
 /** Options with no default: absent means "not set". */
@@ -63,6 +66,7 @@ export class Agent {
   private readonly abort = new AbortController();
   private loop: Promise<void> | undefined;
   private diskTimer: NodeJS.Timeout | undefined;
+  private usage: UsageCollector | undefined;
 
   private constructor(private readonly opts: Required<Omit<AgentOptions, OptionalOption>> & Pick<AgentOptions, OptionalOption>) {}
 
@@ -73,6 +77,7 @@ export class Agent {
       bindAddress: '0.0.0.0',
       watchWaitMs: 25_000,
       stopTimeoutSeconds: 10,
+      usageIntervalMs: 10_000,
       ...options,
     });
     await agent.start();
@@ -156,11 +161,24 @@ export class Agent {
     this.loop = this.watchLoop();
     this.diskTimer = setInterval(() => void this.measureDisk(), 60_000);
     this.diskTimer.unref();
+    if (channel.reportUsage && this.opts.usageIntervalMs > 0) {
+      this.usage = new UsageCollector({
+        runtime,
+        channel,
+        nodeId,
+        log: this.log,
+        intervalMs: this.opts.usageIntervalMs,
+        gpusOf: (id) => this.runners.get(id)?.assignment?.gpus ?? [],
+        gpusSimulated: gpus.simulated,
+      });
+      this.usage.start();
+    }
   }
 
   async close(): Promise<void> {
     this.abort.abort();
     if (this.diskTimer) clearInterval(this.diskTimer);
+    await this.usage?.close();
     for (const r of this.runners.values()) r.close();
     await this.loop?.catch(() => undefined);
     await Promise.allSettled([...this.runners.values()].map((r) => r.pass));

@@ -8,7 +8,9 @@ import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
+import { registerPodMetricsRoutes } from './native/pod-metrics.js';
 import { registerNativeRoutes } from './native/routes.js';
+import { ServerMetrics, type MetricsOptions } from './prometheus.js';
 import { jsonErrorWithoutText, sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 import { registerMarathon } from './marathon/routes.js';
@@ -31,6 +33,8 @@ export interface ApiDeps {
   access?: { endpoints: AccessEndpoints; tokens: ProxyTokens };
   /** Serve the API over TLS. */
   https?: { cert: Buffer; key: Buffer };
+  /** `GET /metrics`: the metrics token, and the proxy's and gateway's counters. */
+  metrics?: MetricsOptions;
 }
 
 declare module 'fastify' {
@@ -40,7 +44,7 @@ declare module 'fastify' {
 }
 
 /** Routes that answer without a key. */
-const OPEN = new Set(['/healthz']);
+const OPEN = new Set(['/healthz', '/metrics']);
 
 export function bearer(req: FastifyRequest): string | undefined {
   const h = req.headers.authorization;
@@ -101,9 +105,14 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
+  const metrics = new ServerMetrics(deps, deps.metrics);
+  metrics.hook(app);
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  // Checks its own key: the metrics token is no API key.
+  app.get('/metrics', { schema: { tags: ['metrics'], summary: 'Prometheus metrics (text format): admin keys or the --metrics-token (see docs/metrics.md)' } }, (req, reply) => metrics.serve(req, reply, bearer(req)));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerPodMetricsRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });

@@ -21,6 +21,8 @@ export interface AgentProcessOptions {
   /** Where catatonit is, for the node's own infra image. @default the usual places */
   catatonitPath?: string;
   labels?: Record<string, string>;
+  /** How often pods' usage is measured and sent; 0: never. @default 10_000 */
+  usageIntervalMs?: number;
   logLevel?: string;
   logger?: Logger;
 }
@@ -41,5 +43,6 @@ export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
     ...(options.infraImage ? { infraImage: options.infraImage } : {}),
     ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
     ...(options.labels ? { labels: options.labels } : {}),
+    ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
 }

@@ -62,6 +62,10 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** How often the local agent measures its pods' usage; 0: never. @default 10 */
+  metricsIntervalSeconds?: number;
+  /** A bearer token that may read `GET /metrics` besides admin keys. @default none: admin keys only */
+  metricsToken?: string;
 }
 
 export interface RunningServer {
@@ -154,7 +158,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -185,6 +189,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.stopTimeoutSeconds !== undefined ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
       ...(options.infraImage ? { infraImage: options.infraImage } : {}),
       ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
+      ...(options.metricsIntervalSeconds !== undefined ? { usageIntervalMs: Math.round(options.metricsIntervalSeconds * 1000) } : {}),
     });
     agents.setNodeAccess(agent.id, agent.access);
   }

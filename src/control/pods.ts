@@ -62,6 +62,23 @@ export class PodService {
     return this.waitReasons.get(podId) ?? null;
   }
 
+  /** Placement decisions so far, for the metrics endpoint: how many found a node, how many did not, and the seconds each took. */
+  readonly placements = { placed: 0, unplaced: 0, observe: undefined as ((seconds: number, placed: boolean) => void) | undefined };
+
+  /** Pods with an instance waiting for a node now (Marathon's queue). */
+  get waitingCount(): number {
+    return this.waitReasons.size;
+  }
+
+  private placeTimed(loads: Map<NodeId, NodeLoad>, spec: PodSpec, peers: NodeId[]): ReturnType<typeof place> {
+    const t0 = performance.now();
+    const p = place(loads, spec, null, spec.gpuCount, peers);
+    if (p.ok) this.placements.placed++;
+    else this.placements.unplaced++;
+    this.placements.observe?.((performance.now() - t0) / 1000, p.ok);
+    return p;
+  }
+
   /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
   compileFor(caller: Caller, input: PodInput): Promise<PodSpec> {
     return this.compile(caller, input);
@@ -104,7 +121,7 @@ export class PodService {
       let ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
       const out: Instance[] = [];
       for (let n = 0; n < count; n++) {
-        const p = place(loads, spec, null, spec.gpuCount, peers);
+        const p = this.placeTimed(loads, spec, peers);
         let nodeId: NodeId | null = null;
         let gpuUuids: string[] = [];
         if (p.ok) {
@@ -178,7 +195,7 @@ export class PodService {
       let reason: string | null = null;
       for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
         const peers = chosen.map((c) => c.nodeId).filter((n): n is NodeId => n !== null);
-        const p = place(loads, spec, null, spec.gpuCount, peers);
+        const p = this.placeTimed(loads, spec, peers);
         if (p.ok) {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
@@ -309,7 +326,7 @@ export class PodService {
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
         const peers = current.instances.filter((i) => i.goal === 'running' && i.nodeId && i.ordinal < spec.instances).map((i) => i.nodeId!);
-        const p = place(loads, spec, null, spec.gpuCount, peers);
+        const p = this.placeTimed(loads, spec, peers);
         if (p.ok) {
           nodeId = p.nodeId;
           gpuUuids = p.gpus.map((g) => g.uuid);
@@ -459,7 +476,7 @@ export class PodService {
         if (!detail || detail.pod.desiredStatus !== 'RUNNING') continue;
         const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
         const peers = detail.instances.filter((i) => i.id !== inst.id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
-        const p = place(loads, spec, null, spec.gpuCount, peers);
+        const p = this.placeTimed(loads, spec, peers);
         if (!p.ok) {
           this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
           await this.refreshStatusLocked(inst.podId);

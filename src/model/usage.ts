@@ -58,3 +58,40 @@ export interface UsageSample {
   nodeId: NodeId | null;
   usage: InstanceUsage;
 }
+
+/** A pod's latest usage in one line: what its views and `berth pod top` show. */
+export interface PodUsageSummary {
+  /** The oldest of the instances' latest samples. */
+  at: Timestamp;
+  cpuCores: number;
+  memoryBytes: number;
+  /** The sum of the containers' limits; null when any container has none. */
+  memoryLimitBytes: number | null;
+  networkRxBytes: number;
+  networkTxBytes: number;
+  gpus: GpuUsage[];
+}
+
+/** Sums the instances' containers; containers sharing a network namespace report its figures once. */
+export function summarizeUsage(latest: ReadonlyArray<{ usage: InstanceUsage }>): PodUsageSummary | null {
+  if (latest.length === 0) return null;
+  const s: PodUsageSummary = { at: latest[0]!.usage.at, cpuCores: 0, memoryBytes: 0, memoryLimitBytes: 0, networkRxBytes: 0, networkTxBytes: 0, gpus: [] };
+  for (const { usage } of latest) {
+    if (usage.at < s.at) s.at = usage.at;
+    let rx = 0;
+    let tx = 0;
+    for (const c of usage.containers) {
+      s.cpuCores += c.cpuCores;
+      s.memoryBytes += c.memoryBytes;
+      s.memoryLimitBytes = s.memoryLimitBytes === null || c.memoryLimitBytes === null ? null : s.memoryLimitBytes + c.memoryLimitBytes;
+      // An instance's containers share one namespace (or there is one container): its figures, once.
+      rx = Math.max(rx, c.networkRxBytes);
+      tx = Math.max(tx, c.networkTxBytes);
+    }
+    s.networkRxBytes += rx;
+    s.networkTxBytes += tx;
+    s.gpus.push(...usage.gpus);
+  }
+  if (latest.every((l) => l.usage.containers.length === 0)) s.memoryLimitBytes = null;
+  return s;
+}

@@ -18,6 +18,7 @@ import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, noAnswer, type FastP
 import { IdleClock } from './idle-clock.js';
 import type { ProxyAccess } from './gate.js';
 import { UpstreamPool } from './upstream-pool.js';
+import { countConnection, proxyCounts } from './counters.js';
 import { ProxyError, rawAnswer, ResponseRelay, sendError, upstreamFailure } from './relay.js';
 import type { PodRoute, PortRoute } from './routes.js';
 
@@ -112,6 +113,7 @@ export class ProxyEngine implements FastPathHost {
     if (this.closed) return void socket.destroy();
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    countConnection(socket);
     socket.setNoDelay(true);
     if (this.tls) this.tls.emit('connection', socket);
     else new FastConnection(socket, this);
@@ -130,6 +132,7 @@ export class ProxyEngine implements FastPathHost {
     if (this.closed) return void socket.destroy();
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    countConnection(socket);
     socket.setNoDelay(true);
     new FastConnection(socket, this, reads);
   }
@@ -277,6 +280,7 @@ export class ProxyEngine implements FastPathHost {
   }
 
   private onRequest(req: IncomingMessage, res: ServerResponse): void {
+    proxyCounts.requests++;
     let target: Target | 'login' | Promise<Target | 'login'>;
     try {
       target = this.resolve(req);
@@ -355,6 +359,8 @@ export class ProxyEngine implements FastPathHost {
   }
 
   private onUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    proxyCounts.requests++;
+    proxyCounts.upgrades++;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
     socket.on('error', () => socket.destroy());
@@ -389,8 +395,10 @@ export class ProxyEngine implements FastPathHost {
           });
           socket.once('close', () => upstream.destroy());
           upstream.once('close', () => {
-            if (!answered && !socket.destroyed) rawAnswer(socket, new ProxyError('UPSTREAM_FAILED', upstreamFailure(target, failure ?? noAnswer())));
-            else socket.destroy();
+            if (!answered && !socket.destroyed) {
+              proxyCounts.upstreamErrors++;
+              rawAnswer(socket, new ProxyError('UPSTREAM_FAILED', upstreamFailure(target, failure ?? noAnswer())));
+            } else socket.destroy();
           });
           if (this.idleMs > 0) {
             for (const s of [socket as Socket, upstream]) {

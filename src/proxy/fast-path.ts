@@ -25,6 +25,7 @@ import { BerthError, problemDocument, REASON_PHRASES } from '../model/index.js';
 import type { IdleClock, Sweepable } from './idle-clock.js';
 import type { PortRoute, PodRoute, Upstream } from './routes.js';
 import { READ_BYTES, type UpstreamConn, type UpstreamPool } from './upstream-pool.js';
+import { proxyCounts } from './counters.js';
 
 /** Where a request goes: the pod, its port and the instance picked. */
 export interface Target {
@@ -226,6 +227,7 @@ export class FastConnection implements Sweepable {
     let rest = end + 4 < buf.length ? buf.subarray(end + 4) : null;
 
     this.busy = true;
+    proxyCounts.requests++;
     this.head = head;
     this.target = target;
     this.bodyLeft = head.contentLength;
@@ -479,6 +481,7 @@ export class FastConnection implements Sweepable {
     this.up?.destroy();
     this.up = undefined;
     const err = new BerthError(kind, message);
+    proxyCounts.upstreamErrors++;
     this.host.log.debug({ upstream: this.target?.upstream.origin, status: err.status, message }, 'upstream failed');
     if (this.bodyLeft > 0) this.closeAfter = true;
     this.socket.write(errorResponse(err, this.head?.accept ?? '', this.closeAfter), 'latin1');

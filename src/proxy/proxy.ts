@@ -13,6 +13,7 @@ import type { Logger } from 'pino';
 import type { ProxyTokens } from '../control/access.js';
 import type { KeyService } from '../control/keys.js';
 import type { Store } from '../store/types.js';
+import { addCounts, proxyCounts, zeroCounts, type ProxyCounts } from './counters.js';
 import { ProxyEngine } from './engine.js';
 import { LocalAccess } from './gate.js';
 import { RouteTable } from './routes.js';
@@ -110,6 +111,11 @@ export class ProxyServer {
     const addr = listener.address();
     proxy.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7780);
     return proxy;
+  }
+
+  /** Requests, bytes and upstream errors of this process's engine and of every worker. */
+  counts(): ProxyCounts {
+    return addCounts(addCounts(zeroCounts(), proxyCounts), this.pool?.counts() ?? zeroCounts());
   }
 
   /** Process ids of the worker processes (none when the proxy runs in this process). */

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Dispatcher } from 'undici';
 import { BerthError } from '../model/index.js';
 import { errorBody, NO_ANSWER, type Target } from './fast-path.js';
+import { proxyCounts } from './counters.js';
 
 /** Hop-by-hop headers of a response (RFC 9110 §7.6.1): the client's connection has its own. */
 const RESPONSE_HOP = new Set(['connection', 'keep-alive', 'transfer-encoding', 'proxy-connection', 'trailer', 'upgrade']);
@@ -73,6 +74,7 @@ export class ResponseRelay implements Dispatcher.DispatchHandlers {
       return;
     }
     if (this.res.destroyed) return;
+    proxyCounts.upstreamErrors++;
     this.log.debug({ err, upstream: this.target.upstream.origin }, 'upstream failed');
     this.req.resume();
     const timeout = (err as { code?: string }).code === 'UND_ERR_HEADERS_TIMEOUT';

@@ -6,6 +6,7 @@
  */
 import type { ProxyGrant } from '../control/access.js';
 import type { Caller } from '../control/caller.js';
+import type { ProxyCounts } from './counters.js';
 import { KEY_CACHE_MS, type Login, type ProxyAccess } from './gate.js';
 import type { RouteData } from './routes.js';
 
@@ -35,6 +36,8 @@ export type FromWorker =
   | { t: 'ready' }
   /** One pino line, for the server's logger. */
   | { t: 'log'; line: string }
+  /** The worker's counters since it started, sent once a second when they moved (the metrics endpoint adds them up). */
+  | { t: 'counts'; counts: ProxyCounts }
   | ({ t: 'ask'; id: number } & AccessQuestion);
 
 /** How long a worker waits for the server to answer a private-port question. */

@@ -6,6 +6,7 @@
  */
 import { Socket, type SocketConstructorOpts } from 'node:net';
 import pino, { type Logger } from 'pino';
+import { proxyCounts } from './counters.js';
 import { ProxyEngine } from './engine.js';
 import { RouteView } from './routes.js';
 import { RemoteAccess, type FromWorker, type ToWorker } from './worker-ipc.js';
@@ -25,6 +26,15 @@ let log: Logger | undefined;
 let originsQueued = false;
 
 process.on('disconnect', () => process.exit(0));
+
+// The counters go to the server once a second when they moved: nothing crosses per request.
+let sentCounts = '';
+setInterval(() => {
+  const text = JSON.stringify(proxyCounts);
+  if (text === sentCounts) return;
+  sentCounts = text;
+  send({ t: 'counts', counts: { ...proxyCounts } });
+}, 1000).unref();
 process.on('uncaughtException', (err) => {
   log?.fatal({ err }, 'proxy worker failed');
   process.exitCode = 1;

@@ -10,6 +10,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
+import { addCounts, zeroCounts, type ProxyCounts } from './counters.js';
 import { socketHandle } from './engine.js';
 import type { ProxyAccess } from './gate.js';
 import { routeData, type RouteTable } from './routes.js';
@@ -41,6 +42,8 @@ interface Slot {
   startedAt: number;
   failures: number;
   restart: NodeJS.Timeout | undefined;
+  /** The worker's last counters. */
+  counts: ProxyCounts;
 }
 
 export class WorkerPool {
@@ -49,9 +52,11 @@ export class WorkerPool {
   private readonly unwatch: () => void;
   private nextSlot = 0;
   private closing = false;
+  /** The last counters of workers that ended: the totals never go back when one is replaced. */
+  private readonly retired = zeroCounts();
 
   private constructor(private readonly opts: WorkerPoolOptions) {
-    this.slots = Array.from({ length: opts.count }, (_, index) => ({ index, child: undefined, ready: false, startedAt: 0, failures: 0, restart: undefined }));
+    this.slots = Array.from({ length: opts.count }, (_, index) => ({ index, child: undefined, ready: false, startedAt: 0, failures: 0, restart: undefined, counts: zeroCounts() }));
     this.unwatch = opts.routes.watch((podId, route) => this.broadcast({ t: 'route', podId, route: route ? routeData(route) : null }));
   }
 
@@ -65,6 +70,13 @@ export class WorkerPool {
       throw err;
     }
     return pool;
+  }
+
+  /** The workers' counters added up, as of their last report (at most a second old). */
+  counts(): ProxyCounts {
+    const sum = addCounts(zeroCounts(), this.retired);
+    for (const s of this.slots) addCounts(sum, s.counts);
+    return sum;
   }
 
   /** Process ids of the running workers. */
@@ -151,6 +163,9 @@ export class WorkerPool {
           case 'log':
             relayLog(workerLog, m.line);
             return;
+          case 'counts':
+            slot.counts = m.counts;
+            return;
           case 'ask': {
             const { id, t: _t, ...q } = m;
             answerQuestion(this.opts.access, q).then(
@@ -166,6 +181,8 @@ export class WorkerPool {
         clearTimeout(timer);
         const wasReady = slot.ready;
         slot.ready = false;
+        addCounts(this.retired, slot.counts);
+        slot.counts = zeroCounts();
         if (slot.child === child) slot.child = undefined;
         if (!wasReady) reject(new Error(`proxy worker ${slot.index} exited before it was ready (${signal ?? `code ${code}`})`));
         if (this.closing) return;

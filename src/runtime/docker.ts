@@ -18,9 +18,11 @@ import { watchLoop } from './events.js';
 import { exec, openExec } from './exec.js';
 import { readLogs } from './logs.js';
 import { pullImage } from './pull.js';
+import { containerStats } from './stats.js';
 import { contextTar, type ContextFile } from './tar.js';
 import type {
   ContainerInfo,
+  ContainerStats,
   ContainerPlan,
   CreateResult,
   DiskUsageReport,
@@ -314,5 +316,9 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   diskUsage(): Promise<DiskUsageReport> {
     return diskUsage(this.daemon);
+  }
+
+  containerStats(id: string): Promise<ContainerStats | undefined> {
+    return containerStats(this.daemon, id);
   }
 }

@@ -1,7 +1,10 @@
 /** The container runtime as the agent needs it: Docker Engine's API (Docker or Podman). */
 import type { ExecStream } from '../model/exec-stream.js';
 import type { PathStat } from '../model/records.js';
+import type { ContainerStats } from './stats.js';
 import type { ContextFile } from './tar.js';
+
+export type { ContainerStats } from './stats.js';
 
 export interface RegistryCredentials {
   username: string;
@@ -148,6 +151,8 @@ export interface Runtime {
   logs(id: string, opts: LogOptions, signal?: AbortSignal): AsyncIterable<LogLine>;
   exec(id: string, argv: string[], opts?: { timeoutMs?: number; env?: string[] }): Promise<ExecResult>;
   diskUsage(): Promise<DiskUsageReport>;
+  /** A container's CPU, memory, network and disk figures now (Docker's stats, read once); undefined when it is gone. */
+  containerStats(id: string): Promise<ContainerStats | undefined>;
 }
 
 /** An exec to talk to: a shell with a PTY, a command with its stdin, an SFTP helper. */

@@ -116,6 +116,10 @@ export class SshGateway {
   /** Accepts the connections and hands them to `server`, which never listens itself. */
   private readonly listener: TcpServer;
   private readonly clients = new Set<Connection>();
+  /** The client sockets open now, for their bytes so far. */
+  private readonly sockets = new Set<Socket>();
+  /** For the metrics endpoint; bytes of closed connections (open ones are added in `stats`). */
+  private readonly counts = { connections: 0, sessions: 0, logins: 0, bytesReceived: 0, bytesSent: 0 };
   port = 0;
   /** The host key's public half, as a known_hosts line has it after the host: `ssh-ed25519 AAAA...`. */
   readonly hostKey: string;
@@ -130,6 +134,13 @@ export class SshGateway {
     this.listener = createTcpServer((socket) => {
       // Small packets (SFTP acknowledgements, window adjustments) must not wait behind Nagle's algorithm.
       socket.setNoDelay(true);
+      this.counts.connections++;
+      this.sockets.add(socket);
+      socket.once('close', () => {
+        this.sockets.delete(socket);
+        this.counts.bytesReceived += socket.bytesRead;
+        this.counts.bytesSent += socket.bytesWritten;
+      });
       gatherWrites(socket);
       this.server.injectSocket(socket);
     });
@@ -148,6 +159,17 @@ export class SshGateway {
     const addr = gw.listener.address();
     gw.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 2222);
     return gw;
+  }
+
+  /** Connections, sessions and bytes so far, and the connections open now. */
+  stats(): { connections: number; open: number; sessions: number; logins: number; bytesReceived: number; bytesSent: number } {
+    let rx = this.counts.bytesReceived;
+    let tx = this.counts.bytesSent;
+    for (const s of this.sockets) {
+      rx += s.bytesRead;
+      tx += s.bytesWritten;
+    }
+    return { ...this.counts, open: this.clients.size, bytesReceived: rx, bytesSent: tx };
   }
 
   async close(): Promise<void> {
@@ -173,7 +195,10 @@ export class SshGateway {
         (ok) => {
           // Set before accept(): 'ready' follows accept() at once.
           if (ok === 'rejected') return ctx.reject(['publickey']);
-          if (ok !== 'key-ok') login = ok;
+          if (ok !== 'key-ok') {
+            login = ok;
+            this.counts.logins++;
+          }
           ctx.accept();
         },
         (err: unknown) => {
@@ -184,7 +209,10 @@ export class SshGateway {
     });
     client.on('ready', () => {
       const who = login!;
-      client.on('session', (accept) => this.onSession(accept(), who));
+      client.on('session', (accept) => {
+        this.counts.sessions++;
+        this.onSession(accept(), who);
+      });
       client.on('tcpip', (accept, reject, info) => {
         if (!LOCAL_NAMES.has(info.destIP) && info.destIP !== who.podId) {
           this.log.info({ pod: who.podId, dest: info.destIP }, 'refused a forward to another host');

@@ -8,6 +8,7 @@ import { problemsFromValidation } from '../problem.js';
 import { openSse } from '../sse.js';
 import { nodesKeyOf, podSummary, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
+import { podUsageView } from './pod-metrics.js';
 import { registerSecretRoutes } from './secrets.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
@@ -75,7 +76,10 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     return reply.type('application/json; charset=utf-8').send(body);
   });
 
-  app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => view(await pods.get(req.caller, req.params.id)));
+  app.get('/pods/:id', { schema: { ...tags('pods'), summary: 'Get a pod (with its latest usage)', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => {
+    const d = await pods.get(req.caller, req.params.id);
+    return { ...(await view(d)), usage: podUsageView(deps, d.pod.id) };
+  });
 
   app.patch('/pods/:id', { schema: { ...tags('pods'), summary: 'Change a pod: a new spec version; any change but the name recreates its containers', params: S.PodIdParams, body: S.PodInput }, attachValidation: true }, async (req: Req<{ id: string }, unknown, S.PodInputT>) =>
     view(await withAllProblems(req, () => pods.update(req.caller, req.params.id, req.body ?? {}), false)),

@@ -1,4 +1,4 @@
-import { allowedActions, formatPort, podPorts, type NetworkVolume, type Node, type PodAction, type PodStatus, type RegistryAuth, type Template } from '../../model/index.js';
+import { allowedActions, formatPort, podPorts, summarizeUsage, type InstanceUsage, type NetworkVolume, type Node, type PodAction, type PodStatus, type RegistryAuth, type Template } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import { LABELS, dataCenterOf, flavorOf, joinArgs, mainContainer, type CompiledRunpodOptions } from './shared.js';
 
@@ -8,6 +8,50 @@ export interface ViewContext {
   opts: CompiledRunpodOptions;
   /** Berth's SSH gateway as users reach it. */
   gateway: { host: string; port: number };
+  /** The latest usage samples of a pod's running instances. */
+  usage?: (podId: PodDetail['pod']['id']) => ReadonlyArray<{ usage: InstanceUsage }>;
+}
+
+const percent = (part: number | null, whole: number | null | undefined): number | null => (part === null || !whole ? null : Math.round((part / whole) * 1000) / 10);
+
+/**
+ * What a running pod uses, as percents: CPU of the pod's vCPUs, memory of its limit (else the
+ * node's), each GPU's utilization and memory. Null where nothing was measured; a simulated GPU's
+ * figures are null, and it is marked.
+ */
+function usagePercents(d: PodDetail, ctx: ViewContext, f: ReturnType<typeof facts>) {
+  const s = summarizeUsage(ctx.usage?.(d.pod.id) ?? []);
+  const cpus = d.spec.vcpuCount ?? f.node?.capacity.cpus ?? null;
+  const memory = s?.memoryLimitBytes ?? (d.spec.memoryGb ? d.spec.memoryGb * 2 ** 30 : f.node ? f.node.capacity.memoryMb * 2 ** 20 : null);
+  const measured = new Map((s?.gpus ?? []).map((g) => [g.uuid, g]));
+  return {
+    cpu: s ? percent(s.cpuCores, cpus) : null,
+    memory: s ? percent(s.memoryBytes, memory) : null,
+    gpus: f.gpus.map((g) => {
+      const m = measured.get(g.uuid);
+      return { id: g.uuid, util: m?.utilizationPercent ?? null, memoryUtil: m ? percent(m.memoryUsedMb, m.memoryTotalMb) : null, simulated: m?.simulated === true || f.node?.capacity.gpusSimulated === true };
+    }),
+  };
+}
+
+/** REST v2's `runtime` usage: `cpu.util`, `memory.util`, `gpus[].util|memoryUtil`, integers, left out where unknown. */
+function v2Usage(d: PodDetail, ctx: ViewContext, f: ReturnType<typeof facts>) {
+  const u = usagePercents(d, ctx, f);
+  const util = (n: number | null) => (n === null ? {} : { util: Math.round(n) });
+  return {
+    cpu: util(u.cpu),
+    memory: util(u.memory),
+    gpus: u.gpus.map((g) => ({ ...util(g.util), ...(g.memoryUtil === null ? {} : { memoryUtil: Math.round(g.memoryUtil) }), ...(g.simulated ? { simulated: true } : {}) })),
+  };
+}
+
+/** The legacy API's `runtime` usage (GraphQL `container {cpuPercent memoryPercent}`, `gpus {id gpuUtilPercent memoryUtilPercent}`). */
+function v1Usage(d: PodDetail, ctx: ViewContext, f: ReturnType<typeof facts>) {
+  const u = usagePercents(d, ctx, f);
+  return {
+    container: { cpuPercent: u.cpu, memoryPercent: u.memory },
+    gpus: u.gpus.map((g) => ({ id: g.id, gpuUtilPercent: g.util, memoryUtilPercent: g.memoryUtil, ...(g.simulated ? { simulated: true } : {}) })),
+  };
 }
 
 /** RunPod REST v2's transitions per status (its `podAction` description), narrowed to what Berth's table allows. */
@@ -89,7 +133,7 @@ export function v2Pod(d: PodDetail, ctx: ViewContext) {
     runtime: f.running
       ? {
           uptime: f.uptime,
-          gpus: f.gpus.map(() => ({})),
+          ...v2Usage(d, ctx, f),
           ports: podPorts(spec).map((p) => ({ private: p.port, public: f.mappings[String(p.port)] ?? null, type: p.protocol, ip: f.node?.publicIp ?? null })),
         }
       : null,
@@ -168,7 +212,7 @@ export function v1Pod(d: PodDetail, ctx: ViewContext, extras: V1Extras = {}) {
             const pub = f.mappings[String(p.port)];
             return pub ? [{ ip: f.node?.publicIp ?? '', isIpPublic: true, privatePort: p.port, publicPort: pub, type: p.protocol }] : [];
           }),
-          gpus: f.gpus.map((g) => ({ id: g.uuid })),
+          ...v1Usage(d, ctx, f),
         }
       : null,
   };

@@ -4,6 +4,12 @@ import { defineCommand } from './define.js';
 import { keyValues } from './input.js';
 import { untilSignal } from './lifecycle.js';
 
+/** `--metrics-interval` in seconds, checked. */
+export function metricsIntervalMs(seconds: number): number {
+  if (!(seconds >= 0) || (seconds > 0 && seconds < 0.1)) throw new UserError('--metrics-interval is seconds: 0 (never) or at least 0.1');
+  return Math.round(seconds * 1000);
+}
+
 export const agent = defineCommand({
   name: 'agent',
   description: "Join this machine to a Berth server: its pods run on this machine's Docker",
@@ -17,6 +23,7 @@ export const agent = defineCommand({
     gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
     infraImage: { kind: 'string', flags: '--infra-image <image>', env: 'BERTH_INFRA_IMAGE', description: "the image holding a multi-container pod's network namespace (default: one built on the node from catatonit, no registry)" },
     catatonit: { kind: 'string', flags: '--catatonit <path>', env: 'BERTH_CATATONIT', description: 'the static catatonit binary the node builds its infra image from (default: looked for in /usr/bin, /usr/libexec/podman)' },
+    metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the agent measures its pods' usage and sends it (default 10; 0: never)" },
     label: { kind: 'list', flags: '--label <KEY=VALUE>', description: 'node label, e.g. berth.io/datacenter=eu-1 (repeatable)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
@@ -37,6 +44,7 @@ export const agent = defineCommand({
       ...(opts.infraImage !== undefined ? { infraImage: opts.infraImage } : {}),
       ...(opts.catatonit !== undefined ? { catatonitPath: opts.catatonit } : {}),
       ...(opts.label.length ? { labels: keyValues('--label', opts.label) } : {}),
+      ...(opts.metricsInterval !== undefined ? { usageIntervalMs: metricsIntervalMs(opts.metricsInterval) } : {}),
     });
     ctx.out.note(`joined ${opts.server} as node ${running.id}`);
     await untilSignal(ctx.out);

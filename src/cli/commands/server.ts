@@ -38,6 +38,8 @@ export const server = defineCommand({
     tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
     tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
+    metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the local agent measures its pods' usage (default 10; 0: never)" },
+    metricsToken: { kind: 'string', flags: '--metrics-token <token>', env: 'BERTH_METRICS_TOKEN', description: 'a bearer token that may read GET /metrics besides admin keys (prefer the env var, argv shows in ps)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -75,6 +77,8 @@ export const server = defineCommand({
       ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
+      ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: opts.metricsInterval } : {}),
+      ...(opts.metricsToken !== undefined ? { metricsToken: opts.metricsToken } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
