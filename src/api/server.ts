@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, PodService, ResourceService, UsageService } from '../control/index.js';
+import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
@@ -26,6 +26,8 @@ export interface ApiDeps {
   agents: AgentService;
   /** What running instances use: the latest samples and the history. */
   usage?: UsageService;
+  /** The lifetime policies: when each pod stops and why, keep-alives, the activity the access routes report. */
+  lifetimes?: LifetimeController;
   /** Finds a pod's instance and its node's access for logs, exec, terminals and tunnels. */
   resolver: InstanceResolver;
   logger: Logger;

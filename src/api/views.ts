@@ -1,9 +1,10 @@
 import { httpPorts, proxyUrl, sshCommand, type AccessEndpoints } from '../control/access.js';
+import type { LifetimeView } from '../control/lifetimes.js';
 import { allowedActions, formatPort, podPorts, type Instance, type Node, type PodSpec } from '../model/index.js';
 import type { PodDetail } from '../store/types.js';
 
 /** The native API's view of a pod: the spec's common fields flat, for single-container pods, plus the full spec and instances. */
-export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: AccessEndpoints) {
+export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: AccessEndpoints, lifetime?: LifetimeView) {
   const { pod, spec } = d;
   const main = spec.containers[0];
   const first = d.instances[0];
@@ -40,12 +41,29 @@ export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: Acce
     updatedAt: pod.updatedAt,
     lastStartedAt: pod.lastStartedAt,
     terminatedAt: pod.terminatedAt,
+    ...lifetimeFields(d, lifetime),
     spec,
     instances: d.instances.map((i) => instanceView(i, nodes, spec)),
   };
 }
 
 export type PodView = ReturnType<typeof podView>;
+
+/**
+ * The lifetime policies and when they act: `stopsAt` (an idle stop or the maximum running time,
+ * a keep-alive included) and why, `terminatesAt` and why, and since when the pod is idle.
+ */
+export function lifetimeFields(d: PodDetail, l: LifetimeView | undefined) {
+  return {
+    lifetime: d.spec.lifetime ?? null,
+    keepAliveUntil: d.pod.keepAliveUntil,
+    stopsAt: l?.stopsAt ?? null,
+    stopReason: l?.stopReason ?? null,
+    idleSince: l?.idleSince ?? null,
+    terminatesAt: l?.terminatesAt ?? null,
+    terminateReason: l?.terminateReason ?? null,
+  };
+}
 
 /**
  * Connection details, so nobody has to assemble them (RunPod users' complaint): each http port's
@@ -82,8 +100,8 @@ export function connectionView(d: PodDetail, publicIp: string | null, portMappin
  * addresses, the ssh command and host key: a third of a view by themselves), so lists of thousands
  * of pods stay quick to send; `?view=full` or `GET /pods/{id}` give the rest.
  */
-export function podSummary(d: PodDetail, nodes: Map<string, Node>) {
-  const { spec: _spec, instances: _instances, connection: _connection, ...summary } = podView(d, nodes);
+export function podSummary(d: PodDetail, nodes: Map<string, Node>, lifetime?: LifetimeView) {
+  const { spec: _spec, instances: _instances, connection: _connection, ...summary } = podView(d, nodes, undefined, lifetime);
   return { ...summary, containers: d.spec.containers.map((c) => ({ name: c.name, image: c.image })), instanceCount: d.instances.length };
 }
 
@@ -133,19 +151,22 @@ export type PodSummary = ReturnType<typeof podSummary>;
  * joining it).
  */
 export class PodViewCache {
-  private readonly entries = new Map<string, { revision: number; nodesKey: string; bytes: Buffer }>();
+  private readonly entries = new Map<string, { revision: number; nodesKey: string; variant: string; bytes: Buffer }>();
 
   constructor(
     private readonly render: (d: PodDetail, nodes: Map<string, Node>) => unknown,
     private readonly max = 50_000,
+    /** What else a view depends on that moves without a revision (a pod's idle clock); '' for most pods. */
+    private readonly variant: (d: PodDetail) => string = () => '',
   ) {}
 
   bytes(d: PodDetail, nodes: Map<string, Node>, nodesKey: string): Buffer {
     const hit = this.entries.get(d.pod.id);
-    if (hit && hit.revision === d.pod.revision && hit.nodesKey === nodesKey) return hit.bytes;
+    const variant = this.variant(d);
+    if (hit && hit.revision === d.pod.revision && hit.nodesKey === nodesKey && hit.variant === variant) return hit.bytes;
     const bytes = Buffer.from(JSON.stringify(this.render(d, nodes)));
     if (this.entries.size >= this.max) this.entries.clear();
-    this.entries.set(d.pod.id, { revision: d.pod.revision, nodesKey, bytes });
+    this.entries.set(d.pod.id, { revision: d.pod.revision, nodesKey, variant, bytes });
     return bytes;
   }
 

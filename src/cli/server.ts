@@ -5,12 +5,13 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService } from '../control/index.js';
+import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { BerthError } from '../model/errors.js';
+import type { LifetimeInput } from '../model/lifetime.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
@@ -62,6 +63,8 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** Lifetime policies for pods created from now on, under a template's and the request's (docs/lifetimes.md). @default none */
+  lifetimeDefault?: LifetimeInput;
   /** How often the local agent measures its pods' usage; 0: never. @default 10 */
   metricsIntervalSeconds?: number;
   /** A bearer token that may read `GET /metrics` besides admin keys. @default none: admin keys only */
@@ -78,6 +81,8 @@ export interface RunningServer {
   store: Store;
   /** What running instances use (latest samples, history): what the idle policy and /metrics read. */
   usage: UsageService;
+  /** The lifetime policies' controller and the activity it judges pods on. */
+  lifetimes: LifetimeController;
   agent: Agent | undefined;
   proxy: ProxyServer | undefined;
   ssh: SshGateway | undefined;
@@ -121,10 +126,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage);
+  const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
@@ -151,14 +157,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         idleTimeoutMs: (options.proxyIdleTimeoutSeconds ?? 0) * 1000,
         ...(options.proxyWorkers !== undefined ? { workers: options.proxyWorkers } : {}),
         ...(tls ? { tls } : {}),
+        activity: lifetimes.activity,
       });
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
     if (ports.ssh !== undefined) {
-      ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
+      ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -194,6 +201,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     agents.setNodeAccess(agent.id, agent.access);
   }
   await deployments.recover();
+  await lifetimes.start();
   // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
   const placer = setInterval(() => void pods.placeWaiting().catch((err: unknown) => logger.warn({ err }, 'placement pass failed')), 10_000);
   placer.unref();
@@ -209,6 +217,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     app,
     store,
     usage,
+    lifetimes,
     agent,
     proxy,
     ssh,
@@ -216,6 +225,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     async close() {
       clearInterval(placer);
       clearInterval(pruner);
+      await lifetimes.close();
       await ssh?.close();
       await proxy?.close();
       await agent?.close();

@@ -4,6 +4,7 @@ import {
   allowedActions,
   instanceIdOf,
   invalid,
+  lifetimeToInput,
   mergeLifetime,
   newPodId,
   notFound,
@@ -269,7 +270,7 @@ export class PodService {
     if (patch.containers !== undefined) for (const f of ['image', 'entrypoint', 'command', 'env', 'ports'] as const) if (patch[f] === undefined) delete input[f];
     if (patch.image !== undefined && patch.containers === undefined) delete input.containers;
     // Lifetime policies merge one by one: setting a maximum running time keeps the idle stop.
-    if (patch.lifetime !== undefined) input.lifetime = mergeLifetime(input.lifetime, patch.lifetime) ?? null;
+    if (patch.lifetime !== undefined) input.lifetime = mergeLifetime(first.spec.lifetime && lifetimeToInput(first.spec.lifetime), patch.lifetime) ?? null;
     const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== first.spec.templateId);
 
     // Checked and written under the placement lock, on a fresh read: a terminate or another update

@@ -36,6 +36,8 @@ export interface EngineOptions {
   tls?: { cert: Buffer; key: Buffer };
   /** Close a stream, WebSocket or upstream that sends nothing for this long; 0: never. @default 0 */
   idleTimeoutMs?: number;
+  /** Told the pod of each request or upgrade routed to one (the idle policy's `proxy` signal); must be cheap. */
+  onUse?: (podId: string) => void;
 }
 
 export const SESSION_COOKIE = 'berth_proxy_session';
@@ -171,7 +173,9 @@ export class ProxyEngine implements FastPathHost {
     if (!route || !port || port.protocol !== 'http' || port.private || route.status !== 'RUNNING') return undefined;
     const upstream = addr.ordinal === undefined ? port.upstreams[port.next++ % port.upstreams.length] : port.upstreams.find((u) => u.instanceId === `${addr.podId}-${addr.ordinal}`);
     if (port.next >= 1e9) port.next = 0;
-    return upstream ? { route, port, upstream, stripAuthorization: false } : undefined;
+    if (!upstream) return undefined;
+    this.opts.onUse?.(route.podId);
+    return { route, port, upstream, stripAuthorization: false };
   }
 
   upstreamFailure(target: Target, err: Error & { code?: string }): string {
@@ -261,6 +265,7 @@ export class ProxyEngine implements FastPathHost {
       upstream = port.upstreams[port.next++ % n]!;
       if (port.next >= 1e9) port.next = 0;
     }
+    this.opts.onUse?.(podId);
     return { route, port, upstream, stripAuthorization };
   }
 

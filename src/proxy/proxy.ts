@@ -11,6 +11,7 @@ import { createServer as createNetServer, type Server as NetServer, type Socket 
 import { availableParallelism } from 'node:os';
 import type { Logger } from 'pino';
 import type { ProxyTokens } from '../control/access.js';
+import type { ActivitySink } from '../control/activity.js';
 import type { KeyService } from '../control/keys.js';
 import type { Store } from '../store/types.js';
 import { addCounts, proxyCounts, zeroCounts, type ProxyCounts } from './counters.js';
@@ -45,6 +46,8 @@ export interface ProxyOptions {
    * proxy benchmark's p99 on 2 cores), and the server process needs a share too.
    */
   workers?: number;
+  /** Where requests routed to a pod are counted as its use (the idle policy's `proxy` signal). */
+  activity?: ActivitySink;
 }
 
 export class ProxyServer {
@@ -61,6 +64,7 @@ export class ProxyServer {
     const workers = opts.workers ?? Math.max(1, availableParallelism() - 1);
     if (!Number.isInteger(workers) || workers < 0) throw new Error(`proxy workers must be a whole number, 0 or more (got ${workers})`);
     const routes = await RouteTable.create(opts.store, opts.logger);
+    const activity = opts.activity;
     let engine: ProxyEngine | undefined;
     let pool: WorkerPool | undefined;
     let listener: NetServer;
@@ -73,6 +77,7 @@ export class ProxyServer {
           domain: opts.domain ?? 'localhost',
           idleTimeoutMs: opts.idleTimeoutMs ?? 0,
           ...(opts.tls ? { tls: opts.tls } : {}),
+          ...(activity ? { onUse: (podId: string) => activity.touch(podId, 'proxy') } : {}),
         });
         engine = e;
         routes.onOrigins = (live) => e.keepOrigins(live);
@@ -84,6 +89,7 @@ export class ProxyServer {
           routes,
           access: new LocalAccess(opts.tokens, opts.keys, 0),
           logger: opts.logger,
+          ...(activity ? { onUse: (podIds: string[]) => podIds.forEach((id) => activity.touch(id, 'proxy')) } : {}),
           settings: {
             domain: opts.domain ?? 'localhost',
             idleTimeoutMs: opts.idleTimeoutMs ?? 0,

@@ -36,6 +36,8 @@ export type FromWorker =
   | { t: 'ready' }
   /** One pino line, for the server's logger. */
   | { t: 'log'; line: string }
+  /** The pods requests were routed to in the last second (the idle policy's `proxy` signal): one message a second at most. */
+  | { t: 'used'; pods: string[] }
   /** The worker's counters since it started, sent once a second when they moved (the metrics endpoint adds them up). */
   | { t: 'counts'; counts: ProxyCounts }
   | ({ t: 'ask'; id: number } & AccessQuestion);

@@ -27,6 +27,14 @@ let originsQueued = false;
 
 process.on('disconnect', () => process.exit(0));
 
+// The pods used go to the server batched, once a second: nothing crosses per request.
+const used = new Set<string>();
+setInterval(() => {
+  if (used.size === 0) return;
+  send({ t: 'used', pods: [...used] });
+  used.clear();
+}, 1000).unref();
+
 // The counters go to the server once a second when they moved: nothing crosses per request.
 let sentCounts = '';
 setInterval(() => {
@@ -81,6 +89,7 @@ process.on('message', (m: ToWorker, handle?: unknown) => {
         logger: log,
         domain: s.domain,
         idleTimeoutMs: s.idleTimeoutMs,
+        onUse: (podId) => used.add(podId),
         ...(s.tls ? { tls: { cert: Buffer.from(s.tls.cert, 'base64'), key: Buffer.from(s.tls.key, 'base64') } } : {}),
       });
       send({ t: 'ready' });

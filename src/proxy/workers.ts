@@ -33,6 +33,8 @@ export interface WorkerPoolOptions {
   access: ProxyAccess;
   logger: Logger;
   settings: Omit<WorkerSettings, 'index' | 'logLevel'>;
+  /** Told the pods the workers routed requests to, a batch a second per worker. */
+  onUse?: (podIds: string[]) => void;
 }
 
 interface Slot {
@@ -162,6 +164,9 @@ export class WorkerPool {
             return;
           case 'log':
             relayLog(workerLog, m.line);
+            return;
+          case 'used':
+            this.opts.onUse?.(m.pods);
             return;
           case 'counts':
             slot.counts = m.counts;

@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
+import type { ActivitySink } from '../control/activity.js';
 import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
@@ -58,6 +59,8 @@ export interface SshGatewayOptions {
   port?: number;
   /** @default 0.0.0.0 */
   host?: string;
+  /** Where an open connection counts as use of its pod (the idle policy's `ssh` signal). */
+  activity?: ActivitySink;
 }
 
 /** `{podId}`, `{podId}-{ordinal}` for one instance, `.{container}` for another container. */
@@ -209,6 +212,9 @@ export class SshGateway {
     });
     client.on('ready', () => {
       const who = login!;
+      // Shells, commands, SFTP and forwards alike: the pod is in use while the connection is open.
+      const release = this.opts.activity?.open(who.podId, 'ssh');
+      if (release) client.once('close', release);
       client.on('session', (accept) => {
         this.counts.sessions++;
         this.onSession(accept(), who);

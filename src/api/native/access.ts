@@ -42,8 +42,11 @@ export async function registerAccessRoutes(app: FastifyInstance, deps: ApiDeps):
         (req as unknown as { upstream: Duplex }).upstream = await access.connect(inst.id, req.params.port);
       },
     },
-    (socket: WebSocket, req: FastifyRequest) => {
+    (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
       const upstream = (req as unknown as { upstream: Duplex }).upstream;
+      // The pod is in use while the tunnel is open (the idle policy's `port-forward` signal).
+      const release = deps.lifetimes?.activity.open(req.params.id, 'port-forward');
+      if (release) socket.once('close', release);
       const ws = createWebSocketStream(socket);
       ws.pipe(upstream).pipe(ws);
       ws.on('error', () => upstream.destroy());

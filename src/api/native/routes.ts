@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { canSee, nodeLoads } from '../../control/index.js';
-import { BerthError, POD_STATUSES, compilePodSpec, idFromRequest, invalid, type Problem, type Node, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
+import { BerthError, POD_STATUSES, compilePodSpec, idFromRequest, invalid, type Problem, type Node, type OwnerId, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
@@ -38,9 +38,12 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   const { pods, resources, keys, store } = deps;
   const nodeMap = async (): Promise<Map<string, Node>> => new Map((await store.listNodes()).map((n) => [n.id, n]));
   const endpoints = deps.access?.endpoints;
-  const fullViews = new PodViewCache((d, n) => podView(d, n, endpoints));
-  const summaries = new PodViewCache((d, n) => podSummary(d, n));
-  const view = async (d: PodDetail) => podView(d, await nodeMap(), endpoints);
+  // A pod with a lifetime policy renders again when its idle clock moves; the others only on a change.
+  const lifetimeOf = (d: PodDetail) => deps.lifetimes?.view(d);
+  const lifetimeKey = (d: PodDetail) => (d.spec.lifetime ? JSON.stringify(lifetimeOf(d) ?? null) : '');
+  const fullViews = new PodViewCache((d, n) => podView(d, n, endpoints, lifetimeOf(d)), undefined, lifetimeKey);
+  const summaries = new PodViewCache((d, n) => podSummary(d, n, lifetimeOf(d)), undefined, lifetimeKey);
+  const view = async (d: PodDetail) => podView(d, await nodeMap(), endpoints, lifetimeOf(d));
   const tags = (t: string) => ({ tags: [t] });
 
   // Pods
@@ -94,6 +97,10 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
       view(await pods.act(req.caller, req.params.id, action, req.body ?? {})),
     );
   }
+  app.post('/pods/:id/keep-alive', { schema: { ...tags('pods'), summary: 'Keep a pod from its idle stop and maximum running time for N hours from now (0: no longer)', params: S.PodIdParams, body: S.KeepAliveBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.KeepAliveBody>>) => {
+    if (!deps.lifetimes) throw new BerthError('CONFLICT', 'this server runs no lifetime controller');
+    return view(await deps.lifetimes.keepAlive(req.caller, req.params.id, req.body.hours));
+  });
   app.delete('/pods/:id', { schema: { ...tags('pods'), summary: 'Terminate a pod (same as POST /pods/{id}/terminate)', params: S.PodIdParams } }, async (req: Req<{ id: string }>) =>
     view(await pods.act(req.caller, req.params.id, 'terminate')),
   );
@@ -126,6 +133,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
     const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.body.instance, running: true });
+    deps.lifetimes?.activity.touch(inst.podId, 'terminal');
     return access.exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
   });
 
@@ -149,6 +157,11 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     const off = store.onChange((c) => {
       if (c.kind === 'pod' || c.kind === 'instance') sendPod(c.kind === 'pod' ? c.id : c.id.replace(/-\d+$/, ''), c.revision);
     });
+    // A lifetime policy acting: the why, as it happens (the pod's own event follows with its status message).
+    const offLifetime = deps.lifetimes?.onEvent((e) => {
+      if ((only && e.podId !== only) || !canSee(req.caller, e.owner as OwnerId) || sse.closed.aborted) return;
+      queue = queue.then(() => void sse.send({ event: 'lifetime', data: e }));
+    });
     if (Number.isFinite(since)) {
       const latest = new Map<string, number>();
       for (let cursor = since; ; ) {
@@ -164,6 +177,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     }
     sse.closed.addEventListener('abort', () => {
       off();
+      offLifetime?.();
       sse.end();
     });
   });

@@ -1,5 +1,5 @@
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { CONSTRAINT_OPERATORS } from '../../model/index.js';
+import { CONSTRAINT_OPERATORS, type ActivitySignal } from '../../model/index.js';
 
 const Env = Type.Record(Type.String(), Type.String(), { description: 'Environment variables, name → value' });
 const Ports = Type.Union([Type.Array(Type.String()), Type.String()], { description: 'Ports to publish: ["8888/http", "22/tcp"] or "8888/http,22/tcp"' });
@@ -80,6 +80,35 @@ const Constraint = Type.Object(
   { additionalProperties: false },
 );
 
+/** The values' rules (ranges, the signal names) are the model's (lifetime.ts), so each problem comes with its path and words. */
+// Null first: with type coercion on, a null tried against a number first would become 0.
+const NullFirst = <T extends TSchema>(t: T) => Type.Union([Type.Null(), t]);
+const Lifetime = Type.Object(
+  {
+    idleStop: Type.Optional(
+      NullFirst(
+        Type.Object(
+          {
+            idleSeconds: Type.Optional(Type.Number({ description: 'Stop after this long with no use on any of the signals; fractions allowed' })),
+            gpuThresholdPercent: Type.Optional(Type.Number({ description: 'The gpu signal: a GPU at or above this utilization is in use; @default 5' })),
+            // Checked by the model, which names the signals a wrong one could be.
+            signals: Type.Optional(Type.Unsafe<ActivitySignal[]>(Type.Array(Type.String(), { description: 'What counts as use: gpu, ssh, terminal, proxy, port-forward; @default all' }))),
+          },
+          { additionalProperties: false, description: 'Stop the pod when idle; null: no idle stop (over a template or the server default)' },
+        ),
+      ),
+    ),
+    maxRuntimeSeconds: Type.Optional(NullFirst(Type.Number({ description: 'Stop after running this long (since it last became RUNNING)' }))),
+    terminateAfterStoppedSeconds: Type.Optional(NullFirst(Type.Number({ description: 'Terminate (the volume disk is deleted) after being stopped this long' }))),
+  },
+  { additionalProperties: false, description: "Lifetime policies, merged per policy over the template's and the server's default; null: none (docs/lifetimes.md)" },
+);
+
+export const KeepAliveBody = Type.Object(
+  { hours: Type.Number({ minimum: 0, maximum: 8760, description: 'Keep the pod from its idle stop and maximum running time this long from now; 0: no longer' }) },
+  { additionalProperties: false },
+);
+
 const podFields = {
   name: Type.Optional(Type.String({ description: '@default "my pod"' })),
   image: Type.Optional(Type.String({ description: 'Image of a single-container pod' })),
@@ -124,6 +153,7 @@ const podFields = {
     ),
   ),
   killSelection: Type.Optional(Type.Union([Type.Literal('YOUNGEST_FIRST'), Type.Literal('OLDEST_FIRST')])),
+  lifetime: Type.Optional(NullFirst(Lifetime)),
 };
 
 export const PodInput = Type.Object(podFields, { additionalProperties: false });

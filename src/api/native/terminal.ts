@@ -41,8 +41,11 @@ export function registerTerminal(app: FastifyInstance, deps: ApiDeps): void {
         await (req as unknown as { exec: Promise<ExecStream> }).exec;
       },
     },
-    async (socket: WebSocket, req: FastifyRequest) => {
+    async (socket: WebSocket, req: FastifyRequest<{ Params: { id: string } }>) => {
       const exec = await (req as unknown as { exec: Promise<ExecStream> }).exec;
+      // The pod is in use while its terminal is open (the idle policy's `terminal` signal).
+      const release = deps.lifetimes?.activity.open(req.params.id, 'terminal');
+      if (release) socket.once('close', release);
       exec.stdout.on('data', (chunk: Buffer) => {
         socket.send(chunk, { binary: true });
         if (socket.bufferedAmount > HIGH_WATER) {

@@ -3,9 +3,10 @@
  * they make. The CLI checks only what it must parse itself (KEY=VALUE, the entrypoint); every other
  * rule is the server's, so its problems come back with their paths.
  */
-import type { PodInput } from '../../model/index.js';
+import { mergeLifetime, type PodInput } from '../../model/index.js';
 import type { OptionSpecs, OptionValues } from './define.js';
 import { keyValues, readJsonObject } from './input.js';
+import { LIFETIME_OPTIONS, lifetimeFrom } from './lifetime-flags.js';
 
 export const POD_FIELD_OPTIONS = {
   image: { kind: 'string', flags: '--image <image>', description: 'container image' },
@@ -25,6 +26,7 @@ export const POD_FIELD_OPTIONS = {
   entrypoint: { kind: 'string', flags: '--entrypoint <argv>', description: 'a JSON array, or words split on spaces ("" for the image\'s)' },
   label: { kind: 'list', flags: '--label <KEY=VALUE>', description: 'pod label (repeatable)' },
   instances: { kind: 'number', integer: true, flags: '--instances <n>', description: 'instances of the pod' },
+  ...LIFETIME_OPTIONS,
 } as const satisfies OptionSpecs;
 
 export const POD_OPTIONS = {
@@ -59,6 +61,8 @@ export async function podInputFrom(flags: PodFlags, command: readonly string[]):
   if (flags.label?.length) body.labels = { ...body.labels, ...keyValues('--label', flags.label) };
   if (flags.instances !== undefined) body.instances = flags.instances;
   if (command.length) body.command = [...command];
+  const lifetime = lifetimeFrom(flags);
+  if (lifetime) body.lifetime = mergeLifetime(body.lifetime, lifetime);
   return body;
 }
 

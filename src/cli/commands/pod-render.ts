@@ -2,6 +2,7 @@
 import { age, bytes, details, table } from '../output.js';
 import type { PodSummary } from '../../api/views.js';
 import type { PodView } from './pod-watch.js';
+import { lifetimeRows } from './lifetime-flags.js';
 
 export interface NodeView {
   id: string;
@@ -91,6 +92,7 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
     ['Exit code', pod.exitCode !== null ? String(pod.exitCode) : undefined],
     ['Spec version', String(pod.specVersion)],
     ['Allowed actions', pod.allowedActions.join(', ') || 'none'],
+    ...lifetimeRows(pod),
     ['Created', when(pod.createdAt)],
     ['Started', when(pod.lastStartedAt)],
     ['Terminated', when(pod.terminatedAt)],

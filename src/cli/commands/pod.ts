@@ -157,6 +157,19 @@ const rm = defineCommand({
   },
 });
 
+const keepAlive = defineCommand({
+  name: 'keep-alive',
+  description: 'Keep a pod from its idle stop and maximum running time for N hours from now (0: no longer)',
+  args: ID_ARG,
+  options: { hours: { kind: 'number', flags: '--hours <n>', required: true, description: 'hours from now (fractions allowed; 0 ends an earlier keep-alive)' } },
+  examples: ['berth pod keep-alive 2s56cp0pof1rmt --hours 4'],
+  async handler({ args, opts, ctx }) {
+    const client = await ctx.client();
+    const pod = await client.post<PodView>(`/pods/${encodeURIComponent(args.id)}/keep-alive`, { hours: opts.hours });
+    ctx.out.result(pod, () => (pod.keepAliveUntil ? `pod ${pod.id} is kept alive until ${pod.keepAliveUntil}${pod.stopsAt ? `; it stops at ${pod.stopsAt} (${pod.stopReason ?? ''})` : ''}\n` : `pod ${pod.id} is no longer kept alive\n`));
+  },
+});
+
 const { template: _template, ...UPDATE_OPTIONS } = POD_OPTIONS;
 
 const update = defineCommand({
@@ -217,6 +230,7 @@ export const podCommands = defineGroup({
     action('reset', 'Recreate the pod\'s containers: the container disk is wiped, ports are mapped anew'),
     rm,
     update,
+    keepAlive,
     versions,
     podLogs,
     podExec,

@@ -7,6 +7,8 @@ import type { ListenPorts, RunningServer } from '../server.js';
 import { UserError, type Output } from '../output.js';
 import { defineCommand } from './define.js';
 import { untilSignal } from './lifecycle.js';
+import { compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
+import { lifetimeFrom } from './lifetime-flags.js';
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -26,6 +28,11 @@ export const server = defineCommand({
     gpuInventory: { kind: 'string', flags: '--gpu-inventory <file>', env: 'BERTH_GPU_INVENTORY', description: 'a JSON file declaring GPUs for a machine without them (shown as simulated)' },
     infraImage: { kind: 'string', flags: '--infra-image <image>', env: 'BERTH_INFRA_IMAGE', description: "the image holding a multi-container pod's network namespace (default: one built on the node from catatonit, no registry)" },
     catatonit: { kind: 'string', flags: '--catatonit <path>', env: 'BERTH_CATATONIT', description: 'the static catatonit binary the node builds its infra image from (default: looked for in /usr/bin, /usr/libexec/podman)' },
+    defaultIdleStop: { kind: 'string', flags: '--default-idle-stop <duration>', env: 'BERTH_DEFAULT_IDLE_STOP', description: "new pods stop after this long unused unless they or their template say otherwise (30m, 2h; default: none)" },
+    defaultIdleGpuThreshold: { kind: 'number', flags: '--default-idle-gpu-threshold <percent>', env: 'BERTH_DEFAULT_IDLE_GPU_THRESHOLD', description: 'for --default-idle-stop, a GPU at or above this utilization is in use (default 5)' },
+    defaultIdleSignals: { kind: 'list', split: true, flags: '--default-idle-signals <signals>', env: 'BERTH_DEFAULT_IDLE_SIGNALS', description: 'for --default-idle-stop, what counts as use: gpu,ssh,terminal,proxy,port-forward (default all)' },
+    defaultMaxRuntime: { kind: 'string', flags: '--default-max-runtime <duration>', env: 'BERTH_DEFAULT_MAX_RUNTIME', description: 'new pods stop after running this long unless they or their template say otherwise (8h; default: none)' },
+    defaultTerminateAfterStopped: { kind: 'string', flags: '--default-terminate-after-stopped <duration>', env: 'BERTH_DEFAULT_TERMINATE_AFTER_STOPPED', description: 'new pods are terminated, volume disk and all, once stopped this long unless they say otherwise (7d; default: none)' },
     agent: { kind: 'boolean', negatable: true, flags: '--agent', env: 'BERTH_AGENT', description: 'run an agent for this machine (the default)', negatedDescription: 'run only the API and control plane (env BERTH_AGENT=false)' },
     proxy: { kind: 'boolean', negatable: true, flags: '--proxy', env: 'BERTH_PROXY', description: 'run the HTTP proxy to pods (the default)', negatedDescription: 'run no HTTP proxy' },
     proxyPort: { kind: 'number', integer: true, flags: '--proxy-port <port>', env: 'BERTH_PROXY_PORT', description: 'HTTP proxy port (default 7780; random when --port is 0)' },
@@ -54,6 +61,7 @@ export const server = defineCommand({
     const ports = listenPorts(opts);
     const clash = LISTENERS.flatMap((a, i) => LISTENERS.slice(i + 1).filter((b) => ports[a.key] && ports[a.key] === ports[b.key]).map((b) => [a, b] as const))[0];
     if (clash) throw new UserError(`${clash[0].flag} and ${clash[1].flag} are both ${ports[clash[0].key]}: ${clash[0].what} and ${clash[1].what} each need a port of their own`);
+    const lifetimeDefault = serverLifetimeDefault(opts);
     const running = await startServer({
       port: opts.port,
       host: opts.host,
@@ -65,6 +73,7 @@ export const server = defineCommand({
       ...(opts.gpuInventory !== undefined ? { gpuInventory: opts.gpuInventory } : {}),
       ...(opts.infraImage !== undefined ? { infraImage: opts.infraImage } : {}),
       ...(opts.catatonit !== undefined ? { catatonitPath: opts.catatonit } : {}),
+      ...(lifetimeDefault ? { lifetimeDefault } : {}),
       ...(opts.agent !== undefined ? { agent: opts.agent } : {}),
       ...(opts.proxy !== undefined ? { proxy: opts.proxy } : {}),
       ...(opts.proxyPort !== undefined ? { proxyPort: opts.proxyPort } : {}),
@@ -198,3 +207,17 @@ async function knownKey(running: RunningServer, apiKey: string): Promise<boolean
   const res = await running.app.inject({ method: 'GET', url: '/api/v1/whoami', headers: { authorization: `Bearer ${apiKey}` } });
   return res.statusCode === 200;
 }
+
+/** The operator's lifetime policies for new pods, checked here so a wrong one stops the start with its reason. */
+function serverLifetimeDefault(opts: { defaultIdleStop?: string | undefined; defaultIdleGpuThreshold?: number | undefined; defaultIdleSignals: string[]; defaultMaxRuntime?: string | undefined; defaultTerminateAfterStopped?: string | undefined }): LifetimeInput | undefined {
+  const given = lifetimeFrom(
+    { idleStop: opts.defaultIdleStop, idleGpuThreshold: opts.defaultIdleGpuThreshold, idleSignals: opts.defaultIdleSignals, maxRuntime: opts.defaultMaxRuntime, terminateAfterStopped: opts.defaultTerminateAfterStopped },
+    '--default-',
+  );
+  if (!given) return undefined;
+  const problems: Problem[] = [];
+  compileLifetime(given, problems, 'default');
+  if (problems.length) throw new UserError(`the default lifetime policies: ${problems.map((p) => `${p.path}: ${p.message}`).join('; ')}`);
+  return given;
+}
+
