@@ -26,8 +26,13 @@ export function podUsageView(deps: Pick<ApiDeps, 'usage'>, podId: PodId) {
   return summary ? { ...summary, instances: latest } : null;
 }
 
-/** `GET /api/v1/pods/{id}/metrics`: the latest usage and the history (one sample per instance per minute). */
+/** `GET /api/v1/pods/{id}/metrics`: the latest usage and the history (one sample per instance per minute); `GET /api/v1/usage`: the latest of all my running pods. */
 export async function registerPodMetricsRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
+  app.get('/usage', { schema: { tags: ['pods'], summary: "The latest usage of the caller's running pods (an admin's: everyone's), for `berth pod top`" } }, async (req) => {
+    const running = await deps.pods.list(req.caller, { status: ['RUNNING'] });
+    return { pods: running.map((d) => ({ id: d.pod.id, name: d.pod.name, owner: d.pod.owner, status: d.pod.status, gpuCount: d.spec.gpuCount, usage: podUsageView(deps, d.pod.id) })) };
+  });
+
   app.get(
     '/pods/:id/metrics',
     {

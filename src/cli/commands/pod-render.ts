@@ -3,6 +3,8 @@ import { age, bytes, details, table } from '../output.js';
 import type { PodSummary } from '../../api/views.js';
 import type { PodView } from './pod-watch.js';
 import { lifetimeRows } from './lifetime-flags.js';
+import { gpuColumn } from './pod-top.js';
+import type { PodUsageSummary } from '../../model/index.js';
 
 export interface NodeView {
   id: string;
@@ -92,6 +94,7 @@ export function podDetails(pod: PodView, nodes: ReadonlyMap<string, NodeView> = 
     ['Exit code', pod.exitCode !== null ? String(pod.exitCode) : undefined],
     ['Spec version', String(pod.specVersion)],
     ['Allowed actions', pod.allowedActions.join(', ') || 'none'],
+    ['Usage', usageLine(pod)],
     ...lifetimeRows(pod),
     ['Created', when(pod.createdAt)],
     ['Started', when(pod.lastStartedAt)],
@@ -204,3 +207,11 @@ const indent = (text: string): string =>
     .split('\n')
     .map((l) => (l ? `  ${l}` : l))
     .join('\n');
+
+/** `1.02 cores, 96.3 MB memory, GPU 87%`: the latest sample, for `pod get`; undefined when none was taken. */
+function usageLine(pod: PodView & { usage?: PodUsageSummary | null }): string | undefined {
+  const u = pod.usage;
+  if (!u) return undefined;
+  const gpus = u.gpus.length ? `, GPU ${gpuColumn(u, u.gpus.length)}` : '';
+  return `${u.cpuCores.toFixed(2)} cores, ${bytes(u.memoryBytes)} memory${u.memoryLimitBytes ? ` of ${bytes(u.memoryLimitBytes)}` : ''}${gpus} (${age(u.at)} ago; berth pod top)`;
+}

@@ -7,6 +7,7 @@ import { defineCommand, defineGroup, type OptionSpecs } from './define.js';
 import { podExec, podLogs } from './pod-io.js';
 import { POD_OPTIONS, podInputFrom } from './pod-input.js';
 import { podDetails, podTable, type NodeView } from './pod-render.js';
+import { top } from './pod-top.js';
 import { newGenerationSettled, PodProgress, SETTLED, watchPod, type PodView } from './pod-watch.js';
 
 const WAIT_OPTIONS = {
@@ -221,6 +222,7 @@ export const podCommands = defineGroup({
   aliases: ['pods'],
   description: 'Create and manage pods',
   commands: [
+    top,
     create,
     list,
     get,
