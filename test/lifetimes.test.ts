@@ -155,6 +155,10 @@ describe('lifetime policies', { concurrency: true }, () => {
     assert.ok(alive.body.keepAliveUntil);
     assert.equal(alive.body.stopsAt, alive.body.keepAliveUntil);
     assert.equal(alive.body.stopReason, 'ran for 4 s');
+    // RunPod's views carry the same, beside RunPod's own fields.
+    const runpod = await t.api<{ id: string; stopsAt: string | null; keepAliveUntil: string | null }>('GET', `/runpod/v2/pods/${kept}`);
+    assert.equal(runpod.status, 200);
+    assert.deepEqual([runpod.body.stopsAt, runpod.body.keepAliveUntil], [alive.body.stopsAt, alive.body.keepAliveUntil]);
     const stopped = await status(plain, 'EXITED');
     assert.equal(stopped.statusMessage, 'stopped by the maximum running time: ran for 4 s');
     assert.equal((await get(kept)).status, 'RUNNING');

@@ -5,19 +5,18 @@
  * of seconds: the decision is `decideLifetime`, the action the same `PodService.act` as the owner's,
  * with the reason kept as the pod's status message and told to listeners (the event streams).
  */
-import { BerthError, invalid, type PodAction, type PodId } from '../model/index.js';
+import { BerthError, invalid, type InstanceUsage, type PodAction, type PodId } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 import { ActivityTracker } from './activity.js';
 import type { Caller } from './caller.js';
 import { decideLifetime, gpuBusy, type LifetimePolicyName, type LifetimeVerdict } from './lifetime-decide.js';
 import type { PodService } from './pods.js';
-import type { UsageService } from './usage.js';
 
 export interface LifetimeControllerOptions {
   /** How often the pods with a policy are judged. @default 2000 */
   sweepMs?: number;
-  /** The latest GPU samples (the `gpu` signal); absent: GPU figures are unknown, never busy. */
-  usage?: Pick<UsageService, 'latestOf'>;
+  /** The latest GPU samples (the `gpu` signal; the usage service's `latestOf`); absent: GPU figures are unknown, never busy. */
+  usage?: { latestOf(podId: PodId): ReadonlyArray<{ usage: InstanceUsage }> };
   logger?: { warn(obj: object, msg: string): void; info(obj: object, msg: string): void };
   clock?: () => number;
 }

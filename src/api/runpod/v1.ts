@@ -23,7 +23,7 @@ export async function registerRunpodV1(app: FastifyInstance, deps: ApiDeps, opti
   const opts = compileRunpodOptions(options);
   useErrors(app, sendV1Error);
 
-  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps.access, opts, req.hostname), ...(deps.usage ? { usage: (id) => deps.usage!.latestOf(id) } : {}) });
+  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps.access, opts, req.hostname), ...(deps.usage ? { usage: (id) => deps.usage!.latestOf(id) } : {}), ...(deps.lifetimes ? { lifetime: (d) => deps.lifetimes!.view(d) } : {}) });
 
   /** The `include*` expansions: looked up only when asked for. */
   const extrasOf = async (req: FastifyRequest, d: PodDetail, q: S.V1GetPodT): Promise<V1Extras> => {

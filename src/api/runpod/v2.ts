@@ -25,7 +25,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
   const opts = compileRunpodOptions(options);
   useErrors(app, sendV2Problem);
 
-  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps.access, opts, req.hostname), ...(deps.usage ? { usage: (id) => deps.usage!.latestOf(id) } : {}) });
+  const viewContext = async (req: FastifyRequest): Promise<ViewContext> => ({ nodes: new Map((await store.listNodes()).map((n) => [n.id as string, n])), opts, gateway: gatewayOf(deps.access, opts, req.hostname), ...(deps.usage ? { usage: (id) => deps.usage!.latestOf(id) } : {}), ...(deps.lifetimes ? { lifetime: (d) => deps.lifetimes!.view(d) } : {}) });
   const view = async (req: FastifyRequest, d: PodDetail) => v2Pod(d, await viewContext(req));
 
   // Pods

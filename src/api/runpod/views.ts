@@ -1,4 +1,5 @@
 import { allowedActions, formatPort, podPorts, summarizeUsage, type InstanceUsage, type NetworkVolume, type Node, type PodAction, type PodStatus, type RegistryAuth, type Template } from '../../model/index.js';
+import type { LifetimeView } from '../../control/lifetimes.js';
 import type { PodDetail } from '../../store/types.js';
 import { LABELS, dataCenterOf, flavorOf, joinArgs, mainContainer, type CompiledRunpodOptions } from './shared.js';
 
@@ -10,6 +11,18 @@ export interface ViewContext {
   gateway: { host: string; port: number };
   /** The latest usage samples of a pod's running instances. */
   usage?: (podId: PodDetail['pod']['id']) => ReadonlyArray<{ usage: InstanceUsage }>;
+  /** When a pod with a lifetime policy will stop or be terminated, and why. */
+  lifetime?: (d: PodDetail) => LifetimeView | undefined;
+}
+
+/**
+ * Berth's lifetime fields, outside RunPod's schema (clients ignore members they do not know), on a
+ * pod that has a policy or a keep-alive only: every other pod answers exactly as RunPod's would.
+ */
+function lifetimeExtras(d: PodDetail, ctx: ViewContext) {
+  if (!d.spec.lifetime && !d.pod.keepAliveUntil) return {};
+  const l = ctx.lifetime?.(d);
+  return { stopsAt: l?.stopsAt ?? null, stopReason: l?.stopReason ?? null, terminatesAt: l?.terminatesAt ?? null, keepAliveUntil: d.pod.keepAliveUntil };
 }
 
 const percent = (part: number | null, whole: number | null | undefined): number | null => (part === null || !whole ? null : Math.round((part / whole) * 1000) / 10);
@@ -139,6 +152,7 @@ export function v2Pod(d: PodDetail, ctx: ViewContext) {
       : null,
     createdAt: iso(pod.createdAt),
     startedAt: iso(pod.lastStartedAt),
+    ...lifetimeExtras(d, ctx),
   };
 }
 
@@ -215,6 +229,7 @@ export function v1Pod(d: PodDetail, ctx: ViewContext, extras: V1Extras = {}) {
           ...v1Usage(d, ctx, f),
         }
       : null,
+    ...lifetimeExtras(d, ctx),
   };
 }
 
