@@ -64,6 +64,9 @@ export class ServerMetrics {
     const r = this.registry;
     this.tokenDigest = opts.token ? digest(opts.token) : undefined;
     collectDefaultMetrics({ register: r, prefix: 'berth_' });
+    // It measures the lag by waiting a turn of the event loop inside the scrape, which a busy server
+    // makes every scrape wait for; the lag percentiles (nodejs_eventloop_lag_p50/p90/p99) stay.
+    r.removeSingleMetric('berth_nodejs_eventloop_lag_seconds');
 
     this.requests = new Counter({ name: 'berth_http_requests_total', help: 'API requests answered, by method, route template and status', labelNames: ['method', 'route', 'status'], registers: [r] });
     this.latency = new Histogram({
