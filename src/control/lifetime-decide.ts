@@ -3,7 +3,7 @@
  * tracker and the latest GPU samples say, when it will stop or be terminated and why, and whether
  * that is now. The controller (lifetimes.ts) gathers the facts and carries the verdict out.
  */
-import { describeIdle, formatDuration, type ActivitySignal, type DesiredStatus, type InstanceUsage, type LifetimePolicy, type PodStatus } from '../model/index.js';
+import { describeIdle, formatDuration, type ActivitySignal, type DesiredStatus, type IdleStopPolicy, type InstanceUsage, type LifetimePolicy, type PodStatus } from '../model/index.js';
 
 export interface LifetimeFacts {
   policy: LifetimePolicy;
@@ -44,6 +44,14 @@ const POLICY_WORDS: Record<LifetimePolicyName, string> = { idle: 'the idle polic
 /** `stopped by the idle policy: GPU under 5% and no SSH … for 30 min`: the status message and event text. */
 export const policyNote = (action: 'stop' | 'terminate', policy: LifetimePolicyName, reason: string): string => `${action === 'stop' ? 'stopped' : 'terminated'} by ${POLICY_WORDS[policy]}: ${reason}`;
 
+/** The words of a policy, made once per spec read rather than once per sweep of every pod. */
+const idleWords = new WeakMap<IdleStopPolicy, string>();
+function idleReason(p: IdleStopPolicy): string {
+  let w = idleWords.get(p);
+  if (w === undefined) idleWords.set(p, (w = describeIdle(p)));
+  return w;
+}
+
 export function decideLifetime(f: LifetimeFacts): LifetimeVerdict {
   const v: LifetimeVerdict = { stopsAt: null, stopPolicy: null, stopReason: null, idleSince: null, terminatesAt: null, terminateReason: null, act: null };
   const { policy } = f;
@@ -55,7 +63,7 @@ export function decideLifetime(f: LifetimeFacts): LifetimeVerdict {
     }
     if (policy.idleStop && f.openSession === null) {
       v.idleSince = Math.max(f.lastStartedAt, f.watchingSince, f.lastUseAt ?? 0);
-      candidates.push({ at: v.idleSince + policy.idleStop.idleSeconds * 1000, policy: 'idle', reason: describeIdle(policy.idleStop) });
+      candidates.push({ at: v.idleSince + policy.idleStop.idleSeconds * 1000, policy: 'idle', reason: idleReason(policy.idleStop) });
     }
     const first = candidates.sort((a, b) => a.at - b.at)[0];
     if (first) {

@@ -49,6 +49,19 @@ const RETRY_MS = 60_000;
 
 const iso = (ms: number | null): string | null => (ms === null ? null : new Date(ms).toISOString());
 const ms = (t: string | null): number | null => (t === null ? null : Date.parse(t));
+
+/** A pod's times parsed once per read of it (a detail never changes), not once per sweep. */
+interface Times {
+  lastStartedAt: number | null;
+  lastStoppedAt: number | null;
+  keepAliveUntil: number | null;
+}
+const times = new WeakMap<PodDetail, Times>();
+function timesOf(d: PodDetail): Times {
+  let t = times.get(d);
+  if (!t) times.set(d, (t = { lastStartedAt: ms(d.pod.lastStartedAt), lastStoppedAt: ms(d.pod.lastStoppedAt), keepAliveUntil: ms(d.pod.keepAliveUntil) }));
+  return t;
+}
 const podIdOf = (instanceId: string): PodId => instanceId.replace(/-\d+$/, '') as PodId;
 
 export class LifetimeController {
@@ -63,6 +76,7 @@ export class LifetimeController {
   private unwatch: (() => void) | undefined;
   private timer: NodeJS.Timeout | undefined;
   private sweeping: Promise<void> | undefined;
+  private loaded = false;
 
   constructor(
     private readonly store: Store,
@@ -74,13 +88,15 @@ export class LifetimeController {
     this.watchingSince = this.clock();
   }
 
-  /** Reads the pods once, then follows the change feed and sweeps. */
+  /**
+   * Follows the change feed and sweeps; the first sweep reads every pod once (2 s for 10,000 on
+   * SQLite: not something a server's start should wait for), the later ones only those that changed.
+   */
   async start(): Promise<void> {
     this.unwatch = this.store.onChange((c) => {
       if (c.kind === 'pod') this.dirty.add(c.id as PodId);
       else if (c.kind === 'instance') this.dirty.add(podIdOf(c.id));
     });
-    for (const d of await this.store.listPods({})) this.keep(d);
     this.timer = setInterval(() => void this.sweep(), this.opts.sweepMs ?? 2000);
     this.timer.unref();
   }
@@ -124,7 +140,11 @@ export class LifetimeController {
   }
 
   private async pass(): Promise<void> {
-    if (this.dirty.size > 0) {
+    if (!this.loaded) {
+      this.dirty.clear();
+      for (const d of await this.store.listPods({})) this.keep(d);
+      this.loaded = true;
+    } else if (this.dirty.size > 0) {
       const ids = [...this.dirty];
       this.dirty.clear();
       const found = new Set<PodId>();
@@ -149,13 +169,14 @@ export class LifetimeController {
       const g = gpuBusy(this.opts.usage.latestOf(d.pod.id), policy.idleStop.gpuThresholdPercent);
       if (g.at !== null) this.activity.touch(d.pod.id, 'gpu', g.at);
     }
+    const t = timesOf(d);
     return decideLifetime({
       policy,
       desiredStatus: d.pod.desiredStatus,
       status: d.pod.status,
-      lastStartedAt: ms(d.pod.lastStartedAt),
-      lastStoppedAt: ms(d.pod.lastStoppedAt),
-      keepAliveUntil: ms(d.pod.keepAliveUntil),
+      lastStartedAt: t.lastStartedAt,
+      lastStoppedAt: t.lastStoppedAt,
+      keepAliveUntil: t.keepAliveUntil,
       lastUseAt: this.activity.lastUse(d.pod.id, signals),
       openSession: this.activity.openSession(d.pod.id, signals),
       watchingSince: this.watchingSince,
