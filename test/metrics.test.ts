@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
+import { request as httpRequest } from 'node:http';
 import { mkdtemp, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -170,6 +171,33 @@ describe('usage and metrics', () => {
     const v1 = await t.api<{ runtime: { gpus: { id: string; gpuUtilPercent: number | null; simulated?: boolean }[]; container: { cpuPercent: number | null } } }>('GET', `/runpod/v1/pods/${id}`);
     assert.deepEqual(v1.body.runtime.gpus, [{ id: 'GPU-metrics-sim-0', gpuUtilPercent: null, memoryUtilPercent: null, simulated: true }]);
     assert.equal(typeof v1.body.runtime.container.cpuPercent, 'number');
+  });
+
+  it("counts the proxy's requests in its worker processes and the bytes they carried", async () => {
+    const proxy = t.server.proxy!;
+    assert.ok(proxy.workerPids().length >= 1, 'the proxy runs worker processes');
+    const created = await t.api<PodView>('POST', '/api/v1/pods', { name: 'web', image: TEST_IMAGE, command: ['sh', '-c', 'mkdir -p /www && echo hello > /www/index.html && exec httpd -f -p 8080 -h /www'], ports: ['8080/http'], volumeGb: 0 });
+    const id = created.body.id;
+    const total = async (name: string) => Number((parsePrometheusTextFormat((await scrape(TOKEN)).text) as Family[]).find((f) => f.name === name)?.metrics[0]?.value ?? NaN);
+    const before = await total('berth_proxy_requests_total');
+    // node:http, not fetch: fetch sets Host itself.
+    const viaProxy = () =>
+      new Promise<{ status: number; text: string }>((resolve, reject) => {
+        const req = httpRequest({ host: '127.0.0.1', port: proxy.port, path: '/', headers: { host: `${id}-8080.localhost:${proxy.port}` }, agent: false }, (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => (text += c));
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, text }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    await waitFor('the pod to answer through the proxy', async () => ((await viaProxy().catch(() => undefined))?.status === 200 ? true : undefined), 60_000);
+    for (let i = 0; i < 5; i++) assert.equal((await viaProxy()).text, 'hello\n');
+    // Workers send their counters once a second.
+    await waitFor('the workers\' requests in /metrics', async () => ((await total('berth_proxy_requests_total')) >= before + 6 ? true : undefined), 10_000);
+    await waitFor('the bytes of the closed connections', async () => ((await total('berth_proxy_sent_bytes_total')) > 0 ? true : undefined), 15_000);
+    assert.equal(await total('berth_proxy_workers'), proxy.workerPids().length);
   });
 
   it('refuses /metrics to an ordinary user and to no key; takes admin keys and the metrics token', async () => {
