@@ -239,9 +239,10 @@ describe('lifetime policies', { concurrency: true }, () => {
   });
 });
 
-describe('lifetime defaults', () => {
+describe('lifetime defaults and Marathon', () => {
   let t: TestServer;
   let dataDir: string;
+  const get = async (id: string): Promise<View> => (await t.api<View>('GET', `/api/v1/pods/${id}`)).body;
   before(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'berth-lifetime-defaults-'));
     // No agent: the specs are what is looked at.
@@ -261,5 +262,29 @@ describe('lifetime defaults', () => {
     assert.deepEqual(fromTemplate.body.lifetime, { idleStop: { idleSeconds: 600, gpuThresholdPercent: 5, signals: ['ssh'] }, maxRuntimeSeconds: 60, terminateAfterStoppedSeconds: null });
     const none = await t.api<View>('POST', '/api/v1/pods', { image: TEST_IMAGE, lifetime: null });
     assert.equal(none.body.lifetime, null);
+  });
+
+  it("keeps a Marathon pod's policies across a Marathon change, and tells Marathon's bus when one terminates it", async () => {
+    const events = new AbortController();
+    const res = await fetch(`${t.url}/marathon/v2/events`, { headers: { authorization: `Bearer ${t.key}`, accept: 'text/event-stream' }, signal: events.signal });
+    let text = '';
+    const reading = (async () => {
+      const dec = new TextDecoder();
+      for await (const chunk of res.body!) text += dec.decode(chunk as Uint8Array, { stream: true });
+    })().catch(() => undefined);
+    try {
+      const definition = { id: '/lt/sleeper', containers: [{ name: 'main', image: { kind: 'DOCKER', id: TEST_IMAGE }, exec: { command: { shell: 'exec sleep 3600' } }, resources: { cpus: 0.1, mem: 32 } }], networks: [{ mode: 'container/bridge' }] };
+      assert.equal((await t.api('POST', '/marathon/v2/pods', definition)).status, 201);
+      const id = (await t.api<{ pods: View[] }>('GET', '/api/v1/pods?view=full')).body.pods.find((p) => (p as unknown as { marathonId: string }).marathonId === '/lt/sleeper')!.id;
+      assert.equal((await t.api('PATCH', `/api/v1/pods/${id}`, { lifetime: { idleStop: null, terminateAfterStoppedSeconds: 1 } })).status, 200);
+      const changed = await t.api('PUT', '/marathon/v2/pods/lt/sleeper?force=true', { ...definition, labels: { changed: 'yes' } });
+      assert.ok(changed.status < 300, JSON.stringify(changed.body));
+      assert.equal((await get(id)).lifetime?.terminateAfterStoppedSeconds, 1);
+      assert.equal((await t.api('POST', `/api/v1/pods/${id}/stop`)).status, 200);
+      await waitFor("Marathon's pod_deleted_event", async () => (/event: pod_deleted_event\ndata: .*"uri":"\/v2\/pods\/lt\/sleeper".*terminated by the terminate-after-stopped policy/.test(text) ? true : undefined), 30_000);
+    } finally {
+      events.abort();
+      await reading;
+    }
   });
 });

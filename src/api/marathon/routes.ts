@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { canSee, type Caller, type DeploymentService } from '../../control/index.js';
+import { canSee, type Caller, type DeploymentService, type LifetimeController } from '../../control/index.js';
 import { BerthError, type Instance, type OwnerId, type PodId } from '../../model/index.js';
 import { jsonErrorWithoutText } from '../problem.js';
 import { openSse } from '../sse.js';
@@ -22,6 +22,8 @@ import { definitionOf, deploymentView, infoView, instanceView, podStatusView, po
 export interface MarathonDeps {
   store: Store;
   deployments: DeploymentService;
+  /** The lifetime policies: a Marathon pod they terminate is announced on the bus as a DELETE would be. */
+  lifetimes?: Pick<LifetimeController, 'onEvent'>;
 }
 
 export interface MarathonOptions {
@@ -373,7 +375,19 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
  */
 export async function registerMarathon(app: FastifyInstance, deps: MarathonDeps, options: MarathonOptions = {}): Promise<void> {
   const bus = new MarathonEventBus(deps.deployments, deps.store);
-  app.addHook('preClose', async () => bus.close());
+  // A terminate by a lifetime policy is Marathon's pod_deleted_event (nobody's request: no clientIp);
+  // a stop needs nothing of its own, its instances' events say it.
+  const offLifetimes = deps.lifetimes?.onEvent((e) => {
+    if (e.action !== 'terminate') return;
+    void deps.store.getPod(e.podId).then((d) => {
+      const path = d?.spec.marathon?.id;
+      if (path) bus.publish({ eventType: 'pod_deleted_event', clientIp: null, uri: `/v2/pods${path}`, reason: e.message }, d.pod.owner);
+    }, () => undefined);
+  });
+  app.addHook('preClose', async () => {
+    offLifetimes?.();
+    bus.close();
+  });
   acceptDcosTokens(app.server);
   const ctx: Ctx = { deps, bus, defaultImage: options.defaultImage ?? DEFAULT_IMAGE, marathonVersion: options.marathonVersion ?? '1.10.17' };
   for (const prefix of MARATHON_PREFIXES) await app.register(async (scope) => routes(scope, ctx, prefix), { prefix });
