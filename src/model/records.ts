@@ -1,7 +1,6 @@
 import type { ApiKeyId, InstanceId, NetworkVolumeId, NodeId, OwnerId, PodId, RegistryAuthId, SshKeyId, TemplateId } from './ids.js';
 import type { PodInput, PodSpec } from './spec.js';
 import type { DesiredStatus, InstanceState, PodStatus } from './status.js';
-import type { InstanceUsage } from './usage.js';
 
 /** ISO-8601 UTC timestamps everywhere. */
 export type Timestamp = string;
@@ -88,8 +87,6 @@ export interface InstanceObservation {
   observedResetGeneration: number;
   observedRestartGeneration: number;
   disk: DiskUsage | null;
-  /** The latest usage sample of a running instance; absent from agents that do not measure it. */
-  usage?: InstanceUsage | null;
   updatedAt: Timestamp;
 }
 

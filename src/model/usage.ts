@@ -1,8 +1,10 @@
 /**
  * What a running instance uses, as the agent measures it: each container's CPU, memory, network
  * and disk from the runtime's stats, and each GPU placed for the instance from nvidia-smi (or
- * marked simulated where the node's GPUs are a declared inventory). The agent reports the latest
- * sample with the instance; the store keeps a short history of them.
+ * marked simulated where the node's GPUs are a declared inventory). The agent sends the samples of
+ * its running instances as one batch per interval on a path of their own, never in an instance's
+ * observation (a sample every few seconds must not move revisions); the server keeps the latest in
+ * memory and one a minute in the store (control/usage.ts).
  */
 import type { InstanceId, NodeId, PodId } from './ids.js';
 import type { Timestamp } from './records.js';
