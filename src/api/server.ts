@@ -6,6 +6,7 @@ import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { isApiPath, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
@@ -29,6 +30,8 @@ export interface ApiDeps {
   access?: { endpoints: AccessEndpoints; tokens: ProxyTokens };
   /** Serve the API over TLS. */
   https?: { cert: Buffer; key: Buffer };
+  /** The web console's build (index.html and assets/), served at `/`; without one `/` says the console is not built. */
+  consoleDir?: string;
 }
 
 declare module 'fastify' {
@@ -80,7 +83,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('caller', null as unknown as Caller);
   app.addHook('onRequest', async (req) => {
-    if (OPEN.has(req.routeOptions.url ?? '')) return;
+    const route = req.routeOptions.url ?? '';
+    if (OPEN.has(route)) return;
+    // The console's page and files: the key is asked for by the page, and sent by it on each API call.
+    if ((route === '/' || route === '/*') && !isApiPath(req.url)) return;
     const secret = bearer(req);
     const caller = secret ? await deps.keys.authenticate(secret) : undefined;
     if (!caller) throw new BerthError('UNAUTHORIZED', secret ? 'the API key is not valid' : 'send an API key as "Authorization: Bearer <key>"');
@@ -100,6 +106,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
 
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  registerConsole(app, deps.consoleDir ? await loadConsole(deps.consoleDir) : undefined);
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });

@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
@@ -62,7 +63,12 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** The web console's build, served at `/`. @default dist/web beside this program (what `npm run build:web` writes) */
+  consoleDir?: string;
 }
+
+/** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 
 export interface RunningServer {
   url: string;
@@ -151,7 +157,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

@@ -1,0 +1,3 @@
+export default function CreatePodPage() {
+  return <h1>New pod</h1>;
+}

@@ -1,0 +1,3 @@
+export default function PodPage({ id }: { id: string }) {
+  return <h1>Pod {id}</h1>;
+}
