@@ -1,0 +1,173 @@
+/**
+ * The web console end to end: Debian's Chromium (playwright-core) against a real `berth server`
+ * with real pods: sign in, the API's words for a refused key and for bad form input field by field,
+ * a pod created from the form seen RUNNING, its HTTP link opened through the proxy, stop and start,
+ * the live list, and a server that goes away and comes back.
+ * With BERTH_CONSOLE_SCREENSHOTS=<dir> it also saves a screenshot of each main page there (docs/).
+ */
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { launchChromium } from './support/browser.js';
+import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { startTestServer, type TestServer } from './support/server.js';
+
+const SHOTS = process.env.BERTH_CONSOLE_SCREENSHOTS;
+
+async function shot(page: Page, name: string): Promise<void> {
+  if (!SHOTS) return;
+  await mkdir(SHOTS, { recursive: true });
+  await page.screenshot({ path: join(SHOTS, `console-${name}.png`) });
+}
+
+/** A web server in the test image: busybox httpd serving one page. */
+const SERVE = `sh -c "echo hello-from-the-pod > /www/index.html && exec httpd -f -p 80 -h /www"`;
+
+describe('web console', () => {
+  let t: TestServer;
+  let browser: Browser;
+  let ctx: BrowserContext;
+  let page: Page;
+
+  before(async () => {
+    // Chromium and the build first: each fails with what to do, and nothing is started for nothing.
+    browser = await launchChromium();
+    await ensureTestImage();
+    t = await startTestServer();
+    ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
+    page = await ctx.newPage();
+  });
+  after(async () => {
+    await browser?.close();
+    await t?.close();
+  });
+
+  it('refuses a key the API refuses, in the API\'s words, then signs in', async () => {
+    await page.goto(t.url + '/');
+    await page.fill('input[name=apiKey]', 'berth_not-a-key');
+    await page.click('button[type=submit]');
+    await page.getByRole('alert').filter({ hasText: 'the API key is not valid' }).waitFor();
+    await shot(page, 'sign-in');
+    await page.fill('input[name=apiKey]', t.key);
+    await page.click('button[type=submit]');
+    await page.getByRole('heading', { name: 'Pods' }).waitFor();
+    // The key lives in the tab's session storage, never in the URL.
+    assert.ok(!page.url().includes(t.key));
+    const stored = await page.evaluate(() => sessionStorage.getItem('berth.apiKey'));
+    assert.ok(stored?.includes(t.key));
+  });
+
+  it('shows the API\'s validation messages under each field', async () => {
+    await page.goto(t.url + '/pods/new');
+    await page.locator('input[name=compute]').first().check(); // GPU
+    await page.fill('input[name=gpuCount]', '-1');
+    await page.fill('input[name=ports]', 'abc');
+    await page.fill('textarea[name=env]', '1BAD=x');
+    await page.fill('input[name=containerDiskGb]', '0');
+    await page.click('button[type=submit]');
+    const fieldError = (f: string) => page.locator(`[data-field-error=${f}]`);
+    await fieldError('gpuCount').waitFor();
+    assert.equal(await fieldError('gpuCount').textContent(), 'must be >= 0');
+    assert.equal(await fieldError('image').textContent(), 'is required');
+    assert.match((await fieldError('ports').textContent()) ?? '', /"abc" is not a port/);
+    assert.match((await fieldError('env').textContent()) ?? '', /^1BAD: is not a valid variable name/);
+    assert.equal(await fieldError('containerDiskGb').textContent(), 'must be between 1 and 65536');
+    await page.getByRole('alert').filter({ hasText: 'Invalid request' }).waitFor();
+    await shot(page, 'create-errors');
+    // Nothing was created.
+    const list = await t.api<{ pods: unknown[] }>('GET', '/api/v1/pods');
+    assert.equal(list.body.pods.length, 0);
+  });
+
+  let podId = '';
+
+  it('creates a pod from the form, sees it RUNNING, and opens its HTTP port through the proxy', async () => {
+    await page.goto(t.url + '/pods/new');
+    await page.fill('input[name=name]', 'console-web');
+    await page.fill('input[name=image]', TEST_IMAGE);
+    await page.fill('input[name=command]', SERVE);
+    await page.fill('input[name=ports]', '80/http, 22/tcp');
+    await page.fill('input[name=volumeGb]', '1');
+    await page.fill('textarea[name=env]', 'GREETING=hi');
+    await shot(page, 'create');
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/pods\/[0-9a-z]{14}$/);
+    podId = page.url().split('/').pop()!;
+    await page.locator('.pod-page[data-status=RUNNING]').waitFor({ timeout: 60_000 });
+
+    const http = page.locator('.http-port[data-port="80"]');
+    await http.locator('.mark-answering').waitFor({ timeout: 20_000 });
+    const link = http.locator('a');
+    const url = await link.getAttribute('href');
+    assert.equal(url, `http://${podId}-80.localhost:${t.server.proxy!.port}/`);
+    // TCP as ip:port, the ssh command with a copy button.
+    await page.locator(`[data-tcp-port="22"] code`).filter({ hasText: /^127\.0\.0\.1:\d+$/ }).waitFor();
+    await page.getByText(`ssh -p ${t.server.ssh!.port} ${podId}@localhost`).waitFor();
+    await shot(page, 'pod');
+
+    const [tab] = await Promise.all([ctx.waitForEvent('page'), link.click()]);
+    await tab.waitForLoadState();
+    assert.match(await tab.locator('body').innerText(), /hello-from-the-pod/);
+    await tab.close();
+  });
+
+  it('stops the pod after saying what is lost, and starts it again', async () => {
+    await page.getByRole('button', { name: 'Stop', exact: true }).click();
+    const dialog = page.getByRole('dialog');
+    await dialog.waitFor();
+    const text = await dialog.innerText();
+    assert.match(text, /the container disk is wiped/);
+    assert.match(text, /Kept: the volume disk at \/workspace \(1 GB\)/);
+    await dialog.getByRole('button', { name: 'Stop' }).click();
+    await page.locator('.pod-page[data-status=EXITED]').waitFor({ timeout: 30_000 });
+    await page.locator('.http-port .mark-not-yet').waitFor();
+
+    await page.getByRole('button', { name: 'Start', exact: true }).click();
+    await page.locator('.pod-page[data-status=RUNNING]').waitFor({ timeout: 60_000 });
+    await page.locator('.http-port .mark-answering').waitFor({ timeout: 20_000 });
+
+    // Terminate names the volume disk as lost.
+    await page.getByRole('button', { name: 'Terminate' }).click();
+    assert.match(await page.getByRole('dialog').innerText(), /the volume disk at \/workspace \(1 GB\) is deleted/);
+    await page.getByRole('dialog').getByRole('button', { name: 'Cancel' }).click();
+  });
+
+  it('lists pods live: one created through the API shows up with its status, and search finds it', async () => {
+    await page.goto(t.url + '/pods');
+    const table = page.locator('.pod-table[data-state=ready]');
+    await table.waitFor();
+    await page.locator(`.pod-row[data-pod="${podId}"]`).getByText('RUNNING').waitFor();
+    const made = await t.api<{ id: string }>('POST', '/api/v1/pods', { name: 'made-by-curl', image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0, gpuCount: 0 });
+    assert.equal(made.status, 201);
+    const row = page.locator(`.pod-row[data-pod="${made.body.id}"]`);
+    await row.getByText('RUNNING').waitFor({ timeout: 60_000 });
+    assert.match(await row.innerText(), /made-by-curl[\s\S]*CPU[\s\S]*berth-test\/busybox:1/);
+    await shot(page, 'pods');
+    await page.fill('input[type=search]', 'made-by');
+    await page.locator('.pod-table[data-count="1"]').waitFor();
+    await page.fill('input[type=search]', '');
+  });
+
+  it('says when the server goes away, and reconnects when it is back', async () => {
+    await page.goto(`${t.url}/pods/${podId}`);
+    await page.locator('.pod-page[data-status=RUNNING]').waitFor();
+    // Stop answering without stopping the pods: close the API's listener, then listen again on the same port.
+    const port = t.server.port;
+    await t.server.app.server.close();
+    t.server.app.server.closeAllConnections();
+    await page.getByRole('alert').filter({ hasText: 'does not answer' }).waitFor({ timeout: 20_000 });
+    await new Promise<void>((resolve) => t.server.app.server.listen(port, '127.0.0.1', resolve));
+    await page.getByRole('alert').filter({ hasText: 'does not answer' }).waitFor({ state: 'detached', timeout: 20_000 });
+    // Live again: an action through the API shows on the page.
+    await t.api('POST', `/api/v1/pods/${podId}/stop`);
+    await page.locator('.pod-page[data-status=EXITED]').waitFor({ timeout: 30_000 });
+  });
+
+  it('signs out, forgetting the key', async () => {
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.locator('input[name=apiKey]').waitFor();
+    assert.equal(await page.evaluate(() => sessionStorage.getItem('berth.apiKey')), null);
+  });
+});
