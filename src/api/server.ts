@@ -10,6 +10,7 @@ import { isApiPath, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
+import type { TerminalSessionOptions } from './native/terminal-sessions.js';
 import { jsonErrorWithoutText, sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 import { registerMarathon } from './marathon/routes.js';
@@ -32,6 +33,8 @@ export interface ApiDeps {
   https?: { cert: Buffer; key: Buffer };
   /** The web console's build (index.html and assets/), served at `/`; without one `/` says the console is not built. */
   consoleDir?: string;
+  /** Re-attachable web terminals: grace period, bound per pod, scrollback. */
+  terminalSessions?: TerminalSessionOptions;
 }
 
 declare module 'fastify' {

@@ -65,6 +65,8 @@ export interface ServerOptions {
   allowHostPaths?: string[];
   /** The web console's build, served at `/`. @default dist/web beside this program (what `npm run build:web` writes) */
   consoleDir?: string;
+  /** A detached web terminal (`?session=new`) waits this long for a re-attach before its shell is hung up. @default 300 */
+  terminalGraceSeconds?: number;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -157,7 +159,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, resolver, logger, access: { endpoints, tokens }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

@@ -38,6 +38,7 @@ export const server = defineCommand({
     tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
     tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
+    terminalGrace: { kind: 'number', flags: '--terminal-grace <seconds>', env: 'BERTH_TERMINAL_GRACE', description: 'a detached web terminal waits this long for a re-attach (a page reload) before its shell is hung up (default 300)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -75,6 +76,7 @@ export const server = defineCommand({
       ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
+      ...(opts.terminalGrace !== undefined ? { terminalGraceSeconds: opts.terminalGrace } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
