@@ -11,6 +11,25 @@ import { SignInPage } from './pages/sign-in';
 // Pages other than the list load when first opened, keeping the first load small.
 const PodPage = lazy(() => import('./pages/pod'));
 const CreatePodPage = lazy(() => import('./pages/create-pod'));
+const resources = () => import('./pages/resources');
+const NetworkVolumesPage = lazy(() => resources().then((m) => ({ default: m.NetworkVolumesPage })));
+const TemplatesPage = lazy(() => resources().then((m) => ({ default: m.TemplatesPage })));
+const SecretsPage = lazy(() => resources().then((m) => ({ default: m.SecretsPage })));
+const RegistryAuthsPage = lazy(() => resources().then((m) => ({ default: m.RegistryAuthsPage })));
+const SshKeysPage = lazy(() => resources().then((m) => ({ default: m.SshKeysPage })));
+const ApiKeysPage = lazy(() => resources().then((m) => ({ default: m.ApiKeysPage })));
+const NodesPage = lazy(() => resources().then((m) => ({ default: m.NodesPage })));
+
+/** The resource pages, in the top bar after the pods. */
+const RESOURCE_LINKS: [string, string][] = [
+  ['/network-volumes', 'Volumes'],
+  ['/templates', 'Templates'],
+  ['/secrets', 'Secrets'],
+  ['/registry-auths', 'Registries'],
+  ['/ssh-keys', 'SSH keys'],
+  ['/keys', 'API keys'],
+  ['/nodes', 'Nodes'],
+];
 
 const queryClient = new QueryClient({
   defaultOptions: {
@@ -70,6 +89,11 @@ function Shell() {
           <Link href="/pods/new" className={location === '/pods/new' ? 'active' : ''}>
             New pod
           </Link>
+          {RESOURCE_LINKS.map(([href, label]) => (
+            <Link key={href} href={href} className={location === href ? 'active' : ''}>
+              {label}
+            </Link>
+          ))}
         </nav>
         <span className="spacer" />
         <span className="who" title={who?.admin ? 'admin key' : 'key'}>
@@ -94,6 +118,13 @@ function Shell() {
             <Route path="/pods" component={PodsPage} />
             <Route path="/pods/new" component={CreatePodPage} />
             <Route path="/pods/:id">{(p) => <PodPage id={p.id} />}</Route>
+            <Route path="/network-volumes" component={NetworkVolumesPage} />
+            <Route path="/templates" component={TemplatesPage} />
+            <Route path="/secrets" component={SecretsPage} />
+            <Route path="/registry-auths" component={RegistryAuthsPage} />
+            <Route path="/ssh-keys" component={SshKeysPage} />
+            <Route path="/keys" component={ApiKeysPage} />
+            <Route path="/nodes" component={NodesPage} />
             <Route>
               <h1>Not found</h1>
               <p>

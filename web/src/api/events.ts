@@ -51,7 +51,7 @@ interface SseEvent {
   data: string;
 }
 
-async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
+export async function* parseSse(body: ReadableStream<Uint8Array>): AsyncGenerator<SseEvent> {
   const reader = body.getReader();
   const decoder = new TextDecoder();
   let buf = '';

@@ -108,3 +108,58 @@ export interface WhoAmI {
   owner: string;
   admin: boolean;
 }
+
+/** An instance's view with what the instances tab reads besides InstanceView (docs/api.md "The pod view"). */
+export interface InstanceDetail extends InstanceView {
+  specVersion: number;
+  goal: string;
+  ports: Record<string, number>;
+  /** Endpoint name → the host port it is published on. */
+  endpoints: Record<string, number>;
+  launchFailures: number;
+  containers: { name: string; containerId: string | null; state: string; exitCode: number | null; startedAt: string | null; finishedAt: string | null; healthy?: boolean | null }[];
+}
+
+/** A container of a pod's spec, with what the instances tab shows of it. */
+export interface ContainerSpecView {
+  name: string;
+  image: string;
+  endpoints?: { name: string; containerPort: number | null; hostPort: number | null; protocols: string[] }[];
+  healthCheck?: { kind: string; [field: string]: unknown } | null;
+}
+
+/** `GET /marathon/v2/deployments`: one step with one action on one pod (docs/marathon.md). */
+export interface MarathonDeployment {
+  id: string;
+  version: string;
+  affectedPods: string[];
+  currentActions: { action: string; pod?: string; readinessCheckResults?: unknown[] }[];
+  currentStep: number;
+  totalSteps: number;
+}
+
+/** Registry credentials (`GET /registry-auths`), never with the password. */
+export interface RegistryAuth {
+  id: string;
+  name: string;
+  username: string;
+  createdAt: string;
+}
+
+export interface SshKeyView {
+  id: string;
+  name: string;
+  publicKey: string;
+  fingerprint: string;
+  createdAt: string;
+}
+
+export interface ApiKeyView {
+  id: string;
+  name: string;
+  owner: string;
+  prefix: string;
+  admin: boolean;
+  createdAt: string;
+  lastUsedAt: string | null;
+}

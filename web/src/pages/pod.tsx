@@ -7,6 +7,7 @@ import type { PodAction, PodView } from '../api/types';
 import { useApi } from '../auth';
 import { Confirm } from '../components/confirm';
 import { Connect } from '../components/connect';
+import { PodTabs } from '../components/pod-tabs';
 import { ErrorBox } from '../components/error-box';
 import { StatusBadge } from '../components/status';
 import { bytes, gpus, uptime } from '../format';
@@ -154,6 +155,7 @@ export default function PodPage({ id }: { id: string }) {
           ) : null}
         </div>
       </div>
+      <PodTabs pod={p} />
     </section>
   );
 }
