@@ -6,7 +6,8 @@
  * With BERTH_CONSOLE_SCREENSHOTS=<dir> it also saves a screenshot of each main page there (docs/).
  */
 import assert from 'node:assert/strict';
-import { mkdir } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
@@ -16,10 +17,10 @@ import { startTestServer, type TestServer } from './support/server.js';
 
 const SHOTS = process.env.BERTH_CONSOLE_SCREENSHOTS;
 
-async function shot(page: Page, name: string): Promise<void> {
+async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   if (!SHOTS) return;
   await mkdir(SHOTS, { recursive: true });
-  await page.screenshot({ path: join(SHOTS, `console-${name}.png`) });
+  await page.screenshot({ path: join(SHOTS, `console-${name}.png`), fullPage });
 }
 
 /** A web server in the test image: busybox httpd serving one page. */
@@ -35,7 +36,10 @@ describe('web console', () => {
     // Chromium and the build first: each fails with what to do, and nothing is started for nothing.
     browser = await launchChromium();
     await ensureTestImage();
-    t = await startTestServer();
+    // Simulated GPUs, so that the form's GPU choices and the list's GPU column have something to show.
+    const inventory = join(tmpdir(), `berth-console-gpus-${process.pid}.json`);
+    await writeFile(inventory, JSON.stringify({ gpus: [{ uuid: 'GPU-c0', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }, { uuid: 'GPU-c1', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }] }));
+    t = await startTestServer({ gpuInventory: inventory });
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
     page = await ctx.newPage();
   });
@@ -75,7 +79,7 @@ describe('web console', () => {
     assert.match((await fieldError('env').textContent()) ?? '', /^1BAD: is not a valid variable name/);
     assert.equal(await fieldError('containerDiskGb').textContent(), 'must be between 1 and 65536');
     await page.getByRole('alert').filter({ hasText: 'Invalid request' }).waitFor();
-    await shot(page, 'create-errors');
+    await shot(page, 'create-errors', true);
     // Nothing was created.
     const list = await t.api<{ pods: unknown[] }>('GET', '/api/v1/pods');
     assert.equal(list.body.pods.length, 0);
@@ -91,7 +95,10 @@ describe('web console', () => {
     await page.fill('input[name=ports]', '80/http, 22/tcp');
     await page.fill('input[name=volumeGb]', '1');
     await page.fill('textarea[name=env]', 'GREETING=hi');
-    await shot(page, 'create');
+    await page.locator('input[name=compute]').first().check(); // GPU
+    await page.selectOption('select[name=gpuType]', 'NVIDIA GeForce RTX 4090');
+    await page.fill('input[name=gpuCount]', '1');
+    await shot(page, 'create', true);
     await page.click('button[type=submit]');
     await page.waitForURL(/\/pods\/[0-9a-z]{14}$/);
     podId = page.url().split('/').pop()!;
@@ -105,6 +112,7 @@ describe('web console', () => {
     // TCP as ip:port, the ssh command with a copy button.
     await page.locator(`[data-tcp-port="22"] code`).filter({ hasText: /^127\.0\.0\.1:\d+$/ }).waitFor();
     await page.getByText(`ssh -p ${t.server.ssh!.port} ${podId}@localhost`).waitFor();
+    await page.getByText('#0 NVIDIA GeForce RTX 4090 (simulated)').waitFor();
     await shot(page, 'pod');
 
     const [tab] = await Promise.all([ctx.waitForEvent('page'), link.click()]);
@@ -119,6 +127,7 @@ describe('web console', () => {
     await dialog.waitFor();
     const text = await dialog.innerText();
     assert.match(text, /the container disk is wiped/);
+    assert.match(text, /its GPUs are released/);
     assert.match(text, /Kept: the volume disk at \/workspace \(1 GB\)/);
     await dialog.getByRole('button', { name: 'Stop' }).click();
     await page.locator('.pod-page[data-status=EXITED]').waitFor({ timeout: 30_000 });
@@ -138,7 +147,9 @@ describe('web console', () => {
     await page.goto(t.url + '/pods');
     const table = page.locator('.pod-table[data-state=ready]');
     await table.waitFor();
-    await page.locator(`.pod-row[data-pod="${podId}"]`).getByText('RUNNING').waitFor();
+    const mine = page.locator(`.pod-row[data-pod="${podId}"]`);
+    await mine.getByText('RUNNING').waitFor();
+    assert.match(await mine.innerText(), /1 × NVIDIA GeForce RTX 4090[\s\S]*80\/http, 22\/tcp/);
     const made = await t.api<{ id: string }>('POST', '/api/v1/pods', { name: 'made-by-curl', image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0, gpuCount: 0 });
     assert.equal(made.status, 201);
     const row = page.locator(`.pod-row[data-pod="${made.body.id}"]`);

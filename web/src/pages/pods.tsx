@@ -2,26 +2,17 @@
 // in the DOM), so 1,000 pods or 10,000 cost the same to render.
 import { useQuery } from '@tanstack/react-query';
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useDeferredValue, useEffect, useMemo, useRef, useState } from 'react';
+import { useDeferredValue, useMemo, useRef, useState } from 'react';
 import { Link } from 'wouter';
 import { usePodList } from '../api/pod-list';
 import { POD_STATUSES, type NodeView, type PodStatus, type PodSummary } from '../api/types';
 import { useApi } from '../auth';
 import { ErrorBox } from '../components/error-box';
 import { StatusBadge } from '../components/status';
+import { useNow } from '../clock';
 import { gpus, uptime } from '../format';
 
 const ROW = 44;
-
-/** Re-renders every `ms` so that uptimes move. */
-function useNow(ms: number): number {
-  const [now, setNow] = useState(Date.now);
-  useEffect(() => {
-    const t = setInterval(() => setNow(Date.now()), ms);
-    return () => clearInterval(t);
-  }, [ms]);
-  return now;
-}
 
 export function PodsPage() {
   const api = useApi();
