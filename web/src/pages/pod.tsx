@@ -10,6 +10,7 @@ import { Connect } from '../components/connect';
 import { PodTabs } from '../components/pod-tabs';
 import { ErrorBox } from '../components/error-box';
 import { StatusBadge } from '../components/status';
+import { useNow } from '../clock';
 import { bytes, gpus, uptime } from '../format';
 
 /** What an action does to the pod's storage and resources, as docs/api.md's table says; null: nothing to confirm. */
@@ -49,6 +50,7 @@ export default function PodPage({ id }: { id: string }) {
   const api = useApi();
   const qc = useQueryClient();
   const pod = usePod(api, id);
+  const now = useNow(1000);
   const [asking, setAsking] = useState<PodAction>();
   const act = useMutation({
     mutationFn: (a: PodAction) => api.post<PodView>(`/pods/${id}/${a}`),
@@ -103,7 +105,7 @@ export default function PodPage({ id }: { id: string }) {
 
       <div className="card status-card">
         <p className="status-message" aria-label="Status message">
-          {p.statusMessage ?? (p.status === 'RUNNING' ? `Running for ${uptime(p, Date.now())}.` : `${p.status}, asked to be ${p.desiredStatus}.`)}
+          {p.statusMessage ?? (p.status === 'RUNNING' ? `Running for ${uptime(p, now)}.` : `${p.status}, asked to be ${p.desiredStatus}.`)}
         </p>
         {p.pull && (
           <div className="pull" aria-label="Image pull">
