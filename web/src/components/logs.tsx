@@ -1,7 +1,7 @@
 // A pod's logs, live: followed from the API into a bounded ring (100,000 lines), drawn virtualized
 // (only the rows in view are in the DOM, so 100,000 lines scroll as 100 do), ANSI colours, search.
 import { useVirtualizer } from '@tanstack/react-virtual';
-import { useDeferredValue, useEffect, useMemo, useRef, useState, type ReactNode } from 'react';
+import { useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ansiRuns, stripAnsi } from '../ansi';
 import { followLogs, LineRing, type LogLine } from '../api/logs';
 import { useApi } from '../auth';
@@ -49,6 +49,7 @@ export default function Logs({ podId, container, running }: { podId: string; con
   const [follow, setFollow] = useState(true);
   const [search, setSearch] = useState('');
   const [attempt, setAttempt] = useState(0);
+  const [tail, setTail] = useState(1000);
   const query = useDeferredValue(search.trim().toLowerCase());
   const scroller = useRef<HTMLDivElement>(null);
 
@@ -66,7 +67,7 @@ export default function Logs({ podId, container, running }: { podId: string; con
         setVersion((v) => v + 1);
       });
     };
-    followLogs({ key: api.key, podId, container, tail: 1000, onLine }, ac.signal).then(
+    followLogs({ key: api.key, podId, container, tail, onLine }, ac.signal).then(
       (why) => setEnded(why),
       (e: unknown) => !ac.signal.aborted && setError(e),
     );
@@ -74,22 +75,29 @@ export default function Logs({ podId, container, running }: { podId: string; con
       ac.abort();
       cancelAnimationFrame(frame);
     };
-  }, [api, podId, container, running, attempt]);
+  }, [api, podId, container, running, attempt, tail]);
 
   const matches = useMemo(() => (query ? ring.current.filter((l) => stripAnsi(l.text).toLowerCase().includes(query)) : null), [query, version]);
   const count = matches ? matches.length : ring.current.length;
   const virtual = useVirtualizer({ count, getScrollElement: () => scroller.current, estimateSize: () => ROW_HEIGHT, overscan: 20 });
 
-  useEffect(() => {
-    if (follow && count > 0) virtual.scrollToIndex(count - 1, { align: 'end' });
-  }, [follow, count, version, virtual]);
+  // Following: after each render with new lines, the view goes to the bottom.
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (follow && el) el.scrollTop = el.scrollHeight;
+  });
 
-  // Scrolling up stops following; back at the bottom, it follows again.
+  // Scrolling up stops following; back at the bottom, it follows again. Scrolls the view makes
+  // itself only go down, so they never stop it.
+  const lastTop = useRef(0);
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
-    if (atBottom !== follow) setFollow(atBottom);
+    const up = el.scrollTop < lastTop.current;
+    lastTop.current = el.scrollTop;
+    if (atBottom && !follow) setFollow(true);
+    else if (up && !atBottom && follow) setFollow(false);
   };
 
   if (!running && ring.current.length === 0) return <p className="muted">The pod is not running: it has no logs now. Its last lines after an exit are in the status above.</p>;
@@ -98,9 +106,16 @@ export default function Logs({ podId, container, running }: { podId: string; con
       <div className="pane-bar">
         <input type="search" placeholder="Search the logs" value={search} onChange={(e) => setSearch(e.target.value)} aria-label="Search the logs" />
         <span className="small muted" data-matches={matches?.length ?? ''}>
-          {matches ? `${matches.length} of ${ring.current.length} lines` : `${ring.current.length} lines${ring.current.total > ring.current.length ? ` (the last ${LOG_CAPACITY.toLocaleString()})` : ''}`}
+          {matches ? `${matches.length} of ${ring.current.length} lines` : `${ring.current.length} lines${ring.current.total > ring.current.length ? ` (the last ${LOG_CAPACITY.toLocaleString('en')})` : ''}`}
         </span>
         <span className="spacer" />
+        <select aria-label="Lines to load" value={tail} onChange={(e) => setTail(Number(e.target.value))} style={{ width: 'auto' }}>
+          {[1000, 10_000, LOG_CAPACITY].map((n) => (
+            <option key={n} value={n}>
+              the last {n.toLocaleString('en')} lines
+            </option>
+          ))}
+        </select>
         <label className="check">
           <input type="checkbox" checked={follow} onChange={(e) => setFollow(e.target.checked)} /> Follow
         </label>
