@@ -1,6 +1,5 @@
-// A pod's logs, live: followed from the API into a bounded ring (100,000 lines), drawn virtualized
+// A pod's logs, live: followed from the API into a bounded ring (100,000 lines), drawn windowed
 // (only the rows in view are in the DOM, so 100,000 lines scroll as 100 do), ANSI colours, search.
-import { useVirtualizer } from '@tanstack/react-virtual';
 import { useDeferredValue, useEffect, useLayoutEffect, useMemo, useRef, useState, type ReactNode } from 'react';
 import { ansiRuns, stripAnsi } from '../ansi';
 import { followLogs, LineRing, type LogLine } from '../api/logs';
@@ -10,6 +9,8 @@ import { ErrorBox } from './error-box';
 /** Lines kept; older ones are dropped as new ones come. */
 export const LOG_CAPACITY = 100_000;
 const ROW_HEIGHT = 18;
+/** Rows drawn above and below the view, so a fast scroll shows no blank. */
+const OVERSCAN = 20;
 
 function Line({ line, query }: { line: LogLine; query: string }) {
   const runs = ansiRuns(line.text);
@@ -79,7 +80,22 @@ export default function Logs({ podId, container, running }: { podId: string; con
 
   const matches = useMemo(() => (query ? ring.current.filter((l) => stripAnsi(l.text).toLowerCase().includes(query)) : null), [query, version]);
   const count = matches ? matches.length : ring.current.length;
-  const virtual = useVirtualizer({ count, getScrollElement: () => scroller.current, estimateSize: () => ROW_HEIGHT, overscan: 20 });
+  // Rows are of one height, so the rows in view follow from the scroll position alone: each render
+  // costs the rows drawn, whatever the count (a virtualizer measuring 100,000 rows per frame did not).
+  const [scrollTop, setScrollTop] = useState(0);
+  const [viewHeight, setViewHeight] = useState(0);
+  useLayoutEffect(() => {
+    const el = scroller.current;
+    if (!el) return;
+    const ro = new ResizeObserver(() => setViewHeight(el.clientHeight));
+    ro.observe(el);
+    return () => ro.disconnect();
+  }, []);
+  const top = follow ? Math.max(0, count * ROW_HEIGHT - viewHeight) : scrollTop;
+  const first = Math.max(0, Math.floor(top / ROW_HEIGHT) - OVERSCAN);
+  const last = Math.min(count, Math.ceil((top + viewHeight) / ROW_HEIGHT) + OVERSCAN);
+  const rows: number[] = [];
+  for (let i = first; i < last; i++) rows.push(i);
 
   // Following: after each render with new lines, the view goes to the bottom.
   useLayoutEffect(() => {
@@ -93,6 +109,7 @@ export default function Logs({ podId, container, running }: { podId: string; con
   const onScroll = () => {
     const el = scroller.current;
     if (!el) return;
+    setScrollTop(el.scrollTop);
     const atBottom = el.scrollHeight - el.scrollTop - el.clientHeight < ROW_HEIGHT * 2;
     const up = el.scrollTop < lastTop.current;
     lastTop.current = el.scrollTop;
@@ -122,12 +139,12 @@ export default function Logs({ podId, container, running }: { podId: string; con
       </div>
       <ErrorBox error={error} />
       <div className="log-view" ref={scroller} onScroll={onScroll}>
-        <div style={{ height: virtual.getTotalSize(), position: 'relative' }}>
-          {virtual.getVirtualItems().map((row) => {
-            const line = ring.current.at(matches ? matches[row.index]! : row.index);
+        <div style={{ height: count * ROW_HEIGHT, position: 'relative' }}>
+          {rows.map((i) => {
+            const line = ring.current.at(matches ? matches[i]! : i);
             if (!line) return null;
             return (
-              <div key={line.seq} className={`log-line ${line.stream}`} style={{ transform: `translateY(${row.start}px)` }}>
+              <div key={line.seq} className={`log-line ${line.stream}`} style={{ transform: `translateY(${i * ROW_HEIGHT}px)` }}>
                 <Line line={line} query={query} />
               </div>
             );
