@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { mkdir, writeFile } from 'node:fs/promises';
+import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -21,6 +22,18 @@ async function shot(page: Page, name: string, fullPage = false): Promise<void> {
   if (!SHOTS) return;
   await mkdir(SHOTS, { recursive: true });
   await page.screenshot({ path: join(SHOTS, `console-${name}.png`), fullPage });
+}
+
+/** The status the proxy answers a plain GET / for `host` with (fetch cannot set Host). */
+function statusThroughProxy(port: number, host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path: '/', headers: { host } }, (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('error', reject);
+    req.end();
+  });
 }
 
 /** A web server in the test image: busybox httpd serving one page. */
@@ -159,6 +172,34 @@ describe('web console', () => {
     await page.fill('input[type=search]', 'made-by');
     await page.locator('.pod-table[data-count="1"]').waitFor();
     await page.fill('input[type=search]', '');
+  });
+
+  it('creates a pod from a template, the form giving only what differs', async () => {
+    const tpl = await t.api<{ id: string }>('POST', '/api/v1/templates', { name: 'busybox web', pod: { image: TEST_IMAGE, command: ['sh', '-c', 'echo from-template > /www/index.html && exec httpd -f -p 8080 -h /www'], ports: ['8080/http:private'], volumeGb: 0, gpuCount: 0 } });
+    assert.equal(tpl.status, 201);
+    await page.goto(t.url + '/pods/new');
+    await page.selectOption('select[name=templateId]', tpl.body.id);
+    // The template's values show as placeholders of the fields left empty.
+    assert.equal(await page.getAttribute('input[name=image]', 'placeholder'), TEST_IMAGE);
+    await page.fill('input[name=name]', 'from-template');
+    await page.click('button[type=submit]');
+    await page.waitForURL(/\/pods\/[0-9a-z]{14}$/);
+    const id = page.url().split('/').pop()!;
+    await page.locator('.pod-page[data-status=RUNNING]').waitFor({ timeout: 60_000 });
+    const view = await t.api<{ name: string; image: string; ports: string[] }>('GET', `/api/v1/pods/${id}`);
+    assert.equal(view.body.name, 'from-template');
+    assert.equal(view.body.image, TEST_IMAGE);
+    assert.deepEqual(view.body.ports, ['8080/http:private']);
+
+    // A private port opens through a one-time link, which a plain visit without it cannot.
+    const port = page.locator('.http-port[data-port="8080"]');
+    await port.locator('.mark-answering').waitFor({ timeout: 20_000 });
+    assert.equal(await statusThroughProxy(t.server.proxy!.port, `${id}-8080.localhost`), 401);
+    const [tab] = await Promise.all([ctx.waitForEvent('page'), port.getByRole('button', { name: /one-time link/ }).click()]);
+    await tab.waitForURL(new RegExp(`^http://${id}-8080\\.localhost:\\d+/$`));
+    assert.match(await tab.locator('body').innerText(), /from-template/);
+    await tab.close();
+    await t.api('POST', `/api/v1/pods/${id}/terminate`);
   });
 
   it('says when the server goes away, and reconnects when it is back', async () => {
