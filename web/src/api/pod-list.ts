@@ -1,26 +1,39 @@
 // The pod list, live: `GET /pods` once, then `/events` from the newest revision it saw, each event
 // replacing its pod. Events arriving together are applied in one render (once per frame).
-import { useEffect, useState } from 'react';
+import { useEffect, useRef, useState } from 'react';
 import { request, type Api } from './client';
 import { followEvents } from './events';
 import type { PodSummary } from './types';
 
 declare global {
   interface Window {
-    /** The list's request, started by index.html before the bundle ran. */
-    __berthPods?: { at: number; res: Promise<Response | null> };
+    /** The list asked for by index.html before the bundle ran, parsed (null when it failed). */
+    __berthPods?: { at: number; data: Promise<{ pods: PodSummary[] } | null> };
   }
 }
 
-/** The answer index.html asked for, once, if it is under 10 s old and came back 200; else a new request. */
-async function firstList(api: Api, signal: AbortSignal): Promise<{ pods: PodSummary[] }> {
-  const early = window.__berthPods;
-  window.__berthPods = undefined;
-  if (early && Date.now() - early.at < 10_000) {
-    const res = await early.res;
-    if (res?.ok) return (await res.json()) as { pods: PodSummary[] };
+// Taken once, at load, so that a later sign-in with another key never sees it.
+const asked = window.__berthPods;
+window.__berthPods = undefined;
+/** The early answer once it is in: the first render can show the rows without waiting for an effect. */
+let early: PodSummary[] | undefined;
+void asked?.data.then((d) => (early = d?.pods));
+
+/** The early answer if it is in (taken once) and under 10 s old. */
+function takeEarly(): PodSummary[] | undefined {
+  const pods = early;
+  early = undefined;
+  return pods && asked && Date.now() - asked.at < 10_000 ? pods : undefined;
+}
+
+/** The early answer when it comes, if it was not taken yet and is fresh; else a request of our own (errors worded by the API). */
+async function firstList(api: Api, signal: AbortSignal): Promise<PodSummary[]> {
+  if (asked && Date.now() - asked.at < 10_000) {
+    await asked.data;
+    const pods = takeEarly();
+    if (pods) return pods;
   }
-  return request(api.key, 'GET', '/pods', { signal });
+  return (await request<{ pods: PodSummary[] }>(api.key, 'GET', '/pods', { signal })).pods;
 }
 
 export interface PodList {
@@ -29,7 +42,8 @@ export interface PodList {
 }
 
 export function usePodList(api: Api, includeTerminated: boolean): PodList {
-  const [pods, setPods] = useState<PodSummary[]>();
+  const seed = useRef<PodSummary[] | undefined>(undefined);
+  const [pods, setPods] = useState<PodSummary[] | undefined>(() => (seed.current = includeTerminated ? undefined : takeEarly()));
   const [error, setError] = useState<unknown>();
   useEffect(() => {
     const ac = new AbortController();
@@ -43,14 +57,16 @@ export function usePodList(api: Api, includeTerminated: boolean): PodList {
       if (!frame) frame = requestAnimationFrame(publish);
     };
     const load = async (): Promise<number> => {
-      const { pods: list } = includeTerminated ? await api.get<{ pods: PodSummary[] }>('/pods?includeTerminated=true', ac.signal) : await firstList(api, ac.signal);
+      const seeded = seed.current;
+      seed.current = undefined;
+      const list = seeded ?? (includeTerminated ? (await api.get<{ pods: PodSummary[] }>('/pods?includeTerminated=true', ac.signal)).pods : await firstList(api, ac.signal));
       byId.clear();
       let since = 0;
       for (const p of list) {
         byId.set(p.id, p);
         if (p.revision > since) since = p.revision;
       }
-      setPods([...byId.values()]);
+      if (!seeded) setPods([...byId.values()]);
       setError(undefined);
       return since;
     };

@@ -49,7 +49,14 @@ export function PodsPage() {
   }, [pods]);
 
   const scroller = useRef<HTMLDivElement>(null);
-  const virtual = useVirtualizer({ count: shown.length, getScrollElement: () => scroller.current, estimateSize: () => ROW, overscan: 10 });
+  const virtual = useVirtualizer({
+    count: shown.length,
+    getScrollElement: () => scroller.current,
+    estimateSize: () => ROW,
+    overscan: 10,
+    // The window's size until the list's box is measured: the first render already holds the rows in view.
+    initialRect: { width: window.innerWidth, height: window.innerHeight },
+  });
 
   return (
     <section className="pods-page">
