@@ -126,6 +126,16 @@ describe('terminal sessions', () => {
     assert.equal(sessions.count(), 0);
   });
 
+  it('detaches a socket that closed before it was attached', () => {
+    const sessions = new TerminalSessions(compileTerminalSessionOptions());
+    const s = sessions.open('pod1', alice, fakeExec().exec, true, async () => undefined);
+    const sock = new FakeSocket();
+    sock.readyState = 3;
+    s.attach(ws(sock), false);
+    assert.equal(s.state, 'detached');
+    void s.hangUp();
+  });
+
   it('hangs up a detached shell when the grace period ends', async () => {
     const sessions = new TerminalSessions({ graceMs: 30, perPod: 4, scrollbackBytes: 1024 });
     const { exec, stdout } = fakeExec();

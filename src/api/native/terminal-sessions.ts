@@ -99,6 +99,8 @@ export class TerminalSession {
     if (replay && this.scrollbackSize > 0) socket.send(this.replay(), { binary: true });
     socket.on('message', (data: Buffer, isBinary: boolean) => this.input(socket, data, isBinary));
     socket.on('close', () => this.detach(socket));
+    // Closed before it was handed over (the client left during the upgrade): no close event will come.
+    if (socket.readyState !== socket.OPEN) this.detach(socket);
   }
 
   private replay(): Buffer {
