@@ -10,10 +10,13 @@ import { extname, join, relative, sep } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 
-/** Paths the console never answers: the APIs keep their own 401/404 answers there. */
-const API_PREFIXES = ['/api/', '/runpod/', '/marathon/', '/service/', '/v2/', '/healthz'];
+/** Paths the console never answers (each root and everything under it): the APIs keep their own 401/404 answers there. */
+const API_ROOTS = ['/api', '/runpod', '/marathon', '/service', '/v2', '/healthz'];
 
-export const isApiPath = (url: string): boolean => API_PREFIXES.some((p) => url === p.replace(/\/$/, '') || url.startsWith(p));
+export const isApiPath = (url: string): boolean => {
+  const path = url.split('?')[0] ?? url;
+  return API_ROOTS.some((r) => path === r || path.startsWith(`${r}/`));
+};
 
 const TYPES: Record<string, string> = {
   '.html': 'text/html; charset=utf-8',
@@ -83,7 +86,13 @@ function send(req: FastifyRequest, reply: FastifyReply, f: ConsoleFile): Fastify
 export function registerConsole(app: FastifyInstance, files: Map<string, ConsoleFile> | undefined): void {
   const index = files?.get('/index.html');
   const handler = async (req: FastifyRequest, reply: FastifyReply) => {
-    const path = decodeURIComponent(req.url.split('?')[0] ?? '/');
+    const raw = req.url.split('?')[0] ?? '/';
+    let path = raw;
+    try {
+      path = decodeURIComponent(raw);
+    } catch {
+      // A malformed escape names no file: the app's page answers, as for any other route.
+    }
     const file = files?.get(path);
     if (file && path !== '/index.html') return send(req, reply, file);
     if (!index) return reply.code(503).type('text/html; charset=utf-8').header('cache-control', 'no-cache').send(NOT_BUILT);
