@@ -74,6 +74,12 @@ describe('web console', () => {
     assert.ok(!page.url().includes(t.key));
     const stored = await page.evaluate(() => sessionStorage.getItem('berth.apiKey'));
     assert.ok(stored?.includes(t.key));
+    // An empty list still follows: a pod made now shows up (and goes when terminated).
+    await page.getByText('No pods yet.').waitFor();
+    const made = await t.api<{ id: string }>('POST', '/api/v1/pods', { name: 'first-of-all', image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+    await page.locator(`.pod-row[data-pod="${made.body.id}"]`).waitFor();
+    await t.api('POST', `/api/v1/pods/${made.body.id}/terminate`);
+    await page.locator(`.pod-row[data-pod="${made.body.id}"]`).waitFor({ state: 'detached', timeout: 30_000 });
   });
 
   it('shows the API\'s validation messages under each field', async () => {
@@ -93,7 +99,7 @@ describe('web console', () => {
     assert.equal(await fieldError('containerDiskGb').textContent(), 'must be between 1 and 65536');
     await page.getByRole('alert').filter({ hasText: 'Invalid request' }).waitFor();
     await shot(page, 'create-errors', true);
-    // Nothing was created.
+    // Nothing was created (the pod of the first test is terminated).
     const list = await t.api<{ pods: unknown[] }>('GET', '/api/v1/pods');
     assert.equal(list.body.pods.length, 0);
   });

@@ -81,10 +81,23 @@ export function usePodList(api: Api, includeTerminated: boolean): PodList {
           await new Promise((r) => setTimeout(r, 2000));
         }
       }
+      // An empty list has no revision to resume from, and since=0 would replay the store's whole
+      // history: follow from now on, and read the list again once the stream is open, so that a pod
+      // made in between is not missed.
+      const resume = since === 0 ? undefined : since;
+      const refill = async () => {
+        try {
+          const { pods: again } = await api.get<{ pods: PodSummary[] }>(includeTerminated ? '/pods?includeTerminated=true' : '/pods', ac.signal);
+          for (const p of again) if (!byId.has(p.id)) byId.set(p.id, p);
+          schedule();
+        } catch {
+          // The stream's own reconnect (and the server-away banner) covers a failure here.
+        }
+      };
       await followEvents(
         {
           key: api.key,
-          since,
+          ...(resume !== undefined ? { since: resume } : { onOpen: () => void refill() }),
           onPod: (p) => {
             if (p.status === 'TERMINATED' && !includeTerminated) byId.delete(p.id);
             else {
