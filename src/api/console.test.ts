@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, before, describe, it } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { isApiPath, loadConsole, registerConsole } from './console.js';
+import { isApiPath, isConsoleRequest, loadConsole, registerConsole } from './console.js';
 
 describe('isApiPath', () => {
   it('keeps every API prefix and /healthz to the APIs', () => {
@@ -24,9 +24,17 @@ describe('the console at /', () => {
     await writeFile(join(dir, 'index.html'), '<!doctype html><div id="root"></div>');
     await writeFile(join(dir, 'assets', 'index-abc.js'), js);
     app = Fastify();
-    registerConsole(app, await loadConsole(dir));
+    // As buildApi wires it: the page at /, the rest from the root not-found handler; an API prefix with a 404 of its own.
+    const files = registerConsole(app, await loadConsole(dir));
     app.get('/api/v1/pods', async () => ({ pods: [] }));
-    app.setNotFoundHandler((_req, reply) => reply.code(404).send({ code: 'BERTH_ERR_NOT_FOUND' }));
+    await app.register(
+      async (scope) => {
+        scope.get('/info', async () => ({ name: 'marathon' }));
+        scope.setNotFoundHandler((_req, reply) => reply.code(404).send({ message: 'URI not found' }));
+      },
+      { prefix: '/marathon/v2' },
+    );
+    app.setNotFoundHandler((req, reply) => (isConsoleRequest(req) ? files(req, reply) : reply.code(404).send({ code: 'BERTH_ERR_NOT_FOUND' })));
   });
   after(async () => {
     await app.close();
@@ -60,11 +68,15 @@ describe('the console at /', () => {
     const unknown = await app.inject({ url: '/api/v1/nope' });
     assert.equal(unknown.statusCode, 404);
     assert.deepEqual(unknown.json(), { code: 'BERTH_ERR_NOT_FOUND' });
+    // An API with its own not-found answer keeps it.
+    assert.deepEqual((await app.inject({ url: '/marathon/v2/nope' })).json(), { message: 'URI not found' });
+    assert.equal((await app.inject({ method: 'POST', url: '/pods' })).statusCode, 404);
   });
 
   it('says the console is not built when there is no build', async () => {
     const bare = Fastify();
-    registerConsole(bare, await loadConsole(join(dir, 'nothing-here')));
+    const files = registerConsole(bare, await loadConsole(join(dir, 'nothing-here')));
+    bare.setNotFoundHandler((req, reply) => files(req, reply));
     const r = await bare.inject({ url: '/pods' });
     assert.equal(r.statusCode, 503);
     assert.match(r.body, /console is not built/);

@@ -79,13 +79,19 @@ function send(req: FastifyRequest, reply: FastifyReply, f: ConsoleFile): Fastify
   return reply.send(f.body);
 }
 
+/** Whether a request is the console's: a GET (or HEAD) of a path outside the APIs. Needs no key. */
+export const isConsoleRequest = (req: FastifyRequest): boolean => (req.method === 'GET' || req.method === 'HEAD') && !isApiPath(req.url);
+
+export type ConsoleHandler = (req: FastifyRequest, reply: FastifyReply) => FastifyReply;
+
 /**
- * Serves the console at `/`. Registered before the API routes' not-found handler applies: the
- * console's GET routes are open (the console asks for a key itself), everything else is the APIs'.
+ * Serves the console's page at `/` and returns the handler for the rest of its requests, which the
+ * server's root not-found handler calls for console requests: a wildcard route would take the
+ * unknown paths under /marathon/v2 and /runpod/v2 from their own not-found answers.
  */
-export function registerConsole(app: FastifyInstance, files: Map<string, ConsoleFile> | undefined): void {
+export function registerConsole(app: FastifyInstance, files: Map<string, ConsoleFile> | undefined): ConsoleHandler {
   const index = files?.get('/index.html');
-  const handler = async (req: FastifyRequest, reply: FastifyReply) => {
+  const handler: ConsoleHandler = (req, reply) => {
     const raw = req.url.split('?')[0] ?? '/';
     let path = raw;
     try {
@@ -100,9 +106,6 @@ export function registerConsole(app: FastifyInstance, files: Map<string, Console
     if (path.startsWith('/assets/')) return reply.code(404).type('text/plain; charset=utf-8').send(`no file ${path}\n`);
     return send(req, reply, index);
   };
-  app.get('/', { schema: { hide: true } }, handler);
-  app.get('/*', { schema: { hide: true } }, async (req, reply) => {
-    if (isApiPath(req.url)) return reply.callNotFound();
-    return handler(req, reply);
-  });
+  app.get('/', { schema: { hide: true } }, async (req, reply) => handler(req, reply));
+  return handler;
 }

@@ -6,7 +6,7 @@ import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
-import { isApiPath, loadConsole, registerConsole } from './console.js';
+import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerNativeRoutes } from './native/routes.js';
@@ -89,7 +89,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const route = req.routeOptions.url ?? '';
     if (OPEN.has(route)) return;
     // The console's page and files: the key is asked for by the page, and sent by it on each API call.
-    if ((route === '/' || route === '/*') && !isApiPath(req.url)) return;
+    if (isConsoleRequest(req)) return;
     const secret = bearer(req);
     const caller = secret ? await deps.keys.authenticate(secret) : undefined;
     if (!caller) throw new BerthError('UNAUTHORIZED', secret ? 'the API key is not valid' : 'send an API key as "Authorization: Bearer <key>"');
@@ -106,10 +106,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
     return sendProblem(req, reply, be);
   });
-  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
-
   app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
-  registerConsole(app, deps.consoleDir ? await loadConsole(deps.consoleDir) : undefined);
+  const consoleFiles = registerConsole(app, deps.consoleDir ? await loadConsole(deps.consoleDir) : undefined);
+  // Outside the APIs' prefixes (which answer their own 404s), a GET is the console's: its files, or its page for its own routes.
+  app.setNotFoundHandler((req, reply) => (isConsoleRequest(req) ? consoleFiles(req, reply) : sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`))));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
