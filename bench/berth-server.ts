@@ -2,7 +2,7 @@
  * Runs one Berth server (startServer, as `berth server` does) for a benchmark in its own process, so
  * the load generator never shares its event loop. Not a benchmark (no `// bench:` line).
  *
- *   node dist/bench/berth-server.js --data-dir DIR [--no-agent] [--infra-image IMAGE]
+ *   node dist/bench/berth-server.js --data-dir DIR [--no-agent] [--infra-image IMAGE] [--console-dir DIR]
  *
  * Prints one JSON line `{"url", "pid", "dataDir"}` once it listens; SIGTERM closes it.
  */
@@ -25,6 +25,8 @@ const server = await startServer({
   agent: !args.includes('--no-agent'),
   // Multi-container pods' infra image: a locally built one where no registry can be reached.
   ...(args.includes('--infra-image') ? { infraImage: args[args.indexOf('--infra-image') + 1]! } : {}),
+  // The web console's files (the console bench adds its baseline page to a copy of them).
+  ...(args.includes('--console-dir') ? { consoleDir: args[args.indexOf('--console-dir') + 1]! } : {}),
   stopTimeoutSeconds: 1,
   logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }),
 });

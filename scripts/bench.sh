@@ -36,8 +36,10 @@ ensure_packages busybox-static catatonit
 case "$name" in
   proxy) ensure_packages wrk nginx ;;
   ssh) ensure_packages openssh-client openssh-server ;;
+  console) ensure_chromium ;;
 esac
 ensure_docker
 ensure_node_modules
 ensure_build
+[ "$name" = console ] && ensure_web_build
 exec node "dist/bench/$name.js" "$@"

@@ -184,3 +184,31 @@ ensure_build() {
     mv -f "$stamp" dist/.built
   fi
 }
+
+# ensure_web_build — builds the web console (web/ → dist/web, served by `berth server` at /) when a
+# file under web/ (or the lock file: a new Vite or React) is newer than the last build; the stamp
+# takes the time the build started, as ensure_build's does.
+ensure_web_build() {
+  if [ ! -f dist/web/.built ] || [ ! -f dist/web/index.html ] ||
+    [ -n "$(find web package-lock.json -newer dist/web/.built -print -quit 2>/dev/null)" ]; then
+    # Vite needs 20.19; on an older Node the server runs, and says at / that the console is not built.
+    if ! node -e 'const [a, b] = process.versions.node.split(".").map(Number); process.exit(a > 20 || (a === 20 && b >= 19) ? 0 : 1)'; then
+      log "the web console needs Node.js 20.19 or newer to build (Vite); not built, the server runs without it"
+      return 0
+    fi
+    log "building the web console"
+    mkdir -p dist
+    local stamp
+    stamp=$(mktemp dist/.building-web.XXXXXX)
+    npm run build:web --silent || { rm -f "$stamp"; return 1; }
+    mv -f "$stamp" dist/web/.built
+  fi
+}
+
+# ensure_chromium — Debian's Chromium, which the console's browser tests and bench drive with
+# playwright-core (no browser download). Fails when it cannot be installed: those tests must not be skipped.
+ensure_chromium() {
+  [ -x /usr/bin/chromium ] && return 0
+  ensure_packages chromium
+  [ -x /usr/bin/chromium ] || { log "chromium did not install (/usr/bin/chromium is missing)"; return 1; }
+}

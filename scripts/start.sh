@@ -11,4 +11,5 @@ ensure_packages curl ca-certificates catatonit
 ensure_docker
 ensure_node_modules
 ensure_build
+ensure_web_build
 exec node bin/berth.js server "$@"

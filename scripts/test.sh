@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs and starts what the tests need (Docker Engine, PostgreSQL,
-# busybox-static for test images, catatonit for Berth's own infra image, a registry, OpenSSH client), builds, lints, then runs every
+# busybox-static for test images, catatonit for Berth's own infra image, a registry, OpenSSH client,
+# Debian's Chromium for the console's browser tests), builds the server and the web console, lints, then runs every
 # unit test (beside the code) and integration test (test/) on the real daemon and databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -9,10 +10,12 @@ cd "$(dirname "$0")/.."
 check_node 20.19 "npm test (ESLint 10)"
 
 ensure_packages curl ca-certificates catatonit busybox-static docker-registry apache2-utils openssh-client
+ensure_chromium
 ensure_docker
 ensure_postgres
 ensure_node_modules
 ensure_build
+ensure_web_build
 npm run lint --silent
 
 export BERTH_TEST_REQUIRE_POSTGRES=1

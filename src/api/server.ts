@@ -6,11 +6,13 @@ import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
 import { registerPodMetricsRoutes } from './native/pod-metrics.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { ServerMetrics, type MetricsOptions } from './prometheus.js';
+import type { TerminalSessionOptions } from './native/terminal-sessions.js';
 import { jsonErrorWithoutText, sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 import { registerMarathon } from './marathon/routes.js';
@@ -37,6 +39,10 @@ export interface ApiDeps {
   https?: { cert: Buffer; key: Buffer };
   /** `GET /metrics`: the metrics token, and the proxy's and gateway's counters. */
   metrics?: MetricsOptions;
+  /** The web console's build (index.html and assets/), served at `/`; without one `/` says the console is not built. */
+  consoleDir?: string;
+  /** Re-attachable web terminals: grace period, bound per pod, scrollback. */
+  terminalSessions?: TerminalSessionOptions;
 }
 
 declare module 'fastify' {
@@ -88,7 +94,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   app.decorateRequest('caller', null as unknown as Caller);
   app.addHook('onRequest', async (req) => {
-    if (OPEN.has(req.routeOptions.url ?? '')) return;
+    const route = req.routeOptions.url ?? '';
+    if (OPEN.has(route)) return;
+    // The console's page and files: the key is asked for by the page, and sent by it on each API call.
+    if (isConsoleRequest(req)) return;
     const secret = bearer(req);
     const caller = secret ? await deps.keys.authenticate(secret) : undefined;
     if (!caller) throw new BerthError('UNAUTHORIZED', secret ? 'the API key is not valid' : 'send an API key as "Authorization: Bearer <key>"');
@@ -105,11 +114,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (be.kind === 'INTERNAL') req.log.error({ err }, 'request failed');
     return sendProblem(req, reply, be);
   });
-  app.setNotFoundHandler((req, reply) => sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`)));
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  const consoleFiles = registerConsole(app, deps.consoleDir ? await loadConsole(deps.consoleDir) : undefined);
+  // Outside the APIs' prefixes (which answer their own 404s), a GET is the console's: its files, or its page for its own routes.
+  app.setNotFoundHandler((req, reply) => (isConsoleRequest(req) ? consoleFiles(req, reply) : sendProblem(req, reply, new BerthError('NOT_FOUND', `no route ${req.method} ${req.url.split('?')[0]}`))));
 
   const metrics = new ServerMetrics(deps, deps.metrics);
   metrics.hook(app);
-  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
   // Checks its own key: the metrics token is no API key.
   app.get('/metrics', { schema: { tags: ['metrics'], summary: 'Prometheus metrics (text format): admin keys or the --metrics-token (see docs/metrics.md)' } }, (req, reply) => metrics.serve(req, reply, bearer(req)));
   await app.register(async (scope) => registerNativeRoutes(scope, deps), { prefix: '/api/v1' });

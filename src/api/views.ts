@@ -26,6 +26,8 @@ export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: Acce
     image: main?.image ?? null,
     ports: spec.containers.flatMap((c) => c.ports.map(formatPort)),
     gpuCount: spec.gpuCount,
+    /** The type of the GPUs attached to the first instance, else the preferred type asked for; null: any, or none. */
+    gpuType: gpuTypeOf(first, node, spec),
     nodeId: pod.nodeId,
     publicIp: node?.publicIp ?? null,
     portMappings,
@@ -48,6 +50,12 @@ export function podView(d: PodDetail, nodes: Map<string, Node>, endpoints?: Acce
 }
 
 export type PodView = ReturnType<typeof podView>;
+
+function gpuTypeOf(first: Instance | undefined, node: Node | undefined, spec: PodSpec): string | null {
+  if (spec.gpuCount === 0) return null;
+  const attached = first && node ? node.capacity.gpus.find((g) => first.gpuUuids.includes(g.uuid)) : undefined;
+  return attached?.name ?? spec.gpuTypeIds[0] ?? null;
+}
 
 /**
  * The lifetime policies and when they act: `stopsAt` (an idle stop or the maximum running time,

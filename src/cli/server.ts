@@ -1,6 +1,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
@@ -69,7 +70,14 @@ export interface ServerOptions {
   metricsIntervalSeconds?: number;
   /** A bearer token that may read `GET /metrics` besides admin keys. @default none: admin keys only */
   metricsToken?: string;
+  /** The web console's build, served at `/`. @default dist/web beside this program (what `npm run build:web` writes) */
+  consoleDir?: string;
+  /** A detached web terminal (`?session=new`) waits this long for a re-attach before its shell is hung up. @default 300 */
+  terminalGraceSeconds?: number;
 }
+
+/** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
+export const DEFAULT_CONSOLE_DIR = fileURLToPath(new URL('../../web', import.meta.url));
 
 export interface RunningServer {
   url: string;
@@ -165,7 +173,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

@@ -47,6 +47,7 @@ export const server = defineCommand({
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
     metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the local agent measures its pods' usage (default 10; 0: never)" },
     metricsToken: { kind: 'string', flags: '--metrics-token <token>', env: 'BERTH_METRICS_TOKEN', description: 'a bearer token that may read GET /metrics besides admin keys (prefer the env var, argv shows in ps)' },
+    terminalGrace: { kind: 'number', flags: '--terminal-grace <seconds>', env: 'BERTH_TERMINAL_GRACE', description: 'a detached web terminal waits this long for a re-attach (a page reload) before its shell is hung up (default 300)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -88,6 +89,7 @@ export const server = defineCommand({
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
       ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: opts.metricsInterval } : {}),
       ...(opts.metricsToken !== undefined ? { metricsToken: opts.metricsToken } : {}),
+      ...(opts.terminalGrace !== undefined ? { terminalGraceSeconds: opts.terminalGrace } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
