@@ -6,18 +6,21 @@
  *   sshd     Debian's openssh-server started here on a loopback port with its own config and host
  *            key in a temp dir (internal-sftp), writing to this machine's disk;
  *   gateway  `berth server`'s SSH gateway (a child process), writing into a running pod (an upload
- *            streams into `cat` through a Docker exec; a download comes out of the archive API).
+ *            streams into `cat` through a Docker exec; a download is read by the agent through the
+ *            container's root, or where it cannot be, comes out of the archive API).
  *
  * Both directions have the target (gateway/sshd throughput ≥ 0.7). Rounds alternate the order;
  * medians reported.
- * The cipher and MAC each side negotiated with the client are printed with the figures.
+ * The cipher and MAC each side negotiated with the client are printed with the figures, and
+ * beside the CPU of client and server, that of Docker's processes (dockerd, containerd and the
+ * shims) during each copy: informational, as the daemon is shared with whatever else the machine runs.
  *
  *   npm run bench -- ssh [--mb 200] [--rounds 5]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -77,21 +80,49 @@ async function cpuSeconds(pid: number, reaped: boolean): Promise<number> {
   return (reaped ? ticks(16) + ticks(17) : ticks(14) + ticks(15)) / 100;
 }
 
+/**
+ * CPU seconds of Docker's processes now running (dockerd, containerd, containerd-shim*), their own
+ * and their reaped children's (the archive API's helper), keyed by pid: a process that starts or
+ * ends during a copy counts from when it is first or up to when it is last seen.
+ */
+async function dockerCpu(): Promise<Map<number, number>> {
+  const out = new Map<number, number>();
+  for (const entry of await readdir('/proc')) {
+    const pid = Number(entry);
+    if (!Number.isInteger(pid)) continue;
+    try {
+      const comm = (await readFile(`/proc/${pid}/comm`, 'utf8')).trim();
+      if (comm === 'dockerd' || comm === 'containerd' || comm.startsWith('containerd-shim')) out.set(pid, (await cpuSeconds(pid, false)) + (await cpuSeconds(pid, true)));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return out;
+}
+
+function dockerDelta(before: Map<number, number>, after: Map<number, number>): number {
+  let sum = 0;
+  for (const [pid, s] of after) sum += s - (before.get(pid) ?? s);
+  return sum;
+}
+
 interface Copy {
   ms: number;
   /** CPU seconds of scp and its ssh, and of the server side (sshd's processes, or Berth's server). */
   clientCpu: number;
   serverCpu: number;
+  /** CPU seconds of Docker's processes meanwhile (shared with other work on the machine). */
+  dockerCpu: number;
 }
 
 async function timed(args: string[], server: () => Promise<number>): Promise<Copy> {
-  const [c0, s0] = [await cpuSeconds(process.pid, true), await server()];
+  const [c0, s0, d0] = [await cpuSeconds(process.pid, true), await server(), await dockerCpu()];
   const start = process.hrtime.bigint();
   await run('scp', args, { maxBuffer: 1 << 20 });
   const ms = msSince(start);
   // sshd's connection process may still be exiting: give it a moment to be reaped.
   await sleep(100);
-  return { ms, clientCpu: (await cpuSeconds(process.pid, true)) - c0, serverCpu: (await server()) - s0 };
+  return { ms, clientCpu: (await cpuSeconds(process.pid, true)) - c0, serverCpu: (await server()) - s0, dockerCpu: dockerDelta(d0, await dockerCpu()) };
 }
 
 async function main(): Promise<void> {
@@ -151,7 +182,7 @@ async function main(): Promise<void> {
         const dn = await targets[name].down();
         up[name].push(u);
         down[name].push(dn);
-        const line = (c: Copy): string => `${(bytes / 2 ** 20 / (c.ms / 1000)).toFixed(0)} MB/s (${(c.ms / 1000).toFixed(2)} s; CPU client ${c.clientCpu.toFixed(2)} s, server ${c.serverCpu.toFixed(2)} s)`;
+        const line = (c: Copy): string => `${(bytes / 2 ** 20 / (c.ms / 1000)).toFixed(0)} MB/s (${(c.ms / 1000).toFixed(2)} s; CPU client ${c.clientCpu.toFixed(2)} s, server ${c.serverCpu.toFixed(2)} s, Docker ${c.dockerCpu.toFixed(2)} s)`;
         log(`round ${r + 1} ${name.padEnd(7)} up ${line(u)}  down ${line(dn)}`);
       }
     }
@@ -162,13 +193,13 @@ async function main(): Promise<void> {
     const upRatio = ms(up.sshd) / ms(up.gateway);
     const downRatio = ms(down.sshd) / ms(down.gateway);
     const figure = (cs: Copy[]): string =>
-      `${mbps(ms(cs)).toFixed(0)} MB/s (${(ms(cs) / 1000).toFixed(2)} s)  CPU client ${median(cs.map((c) => c.clientCpu)).toFixed(2)} s, server ${median(cs.map((c) => c.serverCpu)).toFixed(2)} s`;
+      `${mbps(ms(cs)).toFixed(0)} MB/s (${(ms(cs) / 1000).toFixed(2)} s)  CPU client ${median(cs.map((c) => c.clientCpu)).toFixed(2)} s, server ${median(cs.map((c) => c.serverCpu)).toFixed(2)} s, Docker ${median(cs.map((c) => c.dockerCpu)).toFixed(2)} s`;
     const perRound = (g: Copy[], s: Copy[]): string => g.map((c, i) => (s[i]!.ms / c.ms).toFixed(2)).join(' ');
     summary('ssh', [
       ['copy', `${MB} MiB of random bytes with scp (SFTP mode), ${ROUNDS} rounds alternating order; client cipher preference ${cipher}; medians`],
       ['cipher with sshd', ciphers.sshd],
       ['cipher with gateway', ciphers.gateway],
-      ['server CPU', "sshd: its connection processes; gateway: Berth's server process (Docker's share, dockerd and the exec's shim, is not counted)"],
+      ['server CPU', "sshd: its connection processes; gateway: Berth's server process; Docker: dockerd, containerd and shims meanwhile (shared: other work's share is in it)"],
       ['sshd upload', figure(up.sshd)],
       ['gateway upload', figure(up.gateway)],
       ['sshd download', figure(down.sshd)],

@@ -1,6 +1,9 @@
 // DockerRuntime against the machine's real Docker daemon, with a busybox image built locally.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { BerthError } from '../src/model/errors.js';
@@ -232,6 +235,62 @@ describe('DockerRuntime on the real daemon', { concurrency: true }, () => {
     assert.equal(link.mode & 0o170000, 0o120000);
     assert.equal(link.linkTarget, '/bin/busybox');
     await assert.rejects(rt.statPath(id, '/no/such/path'), isKind('NOT_FOUND'));
+  });
+
+  it('reads a running container\'s file on the node, its links resolved inside the container, never the host\'s or another container\'s', async () => {
+    // Root on the node reads through /proc/<pid>/root; anyone else gets undefined (the archive API is used then).
+    if (process.getuid?.() !== 0) return;
+    const hostDir = await mkdtemp(join(tmpdir(), `berth-escape-${RUN_ID}-`));
+    const volume = `berth-test-${RUN_ID}-files`;
+    await rt.ensureVolume(volume, labels);
+    try {
+      await writeFile(join(hostDir, 'secret'), 'host secret\n');
+      await writeFile(join(hostDir, 'host-only'), 'host only\n');
+      const script = [
+        `mkdir -p ${hostDir} /d/e && echo pod-file > ${hostDir}/secret`,
+        'ln -s / /escape && ln -s ../../../../../../.. /d/e/up',
+        `ln -s ${hostDir}/secret /final && ln -s ${hostDir}/host-only /host-only`,
+        'ln -s / /data/out && echo in-volume > /data/file',
+        // A device node only where the container may make one (Docker's default capabilities allow it).
+        'mkfifo /fifo && { mknod /loopdev b 7 0 || true; }',
+        'echo ready > /ready && exec sleep 3600',
+      ].join(' && ');
+      const id = await run('files', { command: ['sh', '-c', script], mounts: [{ source: volume, target: '/data', readOnly: false }] });
+      const other = await run('files-other', { command: ['sh', '-c', `mkdir -p /other-${RUN_ID} && echo other > /other-${RUN_ID}/file && echo ready > /ready && exec sleep 3600`] });
+      const read = async (cid: string, path: string): Promise<string> => {
+        const f = await rt.openFile(cid, path);
+        assert.ok(f, `${path} was read on the node`);
+        const parts: Buffer[] = [];
+        for await (const c of f.content) parts.push(c as Buffer);
+        assert.equal(Buffer.concat(parts).length, f.size);
+        return Buffer.concat(parts).toString();
+      };
+      await waitFor('the containers to be ready', async () => ((await read(id, '/ready').catch(() => '')) && (await read(other, '/ready').catch(() => '')) ? true : undefined));
+
+      assert.equal(await read(id, `${hostDir}/secret`), 'pod-file\n');
+      assert.equal(await read(id, `/escape${hostDir}/secret`), 'pod-file\n');
+      assert.equal(await read(id, `/d/e/up${hostDir}/secret`), 'pod-file\n');
+      assert.equal(await read(id, '/final'), 'pod-file\n');
+      assert.equal(await read(id, `/data/out${hostDir}/secret`), 'pod-file\n');
+      assert.equal(await read(id, '/data/file'), 'in-volume\n');
+      await assert.rejects(rt.openFile(id, '/host-only'), isKind('NOT_FOUND'));
+      await assert.rejects(rt.openFile(id, `/escape/proc/1/root${hostDir}/host-only`), isKind('NOT_FOUND'));
+      await assert.rejects(rt.openFile(id, `/other-${RUN_ID}/file`), isKind('NOT_FOUND'));
+      assert.equal(await read(other, `/other-${RUN_ID}/file`), 'other\n');
+      await assert.rejects(rt.openFile(id, '/fifo'), isKind('VALIDATION'));
+      if (await rt.statPath(id, '/loopdev').catch(() => undefined)) await assert.rejects(rt.openFile(id, '/loopdev'), isKind('VALIDATION'));
+      await assert.rejects(rt.openFile(id, '/d'), isKind('VALIDATION'));
+      // The kernel's own files are left to the archive API.
+      assert.equal(await rt.openFile(id, '/proc/1/status'), undefined);
+
+      // A stopped container has no process to read through: the archive API's turn.
+      await rt.stopContainer(id, 0);
+      assert.equal(await rt.openFile(id, '/ready'), undefined);
+    } finally {
+      for (const c of await rt.listContainers(labels)) if (c.name.endsWith('-files') || c.name.endsWith('-files-other')) await rt.removeContainer(c.id);
+      await rt.removeVolume(volume);
+      await rm(hostDir, { recursive: true, force: true });
+    }
   });
 
   it('removes containers idempotently', async () => {

@@ -169,6 +169,24 @@ describe('SSH gateway', { concurrency: true }, () => {
     }
   });
 
+  it('downloads the pod\'s file through links that point out of the pod, never the node\'s', async () => {
+    // The same path on the node and in the pod, different bytes; and a file only the node has.
+    await writeFile(join(dir, 'node-secret'), 'node secret\n');
+    await writeFile(join(dir, 'node-only'), 'node only\n');
+    const made = await ssh([`${podId}@127.0.0.1`, `mkdir -p ${dir} && echo pod-copy > ${dir}/node-secret && ln -sfn / /tmp/escape && mkdir -p /tmp/a/b && ln -sfn ../../../../../.. /tmp/a/b/up && ln -sfn ${dir}/node-only /tmp/to-node-only`]);
+    assert.equal(made.code, 0, made.stderr);
+    for (const via of [`/tmp/escape${dir}/node-secret`, `/tmp/a/b/up${dir}/node-secret`, `/tmp/a/b/up/tmp/escape/tmp/a/b/up${dir}/node-secret`]) {
+      const local = join(dir, 'via-escape.txt');
+      await rm(local, { force: true });
+      const down = await scp(`${podId}@127.0.0.1:${via}`, local);
+      assert.equal(down.code, 0, `${via}: ${down.stderr}`);
+      assert.equal(await readFile(local, 'utf8'), 'pod-copy\n', via);
+    }
+    const refused = await scp(`${podId}@127.0.0.1:/tmp/to-node-only`, join(dir, 'node-only-copy'));
+    assert.notEqual(refused.code, 0);
+    assert.equal(await readFile(join(dir, 'node-only-copy'), 'utf8').catch(() => ''), '');
+  });
+
   it('leaves the pod usable when a client closes a file it has not read to the end', async () => {
     await ssh([`${podId}@127.0.0.1`, 'head -c 5000000 /dev/urandom > /tmp/partial.bin']);
     const { sftp, end } = await sftpSession();

@@ -264,6 +264,69 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.deepEqual(again, await store.getPod(pod.id));
     });
 
+    it('lists anew after every kind of write, whichever the filter, owner or page', async () => {
+      // A list is kept per filter while the store revision stays where it was read: each write
+      // below must show in the next list of every filter it touches.
+      const owner = newOwner();
+      const other = newOwner();
+      const a = await createPod(store, owner, { name: 'a' });
+      const lists = {
+        mine: () => store.listPods({ owner }),
+        all: () => store.listPods({}),
+        running: () => store.listPods({ owner, status: ['RUNNING'] }),
+        page: () => store.listPods({ owner, limit: 1 }),
+        after: () => store.listPods({ owner, after: a.pod.id }),
+        theirs: () => store.listPods({ owner: other }),
+      };
+      const ids = (l: { pod: Pod }[]) => l.map((x) => x.pod.id);
+      const mine = await lists.mine();
+      assert.deepEqual(ids(mine), [a.pod.id]);
+      // Nothing written between two lists: the same frozen details, in an array of the caller's own.
+      const again = await lists.mine();
+      assert.equal(again[0], mine[0]);
+      assert.notEqual(again, mine);
+      again.pop();
+      assert.deepEqual(ids(await lists.mine()), [a.pod.id]);
+      for (const l of Object.values(lists)) await l();
+
+      const b = await createPod(store, owner, { name: 'b' });
+      assert.deepEqual(ids(await lists.mine()), [a.pod.id, b.pod.id]);
+      assert.ok(ids(await lists.all()).includes(b.pod.id));
+      assert.deepEqual(ids(await lists.after()), [b.pod.id]);
+      assert.deepEqual(ids(await lists.page()), [a.pod.id]);
+
+      await store.updatePod(b.pod.id, { status: 'RUNNING' });
+      assert.deepEqual(ids(await lists.running()), [b.pod.id]);
+      assert.equal((await lists.all()).find((d) => d.pod.id === b.pod.id)?.pod.status, 'RUNNING');
+
+      await store.addPodVersion(a.pod.id, specOf('next:2'));
+      assert.equal((await lists.page())[0]?.spec.containers[0]?.image, 'next:2');
+
+      await store.updateInstance(a.instances[0]!.id, { goal: 'stopped' });
+      assert.equal((await lists.mine())[0]?.instances[0]?.goal, 'stopped');
+      await store.deleteInstance(a.instances[0]!.id);
+      assert.deepEqual((await lists.mine())[0]?.instances, []);
+      await store.insertInstance({ ...instanceOf(a.pod.id, 1), specVersion: 2 });
+      assert.deepEqual((await lists.page())[0]?.instances.map((i) => i.ordinal), [1]);
+
+      const c = await createPod(store, other, { name: 'c' });
+      assert.deepEqual(ids(await lists.theirs()), [c.pod.id]);
+      assert.deepEqual(ids(await lists.mine()), [a.pod.id, b.pod.id]);
+
+      await store.deletePod(a.pod.id);
+      assert.deepEqual(ids(await lists.mine()), [b.pod.id]);
+      assert.deepEqual(ids(await lists.after()), [b.pod.id]);
+      assert.deepEqual(ids(await lists.page()), [b.pod.id]);
+      assert.ok(!ids(await lists.all()).includes(a.pod.id));
+
+      // A transaction's own writes show in its lists, and once it commits in everyone's.
+      await store.transaction(async (tx) => {
+        await tx.updatePod(b.pod.id, { name: 'renamed' });
+        assert.equal((await tx.listPods({ owner }))[0]?.pod.name, 'renamed');
+      });
+      assert.equal((await lists.mine())[0]?.pod.name, 'renamed');
+    });
+
     it('keeps a deleted pod usable as a list cursor', async () => {
       const owner = newOwner();
       const a = await createPod(store, owner);
@@ -607,6 +670,25 @@ describe('store on SQLite', () => {
       const second = await openStore({ dataDir: own });
       assert.equal((await second.getPod(pod.id))?.pod.id, pod.id);
       await second.close();
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
+  it('lists what another store on the same file wrote (another process, say)', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'berth-store-'));
+    try {
+      const writer = await openStore({ dataDir: own });
+      const reader = await openStore({ dataDir: own });
+      const owner = newOwner();
+      const { pod } = await createPod(writer, owner);
+      assert.equal((await reader.listPods({ owner }))[0]?.pod.status, 'PROVISIONING');
+      await writer.updatePod(pod.id, { status: 'RUNNING' });
+      assert.equal((await reader.listPods({ owner }))[0]?.pod.status, 'RUNNING');
+      const second = await createPod(writer, owner);
+      assert.deepEqual((await reader.listPods({ owner })).map((d) => d.pod.id), [pod.id, second.pod.id]);
+      await writer.close();
+      await reader.close();
     } finally {
       await rm(own, { recursive: true, force: true });
     }

@@ -47,4 +47,31 @@ describe('PodViewCache.list', () => {
     assert.equal(parsed.pods.length, 2500);
     assert.equal(parsed.pods[2499]!.name, 'c2499');
   });
+
+  it('answers the same large list again without copying, and a changed one anew, never into a buffer being written', () => {
+    let renders = 0;
+    const cache = new PodViewCache((d) => (renders++, { id: d.pod.id, name: d.pod.name, pad: 'x'.repeat(600) }));
+    const pods = Array.from({ length: 3000 }, (_, i) => detail(`p-${i}`, `p${i}`, 1));
+    const first = cache.list(pods, nodes, 'n1', null);
+    const again = cache.list([...pods], nodes, 'n1', null);
+    assert.equal(again.body, first.body);
+    assert.equal(renders, 3000);
+    first.written();
+    again.written();
+    // Another cursor, other nodes, or one pod at another revision: not the same answer.
+    assert.notEqual(cache.list(pods, nodes, 'n1', 'p-2999').body.buffer, first.body.buffer);
+    const changed = [...pods];
+    changed[5] = detail('p-5', 'renamed', 2);
+    const third = cache.list(changed, nodes, 'n1', null);
+    assert.equal((JSON.parse(third.body.toString('utf8')) as { pods: { name: string }[] }).pods[5]!.name, 'renamed');
+    // While the answer for `changed` is being written, later answers are not written into it.
+    const kept = Buffer.from(third.body);
+    const other = cache.list(changed, nodes, 'n2', null);
+    const another = cache.list(pods, nodes, 'n1', null);
+    assert.ok(third.body.equals(kept));
+    assert.notEqual(another.body.buffer, third.body.buffer);
+    other.written();
+    third.written();
+    another.written();
+  });
 });

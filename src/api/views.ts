@@ -156,7 +156,7 @@ export type PodSummary = ReturnType<typeof podSummary>;
  * Serialized pod views by pod id, as UTF-8 bytes, valid while the pod's revision and the nodes are
  * unchanged. A list of 10,000 pods is then one copy of cached bytes: no view builds, no stringify,
  * and no 6 MB string for Node to measure and encode again on every answer (that took longer than
- * joining it).
+ * joining it); the same list asked again is the same bytes, not even copied.
  */
 export class PodViewCache {
   private readonly entries = new Map<string, { revision: number; nodesKey: string; variant: string; bytes: Buffer }>();
@@ -190,12 +190,17 @@ export class PodViewCache {
    * has been written (not before: the buffer is filled again for a later answer).
    */
   list(pods: readonly PodDetail[], nodes: Map<string, Node>, nodesKey: string, next: string | null): { body: Buffer; written: () => void } {
+    const last = this.last;
+    if (last && last.nodesKey === nodesKey && last.next === next && samePods(last.pods, pods)) {
+      last.serving++;
+      return { body: last.body, written: once(() => this.release(last)) };
+    }
     const items = pods.map((d) => this.bytes(d, nodes, nodesKey));
     const head = Buffer.from('{"pods":[');
     const tail = Buffer.from(`],"next":${JSON.stringify(next)}}`);
     let size = head.length + tail.length + Math.max(0, items.length - 1);
     for (const b of items) size += b.length;
-    const kept = this.spare.findIndex((b) => b.length >= size);
+    const kept = size < SPARE_MIN ? -1 : this.spare.findIndex((b) => b.length >= size);
     const whole = kept >= 0 ? this.spare.splice(kept, 1)[0]! : Buffer.allocUnsafe(size < SPARE_MIN ? size : Math.ceil(size * 1.25));
     const out = whole.subarray(0, size);
     // TypedArray#set: Buffer#copy makes a view of the source per call, a cost for 10,000 small items.
@@ -207,11 +212,63 @@ export class PodViewCache {
       at += items[i]!.length;
     }
     out.set(tail, at);
-    const written = (): void => {
-      if (whole.length >= SPARE_MIN && this.spare.length < 2) this.spare.push(whole);
-    };
-    return { body: out, written };
+    if (size < SPARE_MIN) return { body: out, written: () => undefined };
+    const answer: LargeAnswer = { pods: pods.slice(), nodesKey, next, body: out, whole, serving: 1, current: true, recycled: false };
+    if (this.last) {
+      this.last.current = false;
+      this.recycle(this.last);
+    }
+    this.last = answer;
+    return { body: out, written: once(() => this.release(answer)) };
   }
+
+  /**
+   * The last large answer (a whole list), answered again as it is while the same details (the
+   * same objects: the store's cached details, one per pod revision), nodes and cursor are asked
+   * for: no lookups of 10,000 views and no copy of their bytes.
+   */
+  private last: LargeAnswer | undefined;
+
+  private release(a: LargeAnswer): void {
+    a.serving--;
+    this.recycle(a);
+  }
+
+  /** An answer's buffer goes back to the spares once it is neither the last answer nor being written. */
+  private recycle(a: LargeAnswer): void {
+    if (a.current || a.serving > 0 || a.recycled) return;
+    a.recycled = true;
+    if (this.spare.length < 2) this.spare.push(a.whole);
+  }
+}
+
+interface LargeAnswer {
+  pods: readonly PodDetail[];
+  nodesKey: string;
+  next: string | null;
+  body: Buffer;
+  /** The buffer `body` is the front of. */
+  whole: Buffer;
+  /** Responses with `body` not yet written. */
+  serving: number;
+  current: boolean;
+  recycled: boolean;
+}
+
+function samePods(a: readonly PodDetail[], b: readonly PodDetail[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function once(f: () => void): () => void {
+  let done = false;
+  return () => {
+    if (!done) {
+      done = true;
+      f();
+    }
+  };
 }
 
 /** Answers smaller than this are not worth keeping a buffer for. */

@@ -84,7 +84,12 @@ export interface NodeAccess {
   openExec(instanceId: InstanceId, container: string | undefined, req: ExecRequest): Promise<ExecStream>;
   /** A TCP connection to `port` inside the instance's network namespace, as `localhost:port` in the pod. */
   connect(instanceId: InstanceId, port: number): Promise<Duplex>;
-  /** A file's bytes, streamed, with its size; NOT_FOUND when there is none, VALIDATION when it is not a regular file. */
+  /**
+   * A file's bytes, streamed, with its size; NOT_FOUND when there is none, VALIDATION when it is not
+   * a regular file. Links on the way stay inside the container; one at the end may be refused as not
+   * a regular file (Docker's archive API, which a stopped container is read through, hands it over
+   * as a link): callers that want what it points to resolve it first (`statFile`).
+   */
   readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
   /** The node's own address on the pod's network: where the pod reaches a listener of the node (ssh -R). */
   hostAddress(instanceId: InstanceId): Promise<string>;

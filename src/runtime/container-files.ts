@@ -1,9 +1,39 @@
-/** Files inside a container over Docker's archive API: read and write as tar, and one path's attributes. */
+/**
+ * Files inside a container: read from the node through the container's root where it can be (see
+ * container-root.ts), else over Docker's archive API (read and write as tar, and one path's attributes).
+ */
 
 import type { IncomingMessage } from 'node:http';
 import { BerthError } from '../model/errors.js';
 import type { PathStat } from '../model/records.js';
+import { openInContainer, type OpenedFile } from './container-root.js';
 import { fail, statusCode, type Daemon } from './daemon.js';
+
+/**
+ * A running container's file read on the node, past Docker. Undefined where that cannot be: the
+ * container is not running (a stopped one has no process whose root to read through), this process
+ * may not read `/proc/<pid>/root` (not root, another pid namespace), or something unexpected failed
+ * on the way; the caller reads through the archive API then, which works in all those cases. Its
+ * NOT_FOUND and VALIDATION (not a regular file) are final.
+ */
+export async function openFile(daemon: Daemon, id: string, path: string): Promise<OpenedFile | undefined> {
+  let pid: number | undefined;
+  let fullId: string;
+  try {
+    const info = await daemon.docker.getContainer(id).inspect();
+    pid = info.State?.Running ? info.State.Pid : undefined;
+    fullId = info.Id;
+  } catch {
+    return undefined;
+  }
+  if (!pid) return undefined;
+  try {
+    return await openInContainer(pid, fullId, path);
+  } catch (err) {
+    if (err instanceof BerthError) throw err;
+    return undefined;
+  }
+}
 
 export async function getArchive(daemon: Daemon, id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {
   try {

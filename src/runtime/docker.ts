@@ -10,7 +10,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
 import type { PathStat } from '../model/records.js';
-import { getArchive, putArchive, statPath } from './container-files.js';
+import { getArchive, openFile, putArchive, statPath } from './container-files.js';
+import type { OpenedFile } from './container-root.js';
 import { createError, createOptions, infoFromInspect, infoFromList, isStorageOptRefusal, labelFilters } from './containers.js';
 import { connect, daemonMessage, fail, isAbort, statusCode, unreachable, type Daemon, type DockerRuntimeOptions } from './daemon.js';
 import { diskUsage } from './disk-usage.js';
@@ -300,6 +301,10 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     const mode = info.HostConfig?.NetworkMode ?? '';
     if (mode.startsWith('container:')) return this.networkOf(mode.slice('container:'.length));
     return Object.values(info.NetworkSettings?.Networks ?? {}).find((n) => n.IPAddress);
+  }
+
+  openFile(id: string, path: string): Promise<OpenedFile | undefined> {
+    return openFile(this.daemon, id, path);
   }
 
   getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream> {

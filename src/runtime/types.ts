@@ -2,6 +2,7 @@
 import type { ExecStream } from '../model/exec-stream.js';
 import type { PathStat } from '../model/records.js';
 import type { ContainerStats } from './stats.js';
+import type { OpenedFile } from './container-root.js';
 import type { ContextFile } from './tar.js';
 
 export type { ContainerStats } from './stats.js';
@@ -181,6 +182,12 @@ export interface InteractiveRuntime {
   containerAddress(id: string): Promise<string | undefined>;
   /** The host's address on the container's network (the network's gateway), which the container can reach. */
   containerGateway(id: string): Promise<string | undefined>;
+  /**
+   * A regular file of a running container, read on the node through the container's root with its
+   * links resolved inside it, Docker not in the data path; undefined where that cannot be done (the
+   * caller uses `getArchive` then). NOT_FOUND, or VALIDATION when it is not a regular file.
+   */
+  openFile?(id: string, path: string): Promise<OpenedFile | undefined>;
   /** A tar stream of `path` (a file or a directory), as Docker's archive API gives it. */
   getArchive(id: string, path: string, signal?: AbortSignal): Promise<NodeJS.ReadableStream>;
   /** Unpacks a tar stream into the directory `dir`, which must exist. */

@@ -468,16 +468,18 @@ export class SftpSession {
   }
 
   /**
-   * A download, out of a tar from Docker's archive API. Streamed from the path's script with `cat`
-   * instead, it skipped the archive's start-up (a helper process, 100-250 ms) but was slower: Docker's
-   * exec stream passes each byte through one process more (containerd's shim), 0.8-0.9 s of Docker's
-   * CPU per 200 MB against 0.45-0.5 s for the archive (scp downloads of 200 MB, alternating on one
-   * server: 2.0-2.6 s against 1.7-2.1 s).
+   * A download, from the node's `readFile`: read on the node through the container's root where the
+   * agent can (a running container), else out of a tar from Docker's archive API. Streamed from the
+   * path's script with `cat` instead, it skipped the archive's start-up (a helper process, 100-250
+   * ms) but was slower than even the archive: Docker's exec stream passes each byte through one
+   * process more (containerd's shim), 0.8-0.9 s of Docker's CPU per 200 MB against 0.45-0.5 s for
+   * the archive (scp downloads of 200 MB, alternating on one server: 2.0-2.6 s against 1.7-2.1 s).
    */
   private async openRead(path: string): Promise<ReadHandle> {
     const look = this.waiting?.script.path === path ? this.waiting.script.lstat : undefined;
     this.dropScript();
-    // The archive API hands a symbolic link over as the link; sshd, and so the client, read what it points to.
+    // The archive API hands a symbolic link over as the link (the read on the node follows it, inside
+    // the container); sshd, and so the client, read what it points to.
     const regular = look && 'attrs' in look && (look.attrs.mode & 0o170000) === 0o100000;
     const source = regular ? path : await this.followLinks(path);
     const abort = new AbortController();

@@ -65,15 +65,18 @@ export async function appendChange(trx: Kysely<Database>, kind: Change['kind'], 
   return { revision, kind, id, nodeId, at };
 }
 
+/** The store revision: the newest committed change's (pruning keeps that row), 0 before the first write. */
+export async function latestRevision(db: Kysely<Database>): Promise<number> {
+  const row = await db
+    .selectFrom('changes')
+    .select((eb) => eb.fn.max('revision').as('revision'))
+    .executeTakeFirst();
+  return row?.revision ?? 0;
+}
+
 /** The feed over `db` (the database or the open transaction); `listeners` are the store's, shared by its transactions. */
 export function changeFeed(db: Kysely<Database>, listeners: ChangeListeners): ChangeFeed {
-  const revision = async (): Promise<number> => {
-    const row = await db
-      .selectFrom('changes')
-      .select((eb) => eb.fn.max('revision').as('revision'))
-      .executeTakeFirst();
-    return row?.revision ?? 0;
-  };
+  const revision = (): Promise<number> => latestRevision(db);
   return {
     revision,
 

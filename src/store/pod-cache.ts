@@ -34,7 +34,38 @@ export class PodDetailCache {
   forget(id: PodId): void {
     this.entries.delete(id);
   }
+
+  /** Whole list answers by filter, each for the store revision it was read at. */
+  private readonly lists = new Map<string, { revision: number; details: readonly PodDetail[] }>();
+
+  /**
+   * The list that `filter` gave at store revision `revision`, if one was kept. Exact because any
+   * write that could change a list (a pod row, its current version, its instances) records a change
+   * and so moves the store revision: a list kept at the revision that is still current is the list.
+   */
+  list(filter: string, revision: number): PodDetail[] | undefined {
+    const hit = this.lists.get(filter);
+    // A copy: callers may treat the array as theirs; the details in it are frozen and shared.
+    return hit?.revision === revision ? hit.details.slice() : undefined;
+  }
+
+  /**
+   * Keeps `details` as what `filter` gives at `revision`. The caller read `revision` before it read
+   * the pods, so the pods are of that revision or newer; a newer one moved the store revision past
+   * `revision`, and a list kept for a revision that is no longer current is never served.
+   */
+  putList(filter: string, revision: number, details: readonly PodDetail[]): void {
+    this.lists.delete(filter);
+    this.lists.set(filter, { revision, details: details.slice() });
+    if (this.lists.size > MAX_LISTS) {
+      const oldest = this.lists.keys().next();
+      if (!oldest.done) this.lists.delete(oldest.value);
+    }
+  }
 }
+
+/** Distinct filters kept (per owner, status, page...); a list of 10,000 pods is an array of references. */
+const MAX_LISTS = 32;
 
 function deepFreeze(value: unknown): void {
   if (typeof value !== 'object' || value === null || Object.isFrozen(value)) return;

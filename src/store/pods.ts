@@ -1,5 +1,6 @@
 import type { Expression, ExpressionBuilder, Kysely, SqlBool } from 'kysely';
 import { invalid, notFound, type Instance, type Pod, type PodId, type PodSpec, type PodVersion } from '../model/index.js';
+import { latestRevision } from './changes.js';
 import { now, unique, type StoreContext } from './context.js';
 import {
   instanceFromRow,
@@ -163,13 +164,24 @@ export async function bumpPod(db: Kysely<Database>, id: PodId, revision: number)
 }
 
 /**
- * The API's hot path. One query finds the pods that match, in order, with their revisions; the
- * details come from the cache where the revision still matches, and the rest from one query for
- * the pods joined with their current versions plus one for their instances (per chunk of ids).
+ * The API's hot path. While the store revision is the one a list with the same filter was read at,
+ * that list is the answer (one indexed query: the ids and revisions of 10,000 pods and the loops
+ * over them were about half the server's time per list). Otherwise one query finds the pods that
+ * match, in order, with their revisions; the details come from the cache where the revision still
+ * matches, and the rest from one query for the pods joined with their current versions plus one
+ * for their instances (per chunk of ids).
  */
 async function listPods(ctx: StoreContext, filter: PodFilter): Promise<PodDetail[]> {
   if (filter.ids?.length === 0 || filter.limit === 0) return [];
   const { db, cache } = ctx;
+  // Lists by id are the callers' own lookups, not worth a key of their ids.
+  const key = cache && filter.ids === undefined ? listKey(filter) : undefined;
+  // Read before the pods (see PodDetailCache.putList): what they read is of this revision or newer.
+  const revision = key === undefined ? 0 : await latestRevision(db);
+  if (key !== undefined) {
+    const kept = cache?.list(key, revision);
+    if (kept) return kept;
+  }
   const cursor = filter.after === undefined ? undefined : await cursorOf(db, filter.after);
   let q = db
     .selectFrom('pods as p')
@@ -196,7 +208,15 @@ async function listPods(ctx: StoreContext, filter: PodFilter): Promise<PodDetail
     const detail = found.get(id);
     if (detail) details.push(detail);
   }
+  if (key !== undefined) cache?.putList(key, revision, details);
   return details;
+}
+
+/** Every field the filter gives, by name in sorted order, so that a field added to PodFilter is part of the key too. */
+function listKey(f: PodFilter): string {
+  const fields = Object.entries(f).filter(([, v]) => v !== undefined);
+  fields.sort(([a], [b]) => (a < b ? -1 : 1));
+  return JSON.stringify(fields);
 }
 
 /** The pods (at most IN_LIST_CHUNK ids) with their current specs and instances, in no set order. */
