@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
+import { checkExec } from '../model/limits.js';
 import { fail, type Daemon } from './daemon.js';
 import { FrameDemuxer } from './streams.js';
 import type { ExecResult, ExecStream, ExecStreamOptions } from './types.js';
@@ -17,6 +18,8 @@ import type { ExecResult, ExecStream, ExecStreamOptions } from './types.js';
  * process, so on timeout this stops waiting, closes the stream and throws; the process may linger.
  */
 export async function exec(daemon: Daemon, id: string, argv: string[], opts: { timeoutMs?: number; env?: string[] } = {}): Promise<ExecResult> {
+  // Every caller checks first; this is the last line before an argv that would wedge the container.
+  checkExec(argv, opts.env);
   let socket: Socket | undefined;
   let timedOut = false;
   const run = async (): Promise<ExecResult> => {
@@ -47,7 +50,7 @@ export async function exec(daemon: Daemon, id: string, argv: string[], opts: { t
     };
   };
   const running = run();
-  if (!opts.timeoutMs) {
+  if (!opts.timeoutMs || !Number.isFinite(opts.timeoutMs)) {
     try {
       return await running;
     } catch (err) {
@@ -79,6 +82,7 @@ export async function exec(daemon: Daemon, id: string, argv: string[], opts: { t
  * resizable; without, Docker multiplexes stdout and stderr in frames, split here.
  */
 export async function openExec(daemon: Daemon, id: string, opts: ExecStreamOptions): Promise<ExecStream> {
+  checkExec(opts.argv, opts.env);
   let exec: Docker.Exec;
   let socket: Socket;
   try {
