@@ -62,6 +62,8 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** Spec versions kept per pod besides version 1 (older ones are deleted). @default 100 */
+  specVersionsKept?: number;
 }
 
 export interface RunningServer {
@@ -117,7 +119,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage);
