@@ -119,6 +119,13 @@ for (const store of storesToTest()) {
       is4xx(check.status, 'a health check with a 256 KiB argument');
     });
 
+    it('keeps at most 4 MiB of an exec\'s output in its answer', async () => {
+      const res = await t.api<{ exitCode: number; stdout: string; truncated?: boolean }>('POST', `/api/v1/pods/${podId}/exec`, { command: ['sh', '-c', 'head -c 20000000 /dev/zero'], timeoutSeconds: 60 });
+      assert.equal(res.status, 200);
+      assert.equal(res.body.stdout.length, LIMITS.execOutputBytes);
+      assert.equal(res.body.truncated, true);
+    });
+
     it('keeps a bounded spec history and pages /versions', async () => {
       const updates = 130;
       for (let i = 1; i <= updates; i++) assert.equal((await t.api('PATCH', `/api/v1/pods/${podId}`, { name: `n${i}` })).status, 200);

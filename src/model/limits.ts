@@ -31,6 +31,8 @@ export const LIMITS = {
   execTotalBytes: 48 * 1024,
   /** Arguments or env entries of one exec. */
   execItems: 4096,
+  /** Bytes of stdout (and of stderr) an exec that answers with its output keeps; the rest is dropped. */
+  execOutputBytes: 4 * 2 ** 20,
 } as const;
 
 const IDENTIFIER_KEY = /^(id|name|owner|.*Id)$/;

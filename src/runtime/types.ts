@@ -109,6 +109,8 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Set when a stream had more than `LIMITS.execOutputBytes`: the rest was read and dropped. */
+  truncated?: true;
 }
 
 export interface CreateResult {
