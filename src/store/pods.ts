@@ -260,7 +260,8 @@ function podFilter(ctx: StoreContext, eb: PodScope, f: PodFilter, cursor: Cursor
   if (f.owner !== undefined) where.push(eb('p.owner', '=', f.owner));
   if (f.ids !== undefined) where.push(eb('p.id', 'in', f.ids));
   if (f.status !== undefined && f.status.length > 0) where.push(eb('p.status', 'in', f.status));
-  if (!f.includeTerminated && !f.status?.includes('TERMINATED')) where.push(eb('p.status', '!=', 'TERMINATED'));
+  // A pod being terminated leaves the lists at once (as RunPod's does), though it says TERMINATED only once its node removed it.
+  if (!f.includeTerminated && !f.status?.includes('TERMINATED')) where.push(eb('p.desired_status', '!=', 'TERMINATED'));
   if (f.name !== undefined) where.push(eb('p.name', '=', f.name));
   if (f.nodeId !== undefined) where.push(eb('p.node_id', '=', f.nodeId));
   // Filters on the pod's current version (builders are immutable: each filter adds to a copy).
