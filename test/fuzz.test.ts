@@ -3,13 +3,15 @@
 // a 5xx, nothing a refused request sent is stored, and /healthz answers throughout (issue 15).
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { BAD_IDS, BAD_QUERY, bodyText, mutate, pick, rng, sample, type Rand, type Schema } from './support/fuzz.js';
+import { BAD_IDS, BAD_QUERY, bodyText, CORE_BAD, CORE_BAD_QUERY, fullSample, mutate, pathsOf, pick, rng, sample, setAt, type Rand, type Schema } from './support/fuzz.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { waitFor, type TestServer } from './support/server.js';
 import { storesToTest, type StoreServer } from './support/stores.js';
 
 const SEED = Number(process.env.BERTH_FUZZ_SEED ?? 15);
-const REQUESTS = Number(process.env.BERTH_FUZZ_REQUESTS ?? 2500);
+/** Random requests, after the targeted ones (one bad value in one place of each operation, at most `TARGETED` in all). */
+const REQUESTS = Number(process.env.BERTH_FUZZ_REQUESTS ?? 1500);
+const TARGETED = Number(process.env.BERTH_FUZZ_TARGETED ?? 2500);
 const CONCURRENCY = 8;
 
 interface Op {
@@ -87,6 +89,30 @@ function requestOf(r: Rand, op: Op, podId: string): { method: string; url: strin
   return { method: op.method, url, body };
 }
 
+/**
+ * One bad value at a time, everything else plausible, against the running pod: the bad value, not
+ * another field, is what reaches the handler. Each query parameter gets each bad query value; body
+ * places (to depth 4) get a bad value each, drawn at random, up to `TARGETED` requests in all.
+ * Operations that read or run in the pod come first, those that change or end it last.
+ */
+function targetedOf(r: Rand, ops: Op[], podId: string): { method: string; url: string; body?: string }[] {
+  const rank = (op: Op) => (/\/(exec|logs)$/.test(op.path) ? 0 : op.method === 'DELETE' || /(terminate|stop|reset|restart)$/.test(op.path) ? 2 : 1);
+  const out: { method: string; url: string; body?: string }[] = [];
+  const bodies: { method: string; url: string; body?: string }[] = [];
+  for (const op of [...ops].sort((a, b) => rank(a) - rank(b))) {
+    const path = op.path.replace(/\{[^}]+\}/g, podId);
+    for (const name of Object.keys(op.query?.properties ?? {})) for (const v of CORE_BAD_QUERY) out.push({ method: op.method, url: `${path}?${name}=${v}` });
+    if (!['POST', 'PUT', 'PATCH'].includes(op.method)) continue;
+    const base = fullSample(r, op.body ?? { type: 'object' });
+    for (const at of pathsOf(base)) bodies.push({ method: op.method, url: path, body: bodyText(setAt(base, at, pick(r, CORE_BAD))) });
+  }
+  // Spread over the operations when there are more places than room, keeping their order.
+  const keep = Math.max(0, TARGETED - out.length);
+  const step = bodies.length / Math.max(1, keep);
+  for (let i = 0; i < Math.min(keep, bodies.length); i++) out.push(bodies[Math.floor(i * step)]!);
+  return out.sort((a, b) => rank({ method: a.method, path: a.url.split('?')[0]! }) - rank({ method: b.method, path: b.url.split('?')[0]! }));
+}
+
 async function send(t: TestServer, req: { method: string; url: string; body?: string }): Promise<Outcome> {
   const res = await fetch(t.url + req.url, {
     method: req.method,
@@ -135,13 +161,13 @@ function fuzzSuite(open: () => Promise<StoreServer>): void {
     await cleanup?.();
   });
 
-  it(`answers ${REQUESTS} malformed requests without a 5xx, stores nothing refused, and stays healthy`, async (ctx) => {
+  it(`answers ${TARGETED} targeted and ${REQUESTS} random malformed requests without a 5xx, stores nothing refused, and stays healthy`, async (ctx) => {
     const doc = (await t.api<Parameters<typeof opsOf>[0]>('GET', '/api/v1/openapi.json')).body;
     const ops = [...opsOf(doc), ...HIDDEN];
     assert.ok(ops.length > 40, `the document lists ${ops.length} operations`);
     const before = await listed(t);
     const r = rng(SEED);
-    const requests = Array.from({ length: REQUESTS }, () => requestOf(r, pick(r, ops), podId));
+    const requests = [...targetedOf(r, ops, podId), ...Array.from({ length: REQUESTS }, () => requestOf(r, pick(r, ops), podId))];
     const failures: Outcome[] = [];
     const created = new Set<string>();
     const statuses = new Map<number, number>();
@@ -174,7 +200,7 @@ function fuzzSuite(open: () => Promise<StoreServer>): void {
     // Most requests are refused, as they should be; a run where none are says the generator broke.
     const refused = [...statuses].filter(([s]) => s >= 400 && s < 500).reduce((n, [, c]) => n + c, 0);
     ctx.diagnostic(`seed ${SEED}, ${ops.length} operations, statuses ${JSON.stringify(Object.fromEntries([...statuses].sort((a, b) => a[0] - b[0])))}, ${created.size} ids created`);
-    assert.ok(refused > REQUESTS / 2, `only ${refused} of ${REQUESTS} refused: ${JSON.stringify([...statuses])}`);
+    assert.ok(refused > requests.length / 2, `only ${refused} of ${requests.length} refused: ${JSON.stringify([...statuses])}`);
   });
 }
 

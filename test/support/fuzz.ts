@@ -143,3 +143,37 @@ export function bodyText(value: unknown): string {
   for (const [k, raw] of Object.entries(RAW)) if (text.includes(k)) text = text.replaceAll(`"${k}"`, raw());
   return text;
 }
+
+/** The bad values a targeted request puts in one place at a time. */
+export const CORE_BAD: readonly unknown[] = ['__RAW_1E309__', '__RAW_BIG_INT__', 1e308, -1, 1.5, 'Infinity', 'a\u0000b', BIG, '__RAW_DEEP__', {}, [], null, true, '{}'];
+/** The bad query values a targeted request sends for one parameter at a time. */
+export const CORE_BAD_QUERY: readonly string[] = ['1e309', '99999999999999999999', 'Infinity', 'NaN', '-1', '1.5', 'a%00b', 'x'.repeat(4000)];
+
+/** A value of the schema with every optional field there: the places a targeted request breaks. */
+export function fullSample(r: Rand, s: Schema | undefined, depth = 0): unknown {
+  if (!s || depth > 4) return sample(r, s, depth);
+  const alt = s.anyOf ?? s.oneOf;
+  if (alt?.length) return fullSample(r, alt.find((a) => a.type === 'object' || a.type === 'array') ?? alt[0], depth + 1);
+  if (s.type === 'object' && s.properties) return Object.fromEntries(Object.entries(s.properties).map(([k, v]) => [k, fullSample(r, v, depth + 1)]));
+  if (s.type === 'array' && s.items) return [fullSample(r, s.items, depth + 1)];
+  return sample(r, s, depth);
+}
+
+/** Every path into a value (object keys and array indexes), to a depth. */
+export function pathsOf(value: unknown, depth = 4, at: (string | number)[] = []): (string | number)[][] {
+  if (depth === 0 || typeof value !== 'object' || value === null) return [];
+  const out: (string | number)[][] = [];
+  for (const [k, v] of Array.isArray(value) ? value.map((x, i) => [i, x] as const) : Object.entries(value)) {
+    out.push([...at, k], ...pathsOf(v, depth - 1, [...at, k]));
+  }
+  return out;
+}
+
+/** A copy of the value with `bad` at `path`. */
+export function setAt(value: unknown, path: readonly (string | number)[], bad: unknown): unknown {
+  if (path.length === 0) return bad;
+  const [k, ...rest] = path;
+  if (Array.isArray(value)) return value.map((x, i) => (i === k ? setAt(x, rest, bad) : x));
+  const o = value as Record<string, unknown>;
+  return { ...o, [k!]: setAt(o[k!], rest, bad) };
+}
