@@ -83,6 +83,7 @@ describe('RunPod official clients against Berth', () => {
 
       const gone = await mcp.call('delete-pod', { id });
       assert.equal(gone.isError, false, JSON.stringify(gone.payload));
+      await nativeStatus(t, id, 'TERMINATED');
       assert.equal((await mcp.call<V2Pod>('get-pod', { id })).payload.status, 'TERMINATED');
       await waitFor('containers removed', async () => ((await containersOf(id)).length === 0 ? true : undefined));
     } finally {

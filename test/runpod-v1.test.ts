@@ -252,6 +252,7 @@ describe('RunPod REST v1', () => {
     assert.equal((await v2('DELETE', `/pods/${a}`)).status, 204);
     assert.equal((await v1('DELETE', `/pods/${b}`)).status, 204);
     for (const id of [a, b]) {
+      await nativeStatus(t, id, 'TERMINATED');
       assert.equal((await t.api<NativePod>('GET', `/api/v1/pods/${id}`)).body.status, 'TERMINATED');
       assert.equal((await v1<V1Pod>('GET', `/pods/${id}`)).body.desiredStatus, 'TERMINATED');
       assert.equal((await v2<V2Pod>('GET', `/pods/${id}`)).body.status, 'TERMINATED');

@@ -191,6 +191,7 @@ describe('RunPod REST v2', () => {
     // Terminate: 204, the pod shows TERMINATED, a second DELETE is still 204.
     const del = await fetch(`${t.url}/runpod/v2/pods/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' } });
     assert.equal(del.status, 204, 'DELETE with a JSON content type and no body');
+    await nativeStatus(t, id, 'TERMINATED');
     assert.equal((await v2<Pod>('GET', `/pods/${id}`)).body.status, 'TERMINATED');
     assert.equal((await v2('DELETE', `/pods/${id}`)).status, 204);
     await waitFor('containers removed', async () => ((await containersOf(id)).length === 0 ? true : undefined));

@@ -106,6 +106,17 @@ describe('SSH gateway', { concurrency: true }, () => {
     assert.equal(ok.stdout.trim(), podId);
   });
 
+  it('refuses a command over the exec limit before it reaches Docker, and the pod goes on (issue 15)', async () => {
+    // 100 KiB: over Berth's 48 KiB and Docker's ~64 KiB wedge, under Linux's 128 KiB for ssh's own argv.
+    // ssh2 drops a packet that large before the gateway sees it; the gateway's own check (checkExec)
+    // covers what arrives in pieces, as the client's env does.
+    const r = await ssh([`${podId}@127.0.0.1`, `echo ${'x'.repeat(100 * 1024)}`]);
+    assert.notEqual(r.code, 0);
+    assert.match(r.stderr, /at most \d+|closed by remote host/);
+    const after = await ssh([`${podId}@127.0.0.1`, 'echo still-here']);
+    assert.equal(after.stdout.trim(), 'still-here');
+  });
+
   it('opens a shell with a PTY', async () => {
     const r = await ssh(['-tt', `${podId}@127.0.0.1`], 'tty; echo "term=$TERM"; exit 7\n');
     assert.equal(r.code, 7, r.stderr);

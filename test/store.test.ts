@@ -189,6 +189,19 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.deepEqual(await ids(['TERMINATED']), [gone.pod.id]);
       assert.equal(await store.countPods({ owner }), 1);
       assert.equal(await store.countPods({ owner, includeTerminated: true }), 2);
+      // Being terminated (its node not done yet): out of the lists already.
+      const going = await createPod(store, owner, { status: 'RUNNING', desiredStatus: 'TERMINATED' });
+      assert.deepEqual(await ids(), [live.pod.id]);
+      assert.deepEqual(await ids(undefined, true), [live.pod.id, gone.pod.id, going.pod.id]);
+    });
+
+    it('keeps version 1 and the newest versions, and pages them', async () => {
+      const { pod, spec } = await createPod(store, newOwner());
+      for (let i = 2; i <= 12; i++) assert.equal(await store.addPodVersion(pod.id, { ...spec, name: `v${i}` }, 5), i);
+      const all = await store.listPodVersions(pod.id);
+      assert.deepEqual(all.map((v) => v.version), [1, 8, 9, 10, 11, 12]);
+      assert.deepEqual((await store.listPodVersions(pod.id, { after: 8, limit: 2 })).map((v) => v.version), [9, 10]);
+      assert.equal((await store.getPod(pod.id))?.pod.specVersion, 12);
     });
 
     it('updates only the fields a patch gives', async () => {

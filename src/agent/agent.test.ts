@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
 import { ensureTestImage, TEST_IMAGE } from '../../test/support/images.js';
 import type { AgentChannel, Assignment, InstanceReport, WatchResult } from '../control/agent-protocol.js';
-import { type InstanceObservation, type NodeId, type PodInput } from '../model/index.js';
+import { BerthError, type InstanceObservation, type NodeId, type PodInput } from '../model/index.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { Agent } from './agent.js';
 import { testAssignment } from '../../test/support/assignment.js';
@@ -214,5 +214,62 @@ describe('agent on the real Docker daemon', () => {
     });
     assert.match(obs.message ?? '', /secret db/);
     assert.deepEqual(await runtime.listContainers({ 'berth.instance': a.instanceId }), []);
+  });
+});
+
+describe('agent when Docker fails to remove a container', () => {
+  let agent: Agent;
+  let runtime: DockerRuntime;
+  let dataDir: string;
+  const channel = new FakeChannel();
+  // Removes of the pod's containers fail (as a hung call does once its deadline passes) until cleared.
+  let failing = true;
+  const killed: string[] = [];
+
+  before(async () => {
+    await ensureTestImage();
+    runtime = await DockerRuntime.create();
+    dataDir = await mkdtemp(join(tmpdir(), 'berth-agent-test-'));
+    const faulty = Object.assign(Object.create(runtime) as DockerRuntime, {
+      removeContainer: async (id: string) => {
+        if (failing) throw new BerthError('RUNTIME', `remove container ${id}: Docker did not answer in 60 s`);
+        return runtime.removeContainer(id);
+      },
+      killContainer: async (id: string) => {
+        killed.push(id);
+      },
+    });
+    agent = await Agent.create({ channel, runtime: faulty, logger: pino({ level: 'silent' }), dataDir, stopTimeoutSeconds: 1 });
+  });
+  after(async () => {
+    failing = false;
+    channel.set([]);
+    const end = Date.now() + 20_000;
+    while (Date.now() < end && (await runtime.listContainers({ 'berth.node': channel.nodeId })).length > 0) await new Promise((r) => setTimeout(r, 100));
+    await agent?.close();
+    for (const c of await runtime.listContainers({ 'berth.node': channel.nodeId })) await runtime.removeContainer(c.id);
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('kills, tries again, reports what it could not do, goes on with other pods, and reports removed only once removed', async () => {
+    const a = assignment(`stuck${Date.now().toString(36)}`, { image: TEST_IMAGE, command: ['sleep', '3600'] }, {});
+    channel.set([a]);
+    await until('running', () => (channel.observed.get(a.instanceId)?.state === 'running' ? true : undefined));
+    const b = assignment(`other${Date.now().toString(36)}`, { image: TEST_IMAGE, command: ['sleep', '3600'] }, {});
+    channel.set([{ ...a, goal: 'removed' }, b]);
+    const stuck = await until('the failure reported', () => {
+      const o = channel.observed.get(a.instanceId);
+      return o?.state === 'failed' ? o : undefined;
+    });
+    assert.match(stuck.message ?? '', /could not remove container main .* after killing it: .*did not answer/);
+    assert.equal(killed.length > 0, true, 'the container was killed before the second remove');
+    // The other pod is not held up by the one whose removal fails.
+    await until('the other pod running', () => (channel.observed.get(b.instanceId)?.state === 'running' ? true : undefined));
+    assert.notEqual(channel.observed.get(a.instanceId)?.state, 'removed');
+    failing = false;
+    await until('removed once Docker removes it', () => (channel.observed.get(a.instanceId)?.state === 'removed' ? true : undefined), 30_000);
+    assert.deepEqual(await runtime.listContainers({ 'berth.instance': a.instanceId }), []);
+    channel.set([{ ...b, goal: 'removed' }]);
+    await until('the other removed', () => (channel.observed.get(b.instanceId)?.state === 'removed' ? true : undefined));
   });
 });

@@ -137,7 +137,14 @@ export class InstanceRunner {
     this.ctx.log.debug({ instance: this.id, goal: a.goal, action: d.action, containers: containers.map((c) => c.state) }, 'reconcile');
     if (d.action === 'stop' || d.action === 'remove') {
       s.health.reset();
-      await this.removeContainers(containers, a);
+      try {
+        await this.removeContainers(containers, a);
+      } catch (e) {
+        // Said, not hidden: the pod is not stopped (nor terminated) while its containers are there.
+        const still = await runtime.listContainers({ [LABELS.instance]: this.id, [LABELS.node]: this.ctx.nodeId }).catch(() => containers);
+        await this.send(a, 'failed', still, null, `${(e as Error).message}; trying again`).catch(() => undefined);
+        throw e;
+      }
       s.backoff.reset();
       // Ephemeral volumes live as long as the instance's containers; persistent ones until the instance is removed.
       await this.removeInstanceVolumes(d.action === 'remove' ? ['ephemeral', 'persistent'] : ['ephemeral']);
@@ -251,14 +258,29 @@ export class InstanceRunner {
     return infos.filter((c): c is ContainerInfo => c !== undefined);
   }
 
-  /** Force-removes, all at once; containers whose spec gives a kill grace period get SIGTERM and that long first. */
+  /**
+   * Force-removes, all at once; containers whose spec gives a kill grace period get SIGTERM and that
+   * long first. A remove that fails or hangs (the runtime bounds each call) is escalated: SIGKILL,
+   * then remove again; what still fails is thrown, naming the container.
+   */
   private async removeContainers(list: ContainerInfo[], a?: Assignment): Promise<void> {
     const { runtime } = this.ctx;
     const results = await Promise.allSettled(
       list.map(async (c) => {
         const grace = a ? specOf(a.spec, c)?.killGracePeriodSeconds : null;
         if (grace !== null && grace !== undefined && c.state === 'running') await runtime.stopContainer(c.id, grace).catch(() => undefined);
-        await runtime.removeContainer(c.id);
+        try {
+          await runtime.removeContainer(c.id);
+        } catch (first) {
+          this.ctx.log.warn({ err: first, instance: this.id, container: c.id }, 'remove failed; killing the container and removing it again');
+          await runtime.killContainer?.(c.id).catch(() => undefined);
+          try {
+            await runtime.removeContainer(c.id);
+          } catch (second) {
+            const name = c.labels[LABELS.container] ?? c.name;
+            throw new BerthError('RUNTIME', `could not remove container ${name} (${c.id.slice(0, 12)}) after killing it: ${(second as Error).message}`, { cause: second });
+          }
+        }
       }),
     );
     throwFirst(results);

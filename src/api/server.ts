@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { SecretService } from '../control/secrets.js';
-import { BerthError } from '../model/index.js';
+import { BerthError, LIMITS, inputProblem, invalid, parseJsonBounded } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
@@ -63,12 +63,23 @@ export function bearer(req: FastifyRequest): string | undefined {
   return undefined;
 }
 
+/**
+ * The edge check (`inputProblem`) over a request's parts. A path parameter that cannot be stored
+ * names nothing that exists: not found, without asking the store.
+ */
+export function checkEdge(req: FastifyRequest): void {
+  const params = inputProblem(req.params);
+  if (params) throw new BerthError('NOT_FOUND', `no such object: a path parameter ${params.message}`);
+  const problem = inputProblem(req.query, 'query:') ?? inputProblem(req.body);
+  if (problem) throw invalid([problem]);
+}
+
 export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   const app = Fastify({
     loggerInstance: deps.logger as FastifyBaseLogger,
     logController: new LogController({ disableRequestLogging: true }),
     ajv: { customOptions: { allErrors: true, coerceTypes: 'array', removeAdditional: false, useDefaults: true } },
-    bodyLimit: 8 * 2 ** 20,
+    bodyLimit: LIMITS.bodyBytes,
     ...(deps.https ? { https: deps.https } : {}),
   });
 
@@ -77,8 +88,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, {});
     try {
-      done(null, JSON.parse(text));
+      done(null, parseJsonBounded(text));
     } catch (e) {
+      if (e instanceof BerthError) return done(e, undefined);
       done(new BerthError('VALIDATION', `the body is not valid JSON: ${jsonErrorWithoutText((e as Error).message)}`, { problems: [{ path: '/', message: 'is not valid JSON' }] }), undefined);
     }
   });
@@ -105,8 +117,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   });
 
   // A POST with no body at all (curl -X POST, runpodctl's actions) is an empty object, as with an empty JSON body.
+  // Then what no store or runtime can take is refused before the schema or a handler reads it.
   app.addHook('preValidation', async (req) => {
     if (req.body === undefined && (req.method === 'POST' || req.method === 'PATCH' || req.method === 'PUT')) req.body = {};
+    checkEdge(req);
+  });
+  // The schema coerces strings ("1e309" → Infinity, "Infinity" → Infinity): checked again after.
+  app.addHook('preHandler', async (req) => {
+    const problem = inputProblem(req.query, 'query:') ?? inputProblem(req.body);
+    if (problem) throw invalid([problem]);
   });
 
   app.setErrorHandler((err, req, reply) => {

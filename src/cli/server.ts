@@ -74,6 +74,8 @@ export interface ServerOptions {
   consoleDir?: string;
   /** A detached web terminal (`?session=new`) waits this long for a re-attach before its shell is hung up. @default 300 */
   terminalGraceSeconds?: number;
+  /** Spec versions kept per pod besides version 1 (older ones are deleted). @default 100 */
+  specVersionsKept?: number;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -134,7 +136,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}) });
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage);

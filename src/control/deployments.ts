@@ -123,11 +123,12 @@ export class DeploymentController implements DeploymentService {
 
   /** The pods at a Marathon path, by the store's index of paths: Marathon's own, or the pod `/<podId>` made through another API. */
   private async atPath(caller: Caller, path: string, includeTerminated: boolean): Promise<PodDetail[]> {
-    const found = await this.pods.list(caller, { marathonPath: path, ...(includeTerminated ? { includeTerminated } : {}) });
+    // A pod being terminated (its containers not yet removed) is no longer at its path.
+    const found = (await this.pods.list(caller, { marathonPath: path, ...(includeTerminated ? { includeTerminated } : {}) })).filter((d) => includeTerminated || d.pod.desiredStatus !== 'TERMINATED');
     const own = /^\/([0-9a-z]{14})$/.exec(path)?.[1];
     if (own && !found.some((d) => d.pod.id === own)) {
       const d = await this.pods.get(caller, own).catch(() => undefined);
-      if (d && marathonPathOf(d) === path && (includeTerminated || d.pod.status !== 'TERMINATED')) found.push(d);
+      if (d && marathonPathOf(d) === path && (includeTerminated || d.pod.desiredStatus !== 'TERMINATED')) found.push(d);
     }
     return found;
   }

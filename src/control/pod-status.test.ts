@@ -14,9 +14,15 @@ function inst(ordinal: number, obs: InstanceObservation | null, nodeId: NodeId |
 }
 
 describe('summarize', () => {
-  it('is TERMINATED with no message once terminated, whatever the instances say', () => {
-    assert.deepEqual(summarize('TERMINATED', [inst(0, observed('running'))], 'ignored'), { status: 'TERMINATED', message: null });
+  it('is TERMINATED with no message once no node holds an instance', () => {
     assert.deepEqual(summarize('TERMINATED', [], null), { status: 'TERMINATED', message: null });
+    assert.deepEqual(summarize('TERMINATED', [inst(0, null, null)], 'ignored'), { status: 'TERMINATED', message: null });
+  });
+
+  it('is not TERMINATED while a node still has the containers: it says it is terminating, and what failed', () => {
+    assert.deepEqual(summarize('TERMINATED', [inst(0, observed('running'))], 'ignored'), { status: 'RUNNING', message: 'terminating: waiting for the node to remove the containers' });
+    const stuck = observed('failed', { message: 'could not remove container main after killing it: Docker did not answer in 60 s; trying again' });
+    assert.deepEqual(summarize('TERMINATED', [inst(0, stuck)], null), { status: 'ERROR', message: `terminating: ${stuck.message}` });
   });
 
   it('reports an unplaced instance as PROVISIONING with the reason it waits', () => {

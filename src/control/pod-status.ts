@@ -4,7 +4,14 @@ const PRIORITY: PodStatus[] = ['ERROR', 'STARTING', 'PROVISIONING', 'EXITED', 'R
 
 /** The pod's status and message from what the user wants and what its instances report. */
 export function summarize(desired: DesiredStatus, instances: Instance[], unplacedReason: string | null): { status: PodStatus; message: string | null } {
-  if (desired === 'TERMINATED') return { status: 'TERMINATED', message: null };
+  if (desired === 'TERMINATED') {
+    // TERMINATED once the nodes have removed every container (an instance row goes with its node's
+    // report that it is removed), not before: until then the pod says what it still is, and why.
+    const left = instances.filter((i) => i.nodeId);
+    if (left.length === 0) return { status: 'TERMINATED', message: null };
+    const stopping = summarize('EXITED', left, null);
+    return { status: stopping.status, message: `terminating: ${stopping.message ?? 'waiting for the node to remove the containers'}` };
+  }
   if (instances.length === 0) return { status: desired === 'RUNNING' ? 'RUNNING' : 'EXITED', message: 'scaled to 0 instances' };
   const each = instances.map((i) => {
     if (!i.nodeId && desired === 'RUNNING') return { status: 'PROVISIONING' as PodStatus, message: unplacedReason ?? 'waiting to be placed' };

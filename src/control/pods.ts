@@ -3,6 +3,7 @@ import {
   DESIRED_AFTER,
   allowedActions,
   instanceIdOf,
+  isPodId,
   invalid,
   lifetimeToInput,
   mergeLifetime,
@@ -32,6 +33,8 @@ export interface PodServiceOptions {
   hostVolumeRoots?: string[];
   /** The operator's lifetime policies, under a template's and the request's, for pods created from now on. @default none */
   lifetimeDefault?: LifetimeInput;
+  /** Spec versions kept per pod (the newest; version 1 is kept too); older ones are deleted. @default 100 */
+  specVersionsKept?: number;
 }
 
 export interface ActionOptions {
@@ -100,7 +103,7 @@ export class PodService {
       // Marathon's definitions have no lifetime policies: a pod keeps the ones it has.
       const next = spec.lifetime || !current.spec.lifetime ? spec : { ...spec, lifetime: current.spec.lifetime };
       return this.store.transaction(async (tx) => {
-        const version = await tx.addPodVersion(current.pod.id, next);
+        const version = await tx.addPodVersion(current.pod.id, next, this.options.specVersionsKept);
         await tx.updatePod(current.pod.id, { name: spec.name });
         return version;
       });
@@ -249,14 +252,17 @@ export class PodService {
   }
 
   async get(caller: Caller, id: string): Promise<PodDetail> {
-    const detail = await this.store.getPod(id as PodId);
+    // An id that cannot exist names nothing: not found, without asking the store.
+    if (!isPodId(id)) throw notFound('pod', id.length > 64 ? `${id.slice(0, 64)}…` : id);
+    const detail = await this.store.getPod(id);
     if (!detail || !canSee(caller, detail.pod.owner)) throw notFound('pod', id);
     return detail;
   }
 
-  async versions(caller: Caller, id: string): Promise<PodVersion[]> {
-    await this.get(caller, id);
-    return this.store.listPodVersions(id as PodId);
+  /** One page of the pod's versions, oldest first, after version `after`. */
+  async versions(caller: Caller, id: string, page: { after?: number; limit?: number } = {}): Promise<PodVersion[]> {
+    const d = await this.get(caller, id);
+    return this.store.listPodVersions(d.pod.id, page);
   }
 
   /**
@@ -287,7 +293,7 @@ export class PodService {
       const onlyName = JSON.stringify(withoutLifetime({ ...spec, name: current.spec.name })) === JSON.stringify(withoutLifetime(current.spec));
       const next = onlyName ? spec : withoutMarathonDefinition(spec);
       await this.store.transaction(async (tx) => {
-        const version = await tx.addPodVersion(current.pod.id, next);
+        const version = await tx.addPodVersion(current.pod.id, next, this.options.specVersionsKept);
         await tx.updatePod(current.pod.id, { name: next.name });
         if (onlyName) return;
         await this.resize(tx, current, next, version);
@@ -388,7 +394,8 @@ export class PodService {
           // A stop starts the terminate-after-stopped clock; a start forgets what a policy did.
           lifetimeNote: desired === 'RUNNING' ? null : (policyNote ?? (desired === 'TERMINATED' ? null : detail.pod.lifetimeNote)),
           ...(desired === 'EXITED' && detail.pod.desiredStatus !== 'EXITED' ? { lastStoppedAt: at } : {}),
-          ...(desired === 'TERMINATED' ? { status: 'TERMINATED', statusMessage: policyNote ?? null, terminatedAt: at } : {}),
+          // The status follows the instances (refreshStatusLocked): TERMINATED once the node removed them.
+          ...(desired === 'TERMINATED' ? { terminatedAt: at } : {}),
         });
       });
       if (action === 'terminate') this.waitReasons.delete(podId);

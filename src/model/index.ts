@@ -12,3 +12,5 @@ export * from './image-ref.js';
 export * from './exec-stream.js';
 export * from './usage.js';
 export * from './lifetime.js';
+export * from './limits.js';
+export * from './timestamps.js';

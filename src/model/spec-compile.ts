@@ -5,6 +5,7 @@
 import { invalid, type Problem } from './errors.js';
 import type { NetworkVolumeId, RegistryAuthId, TemplateId } from './ids.js';
 import { compileLifetime } from './lifetime.js';
+import { execProblems } from './limits.js';
 import { parsePort } from './port-spec.js';
 import {
   CONSTRAINT_OPERATORS,
@@ -135,6 +136,8 @@ function compileHealthCheck(c: Checker, path: string, v: unknown, endpoints: End
   if ((kind === 'http' || kind === 'tcp') && !endpoints.some((e) => e.name === endpoint)) c.add(`${path}/endpoint`, "must name one of this container's endpoints");
   const argv = (v.argv as string[] | undefined) ?? [];
   if (kind === 'exec' && (!c.strings(`${path}/argv`, argv) || argv.length === 0)) c.add(`${path}/argv`, 'must give the command to run');
+  // The agent runs it with Docker exec: held to what the runtime takes.
+  else if (kind === 'exec') for (const p of execProblems(argv, [], `${path}/argv`)) c.add(p.path, p.message);
   const num = (k: keyof typeof d): number => {
     const x = v[k] ?? d[k];
     c.int(`${path}/${k}`, x, 0, 86_400);
@@ -181,11 +184,14 @@ function compileContainer(c: Checker, path: string, input: ContainerInput, fallb
   c.strings(`${path}/entrypoint`, entrypoint);
   c.strings(`${path}/command`, command);
   const endpoints = compileEndpoints(c, `${path}/endpoints`, input.endpoints);
-  const volumeMounts = (input.volumeMounts ?? []).map((m, i): VolumeMount => {
+  const givenMounts: unknown = input.volumeMounts ?? [];
+  if (!Array.isArray(givenMounts)) c.add(`${path}/volumeMounts`, 'must be a list');
+  const volumeMounts = (Array.isArray(givenMounts) ? (givenMounts as unknown[]) : []).map((x, i): VolumeMount => {
     const p = `${path}/volumeMounts(${i})`;
-    if (!isRecord(m) || typeof m.name !== 'string' || m.name === '') c.add(`${p}/name`, 'must name a volume of the pod');
-    if (!isRecord(m) || typeof m.mountPath !== 'string' || !m.mountPath.startsWith('/')) c.add(`${p}/mountPath`, 'must be an absolute path');
-    return { name: String(m?.name), mountPath: String(m?.mountPath), readOnly: m?.readOnly === true };
+    const m = isRecord(x) ? x : {};
+    if (typeof m.name !== 'string' || m.name === '') c.add(`${p}/name`, 'must name a volume of the pod');
+    if (typeof m.mountPath !== 'string' || !m.mountPath.startsWith('/')) c.add(`${p}/mountPath`, 'must be an absolute path');
+    return { name: String(m.name), mountPath: String(m.mountPath), readOnly: m.readOnly === true };
   });
   const kill = input.killGracePeriodSeconds ?? null;
   if (kill !== null) c.num(`${path}/killGracePeriodSeconds`, kill, 0, 3600);
@@ -288,7 +294,7 @@ export function compilePodSpec(input: PodInput): PodSpec {
       c.add('/containers', 'must list at least one container');
       containers = [];
     } else {
-      containers = input.containers.map((ci, i) => compileContainer(c, `/containers(${i})`, ci ?? {}, `c${i}`));
+      containers = input.containers.map((ci, i) => compileContainer(c, `/containers(${i})`, isRecord(ci) ? ci : {}, `c${i}`));
       const seen = new Set<string>();
       containers.forEach((ct, i) => {
         if (seen.has(ct.name)) c.add(`/containers(${i})/name`, `container name ${ct.name} is used twice`);

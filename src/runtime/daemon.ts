@@ -19,6 +19,38 @@ export interface DockerRuntimeOptions {
    * @default `DOCKER_HOST`
    */
   host?: string;
+  /**
+   * How long a container or volume call (create, start, stop past its grace period, kill, remove,
+   * inspect, list) may go unanswered before it is given up on with a retryable RUNTIME error.
+   * @default 60_000
+   */
+  callTimeoutMs?: number;
+}
+
+/** @see DockerRuntimeOptions.callTimeoutMs */
+export const CALL_TIMEOUT_MS = 60_000;
+
+/**
+ * `call`, or a retryable RUNTIME error once `ms` pass without an answer. Docker can hang a call for
+ * good (issue 15: `rm -f` of a container wedged by an exec); the caller must get on with its other
+ * work and try again later. The request itself is left to the daemon: Docker cannot cancel it.
+ */
+export async function withDeadline<T>(what: string, ms: number, call: () => Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const running = call();
+  // The losing side of the race must not surface as an unhandled rejection.
+  running.catch(() => undefined);
+  try {
+    return await Promise.race([
+      running,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new BerthError('RUNTIME', `${what}: Docker did not answer in ${Math.round(ms / 1000)} s`, { extra: { timedOut: true } })), ms);
+        timer.unref();
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A dockerode client and where its daemon is, for messages. */

@@ -13,7 +13,7 @@ import type { PathStat } from '../model/records.js';
 import { getArchive, openFile, putArchive, statPath } from './container-files.js';
 import type { OpenedFile } from './container-root.js';
 import { createError, createOptions, infoFromInspect, infoFromList, isStorageOptRefusal, labelFilters } from './containers.js';
-import { connect, daemonMessage, fail, isAbort, statusCode, unreachable, type Daemon, type DockerRuntimeOptions } from './daemon.js';
+import { CALL_TIMEOUT_MS, connect, daemonMessage, fail, isAbort, statusCode, unreachable, withDeadline, type Daemon, type DockerRuntimeOptions } from './daemon.js';
 import { diskUsage } from './disk-usage.js';
 import { watchLoop } from './events.js';
 import { exec, openExec } from './exec.js';
@@ -49,14 +49,22 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   /** Whether the storage driver accepts a writable-layer size cap; learned on the first create that asks for one. */
   private diskQuotaSupported: boolean | undefined;
 
-  private constructor(daemon: Daemon) {
+  private constructor(
+    daemon: Daemon,
+    private readonly callTimeoutMs: number,
+  ) {
     this.daemon = daemon;
     this.docker = daemon.docker;
   }
 
   /** Connects lazily: a daemon that is down is reported by `ping()` and by each call, not here. */
   static async create(opts: DockerRuntimeOptions = {}): Promise<DockerRuntime> {
-    return new DockerRuntime(connect(opts, process.env));
+    return new DockerRuntime(connect(opts, process.env), opts.callTimeoutMs ?? CALL_TIMEOUT_MS);
+  }
+
+  /** A container or volume call, given up on after the call timeout (plus `graceSeconds` for a stop). */
+  private bounded<T>(what: string, call: () => Promise<T>, graceSeconds = 0): Promise<T> {
+    return withDeadline(what, this.callTimeoutMs + graceSeconds * 1000, call);
   }
 
   /** Whether a container disk cap is enforced on this node; undefined until a create has asked for one. */
@@ -119,7 +127,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
     try {
       // Docker answers 201 with the existing volume when the name is taken; Podman answers 409.
-      await this.docker.createVolume({ Name: name, Labels: labels });
+      await this.bounded(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels }));
     } catch (err) {
       if (statusCode(err) === 409) return;
       throw fail(this.daemon, err, `volume ${name}`);
@@ -130,7 +138,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     const volume = this.docker.getVolume(name);
     for (let attempt = 0; ; attempt++) {
       try {
-        await volume.remove();
+        await this.bounded(`remove volume ${name}`, () => volume.remove());
         return;
       } catch (err) {
         const status = statusCode(err);
@@ -152,7 +160,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   async listVolumes(labelFilter: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]> {
     try {
-      const res = await this.docker.listVolumes({ filters: { label: labelFilters(labelFilter) } });
+      const res = await this.bounded('volume list', () => this.docker.listVolumes({ filters: { label: labelFilters(labelFilter) } }));
       return (res.Volumes ?? []).map((v) => ({ name: v.Name, labels: v.Labels ?? {} }));
     } catch (err) {
       throw fail(this.daemon, err, 'volume list');
@@ -162,7 +170,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   async createContainer(plan: ContainerPlan): Promise<CreateResult> {
     if (plan.diskBytes !== null && this.diskQuotaSupported !== false) {
       try {
-        const id = (await this.docker.createContainer(createOptions(plan, true))).id;
+        const id = (await this.bounded('create container', () => this.docker.createContainer(createOptions(plan, true)))).id;
         this.diskQuotaSupported = true;
         return { id, diskEnforced: true };
       } catch (err) {
@@ -173,7 +181,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
       }
     }
     try {
-      const id = (await this.docker.createContainer(createOptions(plan, false))).id;
+      const id = (await this.bounded('create container', () => this.docker.createContainer(createOptions(plan, false)))).id;
       return { id, diskEnforced: plan.diskBytes === null };
     } catch (err) {
       throw createError(this.daemon, err, plan);
@@ -182,7 +190,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   async startContainer(id: string): Promise<void> {
     try {
-      await this.docker.getContainer(id).start();
+      await this.bounded(`start container ${id}`, () => this.docker.getContainer(id).start());
     } catch (err) {
       if (statusCode(err) === 304) return;
       throw fail(this.daemon, err, `start container ${id}`, 'container', id);
@@ -191,7 +199,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   async restartContainer(id: string, timeoutSeconds: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).restart({ t: timeoutSeconds });
+      await this.bounded(`restart container ${id}`, () => this.docker.getContainer(id).restart({ t: timeoutSeconds }), timeoutSeconds);
     } catch (err) {
       throw fail(this.daemon, err, `restart container ${id}`, 'container', id);
     }
@@ -199,7 +207,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
 
   async stopContainer(id: string, timeoutSeconds: number): Promise<void> {
     try {
-      await this.docker.getContainer(id).stop({ t: timeoutSeconds });
+      await this.bounded(`stop container ${id}`, () => this.docker.getContainer(id).stop({ t: timeoutSeconds }), timeoutSeconds);
     } catch (err) {
       if (statusCode(err) === 304) return;
       throw fail(this.daemon, err, `stop container ${id}`, 'container', id);
@@ -209,7 +217,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   async removeContainer(id: string): Promise<void> {
     try {
       // v: anonymous volumes belong to the container's disk, which terminate wipes.
-      await this.docker.getContainer(id).remove({ force: true, v: true });
+      await this.bounded(`remove container ${id}`, () => this.docker.getContainer(id).remove({ force: true, v: true }));
     } catch (err) {
       const status = statusCode(err);
       if (status === 404) return;
@@ -224,10 +232,20 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     }
   }
 
+  async killContainer(id: string): Promise<void> {
+    try {
+      await this.bounded(`kill container ${id}`, () => this.docker.getContainer(id).kill({ signal: 'SIGKILL' }));
+    } catch (err) {
+      // Gone, or not running: nothing left to kill.
+      if (statusCode(err) === 404 || statusCode(err) === 409) return;
+      throw fail(this.daemon, err, `kill container ${id}`);
+    }
+  }
+
   async inspectContainer(id: string): Promise<ContainerInfo | undefined> {
     let info: Docker.ContainerInspectInfo;
     try {
-      info = await this.docker.getContainer(id).inspect();
+      info = await this.bounded(`inspect container ${id}`, () => this.docker.getContainer(id).inspect());
     } catch (err) {
       if (statusCode(err) === 404) return undefined;
       throw fail(this.daemon, err, `inspect container ${id}`);
@@ -244,7 +262,7 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
   async listContainers(labelFilter: Record<string, string>): Promise<ContainerInfo[]> {
     let list: Docker.ContainerInfo[];
     try {
-      list = await this.docker.listContainers({ all: true, filters: { label: labelFilters(labelFilter) } });
+      list = await this.bounded('container list', () => this.docker.listContainers({ all: true, filters: { label: labelFilters(labelFilter) } }));
     } catch (err) {
       throw fail(this.daemon, err, 'container list');
     }

@@ -8,6 +8,7 @@ import { PassThrough } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type Docker from 'dockerode';
 import { BerthError } from '../model/errors.js';
+import { checkExec, LIMITS } from '../model/limits.js';
 import { fail, type Daemon } from './daemon.js';
 import { FrameDemuxer } from './streams.js';
 import type { ExecResult, ExecStream, ExecStreamOptions } from './types.js';
@@ -17,6 +18,8 @@ import type { ExecResult, ExecStream, ExecStreamOptions } from './types.js';
  * process, so on timeout this stops waiting, closes the stream and throws; the process may linger.
  */
 export async function exec(daemon: Daemon, id: string, argv: string[], opts: { timeoutMs?: number; env?: string[] } = {}): Promise<ExecResult> {
+  // Every caller checks first; this is the last line before an argv that would wedge the container.
+  checkExec(argv, opts.env);
   let socket: Socket | undefined;
   let timedOut = false;
   const run = async (): Promise<ExecResult> => {
@@ -34,20 +37,31 @@ export async function exec(daemon: Daemon, id: string, argv: string[], opts: { t
       throw new Error('timed out');
     }
     socket = stream;
+    // Output is kept up to a bound per stream and the rest drained: `cat /dev/zero` must not grow the server without end.
     const out: Record<'stdout' | 'stderr', Buffer[]> = { stdout: [], stderr: [] };
+    const kept = { stdout: 0, stderr: 0 };
+    let truncated = false;
     const demux = new FrameDemuxer();
     for await (const chunk of stream as AsyncIterable<Buffer>) {
-      for (const f of demux.push(chunk)) out[f.stream].push(f.payload);
+      for (const f of demux.push(chunk)) {
+        const room = LIMITS.execOutputBytes - kept[f.stream];
+        if (f.payload.length > room) truncated = true;
+        if (room <= 0) continue;
+        const part = f.payload.length > room ? f.payload.subarray(0, room) : f.payload;
+        out[f.stream].push(part);
+        kept[f.stream] += part.length;
+      }
     }
     stream.destroy();
     return {
       exitCode: await exitCodeOf(exec),
       stdout: Buffer.concat(out.stdout).toString('utf8'),
       stderr: Buffer.concat(out.stderr).toString('utf8'),
+      ...(truncated ? { truncated: true as const } : {}),
     };
   };
   const running = run();
-  if (!opts.timeoutMs) {
+  if (!opts.timeoutMs || !Number.isFinite(opts.timeoutMs)) {
     try {
       return await running;
     } catch (err) {
@@ -79,6 +93,7 @@ export async function exec(daemon: Daemon, id: string, argv: string[], opts: { t
  * resizable; without, Docker multiplexes stdout and stderr in frames, split here.
  */
 export async function openExec(daemon: Daemon, id: string, opts: ExecStreamOptions): Promise<ExecStream> {
+  checkExec(opts.argv, opts.env);
   let exec: Docker.Exec;
   let socket: Socket;
   try {

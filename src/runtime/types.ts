@@ -113,6 +113,8 @@ export interface ExecResult {
   exitCode: number;
   stdout: string;
   stderr: string;
+  /** Set when a stream had more than `LIMITS.execOutputBytes`: the rest was read and dropped. */
+  truncated?: true;
 }
 
 export interface CreateResult {
@@ -144,6 +146,8 @@ export interface Runtime {
   stopContainer(id: string, timeoutSeconds: number): Promise<void>;
   /** Force-removes; a container already gone is not an error. */
   removeContainer(id: string): Promise<void>;
+  /** SIGKILL, when a stop or remove did not take; a container not running or gone is not an error. */
+  killContainer?(id: string): Promise<void>;
   inspectContainer(id: string): Promise<ContainerInfo | undefined>;
   /** All containers, running or not, carrying every given label (value '' matches any value). */
   listContainers(labelFilter: Record<string, string>): Promise<ContainerInfo[]>;

@@ -15,7 +15,7 @@ import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import type { ActivitySink } from '../control/activity.js';
 import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
-import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
+import { BerthError, checkExec, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { offerLimits } from './sftp-channel.js';
 import { SftpSession } from './sftp.js';
@@ -321,8 +321,12 @@ export class SshGateway {
   private async run(channel: ServerChannel, who: Login, what: Run, pty: { term: string; cols: number; rows: number } | undefined, env: Record<string, string>): Promise<ExecStream> {
     let exec: ExecStream;
     try {
+      // Before anything runs in the pod: an argv or env the runtime would hang on is refused here.
+      const envEntries = Object.entries(env).map(([k, v]) => `${k}=${v}`);
+      checkExec('command' in what ? ['/bin/sh', '-c', what.command] : LOGIN_SHELL, envEntries, 'command');
       const { access, instance } = await this.target(who);
       const argv = await this.argvFor(what, access, instance.id, who.container);
+      checkExec(argv, envEntries, 'command');
       exec = await access.openExec!(instance.id, who.container, {
         argv,
         tty: pty !== undefined,

@@ -32,10 +32,15 @@ export interface PodStore {
   /** All pods that match, regardless of `limit` and `after`: the total a paged list reports. */
   countPods(filter: PodFilter): Promise<number>;
   updatePod(id: PodId, patch: PodPatch): Promise<Pod>;
-  /** Writes the next version and makes it current; returns its number. */
-  addPodVersion(id: PodId, spec: PodSpec): Promise<number>;
+  /**
+   * Writes the next version and makes it current; returns its number. Versions older than the
+   * newest `keep` are deleted in the same transaction, all but version 1 (which dates the pod).
+   * @default keep 100
+   */
+  addPodVersion(id: PodId, spec: PodSpec, keep?: number): Promise<number>;
   getPodVersion(id: PodId, version: number): Promise<PodVersion | undefined>;
-  listPodVersions(id: PodId): Promise<PodVersion[]>;
+  /** Oldest first; `after` a version number, at most `limit` of them. */
+  listPodVersions(id: PodId, page?: { after?: number; limit?: number }): Promise<PodVersion[]>;
   /** Removes the pod row and its instances; versions stay. Each instance's removal is announced to its node. */
   deletePod(id: PodId): Promise<void>;
 }
@@ -44,6 +49,9 @@ export interface PodStore {
 type PodScope = ExpressionBuilder<Database & { p: PodsTable }, 'p'>;
 
 type Cursor = { createdAt: string; id: PodId };
+
+/** Spec versions kept per pod besides version 1, unless the pod service says otherwise. */
+export const SPEC_VERSIONS_KEPT = 100;
 
 /** Bind parameters per `IN (...)` list: well below SQLite's 32,766 and PostgreSQL's 65,535. */
 const IN_LIST_CHUNK = 5000;
@@ -107,7 +115,7 @@ export function podStore(ctx: StoreContext): PodStore {
         return podFromRow(row);
       }),
 
-    addPodVersion: (id, spec) =>
+    addPodVersion: (id, spec, keep = SPEC_VERSIONS_KEPT) =>
       ctx.write(async ({ db, record }) => {
         await requirePod(db, id);
         const latest = await db
@@ -119,6 +127,13 @@ export function podStore(ctx: StoreContext): PodStore {
         const revision = await record('pod', id, null);
         const at = now();
         await db.insertInto('pod_versions').values(podVersionToRow(id, version, spec, at)).execute();
+        // Bounded history (issue 15): one pod's updates must not grow the store, nor its reads, without end.
+        await db
+          .deleteFrom('pod_versions')
+          .where('pod_id', '=', id)
+          .where('version', '>', 1)
+          .where('version', '<=', version - Math.max(1, keep))
+          .execute();
         await db.updateTable('pods').set({ spec_version: version, updated_at: at, revision }).where('id', '=', id).execute();
         return version;
       }),
@@ -133,8 +148,11 @@ export function podStore(ctx: StoreContext): PodStore {
       return row && podVersionFromRow(row);
     },
 
-    async listPodVersions(id) {
-      const rows = await ctx.db.selectFrom('pod_versions').selectAll().where('pod_id', '=', id).orderBy('version').execute();
+    async listPodVersions(id, page = {}) {
+      let q = ctx.db.selectFrom('pod_versions').selectAll().where('pod_id', '=', id);
+      if (page.after !== undefined) q = q.where('version', '>', page.after);
+      if (page.limit !== undefined) q = q.limit(page.limit);
+      const rows = await q.orderBy('version').execute();
       return rows.map(podVersionFromRow);
     },
 
@@ -262,7 +280,8 @@ function podFilter(ctx: StoreContext, eb: PodScope, f: PodFilter, cursor: Cursor
   if (f.owner !== undefined) where.push(eb('p.owner', '=', f.owner));
   if (f.ids !== undefined) where.push(eb('p.id', 'in', f.ids));
   if (f.status !== undefined && f.status.length > 0) where.push(eb('p.status', 'in', f.status));
-  if (!f.includeTerminated && !f.status?.includes('TERMINATED')) where.push(eb('p.status', '!=', 'TERMINATED'));
+  // A pod being terminated leaves the lists at once (as RunPod's does), though it says TERMINATED only once its node removed it.
+  if (!f.includeTerminated && !f.status?.includes('TERMINATED')) where.push(eb('p.desired_status', '!=', 'TERMINATED'));
   if (f.name !== undefined) where.push(eb('p.name', '=', f.name));
   if (f.nodeId !== undefined) where.push(eb('p.node_id', '=', f.nodeId));
   // Filters on the pod's current version (builders are immutable: each filter adds to a copy).

@@ -8,7 +8,7 @@ import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { canSee, type Caller, type DeploymentService, type LifetimeController } from '../../control/index.js';
-import { BerthError, type Instance, type OwnerId, type PodId } from '../../model/index.js';
+import { BerthError, parseJsonBounded, type Instance, type OwnerId, type PodId } from '../../model/index.js';
 import { jsonErrorWithoutText } from '../problem.js';
 import { openSse } from '../sse.js';
 import type { PodDetail, Store } from '../../store/types.js';
@@ -310,8 +310,9 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     const text = typeof body === 'string' ? body : body.toString('utf8');
     if (text.trim() === '') return done(null, EMPTY);
     try {
-      done(null, JSON.parse(text));
+      done(null, parseJsonBounded(text));
     } catch (e) {
+      if (e instanceof BerthError) return done(e, undefined);
       done(new MarathonReply(400, { message: 'Invalid JSON', details: jsonErrorWithoutText((e as Error).message) }), undefined);
     }
   });

@@ -1,7 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Static } from '@sinclair/typebox';
 import { canSee, nodeLoads } from '../../control/index.js';
-import { BerthError, POD_STATUSES, compilePodSpec, idFromRequest, invalid, type Problem, type Node, type OwnerId, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
+import { BerthError, POD_STATUSES, checkExec, compilePodSpec, toDockerTimestamp, idFromRequest, invalid, type Problem, type Node, type OwnerId, type PodAction, type PodId, type PodStatus } from '../../model/index.js';
 import type { PodDetail } from '../../store/types.js';
 import type { ApiDeps } from '../server.js';
 import { problemsFromValidation } from '../problem.js';
@@ -88,9 +88,18 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
     view(await withAllProblems(req, () => pods.update(req.caller, req.params.id, req.body ?? {}), false)),
   );
 
-  app.get('/pods/:id/versions', { schema: { ...tags('pods'), summary: 'Every spec version of a pod, kept after terminate', params: S.PodIdParams } }, async (req: Req<{ id: string }>) => ({
-    versions: await pods.versions(req.caller, req.params.id),
-  }));
+  app.get(
+    '/pods/:id/versions',
+    { schema: { ...tags('pods'), summary: 'The spec versions of a pod, oldest first, a page at a time; kept after terminate (version 1 and the newest 100)', params: S.PodIdParams, querystring: S.VersionsQuery } },
+    async (req: Req<{ id: string }, Static<typeof S.VersionsQuery>>) => {
+      const limit = req.query.limit ?? S.VERSIONS_PAGE_DEFAULT;
+      const after = req.query.cursor === undefined ? undefined : Number(req.query.cursor);
+      if (after !== undefined && !(Number.isInteger(after) && after >= 0 && after <= 2 ** 31 - 1)) throw invalid([{ path: 'query:/cursor', message: 'must be the `next` of the previous page' }]);
+      const list = await pods.versions(req.caller, req.params.id, { limit: limit + 1, ...(after !== undefined ? { after } : {}) });
+      const page = list.slice(0, limit);
+      return { versions: page, next: list.length > limit ? String(page[page.length - 1]!.version) : null };
+    },
+  );
 
   for (const action of ['start', 'stop', 'restart', 'reset', 'terminate'] as PodAction[]) {
     app.post(`/pods/:id/${action}`, { schema: { ...tags('pods'), summary: `${action[0]!.toUpperCase()}${action.slice(1)} a pod`, params: S.PodIdParams, body: S.ActionBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ActionBody>>) =>
@@ -108,6 +117,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   app.get('/pods/:id/logs', { schema: { ...tags('pods'), summary: 'Pod logs as server-sent events (event "log", then "end")', params: S.PodIdParams, querystring: S.LogsQuery } }, async (req: Req<{ id: string }, Static<typeof S.LogsQuery>>, reply) => {
     const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance });
     const since = req.query.since;
+    if (since !== undefined && toDockerTimestamp(since) === null) throw invalid([{ path: 'query:/since', message: 'must be Unix seconds or an RFC 3339 time' }]);
     const ac = new AbortController();
     req.raw.on('close', () => ac.abort());
     const it = access.logs(inst.id, req.query.container, { tail: req.query.tail ?? 100, follow: req.query.follow ?? false, ...(since ? { since } : {}) }, ac.signal)[Symbol.asyncIterator]();
@@ -132,6 +142,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   });
 
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
+    checkExec(req.body.command);
     const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.body.instance, running: true });
     deps.lifetimes?.activity.touch(inst.podId, 'terminal');
     return access.exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);

@@ -172,6 +172,15 @@ export const ListPodsQuery = Type.Object({
   view: Type.Optional(Type.Union([Type.Literal('summary'), Type.Literal('full')], { description: '@default "summary": no spec or instances; "full": as GET /pods/{id}' })),
 });
 
+/** Versions per page of GET /pods/{id}/versions: a spec may be large, so pages are short. */
+export const VERSIONS_PAGE_DEFAULT = 20;
+export const VERSIONS_PAGE_MAX = 100;
+
+export const VersionsQuery = Type.Object({
+  limit: Type.Optional(Type.Integer({ minimum: 1, maximum: VERSIONS_PAGE_MAX, description: `Versions per page; @default ${VERSIONS_PAGE_DEFAULT}` })),
+  cursor: Type.Optional(Type.String({ description: 'The `next` of the previous page' })),
+});
+
 export const ActionBody = Type.Optional(
   Type.Object({ gpuCount: Type.Optional(Type.Integer({ minimum: 0, description: 'start only: start with fewer GPUs (0: data recovery)' })) }, { additionalProperties: false }),
 );

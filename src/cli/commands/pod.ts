@@ -197,12 +197,18 @@ const update = defineCommand({
 
 const versions = defineCommand({
   name: 'versions',
-  description: 'Every spec version of a pod, kept after terminate',
+  description: 'The spec versions of a pod (version 1 and the newest 100), kept after terminate',
   args: ID_ARG,
   examples: ['berth pod versions 2s56cp0pof1rmt'],
   async handler({ args, ctx }) {
     const client = await ctx.client();
-    const res = await client.get<{ versions: PodVersion[] }>(`/pods/${encodeURIComponent(args.id)}/versions`);
+    // The server answers a page at a time; the kept versions (at most 101) are read in a few pages.
+    const res: { versions: PodVersion[] } = { versions: [] };
+    for (let cursor: string | null = ''; cursor !== null; ) {
+      const page: { versions: PodVersion[]; next: string | null } = await client.get(`/pods/${encodeURIComponent(args.id)}/versions?limit=100${cursor ? `&cursor=${cursor}` : ''}`);
+      res.versions.push(...page.versions);
+      cursor = page.next ?? null;
+    }
     const now = Date.now();
     ctx.out.result(res, () =>
       table(res.versions, [
