@@ -211,6 +211,10 @@ describe('usage and metrics', () => {
     const token = await scrape(TOKEN);
     assert.equal(token.status, 200);
     assert.ok((parsePrometheusTextFormat(token.text) as Family[]).length > 10);
+    // Only agents (admin keys) report usage; the route and both usage routes are in the OpenAPI document.
+    assert.equal((await t.api('POST', '/api/v1/agent/usage', { nodeId: 'x', samples: [] }, alice)).status, 403);
+    const openapi = (await t.api<{ paths: Record<string, unknown> }>('GET', '/api/v1/openapi.json')).body;
+    for (const path of ['/api/v1/pods/{id}/metrics', '/api/v1/usage', '/api/v1/agent/usage', '/metrics']) assert.ok(openapi.paths[path], `${path} in the OpenAPI document`);
     // An owner's metrics are the owner's: another user's pod is not found.
     const pods = (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods')).body.pods;
     assert.equal((await t.api('GET', `/api/v1/pods/${pods[0]!.id}/metrics`, undefined, alice)).status, 404);

@@ -6,6 +6,7 @@ import { DEFAULT_URL, readConfig, writeConfig, type CliConfig } from '../config.
 import type { ListenPorts, RunningServer } from '../server.js';
 import { UserError, type Output } from '../output.js';
 import { defineCommand } from './define.js';
+import { metricsIntervalMs } from './agent.js';
 import { untilSignal } from './lifecycle.js';
 import { compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
 import { lifetimeFrom } from './lifetime-flags.js';
@@ -87,7 +88,7 @@ export const server = defineCommand({
       ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
-      ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: opts.metricsInterval } : {}),
+      ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: metricsIntervalMs(opts.metricsInterval) / 1000 } : {}),
       ...(opts.metricsToken !== undefined ? { metricsToken: opts.metricsToken } : {}),
       ...(opts.terminalGrace !== undefined ? { terminalGraceSeconds: opts.terminalGrace } : {}),
     }).catch((err: unknown) => {
