@@ -136,6 +136,8 @@ export function containerPlan(a: Assignment, c: ContainerSpec, ctx: PlanContext)
     ...(extra.hostname ? { hostname: extra.hostname } : {}),
     ...(c.user !== null ? { user: c.user } : {}),
     ...(c.tty ? { tty: true } : {}),
+    ...(c.privileged ? { privileged: true } : {}),
+    ...(c.capAdd?.length ? { capAdd: c.capAdd } : {}),
     ...(c.killGracePeriodSeconds !== null ? { stopTimeoutSeconds: c.killGracePeriodSeconds } : {}),
   };
 }

@@ -11,6 +11,7 @@ import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { BerthError } from '../model/errors.js';
+import type { PodSecurityPolicy } from '../model/policy.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
@@ -62,6 +63,8 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** What every key's pods may ask beyond the baseline pod security policy. @default nothing */
+  podPolicy?: Partial<PodSecurityPolicy>;
 }
 
 export interface RunningServer {
@@ -117,7 +120,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [] });
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage);

@@ -3,22 +3,24 @@
  * and the references checked against what the caller may use (network volume, registry login,
  * secrets, host paths the operator allows), every problem collected with its path.
  */
-import { BerthError, compilePodSpec, idFromRequest, invalid, mergeLifetime, mergeTemplate, normalizeSpec, type LifetimeInput, type PodInput, type PodSpec, type Problem } from '../model/index.js';
+import { BerthError, compilePodSpec, idFromRequest, invalid, mergeLifetime, mergeTemplate, normalizeSpec, policyProblems, type LifetimeInput, type PodInput, type PodSecurityPolicy, type PodSpec, type Problem } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { canSee, type Caller } from './caller.js';
 
 /**
  * Validates input into a spec, writing nothing; `withTemplate` merges the named template under it (at
- * create, or when an update names a new one). `hostVolumeRoots`: the host paths pods may mount.
+ * create, or when an update names a new one). `hostVolumeRoots`: the host paths pods may mount;
+ * `policy`: the pod security policy the caller is held to (checked once the spec is valid).
  */
 export async function compilePodInput(
   store: Store,
-  hostVolumeRoots: readonly string[],
+  limits: { hostVolumeRoots: readonly string[]; policy: PodSecurityPolicy },
   caller: Caller,
   input: PodInput,
   withTemplate = true,
   lifetimeDefault?: LifetimeInput,
 ): Promise<PodSpec> {
+  const { hostVolumeRoots } = limits;
   let merged = input;
   const problems: Problem[] = [];
   let templateLifetime: LifetimeInput | null | undefined;
@@ -29,6 +31,9 @@ export async function compilePodInput(
       merged = mergeTemplate(t.pod, input);
       templateLifetime = t.pod.lifetime;
     }
+  }
+  if (merged.hostNetworkByDefault && merged.network === undefined) {
+    merged = { ...merged, network: { mode: limits.policy.hostNetwork ? 'host' : 'bridge', name: null } };
   }
   // The server's default goes under the template's, which goes under the request's, policy by policy.
   if (lifetimeDefault) merged = { ...merged, lifetime: mergeLifetime(mergeLifetime(lifetimeDefault, templateLifetime), input.lifetime) ?? null };
@@ -59,6 +64,8 @@ export async function compilePodInput(
     if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
   }
   if (problems.length || !spec) throw invalid(problems);
+  const refused = policyProblems(spec, limits.policy);
+  if (refused.length) throw new BerthError('POLICY_DENIED', refused.map((p) => `${p.path}: ${p.message}`).join('; '), { problems: refused });
   // Written as it will be read back: a spec naming a Marathon path but no layout reads as one stored
   // before `networkHolder` was (normalizeSpec), and comparisons with the stored versions must agree.
   return normalizeSpec(spec);

@@ -1,5 +1,9 @@
 import {
+  BASELINE_POLICY,
   BerthError,
+  UNRESTRICTED_POLICY,
+  widenPolicy,
+  type PodSecurityPolicy,
   DESIRED_AFTER,
   allowedActions,
   instanceIdOf,
@@ -31,6 +35,8 @@ export interface PodServiceOptions {
   hostVolumeRoots?: string[];
   /** The operator's lifetime policies, under a template's and the request's, for pods created from now on. @default none */
   lifetimeDefault?: LifetimeInput;
+  /** What the pod security policy grants every key beyond the baseline (`berth server --pod-policy`); its `hostPorts` may also narrow it. @default nothing */
+  podPolicy?: Partial<PodSecurityPolicy>;
 }
 
 export interface ActionOptions {
@@ -67,8 +73,17 @@ export class PodService {
     return this.compile(caller, input);
   }
 
-  private compile(caller: Caller, input: PodInput, withTemplate?: boolean, lifetimeDefault?: LifetimeInput): Promise<PodSpec> {
-    return compilePodInput(this.store, this.options.hostVolumeRoots ?? [], caller, input, withTemplate, lifetimeDefault);
+  /** The pod security policy the caller's pods are held to: the baseline widened by the server's grants; none for an admin key. */
+  async policyFor(caller: Caller): Promise<PodSecurityPolicy> {
+    if (caller.admin) return UNRESTRICTED_POLICY;
+    const server = this.options.podPolicy ?? {};
+    // The operator's host-port rule replaces the baseline's: `none` narrows it.
+    return { ...widenPolicy(BASELINE_POLICY, server), hostPorts: server.hostPorts ?? BASELINE_POLICY.hostPorts };
+  }
+
+  private async compile(caller: Caller, input: PodInput, withTemplate?: boolean, lifetimeDefault?: LifetimeInput): Promise<PodSpec> {
+    const limits = { hostVolumeRoots: this.options.hostVolumeRoots ?? [], policy: await this.policyFor(caller) };
+    return compilePodInput(this.store, limits, caller, input, withTemplate, lifetimeDefault);
   }
 
   /**

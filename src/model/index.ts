@@ -12,3 +12,4 @@ export * from './image-ref.js';
 export * from './exec-stream.js';
 export * from './usage.js';
 export * from './lifetime.js';
+export * from './policy.js';

@@ -53,6 +53,9 @@ export interface ContainerPlan {
   /** Run as this user (name or uid[:gid]); absent: the image's. */
   user?: string;
   tty?: boolean;
+  privileged?: boolean;
+  /** Capabilities added to Docker's default set. */
+  capAdd?: string[];
   /** Seconds between SIGTERM and SIGKILL when the container is stopped; absent: the daemon's default. */
   stopTimeoutSeconds?: number;
 }

@@ -60,6 +60,8 @@ export const ContainerInput = Type.Object(
     tty: Type.Optional(Type.Boolean()),
     killGracePeriodSeconds: Type.Optional(Nullable(Type.Number({ minimum: 0 }))),
     labels: Type.Optional(Env),
+    privileged: Type.Optional(Type.Boolean({ description: 'Docker privileged mode; refused unless the pod security policy grants it' })),
+    capAdd: Type.Optional(Type.Array(Type.String(), { description: 'Capabilities to add (NET_ADMIN); refused unless the policy grants them' })),
   },
   { additionalProperties: false },
 );

@@ -5,6 +5,7 @@ import { normalizeUrl } from '../client.js';
 import { DEFAULT_URL, readConfig, writeConfig, type CliConfig } from '../config.js';
 import type { ListenPorts, RunningServer } from '../server.js';
 import { UserError, type Output } from '../output.js';
+import { parsePolicyGrants, type PodSecurityPolicy } from '../../model/policy.js';
 import { defineCommand } from './define.js';
 import { untilSignal } from './lifecycle.js';
 
@@ -38,6 +39,7 @@ export const server = defineCommand({
     tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
     tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
+    podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -75,6 +77,7 @@ export const server = defineCommand({
       ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
+      ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
@@ -90,6 +93,12 @@ export const server = defineCommand({
     out.note('Berth stopped');
   },
 });
+
+function podPolicyOf(text: string): Partial<PodSecurityPolicy> {
+  const grant = parsePolicyGrants(text);
+  if ('unknown' in grant) throw new UserError(`--pod-policy: unknown grant ${grant.unknown.join(', ')} (host-network, host-path, named-networks, privileged, cap:<NAME>, host-ports=none|unprivileged|any)`);
+  return grant;
+}
 
 /** What the server listens with, in the order it opens them (so a port asked for twice fails at the later one). */
 const LISTENERS = [
