@@ -13,6 +13,7 @@ import { InstanceRunner, type RunnerContext } from './instance-runner.js';
 import { LABELS } from './labels.js';
 import { Launcher } from './launcher.js';
 import { LocalNodeAccess } from './node-access.js';
+import { ensureIsolationRules, networkRuntime, PodNetworks } from './pod-network.js';
 
 export { containerGpus, usesInfra } from './container-plan.js';
 export { ephemeralVolumeName, LABELS, persistentVolumeName } from './labels.js';
@@ -41,10 +42,15 @@ export interface AgentOptions {
   infraImage?: string;
   /** Where the node's catatonit is, for its own infra image. @default the usual places (CATATONIT_PATHS) */
   catatonitPath?: string;
+  /**
+   * Keep pods off the node's own services with INPUT rules (see pod-network.ts); needs root and
+   * iptables, and warns where it cannot. @default true
+   */
+  isolatePods?: boolean;
 }
 
 /** Options with no default: absent means "not set". */
-type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath';
+type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath' | 'isolatePods';
 
 /**
  * The node agent: registers, watches its assignments, hands each instance's to its runner
@@ -56,6 +62,8 @@ export class Agent {
   private nodeId!: NodeId;
   private nodeAccess!: LocalNodeAccess;
   private gc!: GarbageCollector;
+  private networks!: PodNetworks;
+  private collecting: Promise<void> | undefined;
   private ctx!: RunnerContext;
   private revision = 0;
   /** One per instance assigned here, or with something left to clean up. */
@@ -109,7 +117,10 @@ export class Agent {
       agentVersion: '0.1.0',
     });
     this.nodeId = nodeId;
-    this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment);
+    const firewalled = this.opts.isolatePods !== false && (await ensureIsolationRules());
+    if (this.opts.isolatePods !== false && !firewalled) this.log.warn('cannot add the INPUT rules that keep pods off the node (iptables missing, or not root): pods can reach services of the node');
+    this.networks = new PodNetworks(networkRuntime(runtime), this.log, nodeId, firewalled);
+    this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment, this.networks);
     this.gc = new GarbageCollector(runtime, this.log, nodeId, (id) => this.runners.get(id)?.assignment !== undefined);
     this.ctx = {
       runtime,
@@ -127,6 +138,7 @@ export class Agent {
         gpusSimulated: gpus.simulated,
         gc: this.gc,
         signal: this.abort.signal,
+        networks: this.networks,
       }),
       gc: this.gc,
       disk: new DiskMeter(runtime, this.log),
@@ -134,7 +146,10 @@ export class Agent {
       signal: this.abort.signal,
       wake: (id) => this.kick(id),
       idle: (runner) => {
-        if (runner.done && this.runners.get(runner.id) === runner) this.runners.delete(runner.id);
+        if (runner.done && this.runners.get(runner.id) === runner) {
+          this.runners.delete(runner.id);
+          this.collectNetworks();
+        }
       },
     };
     if (known !== nodeId) await writeFile(idFile, nodeId + '\n');
@@ -153,9 +168,22 @@ export class Agent {
     this.take(first.revision, first.assignments);
     await this.gc.dropNetworkVolumes(first.networkVolumes);
     await this.gc.collectOrphans();
+    this.collectNetworks();
     this.loop = this.watchLoop();
-    this.diskTimer = setInterval(() => void this.measureDisk(), 60_000);
+    this.diskTimer = setInterval(() => {
+      void this.measureDisk();
+      this.collectNetworks();
+    }, 60_000);
     this.diskTimer.unref();
+  }
+
+  /** Removes pod networks no container uses any more; one sweep at a time. */
+  private collectNetworks(): void {
+    if (this.collecting) return;
+    this.collecting = this.networks
+      .collect()
+      .catch((err: unknown) => this.log.warn({ err }, 'cannot sweep pod networks'))
+      .finally(() => (this.collecting = undefined));
   }
 
   async close(): Promise<void> {
@@ -164,6 +192,8 @@ export class Agent {
     for (const r of this.runners.values()) r.close();
     await this.loop?.catch(() => undefined);
     await Promise.allSettled([...this.runners.values()].map((r) => r.pass));
+    await this.collecting;
+    await this.networks?.collect().catch(() => undefined);
   }
 
   private async watchLoop(): Promise<void> {

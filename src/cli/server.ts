@@ -63,6 +63,8 @@ export interface ServerOptions {
   tlsKey?: string;
   /** Host paths pods may mount as `host` volumes (each path or anything under it). @default none */
   allowHostPaths?: string[];
+  /** Keep pods off the node's own services with INPUT rules (docs/security.md). @default true */
+  podIsolation?: boolean;
   /** What every key's pods may ask beyond the baseline pod security policy. @default nothing */
   podPolicy?: Partial<PodSecurityPolicy>;
 }
@@ -188,6 +190,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.stopTimeoutSeconds !== undefined ? { stopTimeoutSeconds: options.stopTimeoutSeconds } : {}),
       ...(options.infraImage ? { infraImage: options.infraImage } : {}),
       ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
+      ...(options.podIsolation === false ? { isolatePods: false } : {}),
     });
     agents.setNodeAccess(agent.id, agent.access);
   }

@@ -168,6 +168,16 @@ export interface ExecStreamOptions {
 
 export type { ExecStream } from '../model/exec-stream.js';
 
+/** Docker networks the agent makes for pods: separate from Runtime so the agent's other runtimes need not grow; DockerRuntime implements it. */
+export interface NetworkRuntime {
+  /** Makes a bridge network with that Linux interface name, unless one of the name exists. */
+  ensureNetwork(name: string, opts: { bridge: string; labels: Record<string, string> }): Promise<void>;
+  /** Networks carrying every given label (value '' matches any value), with how many containers each has. */
+  listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number }[]>;
+  /** Removes the network; one gone already is not an error, one still in use is (CONFLICT). */
+  removeNetwork(name: string): Promise<void>;
+}
+
 /**
  * What interactive access needs beyond the Runtime: PTY exec, file copies through the archive
  * API, and the container's address on its network. Separate so the agent's other runtimes need

@@ -365,6 +365,9 @@ export class SshGateway {
         });
         const addr = listener.address();
         const port = typeof addr === 'object' && addr ? addr.port : bindPort;
+        // The node's firewall keeps pods off the node: let this pod reach this listener while it is open.
+        const close = await access.openToPod?.(instance.id, address, port);
+        if (close) listener.once('close', () => void close());
         forwards.set(`${bindAddr}:${bindPort}`, listener);
         this.log.info({ pod: who.podId, address, port }, 'remote forward listening');
         accept?.(port);

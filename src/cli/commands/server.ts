@@ -39,6 +39,7 @@ export const server = defineCommand({
     tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
     tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
+    podIsolation: { kind: 'boolean', negatable: true, flags: '--pod-isolation', env: 'BERTH_POD_ISOLATION', description: "keep pods off this node's own services with iptables INPUT rules (the default; needs root)", negatedDescription: 'add no INPUT rules: pods can reach services of the node (env BERTH_POD_ISOLATION=false)' },
     podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
@@ -77,6 +78,7 @@ export const server = defineCommand({
       ...(opts.tlsCert !== undefined ? { tlsCert: opts.tlsCert } : {}),
       ...(opts.tlsKey !== undefined ? { tlsKey: opts.tlsKey } : {}),
       ...(opts.allowHostPath.length ? { allowHostPaths: opts.allowHostPath } : {}),
+      ...(opts.podIsolation !== undefined ? { podIsolation: opts.podIsolation } : {}),
       ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
