@@ -57,7 +57,7 @@ export class Launcher {
 
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   async launch(a: Assignment, progress: LaunchProgress): Promise<Launched> {
-    const { runtime, nodeId } = this.opts;
+    const { nodeId } = this.opts;
     checkSecrets(a);
     const infraImage = await this.pullImages(a, progress);
     // Not waited for: reports go out in order, and the containers need not wait for the store.
