@@ -7,6 +7,8 @@ import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
+import { AuditLog } from '../control/audit.js';
+import { TeamService } from '../control/teams.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
@@ -129,6 +131,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
+  const teams = new TeamService(store);
+  const audit = new AuditLog(store, logger.child({ part: 'audit' }));
   const ports = listenPorts(options);
   const port = ports.api;
   const host = options.host ?? '0.0.0.0';
@@ -156,10 +160,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
     if (ports.ssh !== undefined) {
-      ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
+      ssh = await SshGateway.start({ store, resolver, audit, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, teams, audit, agents, usage, resolver, logger, access: { endpoints, tokens }, ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();

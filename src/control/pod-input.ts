@@ -44,10 +44,7 @@ export async function compilePodInput(
     if (e instanceof BerthError) problems.push(...e.problems);
     else throw e;
   }
-  if (merged.networkVolumeId) {
-    const v = await store.getNetworkVolume(idFromRequest.networkVolume(merged.networkVolumeId));
-    if (!v || !canSee(caller, v.owner)) problems.push({ path: '/networkVolumeId', message: `network volume ${merged.networkVolumeId} not found` });
-  }
+  problems.push(...(await referenceProblems(store, caller, { networkVolumeId: merged.networkVolumeId, registryAuthId: merged.registryAuthId })));
   for (const [i, v] of (spec?.volumes ?? []).entries()) {
     if (v.kind === 'host' && !hostPathAllowed(v.hostPath, hostVolumeRoots)) {
       problems.push({
@@ -59,16 +56,43 @@ export async function compilePodInput(
   for (const [name, source] of Object.entries(spec?.secrets ?? {})) {
     if (!(await store.getSecret(caller.owner, source))) problems.push({ path: `/secrets/${name}`, message: `no secret ${source} in the secret store` });
   }
-  if (merged.registryAuthId) {
-    const r = await store.getRegistryAuth(idFromRequest.registryAuth(merged.registryAuthId));
-    if (!r || !canSee(caller, r.owner)) problems.push({ path: '/registryAuthId', message: `registry credentials ${merged.registryAuthId} not found` });
-  }
   if (problems.length || !spec) throw invalid(problems);
   const refused = policyProblems(spec, limits.policy);
   if (refused.length) throw new BerthError('POLICY_DENIED', refused.map((p) => `${p.path}: ${p.message}`).join('; '), { problems: refused });
   // Written as it will be read back: a spec naming a Marathon path but no layout reads as one stored
   // before `networkHolder` was (normalizeSpec), and comparisons with the stored versions must agree.
   return normalizeSpec(spec);
+}
+
+/**
+ * The ids a pod input names that the caller's team does not have, as problems (as not found: another
+ * team's ids are not disclosed). For pods at create and update, and for templates when stored.
+ */
+export async function referenceProblems(
+  store: Store,
+  caller: Caller,
+  input: Pick<PodInput, 'networkVolumeId' | 'registryAuthId' | 'templateId' | 'secrets'>,
+  prefix = '',
+): Promise<Problem[]> {
+  const problems: Problem[] = [];
+  if (typeof input.networkVolumeId === 'string' && input.networkVolumeId) {
+    const v = await store.getNetworkVolume(idFromRequest.networkVolume(input.networkVolumeId));
+    if (!v || !canSee(caller, v.owner)) problems.push({ path: `${prefix}/networkVolumeId`, message: `network volume ${input.networkVolumeId} not found` });
+  }
+  if (typeof input.registryAuthId === 'string' && input.registryAuthId) {
+    const r = await store.getRegistryAuth(idFromRequest.registryAuth(input.registryAuthId));
+    if (!r || !canSee(caller, r.owner)) problems.push({ path: `${prefix}/registryAuthId`, message: `registry credentials ${input.registryAuthId} not found` });
+  }
+  if (typeof input.templateId === 'string' && input.templateId) {
+    const t = await store.getTemplate(idFromRequest.template(input.templateId));
+    if (!t || !canSee(caller, t.owner)) problems.push({ path: `${prefix}/templateId`, message: `template ${input.templateId} not found` });
+  }
+  if (input.secrets && typeof input.secrets === 'object') {
+    for (const [name, source] of Object.entries(input.secrets)) {
+      if (typeof source === 'string' && !(await store.getSecret(caller.owner, source))) problems.push({ path: `${prefix}/secrets/${name}`, message: `no secret ${source} in the secret store` });
+    }
+  }
+  return problems;
 }
 
 function hostPathAllowed(path: string, roots: readonly string[]): boolean {

@@ -13,3 +13,4 @@ export * from './exec-stream.js';
 export * from './usage.js';
 export * from './lifetime.js';
 export * from './policy.js';
+export * from './teams.js';

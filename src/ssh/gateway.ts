@@ -12,6 +12,7 @@ import type { Logger } from 'pino';
 import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
+import type { AuditLog } from '../control/audit.js';
 import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
@@ -58,6 +59,8 @@ export interface SshGatewayOptions {
   port?: number;
   /** @default 0.0.0.0 */
   host?: string;
+  /** Where each session is recorded. */
+  audit?: AuditLog;
 }
 
 /** `{podId}`, `{podId}-{ordinal}` for one instance, `.{container}` for another container. */
@@ -184,6 +187,7 @@ export class SshGateway {
     });
     client.on('ready', () => {
       const who = login!;
+      void this.opts.audit?.record({ owner: who.owner, admin: false }, 'ssh.session', 'pod', who.podId, { ...(who.ordinal !== undefined ? { instance: who.ordinal } : {}), ...(who.container ? { container: who.container } : {}) });
       client.on('session', (accept) => this.onSession(accept(), who));
       client.on('tcpip', (accept, reject, info) => {
         if (!LOCAL_NAMES.has(info.destIP) && info.destIP !== who.podId) {
@@ -236,7 +240,7 @@ export class SshGateway {
   /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
   private target(who: Login): Promise<Resolved> {
     // The login already proved the key is the owner's: the owner is the caller.
-    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true });
+    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true, interactive: true });
   }
 
   private onSession(session: Session, who: Login): void {

@@ -34,7 +34,8 @@ export function registerTerminal(app: FastifyInstance, deps: ApiDeps): void {
       },
       preHandler: async (req: FastifyRequest<{ Params: { id: string }; Querystring: TerminalQuery }>) => {
         // Settled before the upgrade, so refusals are plain HTTP answers.
-        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true });
+        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true, interactive: true });
+        void deps.audit.record(req.caller, 'terminal.session', 'pod', req.params.id, { instance: inst.ordinal });
         if (await lacksShell(access, inst.id, req.query.container)) throw new BerthError('VALIDATION', `${NO_SHELL}; use \`berth pod exec\` with one of its programs`);
         (req as unknown as { exec: Promise<ExecStream> }).exec = access.openExec(inst.id, req.query.container, { argv: LOGIN_SHELL, tty: true, env: { TERM: 'xterm-256color' }, cols: req.query.cols ?? 80, rows: req.query.rows ?? 24 });
         // Failing here (no such container) answers the upgrade request with a problem document.
