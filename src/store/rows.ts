@@ -252,7 +252,7 @@ export const apiKeyFromRow = (r: Selectable<ApiKeysTable>): ApiKey => ({
   hash: r.hash,
   prefix: r.prefix,
   admin: r.admin === 1,
-  user: r.user_name,
+  ...(r.user_name !== null ? { user: r.user_name } : {}),
   createdAt: r.created_at,
   lastUsedAt: r.last_used_at,
 });
