@@ -14,6 +14,23 @@ import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 const docker = new Docker();
 
+/** A WebSocket upgrade through the proxy: the HTTP status it was answered with, or 101, or 0 when the connection closed with no answer. */
+function upgrade(port: number, host: string): Promise<number> {
+  return new Promise((resolve) => {
+    const req = request({ host: '127.0.0.1', port, path: '/', headers: { host, connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==' } });
+    req.on('response', (res) => {
+      res.resume();
+      resolve(res.statusCode ?? 0);
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve(101);
+    });
+    req.on('error', () => resolve(0));
+    req.end();
+  });
+}
+
 /** One request to the proxy with the given Host, resolving to the status. */
 function proxied(port: number, host: string, key?: string): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -107,6 +124,7 @@ describe('pod network isolation', () => {
     const host = `${pods.a1}-8080.localhost:${port}`;
     assert.equal(await waitFor('the proxy to reach a1', async () => ((await proxied(port, host, keys.a1)) === 200 ? 200 : undefined), 30_000), 200);
     assert.equal(await proxied(port, host), 401);
+    assert.equal(await upgrade(port, host), 401, 'a refused WebSocket upgrade is answered, not closed');
     assert.notEqual(await proxied(port, host, keys.b1), 200);
   });
 });

@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { request } from 'node:http';
 import Docker from 'dockerode';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
@@ -13,6 +14,25 @@ import { startTestServer, waitFor, type TestServer } from './support/server.js';
 interface Problem {
   code?: string;
   detail?: string;
+}
+
+/** A WebSocket upgrade to the API: the status it was answered with (and the problem's code), or 0 when closed with no answer. */
+function upgrade(url: string, path: string, key: string): Promise<{ status: number; code?: string }> {
+  return new Promise((resolve) => {
+    const u = new URL(path, url);
+    const req = request({ host: u.hostname, port: u.port, path: u.pathname, headers: { connection: 'Upgrade', upgrade: 'websocket', 'sec-websocket-version': '13', 'sec-websocket-key': 'dGhlIHNhbXBsZSBub25jZQ==', 'sec-websocket-protocol': `berth.terminal, bearer.${key}` } });
+    req.on('response', (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, code: (JSON.parse(body || '{}') as { code?: string }).code }));
+    });
+    req.on('upgrade', (_res, socket) => {
+      socket.destroy();
+      resolve({ status: 101 });
+    });
+    req.on('error', () => resolve({ status: 0 }));
+    req.end();
+  });
 }
 
 const sleeper = (extra: Record<string, unknown> = {}) => ({ name: 'sleeper', image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0, ...extra });
@@ -100,6 +120,11 @@ describe('teams, roles, quotas and the audit log', () => {
       const res = await t.api<Problem>(method, path, body, key.vic);
       assert.equal(res.status, 403, `${method} ${path}: ${res.status} ${JSON.stringify(res.body)}`);
     }
+    // Refused upgrades are answered with a problem, not closed.
+    assert.deepEqual(await upgrade(t.url, `/api/v1/pods/${podId}/terminal`, key.vic), { status: 403, code: 'BERTH_ERR_FORBIDDEN' });
+    assert.deepEqual(await upgrade(t.url, `/api/v1/pods/${podId}/ports/8080/tunnel`, key.vic), { status: 403, code: 'BERTH_ERR_FORBIDDEN' });
+    assert.deepEqual(await upgrade(t.url, `/api/v1/pods/${podId}/terminal`, key.bo), { status: 404, code: 'BERTH_ERR_POD_NOT_FOUND' });
+    assert.deepEqual(await upgrade(t.url, `/api/v1/pods/${podId}/terminal`, 'berth_nope'), { status: 401, code: 'BERTH_ERR_UNAUTHORIZED' });
     const exec = await t.api<{ exitCode: number }>('POST', `/api/v1/pods/${podId}/exec`, { command: ['true'] }, key.ann);
     assert.equal(exec.status, 200);
   });

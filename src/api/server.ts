@@ -99,6 +99,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
 
   // The audit log: every change any API answered with success, once it has.
   app.addHook('onSend', async (req, reply, payload) => {
+    // A refused WebSocket upgrade is answered with its problem, then the connection is closed (the
+    // upgrade machinery gives the socket up): say so, or a client reusing it meets a hang-up.
+    if (req.headers.upgrade && reply.statusCode >= 400) reply.header('connection', 'close');
     if (!MUTATING.has(req.method) || !req.caller || reply.statusCode >= 400) return payload;
     const route = req.routeOptions.url ?? req.url.split('?')[0] ?? '';
     if (route.startsWith('/api/v1/agent/')) return payload;
