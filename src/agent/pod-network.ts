@@ -100,10 +100,14 @@ export class PodNetworks {
     return done;
   }
 
-  /** Removes this node's pod networks that no container uses and no launch is about to join. */
+  /**
+   * Removes pod networks that no container uses and no launch here is about to join. Any agent's on
+   * this daemon, not only this node's: agents sharing a daemon (tests) share a team's network, and the
+   * one that made it may be gone. Another agent's launch that loses the race fails and is retried.
+   */
   async collect(): Promise<void> {
     if (!this.runtime) return;
-    for (const n of await this.runtime.listNetworks({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'pod-network' })) {
+    for (const n of await this.runtime.listNetworks({ [LABELS.managed]: '', 'berth.kind': 'pod-network' })) {
       if (n.containers > 0 || this.joining.has(n.name)) continue;
       await this.runtime.removeNetwork(n.name).then(
         () => this.log.info({ network: n.name }, 'removed an unused pod network'),
