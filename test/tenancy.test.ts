@@ -106,6 +106,31 @@ describe('teams, roles, quotas and the audit log', () => {
     assert.equal((await t.api<{ status: string }>('GET', `/api/v1/pods/${podId}`, undefined, key.ann)).body.status, 'RUNNING');
   });
 
+  it("carries nothing of another team's pods in event streams", async () => {
+    const read = async (k: string): Promise<string> => {
+      const ac = new AbortController();
+      const res = await fetch(`${t.url}/api/v1/events?since=0`, { headers: { authorization: `Bearer ${k}` }, signal: ac.signal });
+      assert.equal(res.status, 200);
+      let text = '';
+      const reader = res.body!.getReader();
+      const stop = setTimeout(() => ac.abort(), 1500);
+      try {
+        for (;;) {
+          const { value, done } = await reader.read();
+          if (done) break;
+          text += Buffer.from(value).toString();
+        }
+      } catch {
+        // aborted: what came in 1.5 s is what we look at
+      } finally {
+        clearTimeout(stop);
+      }
+      return text;
+    };
+    assert.ok((await read(key.ann)).includes(podId), 'the owner sees its pod');
+    assert.ok(!(await read(key.bo)).includes(podId), "another team's stream carried the pod");
+  });
+
   it('lets a viewer read, not write, exec or register an SSH key', async () => {
     assert.equal((await t.api('GET', `/api/v1/pods/${podId}`, undefined, key.vic)).status, 200);
     const refused: [string, string, unknown?][] = [
