@@ -654,6 +654,33 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.equal(await store.findApiKeyByHash(hash), undefined);
       await assert.rejects(store.touchApiKey(k.id, used), isKind('NOT_FOUND'));
     });
+
+    it('keeps teams, their members with a role, and the audit log newest first', async () => {
+      const name = `team-${newOwner()}`.toLowerCase().slice(0, 40);
+      const team = { name, policy: {}, quota: {}, createdAt: tick() };
+      await store.createTeam(team);
+      await assert.rejects(store.createTeam(team), isKind('CONFLICT'));
+      await store.setTeamPolicy(name, { hostNetwork: true, capabilities: ['NET_ADMIN'] });
+      await store.setTeamQuota(name, { pods: 3, gpusByType: { 'NVIDIA A100': 2 } });
+      assert.deepEqual(await store.getTeam(name), { ...team, policy: { hostNetwork: true, capabilities: ['NET_ADMIN'] }, quota: { pods: 3, gpusByType: { 'NVIDIA A100': 2 } } });
+      assert.ok((await store.listTeams()).some((t) => t.name === name));
+      await store.setMember({ team: name, user: 'ann', role: 'owner', createdAt: tick() });
+      await store.setMember({ team: name, user: 'vic', role: 'member', createdAt: tick() });
+      await store.setMember({ team: name, user: 'vic', role: 'viewer', createdAt: tick() });
+      assert.equal(await store.memberRole(name, 'vic'), 'viewer');
+      assert.deepEqual((await store.listMembers(name)).map((m) => `${m.user}:${m.role}`), ['ann:owner', 'vic:viewer']);
+      await store.removeMember(name, 'vic');
+      assert.equal(await store.memberRole(name, 'vic'), undefined);
+      await assert.rejects(store.removeMember(name, 'vic'), isKind('NOT_FOUND'));
+      await assert.rejects(store.setMember({ team: 'no-such-team', user: 'x', role: 'member', createdAt: tick() }), isKind('NOT_FOUND'));
+      const entry = (n: number) => ({ id: `${n}`, at: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(), team: name, user: 'ann', keyId: null, action: `act-${n}`, objectType: 'pod', objectId: 'p', detail: { n } });
+      for (const n of [1, 2, 3]) await store.appendAudit(entry(n));
+      assert.deepEqual(await store.listAudit({ team: name, limit: 2 }), [entry(3), entry(2)]);
+      assert.deepEqual(await store.listAudit({ team: name, limit: 5, before: entry(2).at }), [entry(1)]);
+      const k = { id: newApiKeyId(), owner: name as OwnerId, name: 'ann', hash: `h-${name}`, prefix: 'berth_x', admin: false, user: 'ann', createdAt: tick(), lastUsedAt: null };
+      await store.createApiKey(k);
+      assert.deepEqual(await store.findApiKeyByHash(k.hash), k);
+    });
   });
 }
 

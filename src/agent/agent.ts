@@ -14,6 +14,7 @@ import { LABELS } from './labels.js';
 import { Launcher } from './launcher.js';
 import { LocalNodeAccess } from './node-access.js';
 import { UsageCollector } from './usage-collector.js';
+import { ensureIsolationRules, networkRuntime, PodNetworks } from './pod-network.js';
 
 export { containerGpus, usesInfra } from './container-plan.js';
 export { ephemeralVolumeName, LABELS, persistentVolumeName } from './labels.js';
@@ -44,10 +45,15 @@ export interface AgentOptions {
   catatonitPath?: string;
   /** How often the running instances' usage is measured and sent (`--metrics-interval`); 0: never. @default 10_000 */
   usageIntervalMs?: number;
+  /**
+   * Keep pods off the node's own services with INPUT rules (see pod-network.ts); needs root and
+   * iptables, and warns where it cannot. @default true
+   */
+  isolatePods?: boolean;
 }
 
 /** Options with no default: absent means "not set". */
-type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath';
+type OptionalOption = 'gpuInventoryPath' | 'labels' | 'infraImage' | 'catatonitPath' | 'isolatePods';
 
 /**
  * The node agent: registers, watches its assignments, hands each instance's to its runner
@@ -59,6 +65,8 @@ export class Agent {
   private nodeId!: NodeId;
   private nodeAccess!: LocalNodeAccess;
   private gc!: GarbageCollector;
+  private networks!: PodNetworks;
+  private collecting: Promise<void> | undefined;
   private ctx!: RunnerContext;
   private revision = 0;
   /** One per instance assigned here, or with something left to clean up. */
@@ -114,7 +122,10 @@ export class Agent {
       agentVersion: '0.1.0',
     });
     this.nodeId = nodeId;
-    this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment);
+    const firewalled = this.opts.isolatePods !== false && (await ensureIsolationRules());
+    if (this.opts.isolatePods !== false && !firewalled) this.log.warn('cannot add the INPUT rules that keep pods off the node (iptables missing, or not root): pods can reach services of the node');
+    this.networks = new PodNetworks(networkRuntime(runtime), this.log, nodeId, firewalled);
+    this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment, this.networks);
     this.gc = new GarbageCollector(runtime, this.log, nodeId, (id) => this.runners.get(id)?.assignment !== undefined);
     this.ctx = {
       runtime,
@@ -132,6 +143,7 @@ export class Agent {
         gpusSimulated: gpus.simulated,
         gc: this.gc,
         signal: this.abort.signal,
+        networks: this.networks,
       }),
       gc: this.gc,
       disk: new DiskMeter(runtime, this.log),
@@ -139,7 +151,10 @@ export class Agent {
       signal: this.abort.signal,
       wake: (id) => this.kick(id),
       idle: (runner) => {
-        if (runner.done && this.runners.get(runner.id) === runner) this.runners.delete(runner.id);
+        if (runner.done && this.runners.get(runner.id) === runner) {
+          this.runners.delete(runner.id);
+          this.collectNetworks();
+        }
       },
     };
     if (known !== nodeId) await writeFile(idFile, nodeId + '\n');
@@ -158,8 +173,12 @@ export class Agent {
     this.take(first.revision, first.assignments);
     await this.gc.dropNetworkVolumes(first.networkVolumes);
     await this.gc.collectOrphans();
+    this.collectNetworks();
     this.loop = this.watchLoop();
-    this.diskTimer = setInterval(() => void this.measureDisk(), 60_000);
+    this.diskTimer = setInterval(() => {
+      void this.measureDisk();
+      this.collectNetworks();
+    }, 60_000);
     this.diskTimer.unref();
     if (channel.reportUsage && this.opts.usageIntervalMs > 0) {
       this.usage = new UsageCollector({
@@ -175,6 +194,15 @@ export class Agent {
     }
   }
 
+  /** Removes pod networks no container uses any more; one sweep at a time. */
+  private collectNetworks(): void {
+    if (this.collecting) return;
+    this.collecting = this.networks
+      .collect()
+      .catch((err: unknown) => this.log.warn({ err }, 'cannot sweep pod networks'))
+      .finally(() => (this.collecting = undefined));
+  }
+
   async close(): Promise<void> {
     this.abort.abort();
     if (this.diskTimer) clearInterval(this.diskTimer);
@@ -182,6 +210,8 @@ export class Agent {
     for (const r of this.runners.values()) r.close();
     await this.loop?.catch(() => undefined);
     await Promise.allSettled([...this.runners.values()].map((r) => r.pass));
+    await this.collecting;
+    await this.networks?.collect().catch(() => undefined);
   }
 
   private async watchLoop(): Promise<void> {

@@ -59,9 +59,10 @@ export interface HolderPlan {
 }
 
 export function holderPlan(a: Assignment, net: NetPlan): HolderPlan {
-  // The holder of the network: the node's network, a named Docker network, or the default bridge.
+  // The holder of the network: the node's network, a named Docker network, the team's network, or the default bridge.
   const mode = a.spec.network.mode;
-  const holderNetwork = mode === 'host' ? { networkMode: 'host' } : mode === 'container' && a.spec.network.name ? { networkMode: a.spec.network.name } : {};
+  const holderNetwork =
+    mode === 'host' ? { networkMode: 'host' } : mode === 'container' && a.spec.network.name ? { networkMode: a.spec.network.name } : a.podNetwork ? { networkMode: a.podNetwork } : {};
   return {
     ports: net.bindings,
     labels: { [LABELS.endpoints]: JSON.stringify(net.endpoints), [LABELS.ports]: JSON.stringify(net.ports) },
@@ -136,6 +137,8 @@ export function containerPlan(a: Assignment, c: ContainerSpec, ctx: PlanContext)
     ...(extra.hostname ? { hostname: extra.hostname } : {}),
     ...(c.user !== null ? { user: c.user } : {}),
     ...(c.tty ? { tty: true } : {}),
+    ...(c.privileged ? { privileged: true } : {}),
+    ...(c.capAdd?.length ? { capAdd: c.capAdd } : {}),
     ...(c.killGracePeriodSeconds !== null ? { stopTimeoutSeconds: c.killGracePeriodSeconds } : {}),
   };
 }

@@ -7,11 +7,12 @@ import type { Assignment } from '../control/agent-protocol.js';
 import { BerthError, type ContainerSpec, type NodeId, type PullProgress } from '../model/index.js';
 import { singleFileTar, type TarOwner } from '../runtime/tar.js';
 import type { ContainerPlan, CreateResult, Runtime } from '../runtime/types.js';
-import { containerPlan, holderPlan, infraPlan, podEnv, usesInfra } from './container-plan.js';
+import { containerPlan, holderPlan, infraPlan, podEnv, usesInfra, type HolderPlan } from './container-plan.js';
 import type { GarbageCollector } from './garbage-collector.js';
 import type { LocalInfraImage } from './infra-image.js';
 import { ephemeralVolumeName, generationLabels, instanceLabels, persistentVolumeName } from './labels.js';
 import { interactiveRuntime } from './node-access.js';
+import type { PodNetworks } from './pod-network.js';
 import { allocatePorts } from './ports.js';
 import { settleAll, throwFirst } from './settle.js';
 
@@ -30,6 +31,8 @@ export interface LauncherOptions {
   gc: GarbageCollector;
   /** Aborts pulls when the agent closes. */
   signal: AbortSignal;
+  /** Makes the team's network a launch joins, and keeps it from removal meanwhile. */
+  networks: PodNetworks;
 }
 
 /** How a launch shows its progress: the runner reports it. */
@@ -54,7 +57,7 @@ export class Launcher {
 
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   async launch(a: Assignment, progress: LaunchProgress): Promise<Launched> {
-    const { runtime, nodeId } = this.opts;
+    const { nodeId } = this.opts;
     checkSecrets(a);
     const infraImage = await this.pullImages(a, progress);
     // Not waited for: reports go out in order, and the containers need not wait for the store.
@@ -64,6 +67,16 @@ export class Launcher {
     const env = podEnv(a, net, this.opts.publicIp);
     const generation = generationLabels(a, nodeId);
     const holder = holderPlan(a, net);
+    const joined = a.podNetwork ? await this.opts.networks.join(a.podNetwork) : undefined;
+    try {
+      return await this.createAndStart(a, holder, infraImage, env, generation);
+    } finally {
+      joined?.();
+    }
+  }
+
+  private async createAndStart(a: Assignment, holder: HolderPlan, infraImage: string | null, env: Record<string, string>, generation: Record<string, string>): Promise<Launched> {
+    const { runtime } = this.opts;
     // Async: a plan that cannot be made (a mount of nothing) rejects like a create that fails.
     const create = async (c: ContainerSpec, network: Partial<ContainerPlan>): Promise<CreateResult> =>
       this.createContainer(a, containerPlan(a, c, { podEnv: env, generation, network, nodeName: this.opts.nodeName, gpusSimulated: this.opts.gpusSimulated }), c);

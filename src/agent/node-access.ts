@@ -9,6 +9,7 @@ import type { Assignment, ExecRequest, ExecStream, NodeAccess } from '../control
 import { BerthError, type InstanceId, type NodeId, type PathStat } from '../model/index.js';
 import { firstFileOfTar, singleFileTar } from '../runtime/tar.js';
 import type { ContainerInfo, InteractiveRuntime, Runtime } from '../runtime/types.js';
+import type { PodNetworks } from './pod-network.js';
 import { isInfra, jsonLabel, LABELS } from './labels.js';
 
 /** The runtime's interactive side; CONFLICT where the runtime has none. */
@@ -24,6 +25,8 @@ export class LocalNodeAccess implements NodeAccess {
     private readonly runtime: Runtime,
     private readonly nodeId: NodeId,
     private readonly assignmentOf: (id: InstanceId) => Assignment | undefined,
+    /** The node's pod networks, for holes in their firewall (ssh -R). */
+    private readonly networks?: PodNetworks,
   ) {}
 
   private containerOf(instanceId: InstanceId, name: string | undefined): Promise<ContainerInfo> {
@@ -92,6 +95,10 @@ export class LocalNodeAccess implements NodeAccess {
         reject(new BerthError('CONFLICT', err.code === 'ECONNREFUSED' ? `nothing listens on port ${port} in the pod` : `cannot connect to port ${port} in the pod: ${err.message}`, { cause: err }));
       });
     });
+  }
+
+  async openToPod(instanceId: InstanceId, address: string, port: number): Promise<() => Promise<void>> {
+    return (await this.networks?.openHole(this.assignmentOf(instanceId)?.podNetwork ?? undefined, address, port)) ?? (async () => undefined);
   }
 
   async hostAddress(instanceId: InstanceId): Promise<string> {

@@ -3,8 +3,10 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
+import type { AuditLog } from '../control/audit.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError, LIMITS, inputProblem, invalid, parseJsonBounded } from '../model/index.js';
+import type { TeamService } from '../control/teams.js';
 import type { Store } from '../store/types.js';
 import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
@@ -13,6 +15,7 @@ import { registerPodMetricsRoutes } from './native/pod-metrics.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { ServerMetrics, type MetricsOptions } from './prometheus.js';
 import type { TerminalSessionOptions } from './native/terminal-sessions.js';
+import { registerTeamRoutes } from './native/teams.js';
 import { jsonErrorWithoutText, sendProblem, toBerthError } from './problem.js';
 import { registerRunpodV1, registerRunpodV2 } from './runpod/index.js';
 import { registerMarathon } from './marathon/routes.js';
@@ -25,6 +28,9 @@ export interface ApiDeps {
   resources: ResourceService;
   secrets: SecretService;
   keys: KeyService;
+  teams: TeamService;
+  /** Records every change the API answers, and interactive sessions. */
+  audit: AuditLog;
   agents: AgentService;
   /** What running instances use: the latest samples and the history. */
   usage?: UsageService;
@@ -50,6 +56,8 @@ declare module 'fastify' {
     caller: Caller;
   }
 }
+
+const MUTATING = new Set(['POST', 'PUT', 'PATCH', 'DELETE']);
 
 /** Routes that answer without a key. */
 const OPEN = new Set(['/healthz', '/metrics']);
@@ -116,6 +124,27 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     req.caller = caller;
   });
 
+  // The audit log: every change any API answered with success, once it has.
+  app.addHook('onSend', async (req, reply, payload) => {
+    // A refused WebSocket upgrade is answered with its problem, then the connection is closed (the
+    // upgrade machinery gives the socket up): say so, or a client reusing it meets a hang-up.
+    if (req.headers.upgrade && reply.statusCode >= 400) reply.header('connection', 'close');
+    if (!MUTATING.has(req.method) || !req.caller || reply.statusCode >= 400) return payload;
+    const route = req.routeOptions.url ?? req.url.split('?')[0] ?? '';
+    if (route.startsWith('/api/v1/agent/')) return payload;
+    const params = (req.params ?? {}) as Record<string, string | undefined>;
+    let objectId = params.id ?? params.name ?? params['*'] ?? params.path;
+    if (!objectId && typeof payload === 'string' && payload.startsWith('{')) objectId = (JSON.parse(payload) as { id?: string; name?: string }).id ?? (JSON.parse(payload) as { name?: string }).name;
+    const objectType = /^\/(?:api\/v1|runpod\/v[12]|(?:service\/)?marathon\/v2)\/([^/]+)/.exec(route)?.[1] ?? route;
+    const body = req.body as { command?: unknown; user?: unknown; role?: unknown } | undefined;
+    const detail: Record<string, unknown> = { status: reply.statusCode };
+    if (route.endsWith('/exec') && Array.isArray(body?.command)) detail.command = (body.command as unknown[]).slice(0, 32).map((a) => String(a).slice(0, 256));
+    if (objectType === 'teams' && body?.user !== undefined) Object.assign(detail, { user: body.user, role: body.role });
+    // A change to a team goes in that team's log, where its owners read it.
+    await deps.audit.record(req.caller, `${req.method} ${route}`, objectType, objectId ?? '', detail, objectType === 'teams' && params.name ? params.name : req.caller.owner);
+    return payload;
+  });
+
   // A POST with no body at all (curl -X POST, runpodctl's actions) is an empty object, as with an empty JSON body.
   // Then what no store or runtime can take is refused before the schema or a handler reads it.
   app.addHook('preValidation', async (req) => {
@@ -146,6 +175,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerAgentRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerPodMetricsRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerTeamRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
   await registerMarathon(app, deps);

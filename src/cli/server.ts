@@ -8,11 +8,14 @@ import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
+import { AuditLog } from '../control/audit.js';
+import { TeamService } from '../control/teams.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { BerthError } from '../model/errors.js';
 import type { LifetimeInput } from '../model/lifetime.js';
+import type { PodSecurityPolicy } from '../model/policy.js';
 import { openStore } from '../store/index.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
@@ -76,6 +79,10 @@ export interface ServerOptions {
   terminalGraceSeconds?: number;
   /** Spec versions kept per pod besides version 1 (older ones are deleted). @default 100 */
   specVersionsKept?: number;
+  /** Keep pods off the node's own services with INPUT rules (docs/security.md). @default true */
+  podIsolation?: boolean;
+  /** What every key's pods may ask beyond the baseline pod security policy. @default nothing */
+  podPolicy?: Partial<PodSecurityPolicy>;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -136,7 +143,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}) });
+  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage);
@@ -144,6 +151,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
+  const teams = new TeamService(store);
+  const audit = new AuditLog(store, logger.child({ part: 'audit' }));
   const ports = listenPorts(options);
   const port = ports.api;
   const host = options.host ?? '0.0.0.0';
@@ -172,10 +181,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
     if (ports.ssh !== undefined) {
-      ssh = await SshGateway.start({ store, resolver, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
+      ssh = await SshGateway.start({ store, resolver, audit, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, deployments, resources, secrets, keys, teams, audit, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -207,6 +216,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.infraImage ? { infraImage: options.infraImage } : {}),
       ...(options.catatonitPath ? { catatonitPath: options.catatonitPath } : {}),
       ...(options.metricsIntervalSeconds !== undefined ? { usageIntervalMs: Math.round(options.metricsIntervalSeconds * 1000) } : {}),
+      ...(options.podIsolation === false ? { isolatePods: false } : {}),
     });
     agents.setNodeAccess(agent.id, agent.access);
   }

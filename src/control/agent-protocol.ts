@@ -45,6 +45,12 @@ export interface Assignment {
   /** Docker volume names; null when the pod has none. */
   volumeDisk: string | null;
   networkVolume: string | null;
+  /**
+   * The Docker network of the pod's team, which the node makes on demand: a pod on the pod network
+   * (`bridge`, or `container` without a name) joins it instead of Docker's default bridge. Absent or
+   * null: Docker's default bridge (an older server).
+   */
+  podNetwork?: string | null;
 }
 
 export interface WatchResult {
@@ -93,6 +99,8 @@ export interface NodeAccess {
   readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }>;
   /** The node's own address on the pod's network: where the pod reaches a listener of the node (ssh -R). */
   hostAddress(instanceId: InstanceId): Promise<string>;
+  /** Lets the pod reach `port` of the node's `address` through the node's firewall until the returned function is called (ssh -R). */
+  openToPod?(instanceId: InstanceId, address: string, port: number): Promise<() => Promise<void>>;
   /** A path's attributes without running anything in the container (for images without `stat`); the last component is not followed. */
   statFile(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat>;
   /** Replaces `path` with exactly `size` bytes from `content`. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { BerthError, newNodeId, registryOf, type OwnerId, type PodId, type Instance, type InstanceId, type NodeId, type PodSpec, type UsageReport } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
@@ -11,6 +12,18 @@ export const DEFAULT_DATA_CENTER = 'local';
 
 export const volumeDiskName = (instanceId: InstanceId): string => `berth-vol-${instanceId}`;
 export const networkVolumeName = (id: string): string => `berth-nv-${id}`;
+
+/**
+ * The Docker network of an owner's (a team's) pods: `berth-t-<owner>`, or a hash of the owner where
+ * its name is not a Docker name.
+ */
+export function podNetworkName(owner: string): string {
+  if (/^[a-z0-9][a-z0-9_.-]{0,39}$/.test(owner)) return `berth-t-${owner}`;
+  return `berth-t-${createHash('sha256').update(owner).digest('hex').slice(0, 16)}`;
+}
+
+/** Whether the spec's pods go on their team's network: the pod network, not the host's or a named one. */
+const onPodNetwork = (spec: PodSpec): boolean => spec.network.mode === 'bridge' || (spec.network.mode === 'container' && spec.network.name === null);
 
 /**
  * The control plane's side of the agent protocol (agents call it in process or over HTTP), and the
@@ -170,6 +183,7 @@ export class AgentService implements AgentChannel {
       secrets: await this.secretsFor(spec, detail.pod.owner),
       volumeDisk: spec.volumeGb > 0 && !spec.networkVolumeId ? volumeDiskName(inst.id) : null,
       networkVolume: spec.networkVolumeId ? networkVolumeName(spec.networkVolumeId) : null,
+      podNetwork: onPodNetwork(spec) ? podNetworkName(detail.pod.owner) : null,
     };
   }
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { BerthError, podIdOfInstance, type Deployment, type DeploymentAction, type Instance, type InstanceId, type PodId, type PodInput, type PodSpec, type PodVersion } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
-import { canSee, type Caller } from './caller.js';
+import { canSee, requireWrite, type Caller } from './caller.js';
 import { instancePhase, instanceReady, marathonPathOf, type ApplyOptions, type ApplyResult, type DeploymentEvent, type DeploymentService, type InstancePhase } from './deployment-service.js';
 import { Mutex } from './mutex.js';
 import type { PodService } from './pods.js';
@@ -134,6 +134,7 @@ export class DeploymentController implements DeploymentService {
   }
 
   apply(caller: Caller, input: PodInput, opts: ApplyOptions): Promise<ApplyResult> {
+    requireWrite(caller, 'change pods');
     const path = input.marathon?.id;
     if (!path) throw new BerthError('VALIDATION', 'the input names no path id to apply it at');
     return this.lock.run(async () => {
@@ -156,6 +157,7 @@ export class DeploymentController implements DeploymentService {
   }
 
   remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment> {
+    requireWrite(caller, 'delete pods');
     return this.lock.run(async () => {
       const existing = await this.find(caller, path);
       if (!existing) throw noPodAt(path);
@@ -166,6 +168,7 @@ export class DeploymentController implements DeploymentService {
   }
 
   cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null> {
+    requireWrite(caller, 'cancel deployments');
     return this.lock.run(async () => {
       const dep = this.active.get(id);
       if (!dep) throw noDeployment(id);
@@ -191,6 +194,7 @@ export class DeploymentController implements DeploymentService {
   }
 
   async killInstances(caller: Caller, path: string, instanceIds: string[], opts: { wipe: boolean }): Promise<Instance[]> {
+    requireWrite(caller, 'kill instances');
     const detail = await this.find(caller, path);
     if (!detail) throw noPodAt(path);
     const targets = detail.instances.filter((i) => instanceIds.includes(i.id) && i.goal === 'running');

@@ -1,5 +1,9 @@
 import {
+  BASELINE_POLICY,
   BerthError,
+  UNRESTRICTED_POLICY,
+  widenPolicy,
+  type PodSecurityPolicy,
   DESIRED_AFTER,
   allowedActions,
   instanceIdOf,
@@ -22,8 +26,9 @@ import {
   type Problem,
 } from '../model/index.js';
 import type { PodDetail, PodFilter, Store } from '../store/types.js';
-import { canSee, ownerScope, type Caller } from './caller.js';
+import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
+import { checkQuota } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
@@ -35,6 +40,8 @@ export interface PodServiceOptions {
   lifetimeDefault?: LifetimeInput;
   /** Spec versions kept per pod (the newest; version 1 is kept too); older ones are deleted. @default 100 */
   specVersionsKept?: number;
+  /** What the pod security policy grants every key beyond the baseline (`berth server --pod-policy`); its `hostPorts` may also narrow it. @default nothing */
+  podPolicy?: Partial<PodSecurityPolicy>;
 }
 
 export interface ActionOptions {
@@ -88,8 +95,19 @@ export class PodService {
     return this.compile(caller, input);
   }
 
-  private compile(caller: Caller, input: PodInput, withTemplate?: boolean, lifetimeDefault?: LifetimeInput): Promise<PodSpec> {
-    return compilePodInput(this.store, this.options.hostVolumeRoots ?? [], caller, input, withTemplate, lifetimeDefault);
+  /** The pod security policy the caller's pods are held to: the baseline widened by the server's grants, then the team's; none for an admin key. */
+  async policyFor(caller: Caller): Promise<PodSecurityPolicy> {
+    if (caller.admin) return UNRESTRICTED_POLICY;
+    const server = this.options.podPolicy ?? {};
+    // The operator's host-port rule replaces the baseline's: `none` narrows it.
+    const base = { ...widenPolicy(BASELINE_POLICY, server), hostPorts: server.hostPorts ?? BASELINE_POLICY.hostPorts };
+    const team = await this.store.getTeam(caller.owner);
+    return team ? widenPolicy(base, team.policy) : base;
+  }
+
+  private async compile(caller: Caller, input: PodInput, withTemplate?: boolean, lifetimeDefault?: LifetimeInput): Promise<PodSpec> {
+    const limits = { hostVolumeRoots: this.options.hostVolumeRoots ?? [], policy: await this.policyFor(caller) };
+    return compilePodInput(this.store, limits, caller, input, withTemplate, lifetimeDefault);
   }
 
   /**
@@ -97,6 +115,7 @@ export class PodService {
    * moves them. Returns the version number.
    */
   async writeVersion(caller: Caller, id: string, spec: PodSpec): Promise<number> {
+    requireWrite(caller, 'change pods');
     return this.placing.run(async () => {
       const current = await this.get(caller, id);
       if (current.pod.desiredStatus === 'TERMINATED') throw new BerthError('ACTION_NOT_ALLOWED', `pod ${id} is terminated`, { extra: { podStatus: current.pod.status, allowedActions: [] } });
@@ -191,9 +210,12 @@ export class PodService {
   }
 
   async create(caller: Caller, input: PodInput): Promise<PodDetail> {
+    requireWrite(caller, 'create pods');
     const spec = await this.compile(caller, input, true, this.options.lifetimeDefault);
     const id = newPodId();
     return this.placing.run(async () => {
+      // Under the lock: two creates racing cannot both fit under the quota.
+      await checkQuota(this.store, caller.owner, spec, undefined, true);
       const loads = await this.loads();
       const chosen: { nodeId: NodeId | null; gpus: string[] }[] = [];
       let reason: string | null = null;
@@ -270,6 +292,7 @@ export class PodService {
    * (as RunPod: an update resets the pod; only the volume disk and network volume survive).
    */
   async update(caller: Caller, id: string, patch: PodInput): Promise<PodDetail> {
+    requireWrite(caller, 'change pods');
     const first = await this.get(caller, id);
     const input: PodInput = { ...specToInput(first.spec), ...patch };
     // Switching between the single-container fields and `containers`: drop the form not asked for.
@@ -278,6 +301,7 @@ export class PodService {
     // Lifetime policies merge one by one: setting a maximum running time keeps the idle stop.
     if (patch.lifetime !== undefined) input.lifetime = mergeLifetime(first.spec.lifetime && lifetimeToInput(first.spec.lifetime), patch.lifetime) ?? null;
     const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== first.spec.templateId);
+    await checkQuota(this.store, first.pod.owner, spec, first.pod.id, first.pod.desiredStatus === 'RUNNING');
 
     // Checked and written under the placement lock, on a fresh read: a terminate or another update
     // that won the race is seen here, not overwritten.
@@ -365,6 +389,7 @@ export class PodService {
    * `policyNote`: a lifetime policy acts, and says why (kept as the status message while it lasts).
    */
   async act(caller: Caller, id: string, action: PodAction, opts: ActionOptions = {}, policyNote?: string): Promise<PodDetail> {
+    requireWrite(caller, 'act on pods');
     await this.get(caller, id);
     return this.placing.run(async () => {
       // The status is read and checked under the lock, so two actions cannot both pass the check
@@ -378,6 +403,10 @@ export class PodService {
       }
       if (opts.gpuCount !== undefined && opts.gpuCount > detail.spec.gpuCount) {
         throw invalid([{ path: '/gpuCount', message: `can be at most the pod's ${detail.spec.gpuCount}: start with fewer GPUs, or change the pod to ask for more` }]);
+      }
+      if ((action === 'start' || action === 'reset' || action === 'restart') && detail.pod.desiredStatus !== 'RUNNING') {
+        const starting = opts.gpuCount !== undefined ? { ...detail.spec, gpuCount: opts.gpuCount } : detail.spec;
+        await checkQuota(this.store, detail.pod.owner, starting, detail.pod.id, true);
       }
       const podId = detail.pod.id;
       await this.store.transaction(async (tx) => {

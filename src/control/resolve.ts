@@ -7,7 +7,7 @@ import { BerthError, type Instance } from '../model/index.js';
 import type { PodDetail } from '../store/types.js';
 import type { NodeAccess } from './agent-protocol.js';
 import type { AgentService } from './agents.js';
-import type { Caller } from './caller.js';
+import { requireWrite, type Caller } from './caller.js';
 import type { PodService } from './pods.js';
 
 export interface ResolveOptions {
@@ -21,6 +21,8 @@ export interface ResolveOptions {
    * @default false
    */
   running?: boolean;
+  /** Runs something in the pod (exec, SSH, a terminal, a port-forward): a write, refused to viewers. @default false */
+  interactive?: boolean;
 }
 
 export interface Resolved {
@@ -37,6 +39,7 @@ export class InstanceResolver {
 
   async resolve(caller: Caller, podId: string, opts: ResolveOptions = {}): Promise<Resolved> {
     const detail = await this.pods.get(caller, podId);
+    if (opts.interactive) requireWrite(caller, `run anything in pod ${detail.pod.id} (exec, SSH, terminal, port-forward)`);
     const instance = opts.running ? runningInstance(detail, opts.instance) : anyInstance(detail, opts.instance);
     const { containers } = detail.spec;
     if (opts.container !== undefined && !containers.some((c) => c.name === opts.container)) {

@@ -18,7 +18,8 @@ import {
 } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { DATA_CENTER_LABEL, DEFAULT_DATA_CENTER } from './agents.js';
-import { canSee, ownerScope, type Caller } from './caller.js';
+import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
+import { referenceProblems } from './pod-input.js';
 import type { Sealer } from './sealer.js';
 
 const now = (): string => new Date().toISOString();
@@ -39,6 +40,7 @@ export class ResourceService {
 
   // Network volumes: named Docker volumes that outlive pods, within one data center (node group).
   async createNetworkVolume(caller: Caller, input: { name?: string; sizeGb?: number; dataCenterId?: string }): Promise<NetworkVolume> {
+    requireWrite(caller, 'create network volumes');
     const problems: Problem[] = [];
     const name = requireName(problems, input.name);
     const size = input.sizeGb;
@@ -61,6 +63,7 @@ export class ResourceService {
   }
 
   async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number }): Promise<NetworkVolume> {
+    requireWrite(caller, 'change network volumes');
     const v = await this.getNetworkVolume(caller, id);
     const problems: Problem[] = [];
     if (input.name !== undefined) requireName(problems, input.name);
@@ -72,6 +75,7 @@ export class ResourceService {
   }
 
   async deleteNetworkVolume(caller: Caller, id: string): Promise<void> {
+    requireWrite(caller, 'delete network volumes');
     const v = await this.getNetworkVolume(caller, id);
     const users = (await this.store.listPods({})).filter((d) => d.spec.networkVolumeId === v.id);
     if (users.length) {
@@ -91,9 +95,10 @@ export class ResourceService {
 
   // Templates: saved pod inputs. The stored input is checked by compiling it with a placeholder image when it has none.
   async createTemplate(caller: Caller, input: { name?: string; pod?: PodInput; readme?: string }): Promise<Template> {
+    requireWrite(caller, 'create templates');
     const problems: Problem[] = [];
     const name = requireName(problems, input.name);
-    const pod = this.checkTemplatePod(problems, input.pod ?? {});
+    const pod = await this.checkTemplatePod(caller, problems, input.pod ?? {});
     if (problems.length) throw invalid(problems);
     const at = now();
     return this.store.createTemplate({ id: newTemplateId(), owner: caller.owner, name, pod, readme: input.readme ?? '', createdAt: at, updatedAt: at });
@@ -110,10 +115,11 @@ export class ResourceService {
   }
 
   async updateTemplate(caller: Caller, id: string, input: { name?: string; pod?: PodInput; readme?: string }): Promise<Template> {
+    requireWrite(caller, 'change templates');
     const t = await this.getTemplate(caller, id);
     const problems: Problem[] = [];
     if (input.name !== undefined) requireName(problems, input.name);
-    const pod = input.pod !== undefined ? this.checkTemplatePod(problems, { ...t.pod, ...input.pod }) : undefined;
+    const pod = input.pod !== undefined ? await this.checkTemplatePod(caller, problems, { ...t.pod, ...input.pod }) : undefined;
     if (problems.length) throw invalid(problems);
     return this.store.updateTemplate(t.id, {
       ...(input.name !== undefined ? { name: input.name } : {}),
@@ -124,11 +130,13 @@ export class ResourceService {
   }
 
   async deleteTemplate(caller: Caller, id: string): Promise<void> {
+    requireWrite(caller, 'delete templates');
     const t = await this.getTemplate(caller, id);
     await this.store.deleteTemplate(t.id);
   }
 
-  private checkTemplatePod(problems: Problem[], pod: PodInput): PodInput {
+  /** The pod fields of a template: valid, and naming only ids of the caller's team. */
+  private async checkTemplatePod(caller: Caller, problems: Problem[], pod: PodInput): Promise<PodInput> {
     if (typeof pod !== 'object' || pod === null || Array.isArray(pod)) {
       problems.push({ path: '/pod', message: 'must be an object of pod fields' });
       return {};
@@ -139,11 +147,13 @@ export class ResourceService {
       if (!(e instanceof BerthError)) throw e;
       problems.push(...e.problems.map((p) => ({ path: `/pod${p.path}`, message: p.message })));
     }
+    problems.push(...(await referenceProblems(this.store, caller, pod, '/pod')));
     return pod;
   }
 
   // Registry credentials: the password is sealed at rest and never returned.
   async createRegistryAuth(caller: Caller, input: { name?: string; username?: string; password?: string }): Promise<RegistryAuth> {
+    requireWrite(caller, 'add registry credentials');
     const problems: Problem[] = [];
     const name = requireName(problems, input.name);
     if (typeof input.username !== 'string' || input.username === '') problems.push({ path: '/username', message: 'is required' });
@@ -170,12 +180,14 @@ export class ResourceService {
   }
 
   async deleteRegistryAuth(caller: Caller, id: string): Promise<void> {
+    requireWrite(caller, 'delete registry credentials');
     const r = await this.getRegistryAuth(caller, id);
     await this.store.deleteRegistryAuth(r.id);
   }
 
   // SSH public keys of the caller's account: PUBLIC_KEY in pods that ask for SSH.
   async addSshKey(caller: Caller, input: { name?: string; publicKey?: string }): Promise<SshKey> {
+    requireWrite(caller, 'register SSH keys');
     const text = typeof input.publicKey === 'string' ? input.publicKey.trim() : '';
     const parts = text.split(/\s+/);
     const problems: Problem[] = [];
@@ -201,6 +213,7 @@ export class ResourceService {
   }
 
   async removeSshKey(caller: Caller, idOrFingerprint: string): Promise<void> {
+    requireWrite(caller, 'remove SSH keys');
     const key = (await this.store.listSshKeys(caller.owner)).find((k) => k.id === idOrFingerprint || k.fingerprint === idOrFingerprint);
     if (!key) throw notFound('ssh key', idOrFingerprint);
     await this.store.deleteSshKey(key.id);

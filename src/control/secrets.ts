@@ -1,6 +1,6 @@
 import { invalid, notFound, type Problem, type Secret } from '../model/index.js';
 import type { Store } from '../store/types.js';
-import type { Caller } from './caller.js';
+import { requireWrite, type Caller } from './caller.js';
 import type { Sealer } from './sealer.js';
 
 /** The largest value the store takes, in bytes of UTF-8: enough for keys and certificates, not a file store. */
@@ -44,6 +44,7 @@ export class SecretService {
 
   /** Creates or replaces; `created` says which. */
   async put(caller: Caller, name: string, value: unknown): Promise<{ secret: SecretMeta; created: boolean }> {
+    requireWrite(caller, 'write secrets');
     const problems = secretNameProblems(name);
     if (typeof value !== 'string') problems.push({ path: '/value', message: 'is required (a string)' });
     else if (Buffer.byteLength(value, 'utf8') > SECRET_VALUE_MAX_BYTES) problems.push({ path: '/value', message: `must be at most ${SECRET_VALUE_MAX_BYTES} bytes` });
@@ -70,6 +71,7 @@ export class SecretService {
   }
 
   async remove(caller: Caller, name: string): Promise<void> {
+    requireWrite(caller, 'delete secrets');
     await this.get(caller, name);
     await this.store.deleteSecret(caller.owner, name);
   }

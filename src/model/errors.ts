@@ -6,6 +6,8 @@ export const ERRORS = {
   VALIDATION: { status: 400, title: 'Invalid request', retryable: false },
   UNAUTHORIZED: { status: 401, title: 'Missing or invalid API key', retryable: false },
   FORBIDDEN: { status: 403, title: 'Not allowed', retryable: false },
+  POLICY_DENIED: { status: 403, title: 'Refused by the pod security policy', retryable: false },
+  QUOTA_EXCEEDED: { status: 403, title: "The team's quota would be crossed", retryable: false },
   NOT_FOUND: { status: 404, title: 'Not found', retryable: false },
   POD_NOT_FOUND: { status: 404, title: 'Pod not found', retryable: false },
   ACTION_NOT_ALLOWED: { status: 409, title: 'Action not allowed in the current status', retryable: false },

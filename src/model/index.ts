@@ -14,3 +14,5 @@ export * from './usage.js';
 export * from './lifetime.js';
 export * from './limits.js';
 export * from './timestamps.js';
+export * from './policy.js';
+export * from './teams.js';

@@ -201,6 +201,8 @@ export interface ApiKey {
   /** The first characters of the secret, to tell keys apart in a list. */
   prefix: string;
   admin: boolean;
+  /** The user the key acts for in its owner (team), with that user's role there; null: the whole team (a key from before teams, or an admin key). */
+  user?: string | null;
   createdAt: Timestamp;
   lastUsedAt: Timestamp | null;
 }

@@ -197,6 +197,10 @@ function compileContainer(c: Checker, path: string, input: ContainerInput, fallb
   if (kill !== null) c.num(`${path}/killGracePeriodSeconds`, kill, 0, 3600);
   const user = input.user ?? null;
   if (user !== null && (typeof user !== 'string' || user === '')) c.add(`${path}/user`, 'must not be empty');
+  const capAdd = input.capAdd ?? [];
+  if (c.strings(`${path}/capAdd`, capAdd)) {
+    capAdd.forEach((cap, i) => CAPABILITY.test(cap) || c.add(`${path}/capAdd(${i})`, 'must be a capability name such as NET_ADMIN'));
+  }
   return {
     name: String(name),
     image: String(input.image ?? ''),
@@ -213,8 +217,13 @@ function compileContainer(c: Checker, path: string, input: ContainerInput, fallb
     tty: input.tty === true,
     killGracePeriodSeconds: kill,
     labels: c.labels(`${path}/labels`, input.labels),
+    // Left out when off, so that specs written before these fields compare equal.
+    ...(input.privileged === true ? { privileged: true as const } : {}),
+    ...(capAdd.length ? { capAdd: capAdd.map((x) => x.toUpperCase().replace(/^CAP_/, '')) } : {}),
   };
 }
+
+const CAPABILITY = /^(CAP_)?[A-Za-z_]{2,32}$/;
 
 function compileVolumes(c: Checker, v: unknown, secrets: Record<string, string>): PodVolume[] {
   if (v === undefined) return [];

@@ -75,4 +75,6 @@ const isPlain = (c: ContainerSpec): boolean =>
   c.user === null &&
   !c.tty &&
   c.killGracePeriodSeconds === null &&
+  !c.privileged &&
+  !c.capAdd &&
   Object.keys(c.labels).length === 0;

@@ -85,6 +85,10 @@ export interface ContainerSpec {
   /** Seconds between SIGTERM and SIGKILL; null: the node's default. */
   killGracePeriodSeconds: number | null;
   labels: Record<string, string>;
+  /** Docker's privileged mode; only where the pod security policy grants it. Absent: not privileged. */
+  privileged?: true;
+  /** Linux capabilities added to Docker's default set (`NET_ADMIN`); only those the policy grants. Absent: none. */
+  capAdd?: string[];
 }
 
 /** A volume of the pod, mounted by its containers' `volumeMounts`. */
@@ -225,6 +229,11 @@ export interface PodInput {
   backoff?: Partial<BackoffPolicy>;
   volumes?: PodVolume[];
   network?: Partial<NetworkSpec>;
+  /**
+   * Without `network`: the node's network where the caller's pod security policy grants it, the
+   * pod network otherwise (Marathon: a pod with no networks runs in the host's namespace).
+   */
+  hostNetworkByDefault?: boolean;
   secrets?: Record<string, string>;
   constraints?: (Omit<Constraint, 'value'> & { value?: string | null })[];
   upgrade?: Partial<UpgradePolicy>;
@@ -252,6 +261,8 @@ export interface ContainerInput {
   tty?: boolean;
   killGracePeriodSeconds?: number | null;
   labels?: Record<string, string>;
+  privileged?: boolean;
+  capAdd?: string[];
 }
 
 /** @default values a pod gets when the request leaves a field out (RunPod's, where it has one). */

@@ -83,6 +83,8 @@ export function createOptions(plan: ContainerPlan, withDiskCap: boolean): Docker
     hostConfig.DeviceRequests = [{ Driver: 'nvidia', DeviceIDs: plan.gpuUuids, Capabilities: [['gpu']] }];
   }
   if (plan.networkMode) hostConfig.NetworkMode = plan.networkMode;
+  if (plan.privileged) hostConfig.Privileged = true;
+  if (plan.capAdd?.length) hostConfig.CapAdd = plan.capAdd;
   return {
     name: plan.name,
     Image: plan.image,

@@ -31,6 +31,7 @@ import type {
   ExecStream,
   ExecStreamOptions,
   InteractiveRuntime,
+  NetworkRuntime,
   LogLine,
   LogOptions,
   PullProgressEvent,
@@ -43,7 +44,7 @@ export type { DockerRuntimeOptions } from './daemon.js';
 
 const PING_TIMEOUT_MS = 10_000;
 
-export class DockerRuntime implements Runtime, InteractiveRuntime {
+export class DockerRuntime implements Runtime, InteractiveRuntime, NetworkRuntime {
   readonly docker: Docker;
   private readonly daemon: Daemon;
   /** Whether the storage driver accepts a writable-layer size cap; learned on the first create that asks for one. */
@@ -131,6 +132,42 @@ export class DockerRuntime implements Runtime, InteractiveRuntime {
     } catch (err) {
       if (statusCode(err) === 409) return;
       throw fail(this.daemon, err, `volume ${name}`);
+    }
+  }
+
+  async ensureNetwork(name: string, opts: { bridge: string; labels: Record<string, string> }): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).inspect();
+      return;
+    } catch (err) {
+      if (statusCode(err) !== 404) throw fail(this.daemon, err, `network ${name}`);
+    }
+    try {
+      await this.docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: opts.labels, Options: { 'com.docker.network.bridge.name': opts.bridge } });
+    } catch (err) {
+      // Made meanwhile by another launch.
+      if (statusCode(err) === 409) return;
+      throw fail(this.daemon, err, `network ${name}`);
+    }
+  }
+
+  async listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number }[]> {
+    const label = Object.entries(labelFilter).map(([k, v]) => (v === '' ? k : `${k}=${v}`));
+    try {
+      const list = await this.docker.listNetworks({ filters: { label } });
+      // The list leaves Containers empty; an inspect of each fills it.
+      return await Promise.all(list.map(async (n) => ({ name: n.Name, containers: Object.keys(((await this.docker.getNetwork(n.Id).inspect()) as Docker.NetworkInspectInfo).Containers ?? {}).length })));
+    } catch (err) {
+      throw fail(this.daemon, err, 'list networks');
+    }
+  }
+
+  async removeNetwork(name: string): Promise<void> {
+    try {
+      await this.docker.getNetwork(name).remove();
+    } catch (err) {
+      if (statusCode(err) === 404) return;
+      throw fail(this.daemon, err, `network ${name}`);
     }
   }
 

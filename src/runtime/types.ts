@@ -57,6 +57,9 @@ export interface ContainerPlan {
   /** Run as this user (name or uid[:gid]); absent: the image's. */
   user?: string;
   tty?: boolean;
+  privileged?: boolean;
+  /** Capabilities added to Docker's default set. */
+  capAdd?: string[];
   /** Seconds between SIGTERM and SIGKILL when the container is stopped; absent: the daemon's default. */
   stopTimeoutSeconds?: number;
 }
@@ -174,6 +177,16 @@ export interface ExecStreamOptions {
 }
 
 export type { ExecStream } from '../model/exec-stream.js';
+
+/** Docker networks the agent makes for pods: separate from Runtime so the agent's other runtimes need not grow; DockerRuntime implements it. */
+export interface NetworkRuntime {
+  /** Makes a bridge network with that Linux interface name, unless one of the name exists. */
+  ensureNetwork(name: string, opts: { bridge: string; labels: Record<string, string> }): Promise<void>;
+  /** Networks carrying every given label (value '' matches any value), with how many containers each has. */
+  listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number }[]>;
+  /** Removes the network; one gone already is not an error, one still in use is (CONFLICT). */
+  removeNetwork(name: string): Promise<void>;
+}
 
 /**
  * What interactive access needs beyond the Runtime: PTY exec, file copies through the archive

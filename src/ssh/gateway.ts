@@ -13,6 +13,7 @@ import ssh2 from 'ssh2';
 import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import type { ActivitySink } from '../control/activity.js';
+import type { AuditLog } from '../control/audit.js';
 import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
 import { BerthError, checkExec, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
@@ -61,6 +62,8 @@ export interface SshGatewayOptions {
   host?: string;
   /** Where an open connection counts as use of its pod (the idle policy's `ssh` signal). */
   activity?: ActivitySink;
+  /** Where each session is recorded. */
+  audit?: AuditLog;
 }
 
 /** `{podId}`, `{podId}-{ordinal}` for one instance, `.{container}` for another container. */
@@ -215,6 +218,7 @@ export class SshGateway {
       // Shells, commands, SFTP and forwards alike: the pod is in use while the connection is open.
       const release = this.opts.activity?.open(who.podId, 'ssh');
       if (release) client.once('close', release);
+      void this.opts.audit?.record({ owner: who.owner, admin: false }, 'ssh.session', 'pod', who.podId, { ...(who.ordinal !== undefined ? { instance: who.ordinal } : {}), ...(who.container ? { container: who.container } : {}) });
       client.on('session', (accept) => {
         this.counts.sessions++;
         this.onSession(accept(), who);
@@ -270,7 +274,7 @@ export class SshGateway {
   /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
   private target(who: Login): Promise<Resolved> {
     // The login already proved the key is the owner's: the owner is the caller.
-    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true });
+    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true, interactive: true });
   }
 
   private onSession(session: Session, who: Login): void {
@@ -403,6 +407,9 @@ export class SshGateway {
         });
         const addr = listener.address();
         const port = typeof addr === 'object' && addr ? addr.port : bindPort;
+        // The node's firewall keeps pods off the node: let this pod reach this listener while it is open.
+        const close = await access.openToPod?.(instance.id, address, port);
+        if (close) listener.once('close', () => void close());
         forwards.set(`${bindAddr}:${bindPort}`, listener);
         this.log.info({ pod: who.podId, address, port }, 'remote forward listening');
         accept?.(port);

@@ -217,6 +217,48 @@ const podLifetimes: Migration = {
   },
 };
 
+/** Teams (the owners of everything), their members with a role each, and the user a key acts for. */
+const teams: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('teams')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('policy', 'text', (c) => c.notNull())
+      .addColumn('quota', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('team_members')
+      .addColumn('team', 'text', (c) => c.notNull().references('teams.name').onDelete('cascade'))
+      .addColumn('user_name', 'text', (c) => c.notNull())
+      .addColumn('role', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addPrimaryKeyConstraint('team_members_pk', ['team', 'user_name'])
+      .execute();
+    await db.schema.alterTable('api_keys').addColumn('user_name', 'text').execute();
+  },
+};
+
+/** The audit log: read by team, newest first. */
+const auditLog: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('audit_log')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('at', 'text', (c) => c.notNull())
+      .addColumn('team', 'text', (c) => c.notNull())
+      .addColumn('user_name', 'text')
+      .addColumn('key_id', 'text')
+      .addColumn('action', 'text', (c) => c.notNull())
+      .addColumn('object_type', 'text', (c) => c.notNull())
+      .addColumn('object_id', 'text', (c) => c.notNull())
+      .addColumn('detail', 'text', (c) => c.notNull())
+      .execute();
+    await db.schema.createIndex('audit_log_team_at').on('audit_log').columns(['team', 'at', 'id']).execute();
+    await db.schema.createIndex('audit_log_at').on('audit_log').columns(['at', 'id']).execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -227,6 +269,8 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0004_marathon_paths': marathonPaths,
       '0005_usage_samples': usageSamples,
       '0006_pod_lifetimes': podLifetimes,
+      '0007_teams': teams,
+      '0008_audit_log': auditLog,
     }),
   };
 }

@@ -252,6 +252,7 @@ export const apiKeyFromRow = (r: Selectable<ApiKeysTable>): ApiKey => ({
   hash: r.hash,
   prefix: r.prefix,
   admin: r.admin === 1,
+  ...(r.user_name !== null ? { user: r.user_name } : {}),
   createdAt: r.created_at,
   lastUsedAt: r.last_used_at,
 });
@@ -263,6 +264,7 @@ export const apiKeyToRow = (k: ApiKey): Insertable<ApiKeysTable> => ({
   hash: k.hash,
   prefix: k.prefix,
   admin: k.admin ? 1 : 0,
+  user_name: k.user ?? null,
   created_at: k.createdAt,
   last_used_at: k.lastUsedAt,
 });

@@ -158,8 +158,38 @@ export interface ApiKeysTable {
   prefix: string;
   /** 0 or 1. */
   admin: number;
+  user_name: string | null;
   created_at: string;
   last_used_at: string | null;
+}
+
+export interface TeamsTable {
+  name: string;
+  /** Partial<PodSecurityPolicy> as JSON. */
+  policy: string;
+  /** TeamQuota as JSON. */
+  quota: string;
+  created_at: string;
+}
+
+export interface TeamMembersTable {
+  team: string;
+  user_name: string;
+  role: string;
+  created_at: string;
+}
+
+export interface AuditLogTable {
+  id: string;
+  at: string;
+  team: string;
+  user_name: string | null;
+  key_id: string | null;
+  action: string;
+  object_type: string;
+  object_id: string;
+  /** JSON. */
+  detail: string;
 }
 
 /** One usage sample per instance per minute (usage.ts); no foreign key: samples of a deleted pod age out. */
@@ -196,4 +226,7 @@ export interface Database {
   api_keys: ApiKeysTable;
   changes: ChangesTable;
   usage_samples: UsageSamplesTable;
+  teams: TeamsTable;
+  team_members: TeamMembersTable;
+  audit_log: AuditLogTable;
 }

@@ -11,6 +11,7 @@ import { podStore } from './pods.js';
 import { networkVolumeStore, registryAuthStore, secretStore, templateStore } from './resources.js';
 import type { Database } from './schema.js';
 import type { Store } from './types.js';
+import { auditStore, teamStore } from './teams.js';
 import { usageStore } from './usage.js';
 
 /*
@@ -67,6 +68,8 @@ function storeOn(ctx: SqlContext): Store {
     ...sshKeyStore(ctx),
     ...apiKeyStore(ctx),
     ...usageStore(ctx),
+    ...teamStore(ctx),
+    ...auditStore(ctx),
   };
   return store;
 }

@@ -3,6 +3,7 @@ import type { ChangeFeed } from './changes.js';
 import type { DeploymentStore } from './deployments.js';
 import type { InstanceStore } from './instances.js';
 import type { ApiKeyStore, SshKeyStore } from './keys.js';
+import type { AuditStore, TeamStore } from './teams.js';
 import type { NodeStore } from './nodes.js';
 import type { PodStore } from './pods.js';
 import type { NetworkVolumeStore, RegistryAuthStore, SecretStore, TemplateStore } from './resources.js';
@@ -59,7 +60,9 @@ export interface Store
     DeploymentStore,
     SshKeyStore,
     ApiKeyStore,
-    UsageStore {
+    UsageStore,
+    TeamStore,
+    AuditStore {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 

@@ -149,7 +149,8 @@ export function toPodInput(pod: MarathonPod, opts: ConvertOptions = { defaultIma
     labels: berthLabels(pod.labels),
     backoff: { initialSeconds: s.backoff.backoff, factor: s.backoff.backoffFactor, maxSeconds: s.backoff.maxLaunchDelay },
     volumes: (pod.volumes ?? []).map(volumeOf),
-    network: networkOf(pod),
+    // No networks is Mesos's host mode: the control plane gives it where the pod security policy grants it.
+    ...(pod.networks?.length ? { network: networkOf(pod) } : { hostNetworkByDefault: true }),
     secrets: Object.fromEntries(Object.entries(pod.secrets ?? {}).map(([k, v]) => [k, storeName(v.source)])),
     // Berth's constraints read `hostname`, `@hostname`, `@region` and `@zone` as Marathon does.
     constraints: (s.placement?.constraints ?? []).map((c) => ({ field: c.fieldName, operator: c.operator, value: c.value ?? null })),

@@ -335,8 +335,11 @@ describe('Marathon pod definitions as Berth pods', () => {
     assert.deepEqual(ct2!.entrypoint, ['/bin/sh', '-c', 'cd /mnt/mesos/sandbox && while true; do cat ./etc/clock; sleep 1; done']);
   });
 
-  it('maps networks: none and host to host, container/bridge to bridge, container to a named network', () => {
-    assert.deepEqual(toPodInput(ok(minimal({ networks: undefined }))).network, { mode: 'host', name: null });
+  it('maps networks: host to host, none to host where the policy grants it, container/bridge to bridge, container to a named network', () => {
+    const none = toPodInput(ok(minimal({ networks: undefined })));
+    assert.equal(none.network, undefined);
+    assert.equal(none.hostNetworkByDefault, true);
+    assert.deepEqual(toPodInput(ok(minimal({ networks: [{ mode: 'host' }] }))).network, { mode: 'host', name: null });
     assert.deepEqual(toPodInput(ok(minimal({ networks: [{ mode: 'container/bridge' }] }))).network, { mode: 'bridge', name: null });
     assert.deepEqual(toPodInput(ok(fixture('pod-with-endpoint.json'))).network, { mode: 'container', name: null });
   });

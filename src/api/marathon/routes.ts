@@ -91,6 +91,8 @@ function marathonError(err: unknown): MarathonReply {
       return new MarathonReply(401, { message: err.message });
     case 'FORBIDDEN':
       return new MarathonReply(403, { message: err.message });
+    case 'POLICY_DENIED':
+      return new MarathonReply(403, { message: err.message, details: grouped(err.problems.map(marathonProblem)) });
     case 'NOT_FOUND':
     case 'POD_NOT_FOUND':
       return new MarathonReply(404, { message: notFoundMessage(err), details: [] });

@@ -37,7 +37,8 @@ export async function registerAccessRoutes(app: FastifyInstance, deps: ApiDeps):
         querystring: { type: 'object', properties: { instance: { type: 'integer', minimum: 0 } } },
       },
       preHandler: async (req: FastifyRequest<{ Params: { id: string; port: number }; Querystring: { instance?: number } }>) => {
-        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true });
+        const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true, interactive: true });
+        void deps.audit.record(req.caller, 'port-forward.session', 'pod', req.params.id, { instance: inst.ordinal, port: req.params.port });
         // Connect before the upgrade: "nothing listens" is then a plain 409 the CLI can show.
         (req as unknown as { upstream: Duplex }).upstream = await access.connect(inst.id, req.params.port);
       },

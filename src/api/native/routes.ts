@@ -143,7 +143,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   app.post('/pods/:id/exec', { schema: { ...tags('pods'), summary: 'Run a command in a pod; answers with its output and exit code', params: S.PodIdParams, body: S.ExecBody } }, async (req: Req<{ id: string }, unknown, Static<typeof S.ExecBody>>) => {
     checkExec(req.body.command);
-    const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.body.instance, running: true });
+    const { instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.body.instance, running: true, interactive: true });
     deps.lifetimes?.activity.touch(inst.podId, 'terminal');
     return access.exec(inst.id, req.body.container, req.body.command, (req.body.timeoutSeconds ?? 60) * 1000);
   });
@@ -267,12 +267,13 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
   });
 
   // API keys: the secret is shown once, at creation.
-  const keyView = (k: { id: string; name: string; owner: string; prefix: string; admin: boolean; createdAt: string; lastUsedAt: string | null }) => ({
+  const keyView = (k: { id: string; name: string; owner: string; prefix: string; admin: boolean; user?: string | null; createdAt: string; lastUsedAt: string | null }) => ({
     id: k.id,
     name: k.name,
     owner: k.owner,
     prefix: k.prefix,
     admin: k.admin,
+    user: k.user ?? null,
     createdAt: k.createdAt,
     lastUsedAt: k.lastUsedAt,
   });

@@ -60,6 +60,8 @@ export const ContainerInput = Type.Object(
     tty: Type.Optional(Type.Boolean()),
     killGracePeriodSeconds: Type.Optional(Nullable(Type.Number({ minimum: 0 }))),
     labels: Type.Optional(Env),
+    privileged: Type.Optional(Type.Boolean({ description: 'Docker privileged mode; refused unless the pod security policy grants it' })),
+    capAdd: Type.Optional(Type.Array(Type.String(), { description: 'Capabilities to add (NET_ADMIN); refused unless the policy grants them' })),
   },
   { additionalProperties: false },
 );
@@ -221,7 +223,12 @@ export const RegistryAuthInput = Type.Object(
 export const SshKeyInput = Type.Object({ name: Type.Optional(Type.String()), publicKey: Type.Optional(Type.String()) }, { additionalProperties: false });
 
 export const ApiKeyInput = Type.Object(
-  { name: Type.String({ minLength: 1 }), owner: Type.Optional(Type.String({ minLength: 1 })), admin: Type.Optional(Type.Boolean()) },
+  {
+    name: Type.String({ minLength: 1 }),
+    owner: Type.Optional(Type.String({ minLength: 1, description: 'The team the key acts for; @default the caller\'s' })),
+    user: Type.Optional(Type.String({ minLength: 1, description: 'A member of the team the key acts for, with their role; absent: the whole team (owners and admin keys only)' })),
+    admin: Type.Optional(Type.Boolean()),
+  },
   { additionalProperties: false },
 );
 

@@ -62,7 +62,8 @@ export function registerTerminal(app: FastifyInstance, deps: ApiDeps): void {
       },
       preHandler: async (req: FastifyRequest<{ Params: { id: string }; Querystring: TerminalQuery }>) => {
         // Settled before the upgrade, so refusals are plain HTTP answers.
-        const { detail, instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true });
+        const { detail, instance: inst, access } = await deps.resolver.resolve(req.caller, req.params.id, { instance: req.query.instance, running: true, interactive: true });
+        void deps.audit.record(req.caller, 'terminal.session', 'pod', req.params.id, { instance: inst.ordinal });
         const { session: asked, container, cols, rows } = req.query;
         let prepared: Prepared;
         if (asked && asked !== 'new') {

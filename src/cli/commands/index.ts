@@ -3,6 +3,7 @@ import { agent } from './agent.js';
 import { apply } from './apply.js';
 import type { CliCommand } from './define.js';
 import { keyCommands } from './key.js';
+import { teamCommands, userCommands } from './team.js';
 import { login, logout, whoami } from './login.js';
 import { nodeCommands } from './node.js';
 import { podCommands } from './pod.js';
@@ -15,4 +16,4 @@ import { sshKeyCommands } from './ssh-key.js';
 import { templateCommands } from './template.js';
 import { volumeCommands } from './volume.js';
 
-export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, keyCommands, login, logout, whoami, server, agent];
+export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, keyCommands, teamCommands, userCommands, login, logout, whoami, server, agent];

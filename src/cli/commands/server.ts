@@ -5,6 +5,7 @@ import { normalizeUrl } from '../client.js';
 import { DEFAULT_URL, readConfig, writeConfig, type CliConfig } from '../config.js';
 import type { ListenPorts, RunningServer } from '../server.js';
 import { UserError, type Output } from '../output.js';
+import { parsePolicyGrants, type PodSecurityPolicy } from '../../model/policy.js';
 import { defineCommand } from './define.js';
 import { metricsIntervalMs } from './agent.js';
 import { untilSignal } from './lifecycle.js';
@@ -49,6 +50,8 @@ export const server = defineCommand({
     metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the local agent measures its pods' usage (default 10; 0: never)" },
     metricsToken: { kind: 'string', flags: '--metrics-token <token>', env: 'BERTH_METRICS_TOKEN', description: 'a bearer token that may read GET /metrics besides admin keys (prefer the env var, argv shows in ps)' },
     terminalGrace: { kind: 'number', flags: '--terminal-grace <seconds>', env: 'BERTH_TERMINAL_GRACE', description: 'a detached web terminal waits this long for a re-attach (a page reload) before its shell is hung up (default 300)' },
+    podIsolation: { kind: 'boolean', negatable: true, flags: '--pod-isolation', env: 'BERTH_POD_ISOLATION', description: "keep pods off this node's own services with iptables INPUT rules (the default; needs root)", negatedDescription: 'add no INPUT rules: pods can reach services of the node (env BERTH_POD_ISOLATION=false)' },
+    podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -91,6 +94,8 @@ export const server = defineCommand({
       ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: metricsIntervalMs(opts.metricsInterval) / 1000 } : {}),
       ...(opts.metricsToken !== undefined ? { metricsToken: opts.metricsToken } : {}),
       ...(opts.terminalGrace !== undefined ? { terminalGraceSeconds: opts.terminalGrace } : {}),
+      ...(opts.podIsolation !== undefined ? { podIsolation: opts.podIsolation } : {}),
+      ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
@@ -106,6 +111,12 @@ export const server = defineCommand({
     out.note('Berth stopped');
   },
 });
+
+function podPolicyOf(text: string): Partial<PodSecurityPolicy> {
+  const grant = parsePolicyGrants(text);
+  if ('unknown' in grant) throw new UserError(`--pod-policy: unknown grant ${grant.unknown.join(', ')} (host-network, host-path, named-networks, privileged, cap:<NAME>, host-ports=none|unprivileged|any)`);
+  return grant;
+}
 
 /** What the server listens with, in the order it opens them (so a port asked for twice fails at the later one). */
 const LISTENERS = [

@@ -1,0 +1,65 @@
+/**
+ * Team quotas: what a team's live pods and volumes add up to, against what the operator set. Checked
+ * when a pod is created, changed or started; a request that would cross a quota is refused naming it.
+ */
+import { BerthError, type PodId, type PodSpec, type TeamQuota } from '../model/index.js';
+import type { PodDetail, Store } from '../store/types.js';
+
+interface Usage {
+  gpus: number;
+  gpusByType: Record<string, number>;
+  vcpus: number;
+  memoryGb: number;
+  pods: number;
+  volumeGb: number;
+}
+
+/** Live: not terminated. Meant to run: what holds GPUs, CPUs and memory (a stopped pod gives them back). */
+function add(u: Usage, spec: PodSpec, running: boolean): void {
+  u.pods += 1;
+  u.volumeGb += spec.volumeGb * spec.instances;
+  if (!running) return;
+  u.gpus += spec.gpuCount * spec.instances;
+  for (const t of new Set(spec.gpuTypeIds)) u.gpusByType[t] = (u.gpusByType[t] ?? 0) + spec.gpuCount * spec.instances;
+  u.vcpus += (spec.vcpuCount ?? 0) * spec.instances;
+  u.memoryGb += (spec.memoryGb ?? 0) * spec.instances;
+}
+
+const isLive = (d: PodDetail): boolean => d.pod.desiredStatus !== 'TERMINATED';
+const isRunning = (d: PodDetail): boolean => d.pod.desiredStatus === 'RUNNING';
+
+/** The quotas the team would cross if `podId` (new when absent) had `spec`, running or not; each named. */
+export function quotaProblems(quota: TeamQuota, team: string, pods: PodDetail[], volumesGb: number, spec: PodSpec, podId: PodId | undefined, running: boolean): string[] {
+  const before: Usage = { gpus: 0, gpusByType: {}, vcpus: 0, memoryGb: 0, pods: 0, volumeGb: volumesGb };
+  const after: Usage = { ...before, gpusByType: {} };
+  for (const d of pods.filter(isLive)) {
+    add(before, d.spec, isRunning(d));
+    if (d.pod.id !== podId) add(after, d.spec, isRunning(d));
+  }
+  add(after, spec, running);
+  const out: string[] = [];
+  // Only a step up is refused: a team already over a lowered quota may still shrink or stop.
+  const over = (name: string, limit: number | undefined, was: number, now: number, unit = ''): void => {
+    if (limit !== undefined && now > limit && now > was) out.push(`quota ${name} of team ${team} would be crossed: ${now}${unit} asked for in all, ${limit}${unit} allowed`);
+  };
+  over('pods', quota.pods, before.pods, after.pods);
+  over('gpus', quota.gpus, before.gpus, after.gpus);
+  for (const [type, limit] of Object.entries(quota.gpusByType ?? {})) over(`gpusByType.${type}`, limit, before.gpusByType[type] ?? 0, after.gpusByType[type] ?? 0);
+  over('vcpus', quota.vcpus, before.vcpus, after.vcpus);
+  over('memoryGb', quota.memoryGb, before.memoryGb, after.memoryGb, ' GB');
+  over('volumeGb', quota.volumeGb, before.volumeGb, after.volumeGb, ' GB');
+  if (running && quota.vcpus !== undefined && spec.vcpuCount === null) out.push(`quota vcpus of team ${team}: the pod must reserve its vCPUs (vcpuCount)`);
+  if (running && quota.memoryGb !== undefined && spec.memoryGb === null) out.push(`quota memoryGb of team ${team}: the pod must reserve its memory (memoryGb)`);
+  if (quota.gpusByType && running && spec.gpuCount > 0 && spec.gpuTypeIds.length === 0) out.push(`quota gpusByType of team ${team}: the pod must name its GPU types (gpuTypeIds)`);
+  return out;
+}
+
+/** Throws QUOTA_EXCEEDED when the team has a quota the change would cross. */
+export async function checkQuota(store: Store, team: string, spec: PodSpec, podId: PodId | undefined, running: boolean): Promise<void> {
+  const t = await store.getTeam(team);
+  if (!t || Object.keys(t.quota).length === 0) return;
+  const pods = await store.listPods({ owner: team as PodDetail['pod']['owner'] });
+  const volumesGb = t.quota.volumeGb === undefined ? 0 : (await store.listNetworkVolumes(t.name as PodDetail['pod']['owner'])).reduce((n, v) => n + v.sizeGb, 0);
+  const problems = quotaProblems(t.quota, team, pods, volumesGb, spec, podId, running);
+  if (problems.length) throw new BerthError('QUOTA_EXCEEDED', problems.join('; '), { extra: { team, quota: t.quota } });
+}
