@@ -54,6 +54,10 @@ const now = (): string => new Date().toISOString();
 /**
  * The pod service: every API (native, RunPod, Marathon) creates, changes and acts on pods through it.
  * It writes desired state; agents and `applyObservation` move the observed status.
+ *
+ * One file for now (~570 lines): create, update, act and placement share the placement lock, the
+ * load map and the spec cache. Placement (`placeWaiting`, `loads`, `regainGpus`) is the part to move
+ * out, once a leader places for several servers (issue 12).
  */
 export class PodService {
   /** Placement reads loads and then writes reservations; one at a time keeps GPUs from being handed out twice. */
