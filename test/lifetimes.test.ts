@@ -115,7 +115,9 @@ describe('lifetime policies', { concurrency: true }, () => {
   });
 
   it('does not stop a pod while an SSH session is open, and does once it closes', async () => {
-    const id = await runningPod({ lifetime: { idleStop: { idleSeconds: 3 } } });
+    // The policy comes once the session is open: on a loaded machine the SSH handshake alone may take
+    // longer than the idle time, which would stop the pod before the session could hold it.
+    const id = await runningPod({});
     const conn = new ssh2.Client();
     await new Promise<void>((resolve, reject) => {
       conn.once('ready', () => resolve());
@@ -123,6 +125,7 @@ describe('lifetime policies', { concurrency: true }, () => {
       conn.connect({ host: '127.0.0.1', port: t.server.ssh!.port, username: id, privateKey: keyPair.private });
     });
     try {
+      assert.equal((await t.api('PATCH', `/api/v1/pods/${id}`, { lifetime: { idleStop: { idleSeconds: 3 } } })).status, 200);
       await sleep(10_000);
       const held = await get(id);
       assert.equal(held.status, 'RUNNING', held.statusMessage ?? '');

@@ -2,11 +2,8 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { removeIsolationRules } from '../../src/agent/pod-network.js';
 import { startServer, type RunningServer, type ServerOptions } from '../../src/cli/server.js';
 
-/** Servers of this process still open: the last to close takes the agent's INPUT rules out again. */
-let open = 0;
 
 export interface TestServer {
   server: RunningServer;
@@ -32,7 +29,6 @@ export async function startTestServer(opts: ServerOptions = {}): Promise<TestSer
     ...opts,
     dataDir,
   });
-  open++;
   const key = (await readFile(join(dataDir, 'admin.key'), 'utf8')).trim();
   const api = async <T,>(method: string, path: string, body?: unknown, k = key) => {
     const res = await fetch(server.url + path, {
@@ -56,7 +52,6 @@ export async function startTestServer(opts: ServerOptions = {}): Promise<TestSer
       const deadline = Date.now() + 15_000;
       while (Date.now() < deadline && (await server.store.listInstances({})).length > 0) await new Promise((r) => setTimeout(r, 100));
       await server.close();
-      if (--open === 0) await removeIsolationRules();
       if (!opts.dataDir) await rm(dataDir, { recursive: true, force: true });
     },
   };
