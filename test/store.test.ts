@@ -615,11 +615,18 @@ function storeSuite(open: () => Promise<Harness>): void {
       await assert.rejects(store.deleteRegistryAuth(r.id), isKind('NOT_FOUND'));
     });
 
-    it('keeps SSH keys per owner', async () => {
+    it('keeps SSH keys per owner, with the user who registered each (none for a team key)', async () => {
       const owner = newOwner();
-      const k = { id: newSshKeyId(), owner, name: 'laptop', publicKey: 'ssh-ed25519 AAAA test', fingerprint: 'SHA256:abc', createdAt: tick() };
+      const k = { id: newSshKeyId(), owner, user: null, name: 'laptop', publicKey: 'ssh-ed25519 AAAA test', fingerprint: 'SHA256:abc', createdAt: tick() };
       await store.createSshKey(k);
-      assert.deepEqual(await store.listSshKeys(owner), [k]);
+      const ann = { ...k, id: newSshKeyId(), user: 'ann', fingerprint: 'SHA256:def', createdAt: tick() };
+      await store.createSshKey(ann);
+      // A key given without a user is read back with none.
+      const { user: _user, ...noUser } = { ...k, id: newSshKeyId(), fingerprint: 'SHA256:ghi', createdAt: tick() };
+      await store.createSshKey(noUser);
+      assert.deepEqual(await store.listSshKeys(owner), [k, ann, { ...noUser, user: null }]);
+      await store.deleteSshKey(ann.id);
+      await store.deleteSshKey(noUser.id);
       assert.deepEqual(await store.listSshKeys(newOwner()), []);
       await store.deleteSshKey(k.id);
       assert.deepEqual(await store.listSshKeys(owner), []);
