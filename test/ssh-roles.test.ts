@@ -2,7 +2,7 @@
  * SSH keys belong to the user who registered them (issue 15): with the real OpenSSH client, a
  * member's key opens shells, commands, SFTP and -L forwards; once the member is made a viewer the
  * same key is refused for each, with the reason; a removed user's key is refused; the refusals are
- * in the team's audit log.
+ * in the team's audit log; RunPod's account keys are the user's own.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
@@ -145,5 +145,14 @@ describe('SSH keys per user', () => {
     assert.ok(refused.some((e) => e.user === 'mia' && /viewer/.test(e.detail.reason ?? '')), JSON.stringify(refused));
     assert.ok(refused.some((e) => e.user === 'rex' && /no longer a member/.test(e.detail.reason ?? '')), JSON.stringify(refused));
     assert.ok(log.body.entries.some((e) => e.action === 'ssh.session' && e.user === 'mia'));
+  });
+
+  it("keeps RunPod's account keys to the user's own", async () => {
+    const annKey = (await readFile(join(dir, 'ann.pub'), 'utf8')).trim();
+    const account = await t.api<{ keys: string[] }>('GET', '/runpod/v2/account/ssh-keys', undefined, key.ann);
+    assert.deepEqual(account.body.keys, [annKey]);
+    assert.deepEqual((await t.api<{ keys: string[] }>('PUT', '/runpod/v2/account/ssh-keys', { keys: [] }, key.ann)).body, { keys: [] });
+    const left = await t.api<{ sshKeys: { user: string | null }[] }>('GET', '/api/v1/ssh-keys', undefined, key.ann);
+    assert.deepEqual(left.body.sshKeys.map((k) => k.user), ['mia', 'rex']);
   });
 });
