@@ -17,7 +17,7 @@ export type SshRight = { ok: true } | { ok: false; reason: string };
 export async function sshRight(store: Store, key: Pick<SshKey, 'user' | 'fingerprint'>, team: OwnerId): Promise<SshRight> {
   if (!key.user) {
     if (!(await store.getTeam(team))) return { ok: true };
-    return { ok: false, reason: `SSH key ${key.fingerprint} belongs to no user of team ${team} (registered before keys had users, or by a key acting for no user); a member registers it again with their own API key (berth ssh-key add)` };
+    return { ok: false, reason: `SSH key ${key.fingerprint} belongs to no user of team ${team} (registered before keys had users, or by a key acting for no user); a member removes it (berth ssh-key rm ${key.fingerprint}) and adds it again with their own API key` };
   }
   const role = await store.memberRole(team, key.user);
   if (!role) return { ok: false, reason: `${key.user} is no longer a member of team ${team}: their SSH keys open nothing` };
