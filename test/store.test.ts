@@ -26,7 +26,10 @@ import {
   type PodId,
   type PodStatus,
 } from '../src/model/index.js';
+import { Migrator, type Kysely } from 'kysely';
+import { connect } from '../src/store/dialect.js';
 import { openStore, SQLITE_FILE_NAME, type Store } from '../src/store/index.js';
+import { migrationProvider } from '../src/store/migrations.js';
 
 interface Harness {
   store: Store;
@@ -615,11 +618,18 @@ function storeSuite(open: () => Promise<Harness>): void {
       await assert.rejects(store.deleteRegistryAuth(r.id), isKind('NOT_FOUND'));
     });
 
-    it('keeps SSH keys per owner', async () => {
+    it('keeps SSH keys per owner, with the user who registered each (none for a team key)', async () => {
       const owner = newOwner();
-      const k = { id: newSshKeyId(), owner, name: 'laptop', publicKey: 'ssh-ed25519 AAAA test', fingerprint: 'SHA256:abc', createdAt: tick() };
+      const k = { id: newSshKeyId(), owner, user: null, name: 'laptop', publicKey: 'ssh-ed25519 AAAA test', fingerprint: 'SHA256:abc', createdAt: tick() };
       await store.createSshKey(k);
-      assert.deepEqual(await store.listSshKeys(owner), [k]);
+      const ann = { ...k, id: newSshKeyId(), user: 'ann', fingerprint: 'SHA256:def', createdAt: tick() };
+      await store.createSshKey(ann);
+      // A key given without a user is read back with none.
+      const { user: _user, ...noUser } = { ...k, id: newSshKeyId(), fingerprint: 'SHA256:ghi', createdAt: tick() };
+      await store.createSshKey(noUser);
+      assert.deepEqual(await store.listSshKeys(owner), [k, ann, { ...noUser, user: null }]);
+      await store.deleteSshKey(ann.id);
+      await store.deleteSshKey(noUser.id);
       assert.deepEqual(await store.listSshKeys(newOwner()), []);
       await store.deleteSshKey(k.id);
       assert.deepEqual(await store.listSshKeys(owner), []);
@@ -729,6 +739,25 @@ describe('store on SQLite', () => {
       assert.deepEqual((await reader.listPods({ owner })).map((d) => d.pod.id), [pod.id, second.pod.id]);
       await writer.close();
       await reader.close();
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
+  it('fills in the user of SSH keys from before 0009 where the audit log says who registered them', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'berth-store-'));
+    try {
+      const { db, dialect } = connect({ kind: 'sqlite', dataDir: own, busyTimeoutMs: 5000 });
+      const migrated = await new Migrator({ db, provider: migrationProvider(dialect), migrationTableSchema: await dialect.migrationSchema(db) }).migrateTo('0008_audit_log');
+      assert.equal(migrated.error, undefined);
+      const old = db as unknown as Kysely<Record<string, Record<string, unknown>>>;
+      const owner = newOwner();
+      for (const id of ['k1', 'k2']) await old.insertInto('ssh_keys').values({ id, owner, name: id, public_key: 'ssh-ed25519 AAAA', fingerprint: `SHA256:${id}`, created_at: tick() }).execute();
+      await old.insertInto('audit_log').values({ id: 'a1', at: tick(), team: owner, user_name: 'ann', key_id: 'x', action: 'POST /api/v1/ssh-keys', object_type: 'ssh-keys', object_id: 'k1', detail: '{}' }).execute();
+      await db.destroy();
+      const store = await openStore({ dataDir: own });
+      assert.deepEqual((await store.listSshKeys(owner)).map((k) => [k.id, k.user]), [['k1', 'ann'], ['k2', null]]);
+      await store.close();
     } finally {
       await rm(own, { recursive: true, force: true });
     }

@@ -28,7 +28,7 @@ import {
 import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
-import { checkQuota } from './quota.js';
+import { admitCreate, checkQuota, quotaHold } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
@@ -213,19 +213,21 @@ export class PodService {
     });
   }
 
-  async create(caller: Caller, input: PodInput): Promise<PodDetail> {
+  /** `queueOverQuota: false`: refuse a create over quota even where the team queues (RunPod's API). */
+  async create(caller: Caller, input: PodInput, opts: { queueOverQuota?: boolean } = {}): Promise<PodDetail> {
     requireWrite(caller, 'create pods');
     const spec = await this.compile(caller, input, true, this.options.lifetimeDefault);
     const id = newPodId();
     return this.placing.run(async () => {
       // Under the lock: two creates racing cannot both fit under the quota.
-      await checkQuota(this.store, caller.owner, spec, undefined, true);
+      const quotaWait = await admitCreate(this.store, caller.owner, spec, opts.queueOverQuota ?? true);
       const loads = await this.loads();
       const chosen: { nodeId: NodeId | null; gpus: string[] }[] = [];
       let reason: string | null = null;
       for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
         const peers = chosen.map((c) => c.nodeId).filter((n): n is NodeId => n !== null);
-        const p = this.placeTimed(loads, spec, peers);
+        // Over a queueing team's quota: nothing is placed; the pod waits in the queue.
+        const p = quotaWait ? ({ ok: false, reason: quotaWait } as const) : this.placeTimed(loads, spec, peers);
         if (p.ok) {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
@@ -251,7 +253,7 @@ export class PodService {
         hostPorts: {},
         observed: null,
       }));
-      if (reason) this.waitReasons.set(id, `waiting for resources: ${reason}`);
+      if (reason) this.waitReasons.set(id, quotaWait ?? `waiting for resources: ${reason}`);
       const { status, message } = summarize('RUNNING', instances.map((i) => ({ ...i, specVersion: 1, revision: 0 })), this.waitReasons.get(id) ?? null);
       return this.store.createPod(
         {
@@ -517,6 +519,13 @@ export class PodService {
         if (!detail || detail.pod.desiredStatus !== 'RUNNING') continue;
         const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
         const peers = detail.instances.filter((i) => i.id !== inst.id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+        // A pod none of whose instances is placed yet counts against its team's quota only once placed.
+        const held = await quotaHold(this.store, detail, spec);
+        if (held) {
+          this.waitReasons.set(inst.podId, held);
+          await this.refreshStatusLocked(inst.podId);
+          continue;
+        }
         const p = this.placeTimed(loads, spec, peers);
         if (!p.ok) {
           this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);

@@ -1,8 +1,9 @@
 /**
  * Team quotas: what a team's live pods and volumes add up to, against what the operator set. Checked
- * when a pod is created, changed or started; a request that would cross a quota is refused naming it.
+ * when a pod is created, changed or started; a request that would cross a quota is refused naming it,
+ * or, for a create in a team whose quota says `overQuota: queue`, waits unplaced until it fits.
  */
-import { BerthError, type PodId, type PodSpec, type TeamQuota } from '../model/index.js';
+import { BerthError, type PodId, type PodSpec, type Team, type TeamQuota } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
 
 interface Usage {
@@ -48,18 +49,73 @@ export function quotaProblems(quota: TeamQuota, team: string, pods: PodDetail[],
   over('vcpus', quota.vcpus, before.vcpus, after.vcpus);
   over('memoryGb', quota.memoryGb, before.memoryGb, after.memoryGb, ' GB');
   over('volumeGb', quota.volumeGb, before.volumeGb, after.volumeGb, ' GB');
+  return out;
+}
+
+/** What no wait can cure: with a vCPU, memory or GPU-type quota, a pod meant to run must say what it takes. */
+export function reservationProblems(quota: TeamQuota, team: string, spec: PodSpec, running: boolean): string[] {
+  const out: string[] = [];
   if (running && quota.vcpus !== undefined && spec.vcpuCount === null) out.push(`quota vcpus of team ${team}: the pod must reserve its vCPUs (vcpuCount)`);
   if (running && quota.memoryGb !== undefined && spec.memoryGb === null) out.push(`quota memoryGb of team ${team}: the pod must reserve its memory (memoryGb)`);
   if (quota.gpusByType && running && spec.gpuCount > 0 && spec.gpuTypeIds.length === 0) out.push(`quota gpusByType of team ${team}: the pod must name its GPU types (gpuTypeIds)`);
   return out;
 }
 
+/** The team, when it has a quota with a limit in it. */
+async function limitedTeam(store: Store, team: string): Promise<Team | undefined> {
+  const t = await store.getTeam(team);
+  return t && Object.keys(t.quota).some((k) => k !== 'overQuota') ? t : undefined;
+}
+
+/**
+ * The quotas crossed. `admittedOnly`: count only pods with a placed instance (and stopped ones,
+ * pinned to their node), as the queue does: a pod waiting unplaced holds nothing yet.
+ */
+async function crossed(store: Store, t: Team, spec: PodSpec, podId: PodId | undefined, running: boolean, admittedOnly: boolean): Promise<string[]> {
+  const owner = t.name as PodDetail['pod']['owner'];
+  let pods = await store.listPods({ owner });
+  if (admittedOnly) pods = pods.filter((d) => d.instances.some((i) => i.nodeId !== null));
+  const volumesGb = t.quota.volumeGb === undefined ? 0 : (await store.listNetworkVolumes(owner)).reduce((n, v) => n + v.sizeGb, 0);
+  return quotaProblems(t.quota, t.name, pods, volumesGb, spec, podId, running);
+}
+
+const exceeded = (t: Team, problems: string[]): BerthError => new BerthError('QUOTA_EXCEEDED', problems.join('; '), { extra: { team: t.name, quota: t.quota } });
+
 /** Throws QUOTA_EXCEEDED when the team has a quota the change would cross. */
 export async function checkQuota(store: Store, team: string, spec: PodSpec, podId: PodId | undefined, running: boolean): Promise<void> {
-  const t = await store.getTeam(team);
-  if (!t || Object.keys(t.quota).length === 0) return;
-  const pods = await store.listPods({ owner: team as PodDetail['pod']['owner'] });
-  const volumesGb = t.quota.volumeGb === undefined ? 0 : (await store.listNetworkVolumes(t.name as PodDetail['pod']['owner'])).reduce((n, v) => n + v.sizeGb, 0);
-  const problems = quotaProblems(t.quota, team, pods, volumesGb, spec, podId, running);
-  if (problems.length) throw new BerthError('QUOTA_EXCEEDED', problems.join('; '), { extra: { team, quota: t.quota } });
+  const t = await limitedTeam(store, team);
+  if (!t) return;
+  const problems = [...(await crossed(store, t, spec, podId, running, false)), ...reservationProblems(t.quota, team, spec, running)];
+  if (problems.length) throw exceeded(t, problems);
 }
+
+/**
+ * A create: null when it may be placed now; the reason it waits when it crosses a quota of a team
+ * that queues (`overQuota: queue`, and `queue` allowed: RunPod's API never queues). Throws otherwise.
+ */
+export async function admitCreate(store: Store, team: string, spec: PodSpec, queue: boolean): Promise<string | null> {
+  const t = await limitedTeam(store, team);
+  if (!t) return null;
+  if (!queue || t.quota.overQuota !== 'queue') {
+    await checkQuota(store, team, spec, undefined, true);
+    return null;
+  }
+  const unfit = reservationProblems(t.quota, team, spec, true);
+  if (unfit.length) throw exceeded(t, unfit);
+  const problems = await crossed(store, t, spec, undefined, true, true);
+  return problems.length ? quotaWaitReason(problems) : null;
+}
+
+/**
+ * Before the first instance of a waiting pod is placed: the reason it waits for its team's quota,
+ * or null. Usage counts admitted pods only, so the queue lets one in as another stops or goes.
+ */
+export async function quotaHold(store: Store, detail: PodDetail, spec: PodSpec): Promise<string | null> {
+  if (detail.instances.some((i) => i.nodeId !== null)) return null;
+  const t = await limitedTeam(store, detail.pod.owner);
+  if (!t) return null;
+  const problems = await crossed(store, t, spec, detail.pod.id, true, true);
+  return problems.length ? quotaWaitReason(problems) : null;
+}
+
+export const quotaWaitReason = (problems: string[]): string => `waiting for quota: ${problems.join('; ')}`;

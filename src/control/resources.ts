@@ -21,6 +21,7 @@ import { DATA_CENTER_LABEL, DEFAULT_DATA_CENTER } from './agents.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { referenceProblems } from './pod-input.js';
 import type { Sealer } from './sealer.js';
+import { sshRight } from './ssh-rights.js';
 
 const now = (): string => new Date().toISOString();
 
@@ -198,9 +199,14 @@ export class ResourceService {
     const fingerprint = 'SHA256:' + createHash('sha256').update(Buffer.from(parts[1]!, 'base64')).digest('base64').replace(/=+$/, '');
     const existing = await this.store.listSshKeys(caller.owner);
     if (existing.some((k) => k.fingerprint === fingerprint)) throw new BerthError('CONFLICT', `key ${fingerprint} is already registered`);
+    const user = caller.user ?? null;
+    // A key the gateway would refuse is not stored: in a team, a key is registered by one of its users.
+    const right = await sshRight(this.store, { user, fingerprint }, caller.owner);
+    if (!right.ok) throw new BerthError('FORBIDDEN', `SSH keys of team ${caller.owner} are registered per user, and this API key acts for none: register it with a member's own key (berth user add <user> --team ${caller.owner} --key)`);
     return this.store.createSshKey({
       id: newSshKeyId(),
       owner: caller.owner,
+      user,
       name: input.name?.trim() || parts.slice(2).join(' ') || fingerprint,
       publicKey: text,
       fingerprint,

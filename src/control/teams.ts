@@ -2,7 +2,7 @@
  * Teams and their members. The operator (an admin key) makes teams and sets what a team's policy
  * grants and its quotas; a team's owners manage its members; everyone in a team reads it.
  */
-import { BerthError, invalid, notFound, parsePolicyGrants, TEAM_ROLES, type OwnerId, type Team, type TeamMember, type TeamQuota, type TeamRole } from '../model/index.js';
+import { BerthError, invalid, notFound, OVER_QUOTA, parsePolicyGrants, TEAM_ROLES, type OwnerId, type Team, type TeamMember, type TeamQuota, type TeamRole } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import { canSee, requireAdmin, requireTeamOwner, type Caller } from './caller.js';
 
@@ -42,6 +42,7 @@ export class TeamService {
   async setQuota(caller: Caller, name: string, quota: TeamQuota): Promise<Team> {
     requireAdmin(caller, 'set a team\'s quotas');
     const problems = QUOTA_FIELDS.filter((f) => quota[f] !== undefined && !(Number.isFinite(quota[f]) && quota[f]! >= 0 && quota[f]! <= 1e9)).map((f) => ({ path: `/${f}`, message: 'must be a number from 0 to 1e9' }));
+    if (quota.overQuota !== undefined && !OVER_QUOTA.includes(quota.overQuota)) problems.push({ path: '/overQuota', message: `must be one of ${OVER_QUOTA.join(', ')}` });
     for (const [t, n] of Object.entries(quota.gpusByType ?? {})) if (!(Number.isInteger(n) && n >= 0 && n <= 1e6)) problems.push({ path: `/gpusByType/${t}`, message: 'must be a whole number from 0' });
     if (problems.length) throw invalid(problems);
     await this.store.setTeamQuota(name, quota);

@@ -186,6 +186,8 @@ export interface Secret {
 export interface SshKey {
   id: SshKeyId;
   owner: OwnerId;
+  /** The user who registered it; the gateway lets it in while that user may write in the team. Null: a key for the whole team (from before keys had users, or registered by a key acting for no user). */
+  user?: string | null;
   name: string;
   publicKey: string;
   fingerprint: string;

@@ -23,7 +23,16 @@ export interface TeamQuota {
   pods?: number;
   /** Volume disks of pods not terminated (per instance) and network volumes, in GB. */
   volumeGb?: number;
+  /**
+   * What a create over a quota gets: `refuse` (a 403 naming the quota) or `queue` (accepted, the pod
+   * waits unplaced with the reason and is placed once the team's usage falls). RunPod's API refuses
+   * either way, as RunPod does. @default 'refuse'
+   */
+  overQuota?: OverQuota;
 }
+
+export const OVER_QUOTA = ['refuse', 'queue'] as const;
+export type OverQuota = (typeof OVER_QUOTA)[number];
 
 export interface Team {
   name: string;

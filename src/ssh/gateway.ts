@@ -14,11 +14,15 @@ import type { AuthContext, Connection, ServerChannel, Session } from 'ssh2';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import type { ActivitySink } from '../control/activity.js';
 import type { AuditLog } from '../control/audit.js';
+import type { Caller } from '../control/caller.js';
 import type { InstanceResolver, Resolved } from '../control/resolve.js';
 import { lacksShell, LOGIN_SHELL, NO_SHELL } from '../control/shell.js';
-import { BerthError, checkExec, type InstanceId, type OwnerId, type PodId } from '../model/index.js';
+import { BerthError, checkExec, type InstanceId, type OwnerId, type PodId, type SshKey } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import { sshRight } from '../control/ssh-rights.js';
+import { refuse, refusedSession } from './refused.js';
 import { offerLimits } from './sftp-channel.js';
+import { splitWords } from './split-words.js';
 import { SftpSession } from './sftp.js';
 
 const { Server, utils } = ssh2;
@@ -76,6 +80,10 @@ interface Login {
   ordinal: number | undefined;
   container: string | undefined;
   owner: OwnerId;
+  /** The key it came in with: its user's role is read again at each session and channel. */
+  key: Pick<SshKey, 'id' | 'user' | 'fingerprint'>;
+  /** Why the key may not use the pod, found at authentication: every session says so. */
+  refused?: string;
 }
 
 /**
@@ -215,20 +223,39 @@ export class SshGateway {
     });
     client.on('ready', () => {
       const who = login!;
-      // Shells, commands, SFTP and forwards alike: the pod is in use while the connection is open.
-      const release = this.opts.activity?.open(who.podId, 'ssh');
-      if (release) client.once('close', release);
-      void this.opts.audit?.record({ owner: who.owner, admin: false }, 'ssh.session', 'pod', who.podId, { ...(who.ordinal !== undefined ? { instance: who.ordinal } : {}), ...(who.container ? { container: who.container } : {}) });
-      client.on('session', (accept) => {
+      const where = { ...(who.ordinal !== undefined ? { instance: who.ordinal } : {}), ...(who.container ? { container: who.container } : {}) };
+      // A refusal is audited once per connection, however many channels it refuses.
+      let audited = false;
+      const refusal = async (): Promise<string | undefined> => {
+        const right = who.refused !== undefined ? { ok: false as const, reason: who.refused } : await sshRight(this.opts.store, who.key, who.owner);
+        if (right.ok) return undefined;
+        if (!audited) void this.opts.audit?.record(this.callerOf(who), 'ssh.refused', 'pod', who.podId, { ...where, sshKey: who.key.fingerprint, reason: right.reason });
+        audited = true;
+        return right.reason;
+      };
+      if (who.refused === undefined) {
+        // Shells, commands, SFTP and forwards alike: the pod is in use while the connection is open.
+        const release = this.opts.activity?.open(who.podId, 'ssh');
+        if (release) client.once('close', release);
+        void this.opts.audit?.record(this.callerOf(who), 'ssh.session', 'pod', who.podId, { ...where, sshKey: who.key.fingerprint });
+      } else void refusal();
+      client.on('session', (accept, reject) => {
         this.counts.sessions++;
-        this.onSession(accept(), who);
+        refusal().then(
+          (reason) => (reason === undefined ? this.onSession(accept(), who) : refusedSession(accept(), reason)),
+          () => reject(),
+        );
       });
       client.on('tcpip', (accept, reject, info) => {
         if (!LOCAL_NAMES.has(info.destIP) && info.destIP !== who.podId) {
           this.log.info({ pod: who.podId, dest: info.destIP }, 'refused a forward to another host');
           return reject();
         }
-        this.target(who)
+        refusal()
+          .then((reason) => {
+            if (reason !== undefined) throw new BerthError('FORBIDDEN', reason);
+            return this.target(who);
+          })
           .then(({ access, instance }) => access.connect!(instance.id, info.destPort))
           .then(
             (socket) => pipeChannel(accept(), socket),
@@ -239,7 +266,12 @@ export class SshGateway {
           );
       });
       client.on('request', (accept, reject, name, info) => {
-        if (name === 'tcpip-forward' && 'bindPort' in info) return void this.remoteForward(client, who, info.bindAddr, info.bindPort, forwards, accept, reject);
+        if (name === 'tcpip-forward' && 'bindPort' in info) {
+          return void refusal().then(
+            (reason) => (reason === undefined ? this.remoteForward(client, who, info.bindAddr, info.bindPort, forwards, accept, reject) : reject?.()),
+            () => reject?.(),
+          );
+        }
         if (name === 'cancel-tcpip-forward' && 'bindPort' in info) {
           const key = `${info.bindAddr}:${info.bindPort}`;
           forwards.get(key)?.close();
@@ -251,7 +283,10 @@ export class SshGateway {
     });
   }
 
-  /** Accepts only a key registered by the pod's owner, with a valid signature. */
+  /**
+   * Accepts only a key registered in the pod's team, with a valid signature. A key whose user may not
+   * use the pod (a viewer, a removed user) is let in to be told why on each session it opens.
+   */
   private async authenticate(ctx: AuthContext): Promise<Login | 'key-ok' | 'rejected'> {
     const m = USER.exec(ctx.username);
     if (ctx.method !== 'publickey' || !m) return 'rejected';
@@ -266,15 +301,28 @@ export class SshGateway {
       // Without a signature the client only asks whether this key would do.
       if (!ctx.signature) return 'key-ok';
       if (parsed.verify(ctx.blob!, ctx.signature, ctx.hashAlgo) !== true) break;
-      return { podId: detail.pod.id, ordinal: m[2] !== undefined ? Number(m[2]) : undefined, container: m[3], owner: detail.pod.owner };
+      const right = await sshRight(this.opts.store, k, detail.pod.owner);
+      return {
+        podId: detail.pod.id,
+        ordinal: m[2] !== undefined ? Number(m[2]) : undefined,
+        container: m[3],
+        owner: detail.pod.owner,
+        key: { id: k.id, user: k.user ?? null, fingerprint: k.fingerprint },
+        ...(right.ok ? {} : { refused: right.reason }),
+      };
     }
     return 'rejected';
   }
 
+  /** The key's user in the pod's team, for the audit log and the resolver. */
+  private callerOf(who: Login): Caller {
+    return { owner: who.owner, admin: false, user: who.key.user ?? null };
+  }
+
   /** The pod's running instance and its node's access, or a BerthError saying why there is none. */
   private target(who: Login): Promise<Resolved> {
-    // The login already proved the key is the owner's: the owner is the caller.
-    return this.opts.resolver.resolve({ owner: who.owner, admin: false }, who.podId, { instance: who.ordinal, container: who.container, running: true, interactive: true });
+    // The login already proved the key is the team's: the team is the caller.
+    return this.opts.resolver.resolve(this.callerOf(who), who.podId, { instance: who.ordinal, container: who.container, running: true, interactive: true });
   }
 
   private onSession(session: Session, who: Login): void {
@@ -423,49 +471,6 @@ export class SshGateway {
 
 /** What a session asks to run: a login shell, or a command line. */
 type Run = { shell: true } | { command: string };
-
-/**
- * A command line's words as sh splits them, without sh's expansions: blanks separate words, single
- * quotes keep everything, double quotes keep all but `\\`, `\"`, `\$` and `` \` ``, a backslash
- * outside quotes keeps the next character. Throws on an unclosed quote.
- */
-export function splitWords(line: string): string[] {
-  const words: string[] = [];
-  let word: string | null = null;
-  for (let i = 0; i < line.length; i++) {
-    const ch = line[i]!;
-    if (ch === ' ' || ch === '\t' || ch === '\n') {
-      if (word !== null) words.push(word);
-      word = null;
-    } else if (ch === "'") {
-      const end = line.indexOf("'", i + 1);
-      if (end < 0) throw new BerthError('VALIDATION', 'the command has an unclosed single quote');
-      word = (word ?? '') + line.slice(i + 1, end);
-      i = end;
-    } else if (ch === '"') {
-      word ??= '';
-      for (i++; i < line.length && line[i] !== '"'; i++) {
-        const next = line[i + 1];
-        if (line[i] === '\\' && next !== undefined && '\\"$`'.includes(next)) i++;
-        word += line[i];
-      }
-      if (i >= line.length) throw new BerthError('VALIDATION', 'the command has an unclosed double quote');
-    } else if (ch === '\\') {
-      word = (word ?? '') + (line[++i] ?? '');
-    } else word = (word ?? '') + ch;
-  }
-  if (word !== null) words.push(word);
-  return words;
-}
-
-/** Says why on stderr and ends the channel with status 1: a clear message, not a dropped connection. */
-function refuse(channel: ServerChannel, err: unknown): void {
-  const message = err instanceof Error ? err.message : String(err);
-  if (channel.closed) return;
-  channel.stderr.write(`berth: ${message}\r\n`);
-  channel.exit(1);
-  channel.end();
-}
 
 /**
  * Gathers everything written to the client's socket in one turn of the event loop into one system

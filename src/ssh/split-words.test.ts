@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { splitWords } from './gateway.js';
+import { splitWords } from './split-words.js';
 
 describe('splitWords (commands for images without /bin/sh)', () => {
   it('splits on blanks and keeps quoted text as sh does', () => {

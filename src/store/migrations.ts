@@ -259,6 +259,21 @@ const auditLog: Migration = {
   },
 };
 
+/**
+ * The user who registered each SSH key: the gateway checks that user's role in the pod's team at
+ * every session. Keys from before are filled in from the audit log where it says who registered
+ * them (`POST /api/v1/ssh-keys`); the others stay keys of no user, which the gateway refuses for a
+ * team with members (docs/security.md).
+ */
+const sshKeyUsers: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('ssh_keys').addColumn('user_name', 'text').execute();
+    const t = db as unknown as Kysely<{ ssh_keys: { id: string; user_name: string | null }; audit_log: { object_id: string; action: string; user_name: string | null; at: string } }>;
+    const known = await t.selectFrom('audit_log').select(['object_id', 'user_name']).where('action', '=', 'POST /api/v1/ssh-keys').where('user_name', 'is not', null).orderBy('at').execute();
+    for (const r of known) await t.updateTable('ssh_keys').set({ user_name: r.user_name }).where('id', '=', r.object_id).where('user_name', 'is', null).execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -271,6 +286,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0006_pod_lifetimes': podLifetimes,
       '0007_teams': teams,
       '0008_audit_log': auditLog,
+      '0009_ssh_key_users': sshKeyUsers,
     }),
   };
 }

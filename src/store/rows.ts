@@ -230,6 +230,7 @@ export const registryAuthToRow = (a: RegistryAuth): Insertable<RegistryAuthsTabl
 export const sshKeyFromRow = (r: Selectable<SshKeysTable>): SshKey => ({
   id: r.id,
   owner: r.owner,
+  user: r.user_name,
   name: r.name,
   publicKey: r.public_key,
   fingerprint: r.fingerprint,
@@ -239,6 +240,7 @@ export const sshKeyFromRow = (r: Selectable<SshKeysTable>): SshKey => ({
 export const sshKeyToRow = (k: SshKey): Insertable<SshKeysTable> => ({
   id: k.id,
   owner: k.owner,
+  user_name: k.user ?? null,
   name: k.name,
   public_key: k.publicKey,
   fingerprint: k.fingerprint,

@@ -144,6 +144,7 @@ export interface DeploymentsTable {
 export interface SshKeysTable {
   id: SshKeyId;
   owner: OwnerId;
+  user_name: string | null;
   name: string;
   public_key: string;
   fingerprint: string;

@@ -40,7 +40,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
     const input = fromV2Create(req.body, await store.listNodes(), template, ignored);
     let d: PodDetail;
     try {
-      d = await pods.create(req.caller, input);
+      d = await pods.create(req.caller, input, { queueOverQuota: false });
     } catch (e) {
       // v2 answers "no machine can place this" with 400, as it does a broken rule.
       if (e instanceof BerthError && e.kind === 'NO_CAPACITY') throw new BerthError('NO_CAPACITY', e.message, { extra: { ...e.extra, httpStatus: 400 } });
@@ -132,13 +132,15 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
     return reply.code(204).send();
   });
 
-  // The account's SSH keys: PUT replaces the whole set.
-  const sshKeys = async (req: FastifyRequest) => ({ keys: (await resources.listSshKeys(req.caller)).map((k) => k.publicKey) });
+  // The account's SSH keys: PUT replaces the whole set. RunPod's account is one user: their own
+  // keys, not the other members' (a key of no user for a key acting for none).
+  const ownKeys = async (req: FastifyRequest) => (await resources.listSshKeys(req.caller)).filter((k) => (k.user ?? null) === (req.caller.user ?? null));
+  const sshKeys = async (req: FastifyRequest) => ({ keys: (await ownKeys(req)).map((k) => k.publicKey) });
   app.get('/account/ssh-keys', { schema: tags }, sshKeys);
   app.put('/account/ssh-keys', { schema: { ...tags, body: S.V2SshKeys } }, async (req: Req<unknown, unknown, { keys: string[] }>) => {
     const essence = (k: string) => k.trim().split(/\s+/).slice(0, 2).join(' ');
     const wanted = new Map(req.body.keys.map((k) => [essence(k), k.trim()]));
-    const existing = await resources.listSshKeys(req.caller);
+    const existing = await ownKeys(req);
     for (const k of existing) if (!wanted.has(essence(k.publicKey))) await resources.removeSshKey(req.caller, k.id);
     const have = new Set(existing.map((k) => essence(k.publicKey)));
     for (const [e, text] of wanted) if (!have.has(e)) await resources.addSshKey(req.caller, { publicKey: text });

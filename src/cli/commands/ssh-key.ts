@@ -31,6 +31,7 @@ const list = defineCommand({
       table(res.sshKeys, [
         { header: 'ID', value: (k) => k.id },
         { header: 'NAME', value: (k) => k.name },
+        { header: 'USER', value: (k) => k.user ?? '-' },
         { header: 'FINGERPRINT', value: (k) => k.fingerprint },
         { header: 'AGE', value: (k) => age(k.createdAt, now) },
       ]),

@@ -69,16 +69,22 @@ const QUOTAS = ['pods', 'gpus', 'vcpus', 'memoryGb', 'volumeGb'];
 
 const quotaSet = defineCommand({
   name: 'set',
-  description: "Set the team's quotas, replacing them (admin key): pods=, gpus=, gpus.<type>=, vcpus=, memoryGb=, volumeGb=",
+  description: "Set the team's quotas, replacing them (admin key): pods=, gpus=, gpus.<type>=, vcpus=, memoryGb=, volumeGb=, and overQuota=refuse|queue (a create over quota: refused, or waits until it fits)",
   args: [
     { name: 'team', description: 'team', required: true },
     { name: 'limits', description: 'comma-separated name=value ("" for none)', required: true },
   ],
-  examples: ['berth team quota set red pods=10,gpus=4,vcpus=32,memoryGb=128,volumeGb=500', "berth team quota set red 'gpus.NVIDIA A100 80GB PCIe=2'"],
+  examples: ['berth team quota set red pods=10,gpus=4,vcpus=32,memoryGb=128,volumeGb=500', "berth team quota set red 'gpus.NVIDIA A100 80GB PCIe=2'", 'berth team quota set red gpus=4,overQuota=queue'],
   async handler({ args, ctx }) {
     const quota: Record<string, unknown> = {};
     const byType: Record<string, number> = {};
     for (const part of args.limits.split(',').map((p) => p.trim()).filter(Boolean)) {
+      if (part.startsWith('overQuota=')) {
+        const mode = part.slice('overQuota='.length);
+        if (mode !== 'refuse' && mode !== 'queue') throw new UserError(`${part}: write overQuota=refuse or overQuota=queue`);
+        quota.overQuota = mode;
+        continue;
+      }
       const [k, v] = [part.slice(0, part.indexOf('=')), Number(part.slice(part.indexOf('=') + 1))];
       if (!part.includes('=') || !Number.isFinite(v)) throw new UserError(`${part}: write name=number`);
       if (k.startsWith('gpus.')) byType[k.slice(5)] = v;
