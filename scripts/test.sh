@@ -22,6 +22,10 @@ export BERTH_TEST_REQUIRE_POSTGRES=1
 # Files run two at a time; each integration test works in its own data dir, ports and pod ids.
 # The agents' INPUT rules (pods reach the node only in replies) are shared by every test process:
 # taken out once, when all of them are done, not by the first file to finish.
-remove_isolation_rules() { node --input-type=module -e 'const m = await import("./dist/src/agent/pod-network.js"); await m.removeIsolationRules();' || true; }
-trap remove_isolation_rules EXIT
+# So are the teams' pod networks, which the agents' sweep leaves alone while young: removed here too.
+clean_up_after_tests() {
+  node --input-type=module -e 'const m = await import("./dist/src/agent/pod-network.js"); await m.removeIsolationRules();' || true
+  docker network ls -q --filter label=berth.kind=pod-network | xargs -r docker network rm >/dev/null 2>&1 || true
+}
+trap clean_up_after_tests EXIT
 node --test --test-concurrency=2 --test-timeout=600000 dist/src dist/test "$@"

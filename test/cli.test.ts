@@ -488,7 +488,7 @@ describe('berth CLI against a real server', { concurrency: true }, () => {
     const dup = await berth(['ssh-key', 'add', '--name', 'again', '-'], { input: pub });
     assert.equal(dup.code, 1);
     assert.match(dup.stderr, /already registered/);
-    assert.match(await ok(['ssh-key', 'list']), new RegExp(`^${added.id}\\s+cli@test\\s+SHA256:`, 'm'));
+    assert.match(await ok(['ssh-key', 'list']), new RegExp(`^${added.id}\\s+cli@test\\s+\\S+\\s+SHA256:`, 'm'));
     await ok(['ssh-key', 'rm', added.fingerprint]);
     assert.doesNotMatch(await ok(['ssh-key', 'list']), /cli@test/);
     const notKey = await berth(['ssh-key', 'add', '-'], { input: 'not a key' });

@@ -69,6 +69,9 @@ export function networkRuntime(runtime: Runtime): NetworkRuntime | undefined {
   return r.ensureNetwork && r.listNetworks && r.removeNetwork ? (r as NetworkRuntime) : undefined;
 }
 
+/** How old an unused pod network must be before the sweep removes it. */
+const NETWORK_GRACE_MS = 2 * 60_000;
+
 export class PodNetworks {
   /** Networks a launch in flight is about to join: not removed meanwhile. */
   private readonly joining = new Map<string, number>();
@@ -103,12 +106,14 @@ export class PodNetworks {
   /**
    * Removes pod networks that no container uses and no launch here is about to join. Any agent's on
    * this daemon, not only this node's: agents sharing a daemon (tests) share a team's network, and the
-   * one that made it may be gone. Another agent's launch that loses the race fails and is retried.
+   * one that made it may be gone. A network younger than NETWORK_GRACE_MS is left alone: another
+   * agent's launch may be between making it and starting its container.
    */
   async collect(): Promise<void> {
     if (!this.runtime) return;
+    const youngest = Date.now() - NETWORK_GRACE_MS;
     for (const n of await this.runtime.listNetworks({ [LABELS.managed]: '', 'berth.kind': 'pod-network' })) {
-      if (n.containers > 0 || this.joining.has(n.name)) continue;
+      if (n.containers > 0 || this.joining.has(n.name) || n.createdMs > youngest) continue;
       await this.runtime.removeNetwork(n.name).then(
         () => this.log.info({ network: n.name }, 'removed an unused pod network'),
         (err: unknown) => this.log.debug({ err, network: n.name }, 'cannot remove a pod network yet'),

@@ -145,18 +145,26 @@ export class DockerRuntime implements Runtime, InteractiveRuntime, NetworkRuntim
     try {
       await this.docker.createNetwork({ Name: name, Driver: 'bridge', CheckDuplicate: true, Labels: opts.labels, Options: { 'com.docker.network.bridge.name': opts.bridge } });
     } catch (err) {
-      // Made meanwhile by another launch.
+      // Made meanwhile by another launch: Docker says 409 for the name, or, when the two creates
+      // cross, 403 for the bridge name ("networks have same bridge name"). Either way it is there now.
       if (statusCode(err) === 409) return;
+      const made = await this.docker.getNetwork(name).inspect().then(() => true, () => false);
+      if (made) return;
       throw fail(this.daemon, err, `network ${name}`);
     }
   }
 
-  async listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number }[]> {
+  async listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number; createdMs: number }[]> {
     const label = Object.entries(labelFilter).map(([k, v]) => (v === '' ? k : `${k}=${v}`));
     try {
       const list = await this.docker.listNetworks({ filters: { label } });
       // The list leaves Containers empty; an inspect of each fills it.
-      return await Promise.all(list.map(async (n) => ({ name: n.Name, containers: Object.keys(((await this.docker.getNetwork(n.Id).inspect()) as Docker.NetworkInspectInfo).Containers ?? {}).length })));
+      return await Promise.all(
+        list.map(async (n) => {
+          const info = (await this.docker.getNetwork(n.Id).inspect()) as Docker.NetworkInspectInfo;
+          return { name: n.Name, containers: Object.keys(info.Containers ?? {}).length, createdMs: Date.parse(info.Created) || 0 };
+        }),
+      );
     } catch (err) {
       throw fail(this.daemon, err, 'list networks');
     }

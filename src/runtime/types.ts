@@ -182,8 +182,8 @@ export type { ExecStream } from '../model/exec-stream.js';
 export interface NetworkRuntime {
   /** Makes a bridge network with that Linux interface name, unless one of the name exists. */
   ensureNetwork(name: string, opts: { bridge: string; labels: Record<string, string> }): Promise<void>;
-  /** Networks carrying every given label (value '' matches any value), with how many containers each has. */
-  listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number }[]>;
+  /** Networks carrying every given label (value '' matches any value), with how many containers each has and when each was made (ms since the epoch). */
+  listNetworks(labelFilter: Record<string, string>): Promise<{ name: string; containers: number; createdMs: number }[]>;
   /** Removes the network; one gone already is not an error, one still in use is (CONFLICT). */
   removeNetwork(name: string): Promise<void>;
 }
