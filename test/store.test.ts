@@ -1,5 +1,7 @@
 // The store's contract, run against SQLite always and against PostgreSQL when
 // BERTH_TEST_DATABASE_URL names one (each run in a schema of its own, dropped after).
+// One file (~800 lines) on purpose: every case runs on both stores from one list, so a case added
+// for one database cannot be forgotten for the other. Usage samples have their own file.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, stat } from 'node:fs/promises';

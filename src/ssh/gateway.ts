@@ -2,6 +2,10 @@
  * The SSH gateway: `ssh -p 2222 {podId}@host` with the owner's registered keys. Shells (with a PTY
  * and window resizes), commands with their exit status, SFTP (so scp and sftp work) and `-L`/`-R`
  * forwarding, all through the pod's node access: no sshd in the image.
+ *
+ * About 500 lines, one file: a connection's login (the key, its user and role, checked again for
+ * each session and channel), its sessions and its forwards share that connection's state. SFTP
+ * (sftp.ts), the words of a command (split-words.ts) and the in-container script live apart.
  */
 import { readFile, writeFile, chmod } from 'node:fs/promises';
 import { createRequire } from 'node:module';
