@@ -8,7 +8,6 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import {
   BerthError,
   compilePodSpec,
@@ -30,6 +29,7 @@ import {
 } from '../src/model/index.js';
 import { Migrator, type Kysely } from 'kysely';
 import { connect } from '../src/store/dialect.js';
+import { postgresSchema } from './support/stores.js';
 import { openStore, SQLITE_FILE_NAME, type Store } from '../src/store/index.js';
 import { migrationProvider } from '../src/store/migrations.js';
 
@@ -782,27 +782,19 @@ const postgresUrl = process.env.BERTH_TEST_DATABASE_URL;
 if (postgresUrl) {
   describe('store on PostgreSQL', () => {
     storeSuite(async () => {
-      // A schema per run: parallel runs and earlier runs never see each other's rows or migrations.
-      const schema = `berth_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-      const admin = new pg.Client({ connectionString: postgresUrl });
-      await admin.connect();
-      await admin.query(`CREATE SCHEMA ${schema}`);
-      const url = new URL(postgresUrl);
-      url.searchParams.set('options', `-c search_path=${schema}`);
+      const { url, drop } = await postgresSchema(postgresUrl);
       try {
-        const store = await openStore({ databaseUrl: url.toString() });
+        const store = await openStore({ databaseUrl: url });
         assert.equal(store.dialect, 'postgres');
         return {
           store,
           cleanup: async () => {
             await store.close();
-            await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-            await admin.end();
+            await drop();
           },
         };
       } catch (err) {
-        await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-        await admin.end();
+        await drop();
         throw err;
       }
     });

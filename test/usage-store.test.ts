@@ -1,11 +1,10 @@
 // The usage history and the UsageService over it, on SQLite always and on PostgreSQL when
 // BERTH_TEST_DATABASE_URL names one (in a schema of its own, dropped after).
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
 import { after, before, describe, it } from 'node:test';
-import pg from 'pg';
 import { UsageService } from '../src/control/usage.js';
 import { compilePodSpec, instanceIdOf, newNodeId, newPodId, type InstanceUsage, type NodeId, type OwnerId, type PodId } from '../src/model/index.js';
+import { postgresSchema } from './support/stores.js';
 import { openStore, type Store } from '../src/store/index.js';
 
 const usageAt = (at: string, cpuSeconds = 1): InstanceUsage => ({
@@ -98,19 +97,13 @@ describe('usage history on SQLite', () => {
 const postgresUrl = process.env.BERTH_TEST_DATABASE_URL;
 describe('usage history on PostgreSQL', { skip: postgresUrl ? false : 'set BERTH_TEST_DATABASE_URL to run on PostgreSQL' }, () => {
   usageSuite(async () => {
-    const schema = `berth_usage_${process.pid}_${randomBytes(4).toString('hex')}`;
-    const admin = new pg.Client({ connectionString: postgresUrl });
-    await admin.connect();
-    await admin.query(`CREATE SCHEMA ${schema}`);
-    const url = new URL(postgresUrl!);
-    url.searchParams.set('options', `-c search_path=${schema}`);
-    const store = await openStore({ databaseUrl: url.toString() });
+    const { url, drop } = await postgresSchema(postgresUrl!);
+    const store = await openStore({ databaseUrl: url });
     return {
       store,
       cleanup: async () => {
         await store.close();
-        await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-        await admin.end();
+        await drop();
       },
     };
   });

@@ -3,6 +3,26 @@ import pg from 'pg';
 import type { ServerOptions } from '../../src/cli/server.js';
 import { startTestServer, type TestServer } from './server.js';
 
+/**
+ * A PostgreSQL schema of its own (parallel and earlier runs never see each other's rows or
+ * migrations): the URL that selects it, and `drop` to remove it and close the admin connection.
+ */
+export async function postgresSchema(postgresUrl: string): Promise<{ url: string; drop: () => Promise<void> }> {
+  const schema = `berth_test_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: postgresUrl });
+  await admin.connect();
+  await admin.query(`CREATE SCHEMA ${schema}`);
+  const url = new URL(postgresUrl);
+  url.searchParams.set('options', `-c search_path=${schema}`);
+  return {
+    url: url.toString(),
+    drop: async () => {
+      await admin.query(`DROP SCHEMA ${schema} CASCADE`);
+      await admin.end();
+    },
+  };
+}
+
 /** A test server on one store, and what to do after. */
 export interface StoreServer {
   t: TestServer;
@@ -28,18 +48,9 @@ export function storesToTest(): { name: string; open: (opts?: ServerOptions) => 
     out.push({
       name: 'PostgreSQL',
       open: async (opts: ServerOptions = {}) => {
-        const schema = `berth_test_${process.pid}_${randomBytes(4).toString('hex')}`;
-        const admin = new pg.Client({ connectionString: postgresUrl });
-        await admin.connect();
-        await admin.query(`CREATE SCHEMA ${schema}`);
-        const url = new URL(postgresUrl);
-        url.searchParams.set('options', `-c search_path=${schema}`);
-        const drop = async () => {
-          await admin.query(`DROP SCHEMA ${schema} CASCADE`);
-          await admin.end();
-        };
+        const { url, drop } = await postgresSchema(postgresUrl);
         try {
-          const t = await startTestServer({ ...opts, databaseUrl: url.toString() });
+          const t = await startTestServer({ ...opts, databaseUrl: url });
           return {
             t,
             cleanup: async () => {
