@@ -134,7 +134,10 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (route.startsWith('/api/v1/agent/')) return payload;
     const params = (req.params ?? {}) as Record<string, string | undefined>;
     let objectId = params.id ?? params.name ?? params['*'] ?? params.path;
-    if (!objectId && typeof payload === 'string' && payload.startsWith('{')) objectId = (JSON.parse(payload) as { id?: string; name?: string }).id ?? (JSON.parse(payload) as { name?: string }).name;
+    if (!objectId && typeof payload === 'string' && payload.startsWith('{')) {
+      const made = JSON.parse(payload) as { id?: string; name?: string };
+      objectId = made.id ?? made.name;
+    }
     const objectType = /^\/(?:api\/v1|runpod\/v[12]|(?:service\/)?marathon\/v2)\/([^/]+)/.exec(route)?.[1] ?? route;
     const body = req.body as { command?: unknown; user?: unknown; role?: unknown } | undefined;
     const detail: Record<string, unknown> = { status: reply.statusCode };
