@@ -689,6 +689,8 @@ function storeSuite(open: () => Promise<Harness>): void {
       for (const n of [1, 2, 3]) await store.appendAudit(entry(n));
       assert.deepEqual(await store.listAudit({ team: name, limit: 2 }), [entry(3), entry(2)]);
       assert.deepEqual(await store.listAudit({ team: name, limit: 5, before: entry(2).at }), [entry(1)]);
+      assert.ok((await store.pruneAudit(entry(2).at)) >= 1, 'what is older than the cut goes');
+      assert.deepEqual(await store.listAudit({ team: name, limit: 5 }), [entry(3), entry(2)]);
       const k = { id: newApiKeyId(), owner: name as OwnerId, name: 'ann', hash: `h-${name}`, prefix: 'berth_x', admin: false, user: 'ann', createdAt: tick(), lastUsedAt: null };
       await store.createApiKey(k);
       assert.deepEqual(await store.findApiKeyByHash(k.hash), k);

@@ -191,6 +191,11 @@ describe('teams, roles, quotas and the audit log', () => {
     assert.equal((await t.api('GET', '/api/v1/audit', undefined, key.vic)).status, 403);
     assert.equal((await t.api('GET', '/api/v1/audit', undefined, key.bo)).status, 403);
     assert.equal((await t.api('GET', '/api/v1/audit?team=red', undefined, key.bo)).status, 403);
+    // The operator (the admin key, of no team) acting on red's pod: in red's log, where its owners see it.
+    assert.equal((await t.api('PATCH', `/api/v1/pods/${podId}`, { name: 'renamed-by-the-operator' })).status, 200);
+    const red = await t.api<{ entries: { action: string; user: string | null; objectId: string; keyId: string | null }[] }>('GET', '/api/v1/audit', undefined, key.ann);
+    const byOperator = red.body.entries.find((e) => e.action === 'PATCH /api/v1/pods/:id' && e.objectId === podId && e.user === null);
+    assert.ok(byOperator?.keyId, 'the admin key\'s change to the team\'s pod, with its key id');
     const all = await t.api<{ entries: { team: string }[] }>('GET', '/api/v1/audit');
     assert.ok(new Set(all.body.entries.map((e) => e.team)).has('blue'));
   });

@@ -5,7 +5,7 @@ import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyServ
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { AuditLog } from '../control/audit.js';
 import type { SecretService } from '../control/secrets.js';
-import { BerthError, LIMITS, inputProblem, invalid, parseJsonBounded } from '../model/index.js';
+import { BerthError, LIMITS, inputProblem, invalid, isPodId, parseJsonBounded } from '../model/index.js';
 import type { TeamService } from '../control/teams.js';
 import type { Store } from '../store/types.js';
 import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
@@ -143,8 +143,9 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     const detail: Record<string, unknown> = { status: reply.statusCode };
     if (route.endsWith('/exec') && Array.isArray(body?.command)) detail.command = (body.command as unknown[]).slice(0, 32).map((a) => String(a).slice(0, 256));
     if (objectType === 'teams' && body?.user !== undefined) Object.assign(detail, { user: body.user, role: body.role });
-    // A change to a team goes in that team's log, where its owners read it.
-    await deps.audit.record(req.caller, `${req.method} ${route}`, objectType, objectId ?? '', detail, objectType === 'teams' && params.name ? params.name : req.caller.owner);
+    // A change to a team goes in that team's log, where its owners read it; so does the operator's change to a team's pod.
+    const team = objectType === 'teams' && params.name ? params.name : await podTeam(deps, req.caller, objectType, params.id);
+    await deps.audit.record(req.caller, `${req.method} ${route}`, objectType, objectId ?? '', detail, team);
     return payload;
   });
 
@@ -184,4 +185,15 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await registerMarathon(app, deps);
   app.get('/api/v1/openapi.json', { schema: { hide: true } }, async () => app.swagger());
   return app;
+}
+
+/**
+ * Whose log a change to a pod goes in: the caller's team, but an admin key acting on a team's pod
+ * (by id: native and RunPod routes) writes in the pod's team's log, where its owners read it, with
+ * the admin key's id as who.
+ */
+async function podTeam(deps: ApiDeps, caller: Caller, objectType: string, id: string | undefined): Promise<string> {
+  if (!caller.admin || objectType !== 'pods' || !id || !isPodId(id)) return caller.owner;
+  const detail = await deps.store.getPod(id).catch(() => undefined);
+  return detail?.pod.owner ?? caller.owner;
 }

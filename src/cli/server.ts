@@ -83,6 +83,8 @@ export interface ServerOptions {
   podIsolation?: boolean;
   /** What every key's pods may ask beyond the baseline pod security policy. @default nothing */
   podPolicy?: Partial<PodSecurityPolicy>;
+  /** Days the audit log keeps an entry; 0: for ever. @default 400 */
+  auditRetentionDays?: number;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -152,7 +154,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const resources = new ResourceService(store, sealer, () => agents.wakeAll());
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
   const teams = new TeamService(store);
-  const audit = new AuditLog(store, logger.child({ part: 'audit' }));
+  const audit = new AuditLog(store, { log: logger.child({ part: 'audit' }), ...(options.auditRetentionDays !== undefined ? { retentionDays: options.auditRetentionDays } : {}) });
   const ports = listenPorts(options);
   const port = ports.api;
   const host = options.host ?? '0.0.0.0';
@@ -245,6 +247,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     async close() {
       clearInterval(placer);
       clearInterval(pruner);
+      audit.close();
       await lifetimes.close();
       await ssh?.close();
       await proxy?.close();

@@ -11,12 +11,53 @@ import type { Store } from '../store/types.js';
 import { requireTeamOwner, type Caller } from './caller.js';
 
 export const AUDIT_PAGE_MAX = 1000;
+/** How long entries are kept when the operator does not say (`berth server --audit-retention`). */
+export const AUDIT_RETENTION_DAYS = 400;
+
+export interface AuditLogOptions {
+  log?: Logger;
+  /** Entries older than this many days are deleted, once an hour; 0 keeps them for ever. @default AUDIT_RETENTION_DAYS */
+  retentionDays?: number;
+  /** @default one hour */
+  pruneEveryMs?: number;
+}
 
 export class AuditLog {
+  private readonly log: Logger | undefined;
+  private readonly pruner: NodeJS.Timeout | undefined;
+
   constructor(
     private readonly store: Store,
-    private readonly log?: Logger,
-  ) {}
+    private readonly opts: AuditLogOptions = {},
+  ) {
+    this.log = opts.log;
+    if (this.retentionDays > 0) {
+      this.pruner = setInterval(() => void this.prune(), opts.pruneEveryMs ?? 3_600_000);
+      this.pruner.unref();
+    }
+  }
+
+  private get retentionDays(): number {
+    return this.opts.retentionDays ?? AUDIT_RETENTION_DAYS;
+  }
+
+  close(): void {
+    clearInterval(this.pruner);
+  }
+
+  /** Deletes what is older than the retention; answers how many entries went. Failures are logged. */
+  async prune(now = Date.now()): Promise<number> {
+    if (this.retentionDays <= 0) return 0;
+    const before = new Date(now - this.retentionDays * 86_400_000).toISOString();
+    try {
+      const n = await this.store.pruneAudit(before);
+      if (n > 0) this.log?.info({ deleted: n, before }, 'pruned the audit log');
+      return n;
+    } catch (err) {
+      this.log?.warn({ err }, 'pruning the audit log failed');
+      return 0;
+    }
+  }
 
   /** `team`: whose log it goes in when not the caller's (the operator changing a team). */
   async record(caller: Caller, action: string, objectType: string, objectId: string, detail: Record<string, unknown> = {}, team: string = caller.owner): Promise<void> {

@@ -21,6 +21,8 @@ export interface AuditStore {
   appendAudit(e: AuditEntry): Promise<void>;
   /** Newest first; `team` narrows to one team's; `before` (an entry's `at`) pages back. */
   listAudit(opts: { team?: string; limit: number; before?: string }): Promise<AuditEntry[]>;
+  /** Deletes the entries written before `before` (an ISO time); answers how many. */
+  pruneAudit(before: string): Promise<number>;
 }
 
 const teamFromRow = (r: { name: string; policy: string; quota: string; created_at: string }): Team => ({
@@ -89,6 +91,11 @@ export function auditStore(ctx: StoreContext): AuditStore {
         .insertInto('audit_log')
         .values({ id: e.id, at: e.at, team: e.team, user_name: e.user, key_id: e.keyId, action: e.action, object_type: e.objectType, object_id: e.objectId, detail: JSON.stringify(e.detail) })
         .execute();
+    },
+
+    async pruneAudit(before) {
+      const result = await ctx.db.deleteFrom('audit_log').where('at', '<', before).executeTakeFirst();
+      return Number(result.numDeletedRows);
     },
 
     async listAudit({ team, limit, before }) {

@@ -50,6 +50,7 @@ export const server = defineCommand({
     metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the local agent measures its pods' usage (default 10; 0: never)" },
     metricsToken: { kind: 'string', flags: '--metrics-token <token>', env: 'BERTH_METRICS_TOKEN', description: 'a bearer token that may read GET /metrics besides admin keys (prefer the env var, argv shows in ps)' },
     terminalGrace: { kind: 'number', flags: '--terminal-grace <seconds>', env: 'BERTH_TERMINAL_GRACE', description: 'a detached web terminal waits this long for a re-attach (a page reload) before its shell is hung up (default 300)' },
+    auditRetention: { kind: 'number', flags: '--audit-retention <days>', env: 'BERTH_AUDIT_RETENTION', description: 'days the audit log keeps an entry (default 400; 0: for ever)' },
     podIsolation: { kind: 'boolean', negatable: true, flags: '--pod-isolation', env: 'BERTH_POD_ISOLATION', description: "keep pods off this node's own services with iptables INPUT rules (the default; needs root)", negatedDescription: 'add no INPUT rules: pods can reach services of the node (env BERTH_POD_ISOLATION=false)' },
     podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
@@ -66,6 +67,7 @@ export const server = defineCommand({
     const ports = listenPorts(opts);
     const clash = LISTENERS.flatMap((a, i) => LISTENERS.slice(i + 1).filter((b) => ports[a.key] && ports[a.key] === ports[b.key]).map((b) => [a, b] as const))[0];
     if (clash) throw new UserError(`${clash[0].flag} and ${clash[1].flag} are both ${ports[clash[0].key]}: ${clash[0].what} and ${clash[1].what} each need a port of their own`);
+    if (opts.auditRetention !== undefined && opts.auditRetention < 0) throw new UserError(`--audit-retention must be 0 (keep for ever) or a number of days, not ${opts.auditRetention}`);
     const lifetimeDefault = serverLifetimeDefault(opts);
     const running = await startServer({
       port: opts.port,
@@ -94,6 +96,7 @@ export const server = defineCommand({
       ...(opts.metricsInterval !== undefined ? { metricsIntervalSeconds: metricsIntervalMs(opts.metricsInterval) / 1000 } : {}),
       ...(opts.metricsToken !== undefined ? { metricsToken: opts.metricsToken } : {}),
       ...(opts.terminalGrace !== undefined ? { terminalGraceSeconds: opts.terminalGrace } : {}),
+      ...(opts.auditRetention !== undefined ? { auditRetentionDays: opts.auditRetention } : {}),
       ...(opts.podIsolation !== undefined ? { podIsolation: opts.podIsolation } : {}),
       ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
     }).catch((err: unknown) => {
