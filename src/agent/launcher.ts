@@ -143,7 +143,7 @@ export class Launcher {
     const labels = instanceLabels(a, this.opts.nodeId);
     const work: Promise<void>[] = [];
     if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
-    if (a.networkVolume) work.push(this.opts.gc.ensureNetworkVolume(a.instanceId, a.networkVolume));
+    if (a.networkVolume) work.push(this.opts.gc.ensureNetworkVolume(a.instanceId, a.networkVolume, a.networkVolumeOptions));
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
         work.push(runtime.ensureVolume(ephemeralVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'ephemeral' }));
