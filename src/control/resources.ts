@@ -99,10 +99,12 @@ export class ResourceService {
     return { ...v, storage: this.volumeBacking.storageOf(v), nodeName };
   }
 
-  async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number }): Promise<NetworkVolumeView> {
+  async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number; nodeId?: string }): Promise<NetworkVolumeView> {
     requireWrite(caller, 'change network volumes');
     const v = await this.getNetworkVolume(caller, id);
     const problems: Problem[] = [];
+    // Its data is on that node: another node would have none of it.
+    if (input.nodeId !== undefined && input.nodeId !== v.nodeId) problems.push({ path: '/nodeId', message: 'the node that holds a network volume cannot be changed' });
     if (input.name !== undefined) requireName(problems, input.name);
     if (input.sizeGb !== undefined && (typeof input.sizeGb !== 'number' || !Number.isInteger(input.sizeGb) || input.sizeGb < v.sizeGb)) {
       problems.push({ path: '/sizeGb', message: `a network volume can only grow (now ${v.sizeGb} GB)` });
