@@ -24,12 +24,12 @@ export interface PortBinding {
 }
 
 export interface MountPlan {
-  /** A named volume, or with `kind: 'bind'` a path on the node. */
+  /** A named volume, or with `kind: 'bind'` a path on the node; ignored for `tmpfs`. */
   source: string;
   target: string;
   readOnly: boolean;
   /** @default 'volume' */
-  kind?: 'volume' | 'bind';
+  kind?: 'volume' | 'bind' | 'tmpfs';
 }
 
 /** One container, fully resolved: nothing left for the runtime to decide. */
