@@ -179,7 +179,7 @@ describe('network volumes across machines', { timeout: 600_000 }, () => {
     const info = await waitFor('the agents made the export root volume', () => docker.getVolume(rootName).inspect().catch(() => undefined), 120_000);
     assert.equal(info.Driver, 'local');
     assert.deepEqual(info.Options, { type: 'nfs', o: 'addr=127.0.0.1,rw,nfsvers=4', device: ':/srv/berth' });
-    await waitFor('the pod says the mount failed', async () => (/failed to mount local volume/.test((await pod(ids[0]!)).statusMessage ?? '') ? true : undefined), 120_000);
+    await waitFor('the pod says the mount failed', async () => (/cannot make the network volume's directory \w+ on the NFS export :\/srv\/berth \(addr=127\.0\.0\.1,rw,nfsvers=4\): .*failed to mount local volume/.test((await pod(ids[0]!)).statusMessage ?? '') ? true : undefined), 120_000);
 
     const listed = await cli(t, ['volume', 'get', vid]);
     assert.match(listed, /shared \(NFS\), on every node of nfs-dc/);

@@ -11,7 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
-import type { NodeId } from '../model/index.js';
+import { BerthError, type NodeId } from '../model/index.js';
 import type { Runtime } from '../runtime/types.js';
 import { LABELS } from './labels.js';
 
@@ -95,6 +95,10 @@ export class NfsSubdirectories {
     try {
       await this.runtime.startContainer(id);
       this.log.info({ volume: rootName, subdirectory }, 'made a network volume’s directory on its NFS export');
+    } catch (err) {
+      // Same kind, so the launch is retried exactly as for the error it wraps.
+      if (!(err instanceof BerthError)) throw err;
+      throw new BerthError(err.kind, `cannot make the network volume's directory ${subdirectory} on the NFS export ${root.device ?? ''} (${root.o ?? ''}): ${err.message}`, { cause: err });
     } finally {
       await this.runtime.removeContainer(id);
     }
