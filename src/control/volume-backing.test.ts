@@ -107,6 +107,12 @@ describe('placing pods that use a network volume', () => {
     // The other node of the data center is emptier now; the volume still decides.
     const second = await pods.create(caller, { image: 'busybox', networkVolumeId: v.id });
     assert.equal(second.instances[0]!.nodeId, holder);
+    // A scale-up places its new instance (in the update's transaction) on the holding node too.
+    const grown = await pods.update(caller, first.pod.id, { instances: 4 });
+    assert.deepEqual(
+      grown.instances.map((i) => i.nodeId),
+      [holder, holder, holder, holder],
+    );
   });
 
   it('makes a pod wait, saying why, when the holding node is full', async () => {
