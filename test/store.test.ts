@@ -570,7 +570,7 @@ function storeSuite(open: () => Promise<Harness>): void {
   describe('owned records', () => {
     it('keeps network volumes', async () => {
       const owner = newOwner();
-      const v = { id: newNetworkVolumeId(), owner, name: 'data', sizeGb: 100, dataCenterId: 'local', createdAt: tick() };
+      const v = { id: newNetworkVolumeId(), owner, name: 'data', sizeGb: 100, dataCenterId: 'local', nodeId: null, createdAt: tick() };
       await store.createNetworkVolume(v);
       assert.deepEqual(await store.getNetworkVolume(v.id), v);
       assert.deepEqual(await store.listNetworkVolumes(owner), [v]);
@@ -580,6 +580,18 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.equal(await store.getNetworkVolume(v.id), undefined);
       await assert.rejects(store.updateNetworkVolume(v.id, { name: 'x' }), isKind('NOT_FOUND'));
       await assert.rejects(store.deleteNetworkVolume(v.id), isKind('NOT_FOUND'));
+    });
+
+    it('binds a network volume to the first node that asks, once', async () => {
+      const owner = newOwner();
+      const v = { id: newNetworkVolumeId(), owner, name: 'data', sizeGb: 10, dataCenterId: 'local', nodeId: null, createdAt: tick() };
+      await store.createNetworkVolume(v);
+      const [a, b] = [newNodeId(), newNodeId()];
+      assert.deepEqual(await store.bindNetworkVolume(v.id, a), { ...v, nodeId: a });
+      assert.deepEqual(await store.bindNetworkVolume(v.id, b), { ...v, nodeId: a });
+      assert.deepEqual(await store.getNetworkVolume(v.id), { ...v, nodeId: a });
+      await store.deleteNetworkVolume(v.id);
+      await assert.rejects(store.bindNetworkVolume(v.id, a), isKind('NOT_FOUND'));
     });
 
     it('keeps template names unique per owner', async () => {

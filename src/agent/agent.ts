@@ -14,6 +14,7 @@ import { LABELS } from './labels.js';
 import { Launcher } from './launcher.js';
 import { LocalNodeAccess } from './node-access.js';
 import { UsageCollector } from './usage-collector.js';
+import { NfsSubdirectories } from './nfs-subdirectory.js';
 import { ensureIsolationRules, networkRuntime, PodNetworks } from './pod-network.js';
 
 export { containerGpus, usesInfra } from './container-plan.js';
@@ -127,6 +128,10 @@ export class Agent {
     this.networks = new PodNetworks(networkRuntime(runtime), this.log, nodeId, firewalled);
     this.nodeAccess = new LocalNodeAccess(runtime, nodeId, (id) => this.runners.get(id)?.assignment, this.networks);
     this.gc = new GarbageCollector(runtime, this.log, nodeId, (id) => this.runners.get(id)?.assignment !== undefined);
+    const localInfraImage = new LocalInfraImage(runtime, this.log, this.opts.catatonitPath ? [this.opts.catatonitPath] : undefined);
+    const operatorInfra = this.opts.infraImage;
+    // The operator's infra image where the node has it; else the node's own, built on demand.
+    const infraForNfs = async (): Promise<string> => (operatorInfra && (await runtime.imageExists(operatorInfra)) ? operatorInfra : localInfraImage.ensure());
     this.ctx = {
       runtime,
       channel,
@@ -139,9 +144,10 @@ export class Agent {
         publicIp: this.opts.publicIp,
         bindAddress: this.opts.bindAddress,
         infraImage: this.opts.infraImage,
-        localInfraImage: new LocalInfraImage(runtime, this.log, this.opts.catatonitPath ? [this.opts.catatonitPath] : undefined),
+        localInfraImage,
         gpusSimulated: gpus.simulated,
         gc: this.gc,
+        nfs: new NfsSubdirectories(runtime, this.log, nodeId, infraForNfs),
         signal: this.abort.signal,
         networks: this.networks,
       }),

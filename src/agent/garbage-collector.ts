@@ -30,10 +30,11 @@ export class GarbageCollector {
   ) {}
 
   /** Makes the network volume a launch of the instance mounts; kept from removal until the instance's pass is over. */
-  ensureNetworkVolume(instanceId: InstanceId, name: string): Promise<void> {
+  ensureNetworkVolume(instanceId: InstanceId, name: string, driverOpts?: Record<string, string> | null): Promise<void> {
     // Noted first: a removal that starts from now on leaves it alone; one under way ends before it is made.
     this.mounting.set(instanceId, name);
-    return this.dropping.then(() => this.runtime.ensureVolume(name, { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' }));
+    const labels = { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' };
+    return this.dropping.then(() => this.runtime.ensureVolume(name, labels, driverOpts ?? undefined));
   }
 
   /** A reconcile pass of the instance is over: what it may have mounted can go. */

@@ -10,6 +10,7 @@ import type { ContainerPlan, CreateResult, Runtime } from '../runtime/types.js';
 import { containerPlan, holderPlan, infraPlan, podEnv, usesInfra, type HolderPlan } from './container-plan.js';
 import type { GarbageCollector } from './garbage-collector.js';
 import type { LocalInfraImage } from './infra-image.js';
+import type { NfsSubdirectories } from './nfs-subdirectory.js';
 import { ephemeralVolumeName, generationLabels, instanceLabels, persistentVolumeName } from './labels.js';
 import { interactiveRuntime } from './node-access.js';
 import type { PodNetworks } from './pod-network.js';
@@ -29,6 +30,8 @@ export interface LauncherOptions {
   gpusSimulated: boolean;
   /** Guards the network volumes a launch makes against their removal (see GarbageCollector). */
   gc: GarbageCollector;
+  /** Makes an NFS-backed network volume's directory on its export. */
+  nfs: NfsSubdirectories;
   /** Aborts pulls when the agent closes. */
   signal: AbortSignal;
   /** Makes the team's network a launch joins, and keeps it from removal meanwhile. */
@@ -143,7 +146,11 @@ export class Launcher {
     const labels = instanceLabels(a, this.opts.nodeId);
     const work: Promise<void>[] = [];
     if (a.volumeDisk) work.push(runtime.ensureVolume(a.volumeDisk, { ...labels, 'berth.kind': 'volume-disk' }));
-    if (a.networkVolume) work.push(this.opts.gc.ensureNetworkVolume(a.instanceId, a.networkVolume));
+    if (a.networkVolume) {
+      const volume = a.networkVolume;
+      // On an NFS export, the volume's directory must be there before Docker mounts it.
+      work.push(this.opts.nfs.ensure(a.networkVolumeOptions).then(() => this.opts.gc.ensureNetworkVolume(a.instanceId, volume, a.networkVolumeOptions)));
+    }
     for (const v of a.spec.volumes) {
       if (v.kind === 'ephemeral') {
         work.push(runtime.ensureVolume(ephemeralVolumeName(a.instanceId, v.name), { ...labels, 'berth.kind': 'ephemeral' }));

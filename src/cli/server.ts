@@ -8,6 +8,7 @@ import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
+import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
 import { TeamService } from '../control/teams.js';
 import { ProxyServer } from '../proxy/proxy.js';
@@ -85,6 +86,8 @@ export interface ServerOptions {
   podPolicy?: Partial<PodSecurityPolicy>;
   /** Days the audit log keeps an entry; 0: for ever. @default 400 */
   auditRetentionDays?: number;
+  /** Shared storage for network volumes: an NFS export per data center (`--nfs dc=server:/path`); other data centers keep each volume on one node. @default none */
+  nfsExports?: Record<string, NfsExport>;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -145,13 +148,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
-  const pods = new PodService(store, { hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
+  const volumeBacking = new VolumeBacking(Object.entries(options.nfsExports ?? {}));
+  const pods = new PodService(store, { volumeBacking, hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
-  const agents = new AgentService(store, pods, sealer, usage);
+  const agents = new AgentService(store, pods, sealer, usage, volumeBacking);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
-  const resources = new ResourceService(store, sealer, () => agents.wakeAll());
+  const resources = new ResourceService(store, sealer, () => agents.wakeAll(), volumeBacking);
   const secrets = new SecretService(store, sealer, () => agents.wakeAll());
   const teams = new TeamService(store);
   const audit = new AuditLog(store, { log: logger.child({ part: 'audit' }), ...(options.auditRetentionDays !== undefined ? { retentionDays: options.auditRetentionDays } : {}) });

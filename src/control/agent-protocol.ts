@@ -46,6 +46,12 @@ export interface Assignment {
   volumeDisk: string | null;
   networkVolume: string | null;
   /**
+   * Options of Docker's `local` driver the network volume is made with on the node: NFS on a data
+   * center's shared storage (`type`, `o`, `device`). Absent or null: a plain local volume, which
+   * holds the data on this node only.
+   */
+  networkVolumeOptions?: Record<string, string> | null;
+  /**
    * The Docker network of the pod's team, which the node makes on demand: a pod on the pod network
    * (`bridge`, or `container` without a name) joins it instead of Docker's default bridge. Absent or
    * null: Docker's default bridge (an older server).

@@ -25,7 +25,7 @@ describe('AgentService.watch', () => {
   it('answers at once a watch that starts after a wake-all it has not seen', async () => {
     const seen = await agents.watch(nodeId, 0, 0);
     const id = 'nv0000000001' as NetworkVolumeId;
-    await store.createNetworkVolume({ id, owner: 'admin' as OwnerId, name: 'shared', sizeGb: 1, dataCenterId: 'local', createdAt: new Date().toISOString() });
+    await store.createNetworkVolume({ id, owner: 'admin' as OwnerId, name: 'shared', sizeGb: 1, dataCenterId: 'local', nodeId: null, createdAt: new Date().toISOString() });
     // The agent is between two watches: nobody waits when the wake goes out.
     agents.wakeAll();
     await new Promise((r) => setTimeout(r, 50));

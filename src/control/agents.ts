@@ -5,6 +5,7 @@ import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistra
 import type { PodService } from './pods.js';
 import type { Sealer } from './sealer.js';
 import type { UsageService } from './usage.js';
+import { VolumeBacking } from './volume-backing.js';
 
 /** The label a node uses to say which data center (node group) it belongs to. */
 export const DATA_CENTER_LABEL = 'berth.io/datacenter';
@@ -49,6 +50,8 @@ export class AgentService implements AgentChannel {
     private readonly pods: PodService,
     private readonly sealer: Sealer,
     private readonly usage?: UsageService,
+    /** Which data centers keep network volumes on NFS: their nodes make the volume with the driver options. */
+    private readonly volumeBacking: VolumeBacking = new VolumeBacking(),
   ) {
     this.unsubscribe = store.onChange((c) => {
       if (c.kind !== 'instance' || !c.nodeId) return;
@@ -183,6 +186,7 @@ export class AgentService implements AgentChannel {
       secrets: await this.secretsFor(spec, detail.pod.owner),
       volumeDisk: spec.volumeGb > 0 && !spec.networkVolumeId ? volumeDiskName(inst.id) : null,
       networkVolume: spec.networkVolumeId ? networkVolumeName(spec.networkVolumeId) : null,
+      networkVolumeOptions: await this.networkVolumeOptions(spec),
       podNetwork: onPodNetwork(spec) ? podNetworkName(detail.pod.owner) : null,
     };
   }
@@ -219,6 +223,12 @@ export class AgentService implements AgentChannel {
       if (keys.length) env.PUBLIC_KEY = keys.map((k) => k.publicKey).join('\n');
     }
     return env;
+  }
+
+  private async networkVolumeOptions(spec: PodSpec): Promise<Record<string, string> | null> {
+    if (!spec.networkVolumeId) return null;
+    const volume = await this.store.getNetworkVolume(spec.networkVolumeId);
+    return volume ? this.volumeBacking.driverOptions(volume) : null;
   }
 
   /** Resolves the pod's secret references; a missing secret leaves its variable or file out (the pod's status says so). */

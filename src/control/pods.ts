@@ -31,7 +31,8 @@ import { Mutex } from './mutex.js';
 import { admitCreate, checkQuota, quotaHold } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
-import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
+import { fit, nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
+import { scopedLoads, scopeReason, VolumeBacking, type VolumeScope } from './volume-backing.js';
 
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
@@ -42,6 +43,8 @@ export interface PodServiceOptions {
   specVersionsKept?: number;
   /** What the pod security policy grants every key beyond the baseline (`berth server --pod-policy`); its `hostPorts` may also narrow it. @default nothing */
   podPolicy?: Partial<PodSecurityPolicy>;
+  /** Which data centers keep network volumes on shared storage (`berth server --nfs`); the others bind each volume to a node. @default none */
+  volumeBacking?: VolumeBacking;
 }
 
 export interface ActionOptions {
@@ -85,13 +88,36 @@ export class PodService {
     return this.waitReasons.size;
   }
 
-  private placeTimed(loads: Map<NodeId, NodeLoad>, spec: PodSpec, peers: NodeId[]): ReturnType<typeof place> {
+  /**
+   * Places one instance. A pod with a network volume goes only where the volume's data is: its data
+   * center's nodes, or the one node that holds it (bound here, at its first placement, when its data
+   * center has no shared storage). `store`: the transaction the caller is in, if any.
+   */
+  private async placeTimed(loads: Map<NodeId, NodeLoad>, spec: PodSpec, peers: NodeId[], store: Store = this.store): Promise<Placement> {
+    const scope = await this.volumeScope(spec, store);
+    const allowed = scope ? scopedLoads(loads, scope) : loads;
     const t0 = performance.now();
-    const p = place(loads, spec, null, spec.gpuCount, peers);
+    let p = place(allowed, spec, null, spec.gpuCount, peers);
+    if (scope && !p.ok) p = { ok: false, reason: scopeReason(scope, loads, allowed, p.reason) };
+    if (scope?.binds && p.ok) {
+      const bound = await store.bindNetworkVolume(scope.volume.id, p.nodeId);
+      if (bound.nodeId !== p.nodeId) p = { ok: false, reason: scopeReason(this.backing.scope(bound), loads, allowed, 'bound meanwhile') };
+    }
     if (p.ok) this.placements.placed++;
     else this.placements.unplaced++;
     this.placements.observe?.((performance.now() - t0) / 1000, p.ok);
     return p;
+  }
+
+  private get backing(): VolumeBacking {
+    return this.options.volumeBacking ?? NO_SHARED_STORAGE;
+  }
+
+  /** Where the spec's network volume lets its pods run; undefined: anywhere (no volume, or one deleted since). */
+  private async volumeScope(spec: PodSpec, store: Store = this.store): Promise<VolumeScope | undefined> {
+    if (!spec.networkVolumeId) return undefined;
+    const volume = await store.getNetworkVolume(spec.networkVolumeId);
+    return volume && this.backing.scope(volume);
   }
 
   /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
@@ -148,7 +174,7 @@ export class PodService {
       let ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
       const out: Instance[] = [];
       for (let n = 0; n < count; n++) {
-        const p = this.placeTimed(loads, spec, peers);
+        const p = await this.placeTimed(loads, spec, peers);
         let nodeId: NodeId | null = null;
         let gpuUuids: string[] = [];
         if (p.ok) {
@@ -227,12 +253,15 @@ export class PodService {
       for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
         const peers = chosen.map((c) => c.nodeId).filter((n): n is NodeId => n !== null);
         // Over a queueing team's quota: nothing is placed; the pod waits in the queue.
-        const p = quotaWait ? ({ ok: false, reason: quotaWait } as const) : this.placeTimed(loads, spec, peers);
+        const p = quotaWait ? ({ ok: false, reason: quotaWait } as const) : await this.placeTimed(loads, spec, peers);
         if (p.ok) {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
         } else {
-          if (loads.size > 0 && !fitsAnyEmptyNode(loads, spec)) {
+          // A network volume's holding node (or data center) is all the pod may ever run on.
+          const scope = await this.volumeScope(spec);
+          const allowed = scope ? scopedLoads(loads, scope) : loads;
+          if (allowed.size > 0 && !fitsAnyEmptyNode(allowed, spec)) {
             throw new BerthError('NO_CAPACITY', `no node can ever run this pod: ${p.reason}`, { extra: { reason: p.reason } });
           }
           chosen.push({ nodeId: null, gpus: [] });
@@ -363,7 +392,7 @@ export class PodService {
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
         const peers = current.instances.filter((i) => i.goal === 'running' && i.nodeId && i.ordinal < spec.instances).map((i) => i.nodeId!);
-        const p = this.placeTimed(loads, spec, peers);
+        const p = await this.placeTimed(loads, spec, peers, tx);
         if (p.ok) {
           nodeId = p.nodeId;
           gpuUuids = p.gpus.map((g) => g.uuid);
@@ -526,7 +555,7 @@ export class PodService {
           await this.refreshStatusLocked(inst.podId);
           continue;
         }
-        const p = this.placeTimed(loads, spec, peers);
+        const p = await this.placeTimed(loads, spec, peers);
         if (!p.ok) {
           this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
           await this.refreshStatusLocked(inst.podId);
@@ -570,6 +599,8 @@ function withoutLifetime(spec: PodSpec): PodSpec {
   const { lifetime: _lifetime, ...rest } = spec;
   return rest;
 }
+
+const NO_SHARED_STORAGE = new VolumeBacking();
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
   for (const { node } of loads.values()) {

@@ -10,6 +10,7 @@ import {
   newTemplateId,
   notFound,
   type NetworkVolume,
+  type Node,
   type PodInput,
   type Problem,
   type RegistryAuth,
@@ -22,8 +23,18 @@ import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { referenceProblems } from './pod-input.js';
 import type { Sealer } from './sealer.js';
 import { sshRight } from './ssh-rights.js';
+import { VolumeBacking } from './volume-backing.js';
 
 const now = (): string => new Date().toISOString();
+
+const dataCenterOf = (n: Node): string => n.labels[DATA_CENTER_LABEL] ?? DEFAULT_DATA_CENTER;
+
+/**
+ * A network volume as the APIs show it: `storage` says where its data lives (`nfs`: the data
+ * center's shared storage, on every node of it; `node`: the node `nodeId` holds it, or will once a
+ * pod first uses it), and `nodeName` names that node.
+ */
+export type NetworkVolumeView = NetworkVolume & { storage: 'nfs' | 'node'; nodeName: string | null };
 
 function requireName(problems: Problem[], name: unknown, path = '/name'): string {
   if (typeof name !== 'string' || name.trim() === '' || name.length > 128) problems.push({ path, message: 'is required (1-128 characters)' });
@@ -37,42 +48,69 @@ export class ResourceService {
     private readonly sealer: Sealer,
     /** Called after a network volume is deleted, so agents remove its data now rather than at their next watch. */
     private readonly onNetworkVolumeDeleted: () => void = () => undefined,
+    /** Which data centers keep network volumes on shared storage; the others bind each volume to a node. */
+    private readonly volumeBacking: VolumeBacking = new VolumeBacking(),
   ) {}
 
-  // Network volumes: named Docker volumes that outlive pods, within one data center (node group).
-  async createNetworkVolume(caller: Caller, input: { name?: string; sizeGb?: number; dataCenterId?: string }): Promise<NetworkVolume> {
+  /**
+   * Network volumes: named Docker volumes that outlive pods, within one data center (node group).
+   * On the data center's NFS export when it has one; else held by one node, bound at `nodeId` here or
+   * at the first placement of a pod that uses it (docs/cluster.md).
+   */
+  async createNetworkVolume(caller: Caller, input: { name?: string; sizeGb?: number; dataCenterId?: string; nodeId?: string }): Promise<NetworkVolumeView> {
     requireWrite(caller, 'create network volumes');
     const problems: Problem[] = [];
     const name = requireName(problems, input.name);
     const size = input.sizeGb;
     if (typeof size !== 'number' || !Number.isInteger(size) || size < 1 || size > 65536) problems.push({ path: '/sizeGb', message: 'must be a whole number of GB from 1 to 65536' });
-    const centers = await this.dataCenters();
-    const dc = input.dataCenterId ?? centers[0] ?? DEFAULT_DATA_CENTER;
+    const nodes = await this.store.listNodes();
+    const centers = [...new Set(nodes.map(dataCenterOf))];
+    const node = input.nodeId !== undefined ? nodes.find((n) => n.id === input.nodeId || n.name === input.nodeId) : undefined;
+    const dc = input.dataCenterId ?? (node ? dataCenterOf(node) : undefined) ?? centers[0] ?? DEFAULT_DATA_CENTER;
     if (input.dataCenterId !== undefined && !centers.includes(dc)) problems.push({ path: '/dataCenterId', message: `unknown data center ${dc}; known: ${centers.join(', ') || 'none'}` });
+    if (input.nodeId !== undefined) {
+      if (!node) problems.push({ path: '/nodeId', message: `no node ${input.nodeId} is registered` });
+      else if (dataCenterOf(node) !== dc) problems.push({ path: '/nodeId', message: `node ${node.name} is in data center ${dataCenterOf(node)}, not ${dc}` });
+      else if (this.volumeBacking.storageOf({ dataCenterId: dc }) === 'nfs') problems.push({ path: '/nodeId', message: `data center ${dc} keeps network volumes on shared storage: they are on every node of it, not bound to one` });
+    }
     if (problems.length) throw invalid(problems);
-    return this.store.createNetworkVolume({ id: newNetworkVolumeId(), owner: caller.owner, name, sizeGb: size!, dataCenterId: dc, createdAt: now() });
+    const v = await this.store.createNetworkVolume({ id: newNetworkVolumeId(), owner: caller.owner, name, sizeGb: size!, dataCenterId: dc, nodeId: node?.id ?? null, createdAt: now() });
+    return this.view(v);
   }
 
-  async getNetworkVolume(caller: Caller, id: string): Promise<NetworkVolume> {
+  async getNetworkVolume(caller: Caller, id: string): Promise<NetworkVolumeView> {
     const v = await this.store.getNetworkVolume(idFromRequest.networkVolume(id));
     if (!v || !canSee(caller, v.owner)) throw notFound('network volume', id);
-    return v;
+    return this.view(v);
   }
 
-  listNetworkVolumes(caller: Caller): Promise<NetworkVolume[]> {
-    return this.store.listNetworkVolumes(ownerScope(caller));
+  async listNetworkVolumes(caller: Caller): Promise<NetworkVolumeView[]> {
+    const volumes = await this.store.listNetworkVolumes(ownerScope(caller));
+    const names = volumes.some((v) => v.nodeId) ? new Map((await this.store.listNodes()).map((n) => [n.id, n.name])) : new Map<string, string>();
+    return volumes.map((v) => this.viewWith(v, v.nodeId ? (names.get(v.nodeId) ?? null) : null));
   }
 
-  async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number }): Promise<NetworkVolume> {
+  /** The volume with where its data lives: on shared storage, or on the node that holds it. */
+  private async view(v: NetworkVolume): Promise<NetworkVolumeView> {
+    return this.viewWith(v, v.nodeId ? ((await this.store.getNode(v.nodeId))?.name ?? null) : null);
+  }
+
+  private viewWith(v: NetworkVolume, nodeName: string | null): NetworkVolumeView {
+    return { ...v, storage: this.volumeBacking.storageOf(v), nodeName };
+  }
+
+  async updateNetworkVolume(caller: Caller, id: string, input: { name?: string; sizeGb?: number; nodeId?: string }): Promise<NetworkVolumeView> {
     requireWrite(caller, 'change network volumes');
     const v = await this.getNetworkVolume(caller, id);
     const problems: Problem[] = [];
+    // Its data is on that node: another node would have none of it.
+    if (input.nodeId !== undefined && input.nodeId !== v.nodeId) problems.push({ path: '/nodeId', message: 'the node that holds a network volume cannot be changed' });
     if (input.name !== undefined) requireName(problems, input.name);
     if (input.sizeGb !== undefined && (typeof input.sizeGb !== 'number' || !Number.isInteger(input.sizeGb) || input.sizeGb < v.sizeGb)) {
       problems.push({ path: '/sizeGb', message: `a network volume can only grow (now ${v.sizeGb} GB)` });
     }
     if (problems.length) throw invalid(problems);
-    return this.store.updateNetworkVolume(v.id, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.sizeGb !== undefined ? { sizeGb: input.sizeGb } : {}) });
+    return this.view(await this.store.updateNetworkVolume(v.id, { ...(input.name !== undefined ? { name: input.name } : {}), ...(input.sizeGb !== undefined ? { sizeGb: input.sizeGb } : {}) }));
   }
 
   async deleteNetworkVolume(caller: Caller, id: string): Promise<void> {
@@ -91,7 +129,7 @@ export class ResourceService {
 
   async dataCenters(): Promise<string[]> {
     const nodes = await this.store.listNodes();
-    return [...new Set(nodes.map((n) => n.labels[DATA_CENTER_LABEL] ?? DEFAULT_DATA_CENTER))];
+    return [...new Set(nodes.map(dataCenterOf))];
   }
 
   // Templates: saved pod inputs. The stored input is checked by compiling it with a placeholder image when it has none.

@@ -148,6 +148,11 @@ export interface NetworkVolume {
   sizeGb: number;
   /** The node group (data center) whose nodes can attach it. */
   dataCenterId: string;
+  /**
+   * The node that holds its data, where its data center has no shared storage: pods that use it
+   * run there only. Null until a pod first uses it, and always on shared storage.
+   */
+  nodeId: NodeId | null;
   createdAt: Timestamp;
 }
 

@@ -70,7 +70,8 @@ export function createOptions(plan: ContainerPlan, withDiskCap: boolean): Docker
     (bindings[key] ??= []).push({ HostIp: p.hostIp, HostPort: p.hostPort > 0 ? String(p.hostPort) : '' });
   }
   const hostConfig: Docker.HostConfig = {
-    Mounts: plan.mounts.map((m) => ({ Type: m.kind ?? 'volume', Source: m.source, Target: m.target, ReadOnly: m.readOnly })),
+    // A tmpfs has no source; Docker takes an empty one.
+    Mounts: plan.mounts.map((m) => ({ Type: m.kind ?? 'volume', Source: m.kind === 'tmpfs' ? '' : m.source, Target: m.target, ReadOnly: m.readOnly })),
     PortBindings: bindings,
     // The agent owns restarts (with backoff and pod-wide replacement); Docker must not restart on its own.
     RestartPolicy: { Name: 'no' },

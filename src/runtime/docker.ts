@@ -125,10 +125,11 @@ export class DockerRuntime implements Runtime, InteractiveRuntime, NetworkRuntim
     });
   }
 
-  async ensureVolume(name: string, labels: Record<string, string>): Promise<void> {
+  async ensureVolume(name: string, labels: Record<string, string>, driverOpts?: Record<string, string>): Promise<void> {
     try {
       // Docker answers 201 with the existing volume when the name is taken; Podman answers 409.
-      await this.bounded(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels }));
+      const opts = driverOpts && Object.keys(driverOpts).length > 0 ? { Driver: 'local', DriverOpts: driverOpts } : {};
+      await this.bounded(`create volume ${name}`, () => this.docker.createVolume({ Name: name, Labels: labels, ...opts }));
     } catch (err) {
       if (statusCode(err) === 409) return;
       throw fail(this.daemon, err, `volume ${name}`);

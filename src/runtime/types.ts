@@ -24,12 +24,12 @@ export interface PortBinding {
 }
 
 export interface MountPlan {
-  /** A named volume, or with `kind: 'bind'` a path on the node. */
+  /** A named volume, or with `kind: 'bind'` a path on the node; ignored for `tmpfs`. */
   source: string;
   target: string;
   readOnly: boolean;
   /** @default 'volume' */
-  kind?: 'volume' | 'bind';
+  kind?: 'volume' | 'bind' | 'tmpfs';
 }
 
 /** One container, fully resolved: nothing left for the runtime to decide. */
@@ -140,7 +140,8 @@ export interface Runtime {
   pullImage(ref: string, auth: RegistryCredentials | null, onProgress: (p: PullProgressEvent) => void, signal?: AbortSignal): Promise<void>;
   /** Builds `tag` from a Dockerfile among a few small files; no registry is involved for `FROM scratch`. */
   buildImage(tag: string, files: readonly ContextFile[]): Promise<void>;
-  ensureVolume(name: string, labels: Record<string, string>): Promise<void>;
+  /** Makes the volume unless it exists; `driverOpts`: options of Docker's `local` driver (an NFS mount: type, o, device). */
+  ensureVolume(name: string, labels: Record<string, string>, driverOpts?: Record<string, string>): Promise<void>;
   removeVolume(name: string): Promise<void>;
   listVolumes(labelFilter: Record<string, string>): Promise<{ name: string; labels: Record<string, string> }[]>;
   createContainer(plan: ContainerPlan): Promise<CreateResult>;

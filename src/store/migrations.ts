@@ -274,6 +274,16 @@ const sshKeyUsers: Migration = {
   },
 };
 
+/**
+ * The node that holds a network volume's data where its data center has no shared storage: pods
+ * that use it are placed there only (docs/cluster.md). Null until a pod first uses it.
+ */
+const networkVolumeNode: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('network_volumes').addColumn('node_id', 'text').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -287,6 +297,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0007_teams': teams,
       '0008_audit_log': auditLog,
       '0009_ssh_key_users': sshKeyUsers,
+      '0010_network_volume_node': networkVolumeNode,
     }),
   };
 }

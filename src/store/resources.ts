@@ -2,6 +2,7 @@ import {
   notFound,
   type NetworkVolume,
   type NetworkVolumeId,
+  type NodeId,
   type OwnerId,
   type RegistryAuth,
   type RegistryAuthId,
@@ -31,6 +32,8 @@ export interface NetworkVolumeStore {
   getNetworkVolume(id: NetworkVolumeId): Promise<NetworkVolume | undefined>;
   listNetworkVolumes(owner?: OwnerId): Promise<NetworkVolume[]>;
   updateNetworkVolume(id: NetworkVolumeId, patch: Partial<Pick<NetworkVolume, 'name' | 'sizeGb'>>): Promise<NetworkVolume>;
+  /** Binds the volume to a node unless it is bound already; answers the volume as stored (bound to the first node that asked). */
+  bindNetworkVolume(id: NetworkVolumeId, nodeId: NodeId): Promise<NetworkVolume>;
   deleteNetworkVolume(id: NetworkVolumeId): Promise<void>;
 }
 
@@ -87,6 +90,13 @@ export function networkVolumeStore(ctx: StoreContext): NetworkVolumeStore {
         Object.keys(set).length === 0
           ? await ctx.db.selectFrom('network_volumes').selectAll().where('id', '=', id).executeTakeFirst()
           : await ctx.db.updateTable('network_volumes').set(set).where('id', '=', id).returningAll().executeTakeFirst();
+      if (!row) throw notFound('network volume', id);
+      return networkVolumeFromRow(row);
+    },
+
+    async bindNetworkVolume(id, nodeId) {
+      await ctx.db.updateTable('network_volumes').set({ node_id: nodeId }).where('id', '=', id).where('node_id', 'is', null).execute();
+      const row = await ctx.db.selectFrom('network_volumes').selectAll().where('id', '=', id).executeTakeFirst();
       if (!row) throw notFound('network volume', id);
       return networkVolumeFromRow(row);
     },

@@ -161,6 +161,7 @@ export const networkVolumeFromRow = (r: Selectable<NetworkVolumesTable>): Networ
   name: r.name,
   sizeGb: r.size_gb,
   dataCenterId: r.data_center_id,
+  nodeId: r.node_id ?? null,
   createdAt: r.created_at,
 });
 
@@ -170,6 +171,7 @@ export const networkVolumeToRow = (v: NetworkVolume): Insertable<NetworkVolumesT
   name: v.name,
   size_gb: v.sizeGb,
   data_center_id: v.dataCenterId,
+  node_id: v.nodeId,
   created_at: v.createdAt,
 });
 

@@ -99,6 +99,8 @@ export interface NetworkVolumesTable {
   name: string;
   size_gb: number;
   data_center_id: string;
+  /** The holding node (no shared storage in its data center); null until first used. */
+  node_id: NodeId | null;
   created_at: string;
 }
 

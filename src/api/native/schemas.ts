@@ -206,7 +206,12 @@ export const ExecBody = Type.Object(
 );
 
 export const NetworkVolumeInput = Type.Object(
-  { name: Type.Optional(Type.String()), sizeGb: Type.Optional(Type.Integer()), dataCenterId: Type.Optional(Type.String()) },
+  {
+    name: Type.Optional(Type.String()),
+    sizeGb: Type.Optional(Type.Integer()),
+    dataCenterId: Type.Optional(Type.String()),
+    nodeId: Type.Optional(Type.String({ description: "the node (id or name) that holds the volume, where its data center has no shared storage; @default the node of the first pod that uses it" })),
+  },
   { additionalProperties: false },
 );
 

@@ -9,7 +9,8 @@ import { parsePolicyGrants, type PodSecurityPolicy } from '../../model/policy.js
 import { defineCommand } from './define.js';
 import { metricsIntervalMs } from './agent.js';
 import { untilSignal } from './lifecycle.js';
-import { compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
+import { BerthError, compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
+import { parseNfsFlag, type NfsExport } from '../../control/volume-backing.js';
 import { lifetimeFrom } from './lifetime-flags.js';
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
@@ -47,6 +48,7 @@ export const server = defineCommand({
     tlsCert: { kind: 'string', flags: '--tls-cert <file>', env: 'BERTH_TLS_CERT', description: 'PEM certificate: the API and the proxy speak HTTPS (a wildcard *.<domain> covers the proxy)' },
     tlsKey: { kind: 'string', flags: '--tls-key <file>', env: 'BERTH_TLS_KEY', description: "the certificate's PEM private key" },
     allowHostPath: { kind: 'list', split: true, flags: '--allow-host-path <path>', env: 'BERTH_ALLOW_HOST_PATHS', description: 'a host directory pods may mount as a host volume (repeat, or comma-separate; default: none)' },
+    nfs: { kind: 'list', flags: '--nfs <dc=server:/export[,options]>', env: 'BERTH_NFS', description: "shared storage for a data center's network volumes: an NFS export every node of it mounts (repeat per data center; the env var space-separates; default: none, each volume lives on one node; see docs/cluster.md)" },
     metricsInterval: { kind: 'number', flags: '--metrics-interval <seconds>', env: 'BERTH_METRICS_INTERVAL', description: "how often the local agent measures its pods' usage (default 10; 0: never)" },
     metricsToken: { kind: 'string', flags: '--metrics-token <token>', env: 'BERTH_METRICS_TOKEN', description: 'a bearer token that may read GET /metrics besides admin keys (prefer the env var, argv shows in ps)' },
     terminalGrace: { kind: 'number', flags: '--terminal-grace <seconds>', env: 'BERTH_TERMINAL_GRACE', description: 'a detached web terminal waits this long for a re-attach (a page reload) before its shell is hung up (default 300)' },
@@ -69,6 +71,7 @@ export const server = defineCommand({
     if (clash) throw new UserError(`${clash[0].flag} and ${clash[1].flag} are both ${ports[clash[0].key]}: ${clash[0].what} and ${clash[1].what} each need a port of their own`);
     if (opts.auditRetention !== undefined && opts.auditRetention < 0) throw new UserError(`--audit-retention must be 0 (keep for ever) or a number of days, not ${opts.auditRetention}`);
     const lifetimeDefault = serverLifetimeDefault(opts);
+    const nfsExports = nfsExportsOf(opts.nfs);
     const running = await startServer({
       port: opts.port,
       host: opts.host,
@@ -99,6 +102,7 @@ export const server = defineCommand({
       ...(opts.auditRetention !== undefined ? { auditRetentionDays: opts.auditRetention } : {}),
       ...(opts.podIsolation !== undefined ? { podIsolation: opts.podIsolation } : {}),
       ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
+      ...(nfsExports ? { nfsExports } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
@@ -114,6 +118,23 @@ export const server = defineCommand({
     out.note('Berth stopped');
   },
 });
+
+/** `--nfs us-east=10.0.0.5:/srv/berth,nfsvers=4.1`, once per data center. */
+function nfsExportsOf(values: string[]): Record<string, NfsExport> | undefined {
+  const out: Record<string, NfsExport> = {};
+  for (const value of values.flatMap((v) => v.split(/\s+/)).filter(Boolean)) {
+    let parsed: ReturnType<typeof parseNfsFlag>;
+    try {
+      parsed = parseNfsFlag(value);
+    } catch (err) {
+      if (err instanceof BerthError) throw new UserError(err.problems.map((p) => `${p.path}: ${p.message}`).join('; '));
+      throw err;
+    }
+    if (out[parsed.dataCenter]) throw new UserError(`--nfs: data center ${parsed.dataCenter} is given twice; one export per data center`);
+    out[parsed.dataCenter] = parsed.export;
+  }
+  return Object.keys(out).length ? out : undefined;
+}
 
 function podPolicyOf(text: string): Partial<PodSecurityPolicy> {
   const grant = parsePolicyGrants(text);

@@ -5,12 +5,25 @@ import { defineCommand, defineGroup } from './define.js';
 
 const ID_ARG = [{ name: 'id', description: 'network volume id', required: true }] as const;
 
-const volumeDetails = (v: NetworkVolume): string =>
+/** As the API shows it: where its data lives (docs/cluster.md). Older servers say nothing of it. */
+type VolumeView = NetworkVolume & { storage?: 'nfs' | 'node'; nodeName?: string | null };
+
+/** Where the volume's data lives: every node of its data center, or one node. */
+function storageOf(v: VolumeView): string {
+  if (v.storage === 'nfs') return `shared (NFS), on every node of ${v.dataCenterId}`;
+  if (v.storage !== 'node') return '-';
+  return v.nodeId ? `on node ${v.nodeName ?? v.nodeId}; its pods run there only` : "on one node: the node of the first pod that uses it";
+}
+
+const nodeColumn = (v: VolumeView): string => (v.storage === 'nfs' ? '(nfs)' : v.nodeId ? (v.nodeName ?? v.nodeId) : '-');
+
+const volumeDetails = (v: VolumeView): string =>
   details([
     ['ID', v.id],
     ['Name', v.name],
     ['Size', `${v.sizeGb} GB`],
     ['Data center', v.dataCenterId],
+    ['Storage', storageOf(v)],
     ['Created', `${v.createdAt} (${age(v.createdAt)} ago)`],
   ]);
 
@@ -20,12 +33,18 @@ const create = defineCommand({
   options: {
     name: { kind: 'string', required: true, flags: '--name <name>', description: 'volume name' },
     sizeGb: { kind: 'number', integer: true, required: true, flags: '--size-gb <n>', description: 'size in GB' },
-    dataCenter: { kind: 'string', flags: '--data-center <id>', description: 'the node group whose nodes can attach it (default: the first)' },
+    dataCenter: { kind: 'string', flags: '--data-center <id>', description: "the node group whose nodes can attach it (default: the first, or --node's)" },
+    node: { kind: 'string', flags: '--node <name|id>', description: 'the node that holds it, where its data center has no shared storage (default: the node of the first pod that uses it)' },
   },
-  examples: ['berth volume create --name datasets --size-gb 100'],
+  examples: ['berth volume create --name datasets --size-gb 100', 'berth volume create --name scratch --size-gb 500 --node gpu-2'],
   async handler({ opts, ctx }) {
     const client = await ctx.client();
-    const v = await client.post<NetworkVolume>('/network-volumes', { name: opts.name, sizeGb: opts.sizeGb, ...(opts.dataCenter !== undefined ? { dataCenterId: opts.dataCenter } : {}) });
+    const v = await client.post<VolumeView>('/network-volumes', {
+      name: opts.name,
+      sizeGb: opts.sizeGb,
+      ...(opts.dataCenter !== undefined ? { dataCenterId: opts.dataCenter } : {}),
+      ...(opts.node !== undefined ? { nodeId: opts.node } : {}),
+    });
     ctx.out.result(v, () => volumeDetails(v));
   },
 });
@@ -37,7 +56,7 @@ const list = defineCommand({
   examples: ['berth volume list'],
   async handler({ ctx }) {
     const client = await ctx.client();
-    const res = await client.get<{ networkVolumes: NetworkVolume[] }>('/network-volumes');
+    const res = await client.get<{ networkVolumes: VolumeView[] }>('/network-volumes');
     const now = Date.now();
     ctx.out.result(res, () =>
       table(res.networkVolumes, [
@@ -45,6 +64,7 @@ const list = defineCommand({
         { header: 'NAME', value: (v) => v.name },
         { header: 'SIZE', value: (v) => `${v.sizeGb} GB` },
         { header: 'DATA CENTER', value: (v) => v.dataCenterId },
+        { header: 'NODE', value: nodeColumn },
         { header: 'AGE', value: (v) => age(v.createdAt, now) },
       ]),
     );
@@ -58,7 +78,7 @@ const get = defineCommand({
   examples: ['berth volume get 8k2m4n6p0q'],
   async handler({ args, ctx }) {
     const client = await ctx.client();
-    const v = await client.get<NetworkVolume>(`/network-volumes/${encodeURIComponent(args.id)}`);
+    const v = await client.get<VolumeView>(`/network-volumes/${encodeURIComponent(args.id)}`);
     ctx.out.result(v, () => volumeDetails(v));
   },
 });
@@ -71,7 +91,7 @@ const resize = defineCommand({
   examples: ['berth volume resize 8k2m4n6p0q --size-gb 200'],
   async handler({ args, opts, ctx }) {
     const client = await ctx.client();
-    const v = await client.patch<NetworkVolume>(`/network-volumes/${encodeURIComponent(args.id)}`, { sizeGb: opts.sizeGb });
+    const v = await client.patch<VolumeView>(`/network-volumes/${encodeURIComponent(args.id)}`, { sizeGb: opts.sizeGb });
     ctx.out.result(v, () => volumeDetails(v));
   },
 });

@@ -98,6 +98,10 @@ export interface NetworkVolume {
   name: string;
   sizeGb: number;
   dataCenterId: string;
+  /** Where its data is: the data center's NFS export, or one node (docs/cluster.md). Absent from older servers. */
+  storage?: 'nfs' | 'node';
+  nodeId?: string | null;
+  nodeName?: string | null;
 }
 
 export interface Secret {

@@ -184,6 +184,8 @@ export function NetworkVolumesPage() {
         { label: 'Id', cell: (v) => <code>{v.id}</code> },
         { label: 'Size', cell: (v) => `${v.sizeGb} GB` },
         { label: 'Data center', cell: (v) => v.dataCenterId },
+        // Pods that use a node-held volume run on that node only.
+        { label: 'Held by', cell: (v) => (v.storage === 'nfs' ? 'shared (NFS)' : v.nodeId ? (v.nodeName ?? v.nodeId) : v.storage === 'node' ? 'its first pod’s node' : '—') },
         { label: 'Created', cell: (v) => when(v.createdAt) },
       ]}
       create={{
