@@ -177,6 +177,18 @@ describe('three machines next to the server', { timeout: 600_000 }, () => {
     await waitFor('terminated on machine 3', async () => ((await m(3).podContainers(web.body.id)).length === 0 ? true : undefined), 60_000);
   });
 
+  it('is cut off and back: while its veth is down it reaches nothing, then carries on', async () => {
+    const healthz = ['busybox', 'wget', '-q', '-O', '-', `${t!.url}/healthz`];
+    assert.match(await m(2).exec(healthz), /ok/);
+    await m(2).cut();
+    await assert.rejects(m(2).exec(healthz, 10_000), 'no way to the server while cut off');
+    await m(2).restore();
+    assert.match(await m(2).exec(healthz), /ok/);
+    const after = await api<PodView>('POST', '/api/v1/pods', { ...sleeper(), constraints: on(2) });
+    assert.equal((await running(after.body.id)).nodeId, m(2).nodeId, 'its agent works again');
+    await api('POST', `/api/v1/pods/${after.body.id}/terminate`);
+  });
+
   it('re-adopts its running pods when its agent is killed with -9 and restarted', async () => {
     const kept = await api<PodView>('POST', '/api/v1/pods', { ...sleeper(), constraints: on(3) });
     await running(kept.body.id);

@@ -40,9 +40,9 @@ const run = promisify(execFile);
 const BIN = new URL('../../../bin/berth.js', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-async function sh(file: string, args: string[]): Promise<string> {
+async function sh(file: string, args: string[], timeoutMs = 60_000): Promise<string> {
   try {
-    return (await run(file, args, { timeout: 60_000 })).stdout;
+    return (await run(file, args, { timeout: timeoutMs })).stdout;
   } catch (e) {
     const err = e as Error & { stderr?: string };
     throw new Error(`${file} ${args.join(' ')}: ${err.stderr?.trim() || err.message}`);
@@ -126,9 +126,9 @@ export class Machine {
     return [`--net=/run/netns/${this.ns}`, '--', ...argv];
   }
 
-  /** Runs a command on the machine (in its network namespace); its stdout. */
-  async exec(argv: string[]): Promise<string> {
-    return sh('nsenter', this.inside(argv));
+  /** Runs a command on the machine (in its network namespace); its stdout. Fails on a non-zero exit or after `timeoutMs`. */
+  async exec(argv: string[], timeoutMs = 60_000): Promise<string> {
+    return sh('nsenter', this.inside(argv), timeoutMs);
   }
 
   /** Namespace, veth, addresses and routes; dockerd started and answering; the firewall in place. */
