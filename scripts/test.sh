@@ -9,7 +9,7 @@ cd "$(dirname "$0")/.."
 # ESLint 10 (npm run lint, below) needs 20.19; Berth itself runs on 20.
 check_node 20.19 "npm test (ESLint 10)"
 
-ensure_packages curl ca-certificates catatonit busybox-static docker-registry apache2-utils openssh-client
+ensure_packages curl ca-certificates catatonit busybox-static docker-registry apache2-utils openssh-client iproute2 iptables
 ensure_chromium
 ensure_docker
 ensure_postgres

@@ -81,6 +81,8 @@ export interface MachineSpec {
   gpus?: SimulatedGpu[];
   /** Node labels (`--label`). */
   labels?: Record<string, string>;
+  /** More `berth agent` flags, as argv. */
+  agentArgs?: string[];
 }
 
 /** How an agent joins: the server's URL (on the hub address) and its credential. */
@@ -200,7 +202,7 @@ export class Machine {
       inventory = ['--gpu-inventory', file];
     }
     const labels = Object.entries(this.spec.labels ?? {}).flatMap(([k, v]) => ['--label', `${k}=${v}`]);
-    const argv = [process.execPath, BIN, 'agent', '--server', join_.server, '--data-dir', join(this.dir, 'agent'), '--name', this.name, '--public-ip', this.ip, '--metrics-interval', '0', ...inventory, ...labels];
+    const argv = [process.execPath, BIN, 'agent', '--server', join_.server, '--data-dir', join(this.dir, 'agent'), '--name', this.name, '--public-ip', this.ip, '--metrics-interval', '0', ...inventory, ...labels, ...(this.spec.agentArgs ?? [])];
     const log = join(this.dir, 'agent.log');
     const out = await open(log, 'a');
     const start = (await out.stat()).size;
