@@ -344,6 +344,7 @@ export class Machines {
 
   /** Starts the machines (in parallel) and the registry; on any failure everything made so far goes. */
   static async start(specs: MachineSpec[]): Promise<Machines> {
+    if (process.getuid?.() !== 0) throw new Error('test machines need root: network namespaces, veths, iptables and a dockerd each');
     await sweepMachines(true);
     const runId = await claimRun();
     const address = hubAddress(runId);
