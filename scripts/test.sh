@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The whole test suite. Installs and starts what the tests need (Docker Engine, PostgreSQL,
 # busybox-static for test images, catatonit for Berth's own infra image, a registry, OpenSSH client,
-# Debian's Chromium for the console's browser tests), builds the server and the web console, lints, then runs every
+# Debian's Chromium for the console's browser tests, iproute2 and iptables for the test machines' network
+# namespaces), builds the server and the web console, lints, then runs every
 # unit test (beside the code) and integration test (test/) on the real daemon and databases.
 set -euo pipefail
 cd "$(dirname "$0")/.."
