@@ -28,8 +28,8 @@ clean_up_after_tests() {
   node --input-type=module -e 'const m = await import("./dist/src/agent/pod-network.js"); await m.removeIsolationRules();' || true
   docker network ls -q --filter label=berth.kind=pod-network | xargs -r docker network rm >/dev/null 2>&1 || true
   # Test machines (test/support/machines.ts) a killed test process left: namespaces berth-m-*, their
-  # daemons and containers, veths, the hub address, /var/lib/berth-machines.
-  node --input-type=module -e 'const m = await import("./dist/test/support/machine-sweep.js"); await m.sweepMachines();' || true
+  # daemons and containers, veths, the hub address, /var/lib/berth-machines (those of live runs stay).
+  node --input-type=module -e 'const m = await import("./dist/test/support/machine-sweep.js"); await m.sweepMachines(true);' || true
 }
 trap clean_up_after_tests EXIT
 node --test --test-concurrency=2 --test-timeout=600000 dist/src dist/test "$@"

@@ -136,8 +136,9 @@ export async function sweepRun(runId: number): Promise<void> {
 }
 
 /**
- * Every machine and run left behind: all of them (`scripts/test.sh`'s exit trap, after every test
- * process is gone), or only those whose owning process has died (`onlyOrphans`, at a cluster's start).
+ * Every machine and run left behind: all of them, or only those whose owning process has died
+ * (`onlyOrphans`: at a cluster's start, and in scripts/test.sh's exit trap, which must not take the
+ * machines of another test run on the same box).
  */
 export async function sweepMachines(onlyOrphans = false): Promise<void> {
   const runs = new Map<number, Set<number>>();
@@ -164,9 +165,12 @@ export async function sweepMachines(onlyOrphans = false): Promise<void> {
   }
   for (const [runId, machines] of runs) {
     if (onlyOrphans) {
-      const owner = Number((await readFile(join(MACHINES_ROOT, String(runId), 'owner'), 'utf8').catch(() => '')).trim());
-      // No owner file yet: a run being set up right now, or one killed in its first steps. Leave it to the trap.
-      if (!(owner > 0) || alive(owner)) continue;
+      const dir = join(MACHINES_ROOT, String(runId));
+      const owner = Number((await readFile(join(dir, 'owner'), 'utf8').catch(() => '')).trim());
+      if (owner > 0 && alive(owner)) continue;
+      // No owner file: a run being set up this instant, or one killed in its first steps (then old).
+      const made = (await stat(dir).catch(() => undefined))?.mtimeMs;
+      if (!(owner > 0) && made !== undefined && Date.now() - made < 120_000) continue;
     }
     await Promise.all([...machines].map((n) => sweepMachine(runId, n)));
     await sweepRun(runId);
