@@ -49,6 +49,8 @@ export class AgentService implements AgentChannel {
     private readonly pods: PodService,
     private readonly sealer: Sealer,
     private readonly usage?: UsageService,
+    /** The longest a watch is held (a third of the node timeout): a live agent always calls well within it. @default 25000 */
+    private readonly maxWatchWaitMs = 25_000,
   ) {
     this.unsubscribe = store.onChange((c) => {
       if (c.kind !== 'instance' || !c.nodeId) return;
@@ -74,7 +76,9 @@ export class AgentService implements AgentChannel {
       agentVersion: reg.agentVersion,
       registeredAt: existing?.registeredAt ?? at,
       lastSeenAt: at,
+      notReadySince: null,
     });
+    if (existing?.notReadySince) await this.nodeBack(node.id);
     await this.pods.placeWaiting();
     return { nodeId: node.id };
   }
@@ -100,7 +104,12 @@ export class AgentService implements AgentChannel {
     const node = await this.store.getNode(nodeId);
     if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     await this.store.touchNode(nodeId, new Date().toISOString());
+    if (node.notReadySince) {
+      await this.store.setNodeState(nodeId, { notReadySince: null });
+      await this.nodeBack(nodeId);
+    }
     this.counts.watches++;
+    waitMs = Math.min(waitMs, this.maxWatchWaitMs);
     if (since > 0) {
       // Listen first, then look: a change committed between the look and the wait still wakes us.
       let wake!: () => void;
@@ -125,6 +134,13 @@ export class AgentService implements AgentChannel {
     const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));
     const networkVolumes = (await this.store.listNetworkVolumes()).map((v) => networkVolumeName(v.id));
     return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined), networkVolumes };
+  }
+
+  /** The node answers again: its pods' statuses no longer say it is lost. */
+  private async nodeBack(nodeId: NodeId): Promise<void> {
+    const pods = new Set((await this.store.listInstances({ nodeId })).map((i) => i.podId));
+    for (const podId of pods) await this.pods.refreshStatus(podId);
+    await this.pods.placeWaiting();
   }
 
   private async changedSince(nodeId: NodeId, since: number): Promise<boolean> {

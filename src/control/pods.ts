@@ -16,6 +16,7 @@ import {
   specToInput,
   type Instance,
   type InstanceId,
+  type Node,
   type LifetimeInput,
   type NodeId,
   type PodAction,
@@ -32,6 +33,7 @@ import { admitCreate, checkQuota, quotaHold } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad } from './scheduler.js';
+import { decideLost, lostMessage } from './node-decide.js';
 
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
@@ -42,6 +44,8 @@ export interface PodServiceOptions {
   specVersionsKept?: number;
   /** What the pod security policy grants every key beyond the baseline (`berth server --pod-policy`); its `hostPorts` may also narrow it. @default nothing */
   podPolicy?: Partial<PodSecurityPolicy>;
+  /** How long an instance on a NOT_READY node waits before it is placed again elsewhere, for pods without a Marathon unreachable strategy. @default 60000 */
+  unreachableAfterMs?: number;
 }
 
 export interface ActionOptions {
@@ -213,8 +217,12 @@ export class PodService {
     });
   }
 
-  /** `queueOverQuota: false`: refuse a create over quota even where the team queues (RunPod's API). */
-  async create(caller: Caller, input: PodInput, opts: { queueOverQuota?: boolean } = {}): Promise<PodDetail> {
+  /**
+   * `queueOverQuota: false`: refuse a create over quota even where the team queues (RunPod's API).
+   * `refuseUnplaceable: true`: refuse a pod no schedulable node could fit even when empty (RunPod's
+   * API); otherwise it waits in the queue with the reason, as a machine may join.
+   */
+  async create(caller: Caller, input: PodInput, opts: { queueOverQuota?: boolean; refuseUnplaceable?: boolean } = {}): Promise<PodDetail> {
     requireWrite(caller, 'create pods');
     const spec = await this.compile(caller, input, true, this.options.lifetimeDefault);
     const id = newPodId();
@@ -232,7 +240,7 @@ export class PodService {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
         } else {
-          if (loads.size > 0 && !fitsAnyEmptyNode(loads, spec)) {
+          if (opts.refuseUnplaceable && loads.size > 0 && !fitsAnyEmptyNode(loads, spec)) {
             throw new BerthError('NO_CAPACITY', `no node can ever run this pod: ${p.reason}`, { extra: { reason: p.reason } });
           }
           chosen.push({ nodeId: null, gpus: [] });
@@ -445,7 +453,9 @@ export class PodService {
         // As RunPod: a stopped pod gives its GPUs back and keeps its volume disk on the node.
         return { goal: 'stopped', gpuUuids: [] };
       case 'terminate':
-        return inst.nodeId ? { goal: 'removed', gpuUuids: [] } : 'delete';
+        // An instance on a node that is not answering goes at once: when the node comes back, its
+        // agent removes what no assignment claims (containers and volumes alike).
+        return inst.nodeId && !loads.get(inst.nodeId)?.node.notReadySince && loads.has(inst.nodeId) ? { goal: 'removed', gpuUuids: [] } : 'delete';
       case 'restart':
       case 'start':
       case 'reset': {
@@ -488,7 +498,7 @@ export class PodService {
     const detail = await this.store.getPod(podId);
     if (!detail) return;
     const { pod } = detail;
-    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null);
+    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null, await this.awayOf(detail));
     const status = summary.status;
     // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
     const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;
@@ -499,6 +509,83 @@ export class PodService {
       statusMessage: message,
       ...(status === 'RUNNING' && pod.status !== 'RUNNING' ? { lastStartedAt: startedAt } : {}),
       nodeId: pod.nodeId ?? detail.instances.find((i) => i.nodeId)?.nodeId ?? null,
+    });
+  }
+
+  /** For the pod's instances on nodes that are not answering, what its status message says; undefined when every node answers. */
+  private async awayOf(detail: PodDetail): Promise<((i: Instance) => string | null) | undefined> {
+    const ids = [...new Set(detail.instances.map((i) => i.nodeId).filter((n): n is NodeId => n !== null))];
+    const lost = new Map<NodeId, Node>();
+    for (const id of ids) {
+      const node = await this.store.getNode(id);
+      if (node?.notReadySince) lost.set(id, node);
+    }
+    if (lost.size === 0) return undefined;
+    const t = Date.now();
+    return (i) => {
+      const node = i.nodeId ? lost.get(i.nodeId) : undefined;
+      if (!node) return null;
+      const spec = i.specVersion === detail.pod.specVersion ? detail.spec : (this.specCache.get(`${i.podId}@${i.specVersion}`) ?? detail.spec);
+      return lostMessage(node, decideLost(i, spec, node, t, this.options.unreachableAfterMs));
+    };
+  }
+
+  /**
+   * Places a new instance of the pod (a new ordinal, as a deployment does) in place of `id`, which
+   * gets goal `removed`: its node's agent removes it when it answers again. Under the placement
+   * lock, through the normal placement (cordoned and NOT_READY nodes skipped); where no node takes
+   * it now, the new one waits with the reason — unless `keepIfUnplaced` (a drain), when nothing
+   * changes and the reason comes back. Undefined when `id` no longer runs (it went meanwhile).
+   */
+  async moveInstance(id: InstanceId, opts: { keepIfUnplaced?: boolean } = {}): Promise<{ moved: Instance } | { unplaced: string } | undefined> {
+    const moved = await this.placing.run(async () => {
+      const inst = await this.store.getInstance(id);
+      if (!inst || inst.goal !== 'running' || !inst.nodeId) return undefined;
+      const detail = await this.store.getPod(inst.podId);
+      if (!detail || detail.pod.desiredStatus !== 'RUNNING') return undefined;
+      const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
+      const loads = await this.loads();
+      const peers = detail.instances.filter((i) => i.id !== id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+      // Never back onto the node it leaves.
+      const away = new Map([...loads].filter(([n]) => n !== inst.nodeId));
+      const p = this.placeTimed(away, spec, peers);
+      if (!p.ok && opts.keepIfUnplaced) return { unplaced: p.reason };
+      const ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
+      const next = await this.store.transaction(async (tx) => {
+        if (loads.has(inst.nodeId!)) await tx.updateInstance(id, { goal: 'removed', gpuUuids: [] });
+        else await tx.deleteInstance(id);
+        const created = await tx.insertInstance({
+          id: instanceIdOf(inst.podId, ordinal),
+          podId: inst.podId,
+          ordinal,
+          nodeId: p.ok ? p.nodeId : null,
+          specVersion: inst.specVersion,
+          goal: 'running',
+          resetGeneration: 0,
+          restartGeneration: 0,
+          gpuUuids: p.ok ? p.gpus.map((g) => g.uuid) : [],
+          hostPorts: {},
+          observed: null,
+        });
+        if (p.ok && detail.pod.nodeId === inst.nodeId) await tx.updatePod(inst.podId, { nodeId: p.nodeId });
+        return created;
+      });
+      if (p.ok) this.waitReasons.delete(inst.podId);
+      else this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
+      await this.refreshStatusLocked(inst.podId);
+      return { moved: next };
+    });
+    return moved;
+  }
+
+  /** Deletes an instance nothing can act on any more (its node is gone for good), and refreshes its pod. */
+  async forgetInstance(id: InstanceId): Promise<void> {
+    await this.placing.run(async () => {
+      const inst = await this.store.getInstance(id);
+      if (!inst) return;
+      if (inst.goal === 'stopped') await this.store.updateInstance(id, { nodeId: null });
+      else await this.store.deleteInstance(id);
+      await this.refreshStatusLocked(inst.podId);
     });
   }
 
@@ -572,7 +659,8 @@ function withoutLifetime(spec: PodSpec): PodSpec {
 }
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
-  for (const { node } of loads.values()) {
+  for (const { node, unschedulable } of loads.values()) {
+    if (unschedulable) continue;
     if (!('reason' in fit({ node, cpus: 0, memoryMb: 0, gpuUuids: new Set() }, spec))) return true;
   }
   return false;

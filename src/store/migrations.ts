@@ -274,6 +274,17 @@ const sshKeyUsers: Migration = {
   },
 };
 
+/**
+ * What a node's lifecycle keeps across a restart: cordoned (takes no new instances) and since when
+ * it is NOT_READY (the node monitor's verdict, cleared when its agent calls again).
+ */
+const nodeLifecycle: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('nodes').addColumn('cordoned', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('nodes').addColumn('not_ready_since', 'text').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -287,6 +298,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0007_teams': teams,
       '0008_audit_log': auditLog,
       '0009_ssh_key_users': sshKeyUsers,
+      '0010_node_lifecycle': nodeLifecycle,
     }),
   };
 }
