@@ -31,6 +31,11 @@ describe('nodesGoneSilent', () => {
     assert.equal(silent?.since, iso(T0 + 40_000));
     assert.deepEqual(nodesGoneSilent([node({ notReadySince: iso(T0 + 40_000) })], T0 + 90_000, 40_000), []);
   });
+
+  it('gives every node one timeout from the server start to call again', () => {
+    assert.deepEqual(nodesGoneSilent([node()], T0 + 100_000, 40_000, T0 + 90_000), []);
+    assert.equal(nodesGoneSilent([node()], T0 + 130_001, 40_000, T0 + 90_000)[0]?.since, iso(T0 + 130_000));
+  });
 });
 
 describe('boundToNode', () => {

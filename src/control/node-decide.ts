@@ -5,12 +5,16 @@
 import type { Instance, Node, PodSpec } from '../model/index.js';
 import { boundToNode, unreachableAfterMs } from './node-binding.js';
 
-/** Nodes whose readiness the monitor must write: silent past the timeout and not yet marked. */
-export function nodesGoneSilent(nodes: Node[], now: number, timeoutMs: number): { node: Node; since: string }[] {
+/**
+ * Nodes whose readiness the monitor must write: silent past the timeout and not yet marked. No node
+ * is judged on silence from before `watchingSince` (the server's start): agents were calling a
+ * server that was not there, and get one timeout to find it again.
+ */
+export function nodesGoneSilent(nodes: Node[], now: number, timeoutMs: number, watchingSince = 0): { node: Node; since: string }[] {
   const out: { node: Node; since: string }[] = [];
   for (const node of nodes) {
     if (node.notReadySince) continue;
-    const seen = Date.parse(node.lastSeenAt);
+    const seen = Math.max(Date.parse(node.lastSeenAt), watchingSince);
     if (now - seen > timeoutMs) out.push({ node, since: new Date(seen + timeoutMs).toISOString() });
   }
   return out;

@@ -26,6 +26,7 @@ export class NodeMonitor {
   /** The nodes of the last pass: one that went from the store was removed, and what it held is looked at once. */
   private known = new Set<NodeId>();
   private first = true;
+  private readonly startedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -57,7 +58,7 @@ export class NodeMonitor {
     const now = Date.now();
     const nodes = await this.store.listNodes();
     const touched = new Set<PodId>();
-    for (const { node, since } of nodesGoneSilent(nodes, now, this.options.nodeTimeoutMs)) {
+    for (const { node, since } of nodesGoneSilent(nodes, now, this.options.nodeTimeoutMs, this.startedAt)) {
       const marked = await this.store.setNodeState(node.id, { notReadySince: since });
       const at = nodes.indexOf(node);
       nodes[at] = marked;
