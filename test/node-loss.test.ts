@@ -88,7 +88,7 @@ describe('node loss, cordon and drain with two real agents', () => {
 
   before(async () => {
     await ensureTestImage();
-    t = await startTestServer({ agent: false, nodeTimeoutSeconds: 3, unreachableAfterSeconds: 1 });
+    t = await startTestServer({ agent: false, nodeTimeoutSeconds: 5, unreachableAfterSeconds: 1 });
     inventory = join(tmpdir(), `berth-node-loss-gpus-${process.pid}.json`);
     await writeFile(inventory, JSON.stringify({ gpus: [{ uuid: 'GPU-nl-1', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }, { uuid: 'GPU-nl-2', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }] }));
   });
@@ -107,12 +107,18 @@ describe('node loss, cordon and drain with two real agents', () => {
     assert.equal(r.status, 201, JSON.stringify(r.body));
     return r.body;
   };
-  const runningOn = (id: string, nodeId: string) =>
-    waitFor(`${id} RUNNING on ${nodeId}`, async () => {
-      const p = await pod(id);
-      const live = p.instances.filter((i) => i.goal === 'running');
-      return p.status === 'RUNNING' && live.length === 1 && live[0]!.nodeId === nodeId && live[0]!.state === 'running' ? p : undefined;
-    }, WAIT);
+  const runningOn = async (id: string, nodeId: string): Promise<PodView> => {
+    let last: PodView | undefined;
+    try {
+      return await waitFor(`${id} RUNNING on ${nodeId}`, async () => {
+        const p = (last = await pod(id));
+        const live = p.instances.filter((i) => i.goal === 'running');
+        return p.status === 'RUNNING' && live.length === 1 && live[0]!.nodeId === nodeId && live[0]!.state === 'running' ? p : undefined;
+      }, WAIT);
+    } catch (e) {
+      throw new Error(`${(e as Error).message}; last seen: ${JSON.stringify({ status: last?.status, message: last?.statusMessage, instances: last?.instances.map((i) => [i.id, i.nodeId, i.goal, i.state]), nodes: await nodes() })}`);
+    }
+  };
   /** The pod's app containers Docker runs now, on any node. */
   const runningContainers = async (podId: string): Promise<number> =>
     (await docker.listContainers({ filters: { label: [`berth.pod=${podId}`], status: ['running'] } })).filter((c) => c.Labels['berth.kind'] !== 'infra').length;
@@ -144,6 +150,12 @@ describe('node loss, cordon and drain with two real agents', () => {
     assert.ok(lost.notReadySince);
     const moved = await runningOn(movable.id, b!.id);
     assert.ok(moved.instances.some((i) => i.nodeId === a!.id && i.goal === 'removed' && i.state === 'unknown'), 'the lost instance is kept to be removed, shown UNKNOWN');
+    // A change while the node is away keeps the replacement and never brings the lost one back.
+    const changed = await t.api<PodView>('PATCH', `/api/v1/pods/${movable.id}`, { env: { CHANGED: '1' } });
+    assert.equal(changed.status, 200, JSON.stringify(changed.body));
+    assert.deepEqual(changed.body.instances.filter((i) => i.goal === 'running').map((i) => i.nodeId), [b!.id]);
+    assert.ok(changed.body.instances.some((i) => i.nodeId === a!.id && i.goal === 'removed'));
+    await runningOn(movable.id, b!.id);
     const waiting = await waitFor('the bound pod says why it waits', async () => {
       const p = await pod(bound.id);
       return /node node-a is not answering .*volume disk .* lives on the node; it waits/.test(p.statusMessage ?? '') ? p : undefined;

@@ -95,7 +95,7 @@ export class NodeMonitor {
       } else if (verdict.action === 'forget') {
         await this.pods.forgetInstance(inst.id);
       }
-      touched.add(inst.podId);
+      // Waiting or pending: the pod's message said so when the node was marked (it names the time).
     }
     for (const podId of touched) await this.pods.refreshStatus(podId);
   }

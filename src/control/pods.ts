@@ -350,15 +350,21 @@ export class PodService {
     const loads = await this.loads(tx, current.pod.id);
     const running = current.pod.desiredStatus === 'RUNNING';
     const gpusChanged = spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds);
-    const byOrdinal = new Map(current.instances.map((i) => [i.ordinal, i]));
+    // The instances in ordinal order fill the slots 0..n-1. One replaced because its node is not
+    // answering (or gone) holds no slot: it must never run again, and its replacement (a higher
+    // ordinal) takes its place.
+    const gone = (i: Instance): boolean => i.goal === 'removed' && i.nodeId !== null && (!loads.has(i.nodeId) || !!loads.get(i.nodeId)!.node.notReadySince);
+    const slots = current.instances.filter((i) => !gone(i)).sort((a, b) => a.ordinal - b.ordinal);
+    const slotOf = new Map(slots.map((i, k) => [i.id, k]));
+    let nextOrdinal = Math.max(-1, ...current.instances.map((i) => i.ordinal)) + 1;
     for (const inst of current.instances) {
-      if (inst.ordinal < spec.instances) continue;
+      if (gone(inst) || slotOf.get(inst.id)! < spec.instances) continue;
       // An instance no node holds has nothing to clean up: it goes at once.
       if (!inst.nodeId) await tx.deleteInstance(inst.id);
       else await tx.updateInstance(inst.id, { goal: 'removed', specVersion: version, gpuUuids: [] });
     }
-    for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
-      const inst = byOrdinal.get(ordinal);
+    for (let slot = 0; slot < spec.instances; slot++) {
+      const inst = slots[slot];
       const placedAndRunning = running && inst?.nodeId && inst.goal !== 'stopped';
       let nodeId = inst?.nodeId ?? null;
       let gpuUuids = inst && inst.goal !== 'removed' ? inst.gpuUuids : [];
@@ -370,7 +376,7 @@ export class PodService {
         if (gpusChanged || inst.goal === 'removed') gpuUuids = r.gpus.map((g) => g.uuid);
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
-        const peers = current.instances.filter((i) => i.goal === 'running' && i.nodeId && i.ordinal < spec.instances).map((i) => i.nodeId!);
+        const peers = slots.filter((i, k) => i.goal === 'running' && i.nodeId && k < spec.instances).map((i) => i.nodeId!);
         const p = this.placeTimed(loads, spec, peers);
         if (p.ok) {
           nodeId = p.nodeId;
@@ -381,6 +387,7 @@ export class PodService {
       const goal = running ? 'running' : 'stopped';
       if (inst) await tx.updateInstance(inst.id, { specVersion: version, gpuUuids, goal: inst.goal === 'removed' ? goal : inst.goal });
       else {
+        const ordinal = nextOrdinal++;
         await tx.insertInstance({
           id: instanceIdOf(current.pod.id, ordinal),
           podId: current.pod.id,
