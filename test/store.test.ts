@@ -546,7 +546,7 @@ function storeSuite(open: () => Promise<Harness>): void {
       };
       const start = await store.revision();
       const created = await store.upsertNode(first);
-      assert.deepEqual({ ...created, revision: 0 }, { ...first, revision: 0 });
+      assert.deepEqual({ ...created, revision: 0 }, { ...first, cordoned: false, notReadySince: null, revision: 0 });
       assert.ok(created.revision > start);
 
       const again = await store.upsertNode({ ...first, publicIp: '10.0.0.6', registeredAt: tick(), agentVersion: '0.2.0' });
@@ -564,6 +564,18 @@ function storeSuite(open: () => Promise<Harness>): void {
       assert.equal((await store.getNode(id))?.lastSeenAt, seen);
       await assert.rejects(store.touchNode(newNodeId(), seen), isKind('NOT_FOUND'));
       assert.equal(await store.getNode(newNodeId()), undefined);
+
+      // The lifecycle: a recorded change each; a cordon survives the agent registering again.
+      const before = await store.revision();
+      const cordoned = await store.setNodeState(id, { cordoned: true, notReadySince: seen });
+      assert.equal(cordoned.cordoned, true);
+      assert.equal(cordoned.notReadySince, seen);
+      assert.ok(cordoned.revision > before);
+      const registered = await store.upsertNode({ ...first, notReadySince: null });
+      assert.equal(registered.cordoned, true, 'registering again keeps the cordon');
+      assert.equal(registered.notReadySince, null);
+      assert.equal((await store.setNodeState(id, { cordoned: false })).cordoned, false);
+      await assert.rejects(store.setNodeState(newNodeId(), { cordoned: true }), isKind('NOT_FOUND'));
     });
   });
 

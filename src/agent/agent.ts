@@ -233,7 +233,8 @@ export class Agent {
         if (this.abort.signal.aborted) return;
         failures++;
         this.log.warn({ err: e }, 'watching assignments failed; retrying');
-        await sleep(Math.min(30_000, 500 * 2 ** failures));
+        // At most 5 s: a node that stays away longer than the server's node timeout is NOT_READY and its pods move.
+        await sleep(Math.min(5_000, 500 * 2 ** failures));
       }
     }
   }

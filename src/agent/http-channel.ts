@@ -26,7 +26,11 @@ export class HttpAgentChannel implements AgentChannel {
   }
 
   watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
-    return this.call('GET', `watch?nodeId=${encodeURIComponent(nodeId)}&since=${since}&waitMs=${waitMs}`, undefined, signal);
+    // The server answers within waitMs (or sooner: it holds a watch at most a third of its node
+    // timeout). A connection that stops carrying anything (a cut network) is given up after that and
+    // a margin, so the agent calls again as soon as the network is back instead of waiting on it.
+    const deadline = AbortSignal.timeout(waitMs + 10_000);
+    return this.call('GET', `watch?nodeId=${encodeURIComponent(nodeId)}&since=${since}&waitMs=${waitMs}`, undefined, signal ? AbortSignal.any([signal, deadline]) : deadline);
   }
 
   report(nodeId: NodeId, reports: InstanceReport[]): Promise<void> {

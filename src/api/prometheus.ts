@@ -105,7 +105,7 @@ export class ServerMetrics {
       collect: async function (this: Gauge<'ready'>) {
         const now = Date.now();
         const nodes = await deps.store.listNodes();
-        const ready = nodes.filter((n) => now - Date.parse(n.lastSeenAt) <= NODE_STALE_MS).length;
+        const ready = nodes.filter((n) => !n.notReadySince && now - Date.parse(n.lastSeenAt) <= NODE_STALE_MS).length;
         this.set({ ready: 'true' }, ready);
         this.set({ ready: 'false' }, nodes.length - ready);
       },

@@ -1,7 +1,7 @@
 import swagger from '@fastify/swagger';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
-import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
+import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, NodeService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
 import type { AuditLog } from '../control/audit.js';
 import type { SecretService } from '../control/secrets.js';
@@ -23,6 +23,8 @@ import { registerMarathon } from './marathon/routes.js';
 export interface ApiDeps {
   store: Store;
   pods: PodService;
+  /** Cordon, uncordon and drain. */
+  nodes?: NodeService;
   /** Marathon pods and their rollouts. */
   deployments: DeploymentService;
   resources: ResourceService;

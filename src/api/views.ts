@@ -134,7 +134,10 @@ function instanceView(i: Instance, nodes: Map<string, Node>, spec: PodSpec) {
     observedSpecVersion: i.observed?.observedSpecVersion ?? null,
     observedResetGeneration: i.observed?.observedResetGeneration ?? null,
     observedRestartGeneration: i.observed?.observedRestartGeneration ?? null,
-    state: i.observed?.state ?? 'pending',
+    /** `unknown` while the instance's node is not answering: what it last said may be stale. */
+    state: node?.notReadySince ? ('unknown' as const) : (i.observed?.state ?? 'pending'),
+    /** Since when its node is not answering (NOT_READY); null while it answers. */
+    unknownSince: node?.notReadySince ?? null,
     message: i.observed?.message ?? null,
     ports: i.observed?.state === 'running' ? i.observed.ports : {},
     /** Endpoint name → allocated host port. */

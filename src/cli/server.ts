@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController } from '../control/index.js';
+import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
@@ -88,6 +88,10 @@ export interface ServerOptions {
   auditRetentionDays?: number;
   /** Shared storage for network volumes: an NFS export per data center (`--nfs dc=server:/path`); other data centers keep each volume on one node. @default none */
   nfsExports?: Record<string, NfsExport>;
+  /** A node whose agent is silent this long is NOT_READY; watches are held at most a third of it. @default 40 */
+  nodeTimeoutSeconds?: number;
+  /** How long after NOT_READY an instance of a pod without a Marathon unreachable strategy is placed again elsewhere. @default 60 */
+  unreachableAfterSeconds?: number;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -149,10 +153,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
   const volumeBacking = new VolumeBacking(Object.entries(options.nfsExports ?? {}));
-  const pods = new PodService(store, { volumeBacking, hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
+  const nodeTimeoutMs = Math.round((options.nodeTimeoutSeconds ?? DEFAULT_NODE_TIMEOUT_MS / 1000) * 1000);
+  const unreachableAfterMs = Math.round((options.unreachableAfterSeconds ?? DEFAULT_UNREACHABLE_AFTER_MS / 1000) * 1000);
+  const pods = new PodService(store, { volumeBacking, unreachableAfterMs, hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
   const deployments = new DeploymentController(store, pods);
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
-  const agents = new AgentService(store, pods, sealer, usage, volumeBacking);
+  const agents = new AgentService(store, pods, sealer, usage, volumeBacking, Math.max(100, Math.floor(nodeTimeoutMs / 3)));
+  const nodeMonitor = new NodeMonitor(store, pods, { nodeTimeoutMs, unreachableAfterMs, logger: logger.child({ part: 'nodes' }) });
+  const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
   const resources = new ResourceService(store, sealer, () => agents.wakeAll(), volumeBacking);
@@ -190,7 +198,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, audit, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, deployments, resources, secrets, keys, teams, audit, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, nodes, deployments, resources, secrets, keys, teams, audit, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -228,6 +236,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   }
   await deployments.recover();
   await lifetimes.start();
+  nodeMonitor.start();
   // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
   const placer = setInterval(() => void pods.placeWaiting().catch((err: unknown) => logger.warn({ err }, 'placement pass failed')), 10_000);
   placer.unref();
@@ -252,6 +261,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       clearInterval(placer);
       clearInterval(pruner);
       audit.close();
+      await nodeMonitor.close();
       await lifetimes.close();
       await ssh?.close();
       await proxy?.close();

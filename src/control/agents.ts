@@ -52,6 +52,8 @@ export class AgentService implements AgentChannel {
     private readonly usage?: UsageService,
     /** Which data centers keep network volumes on NFS: their nodes make the volume with the driver options. */
     private readonly volumeBacking: VolumeBacking = new VolumeBacking(),
+    /** The longest a watch is held (a third of the node timeout): a live agent always calls well within it. @default 25000 */
+    private readonly maxWatchWaitMs = 25_000,
   ) {
     this.unsubscribe = store.onChange((c) => {
       if (c.kind !== 'instance' || !c.nodeId) return;
@@ -77,7 +79,9 @@ export class AgentService implements AgentChannel {
       agentVersion: reg.agentVersion,
       registeredAt: existing?.registeredAt ?? at,
       lastSeenAt: at,
+      notReadySince: null,
     });
+    if (existing?.notReadySince) await this.nodeBack(node.id);
     await this.pods.placeWaiting();
     return { nodeId: node.id };
   }
@@ -103,7 +107,12 @@ export class AgentService implements AgentChannel {
     const node = await this.store.getNode(nodeId);
     if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     await this.store.touchNode(nodeId, new Date().toISOString());
+    if (node.notReadySince) {
+      await this.store.setNodeState(nodeId, { notReadySince: null });
+      await this.nodeBack(nodeId);
+    }
     this.counts.watches++;
+    waitMs = Math.min(waitMs, this.maxWatchWaitMs);
     if (since > 0) {
       // Listen first, then look: a change committed between the look and the wait still wakes us.
       let wake!: () => void;
@@ -128,6 +137,13 @@ export class AgentService implements AgentChannel {
     const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));
     const networkVolumes = (await this.store.listNetworkVolumes()).map((v) => networkVolumeName(v.id));
     return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined), networkVolumes };
+  }
+
+  /** The node answers again: its pods' statuses no longer say it is lost. */
+  private async nodeBack(nodeId: NodeId): Promise<void> {
+    const pods = new Set((await this.store.listInstances({ nodeId })).map((i) => i.podId));
+    for (const podId of pods) await this.pods.refreshStatus(podId);
+    await this.pods.placeWaiting();
   }
 
   private async changedSince(nodeId: NodeId, since: number): Promise<boolean> {

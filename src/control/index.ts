@@ -14,3 +14,7 @@ export * from './usage.js';
 export * from './activity.js';
 export * from './lifetime-decide.js';
 export * from './lifetimes.js';
+export * from './node-binding.js';
+export * from './node-decide.js';
+export * from './node-monitor.js';
+export * from './node-service.js';

@@ -69,4 +69,15 @@ describe('summarize', () => {
     const r = summarize('RUNNING', [inst(0, observed('failed')), inst(1, observed('failed', { message: 'second' })), inst(2, observed('failed', { message: 'third' }))], null);
     assert.deepEqual(r, { status: 'ERROR', message: 'second' });
   });
+
+  it('keeps the last status of an instance whose node is not answering, says so, and leaves out the one replaced', () => {
+    const lostNode = 'node2' as NodeId;
+    const away = (i: Instance) => (i.nodeId === lostNode ? 'node node2 is not answering (NOT_READY since t): it waits' : null);
+    const onLost = { ...inst(0, observed('running')), nodeId: lostNode };
+    assert.deepEqual(summarize('RUNNING', [onLost], null, away), { status: 'RUNNING', message: 'node node2 is not answering (NOT_READY since t): it waits' });
+    const replaced = { ...onLost, goal: 'removed' as const };
+    const replacement = inst(1, observed('creating'));
+    assert.equal(summarize('RUNNING', [replaced, replacement], null, away).status, 'STARTING', 'the replaced copy, last seen running, counts no more');
+    assert.equal(summarize('RUNNING', [replaced, replacement], null, away).message, null);
+  });
 });

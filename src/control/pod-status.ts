@@ -2,8 +2,14 @@ import { derivePodStatus, type DesiredStatus, type Instance, type PodStatus } fr
 
 const PRIORITY: PodStatus[] = ['ERROR', 'STARTING', 'PROVISIONING', 'EXITED', 'RUNNING', 'TERMINATED'];
 
-/** The pod's status and message from what the user wants and what its instances report. */
-export function summarize(desired: DesiredStatus, instances: Instance[], unplacedReason: string | null): { status: PodStatus; message: string | null } {
+/**
+ * The pod's status and message from what the user wants and what its instances report. `away`
+ * says, for an instance whose node is not answering, what the pod's message should say (null: its
+ * node answers): such an instance keeps its last status, the message says why it may be stale, and
+ * one already replaced elsewhere (goal `removed`) counts no more.
+ */
+export function summarize(desired: DesiredStatus, all: Instance[], unplacedReason: string | null, away?: (i: Instance) => string | null): { status: PodStatus; message: string | null } {
+  const instances = away ? all.filter((i) => !(i.goal === 'removed' && desired !== 'TERMINATED' && away(i))) : all;
   if (desired === 'TERMINATED') {
     // TERMINATED once the nodes have removed every container (an instance row goes with its node's
     // report that it is removed), not before: until then the pod says what it still is, and why.
@@ -21,6 +27,7 @@ export function summarize(desired: DesiredStatus, instances: Instance[], unplace
   const statuses = new Set(each.map((e) => e.status));
   // Mixed instances: a pod serving from any instance counts as RUNNING; Marathon's view says DEGRADED.
   const status = statuses.size === 1 ? each[0]!.status : statuses.has('RUNNING') ? 'RUNNING' : PRIORITY.find((s) => statuses.has(s))!;
-  const message = each.find((e) => e.status === status && e.message)?.message ?? null;
+  const lost = away ? instances.filter((i) => i.goal === 'running').map(away).find((m) => m) : undefined;
+  const message = lost ?? each.find((e) => e.status === status && e.message)?.message ?? null;
   return { status, message };
 }

@@ -16,6 +16,7 @@ import {
   specToInput,
   type Instance,
   type InstanceId,
+  type Node,
   type LifetimeInput,
   type NodeId,
   type PodAction,
@@ -32,7 +33,8 @@ import { admitCreate, checkQuota, quotaHold } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
-import { scopedLoads, scopeReason, VolumeBacking, type VolumeScope } from './volume-backing.js';
+import { decideLost, lostMessage } from './node-decide.js';
+import { scopedLoads, scopeReason, volumeHeldByNode, VolumeBacking, type VolumeScope } from './volume-backing.js';
 
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
@@ -45,6 +47,8 @@ export interface PodServiceOptions {
   podPolicy?: Partial<PodSecurityPolicy>;
   /** Which data centers keep network volumes on shared storage (`berth server --nfs`); the others bind each volume to a node. @default none */
   volumeBacking?: VolumeBacking;
+  /** How long an instance on a NOT_READY node waits before it is placed again elsewhere, for pods without a Marathon unreachable strategy. @default 60000 */
+  unreachableAfterMs?: number;
 }
 
 export interface ActionOptions {
@@ -118,6 +122,12 @@ export class PodService {
     if (!spec.networkVolumeId) return undefined;
     const volume = await store.getNetworkVolume(spec.networkVolumeId);
     return volume && this.backing.scope(volume);
+  }
+
+  /** Whether the spec's network volume lives on one node (its data center has no shared storage): the pod is bound to that node (`boundToNode`). */
+  async networkVolumeHeld(spec: PodSpec, store: Store = this.store): Promise<boolean> {
+    if (!spec.networkVolumeId) return false;
+    return volumeHeldByNode(spec, await store.getNetworkVolume(spec.networkVolumeId), this.backing);
   }
 
   /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
@@ -239,8 +249,12 @@ export class PodService {
     });
   }
 
-  /** `queueOverQuota: false`: refuse a create over quota even where the team queues (RunPod's API). */
-  async create(caller: Caller, input: PodInput, opts: { queueOverQuota?: boolean } = {}): Promise<PodDetail> {
+  /**
+   * `queueOverQuota: false`: refuse a create over quota even where the team queues (RunPod's API).
+   * `refuseUnplaceable: true`: refuse a pod no schedulable node could fit even when empty (RunPod's
+   * API); otherwise it waits in the queue with the reason, as a machine may join.
+   */
+  async create(caller: Caller, input: PodInput, opts: { queueOverQuota?: boolean; refuseUnplaceable?: boolean } = {}): Promise<PodDetail> {
     requireWrite(caller, 'create pods');
     const spec = await this.compile(caller, input, true, this.options.lifetimeDefault);
     const id = newPodId();
@@ -261,7 +275,7 @@ export class PodService {
           // A network volume's holding node (or data center) is all the pod may ever run on.
           const scope = await this.volumeScope(spec);
           const allowed = scope ? scopedLoads(loads, scope) : loads;
-          if (allowed.size > 0 && !fitsAnyEmptyNode(allowed, spec)) {
+          if (opts.refuseUnplaceable && allowed.size > 0 && !fitsAnyEmptyNode(allowed, spec)) {
             throw new BerthError('NO_CAPACITY', `no node can ever run this pod: ${p.reason}`, { extra: { reason: p.reason } });
           }
           chosen.push({ nodeId: null, gpus: [] });
@@ -371,15 +385,21 @@ export class PodService {
     const loads = await this.loads(tx, current.pod.id);
     const running = current.pod.desiredStatus === 'RUNNING';
     const gpusChanged = spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds);
-    const byOrdinal = new Map(current.instances.map((i) => [i.ordinal, i]));
+    // The instances in ordinal order fill the slots 0..n-1. One replaced because its node is not
+    // answering (or gone) holds no slot: it must never run again, and its replacement (a higher
+    // ordinal) takes its place.
+    const gone = (i: Instance): boolean => i.goal === 'removed' && i.nodeId !== null && (!loads.has(i.nodeId) || !!loads.get(i.nodeId)!.node.notReadySince);
+    const slots = current.instances.filter((i) => !gone(i)).sort((a, b) => a.ordinal - b.ordinal);
+    const slotOf = new Map(slots.map((i, k) => [i.id, k]));
+    let nextOrdinal = Math.max(-1, ...current.instances.map((i) => i.ordinal)) + 1;
     for (const inst of current.instances) {
-      if (inst.ordinal < spec.instances) continue;
+      if (gone(inst) || slotOf.get(inst.id)! < spec.instances) continue;
       // An instance no node holds has nothing to clean up: it goes at once.
       if (!inst.nodeId) await tx.deleteInstance(inst.id);
       else await tx.updateInstance(inst.id, { goal: 'removed', specVersion: version, gpuUuids: [] });
     }
-    for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
-      const inst = byOrdinal.get(ordinal);
+    for (let slot = 0; slot < spec.instances; slot++) {
+      const inst = slots[slot];
       const placedAndRunning = running && inst?.nodeId && inst.goal !== 'stopped';
       let nodeId = inst?.nodeId ?? null;
       let gpuUuids = inst && inst.goal !== 'removed' ? inst.gpuUuids : [];
@@ -391,7 +411,7 @@ export class PodService {
         if (gpusChanged || inst.goal === 'removed') gpuUuids = r.gpus.map((g) => g.uuid);
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
-        const peers = current.instances.filter((i) => i.goal === 'running' && i.nodeId && i.ordinal < spec.instances).map((i) => i.nodeId!);
+        const peers = slots.filter((i, k) => i.goal === 'running' && i.nodeId && k < spec.instances).map((i) => i.nodeId!);
         const p = await this.placeTimed(loads, spec, peers, tx);
         if (p.ok) {
           nodeId = p.nodeId;
@@ -402,6 +422,7 @@ export class PodService {
       const goal = running ? 'running' : 'stopped';
       if (inst) await tx.updateInstance(inst.id, { specVersion: version, gpuUuids, goal: inst.goal === 'removed' ? goal : inst.goal });
       else {
+        const ordinal = nextOrdinal++;
         await tx.insertInstance({
           id: instanceIdOf(current.pod.id, ordinal),
           podId: current.pod.id,
@@ -474,7 +495,9 @@ export class PodService {
         // As RunPod: a stopped pod gives its GPUs back and keeps its volume disk on the node.
         return { goal: 'stopped', gpuUuids: [] };
       case 'terminate':
-        return inst.nodeId ? { goal: 'removed', gpuUuids: [] } : 'delete';
+        // An instance on a node that is not answering goes at once: when the node comes back, its
+        // agent removes what no assignment claims (containers and volumes alike).
+        return inst.nodeId && !loads.get(inst.nodeId)?.node.notReadySince && loads.has(inst.nodeId) ? { goal: 'removed', gpuUuids: [] } : 'delete';
       case 'restart':
       case 'start':
       case 'reset': {
@@ -517,7 +540,7 @@ export class PodService {
     const detail = await this.store.getPod(podId);
     if (!detail) return;
     const { pod } = detail;
-    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null);
+    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null, await this.awayOf(detail));
     const status = summary.status;
     // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
     const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;
@@ -528,6 +551,84 @@ export class PodService {
       statusMessage: message,
       ...(status === 'RUNNING' && pod.status !== 'RUNNING' ? { lastStartedAt: startedAt } : {}),
       nodeId: pod.nodeId ?? detail.instances.find((i) => i.nodeId)?.nodeId ?? null,
+    });
+  }
+
+  /** For the pod's instances on nodes that are not answering, what its status message says; undefined when every node answers. */
+  private async awayOf(detail: PodDetail): Promise<((i: Instance) => string | null) | undefined> {
+    const ids = [...new Set(detail.instances.map((i) => i.nodeId).filter((n): n is NodeId => n !== null))];
+    const lost = new Map<NodeId, Node>();
+    for (const id of ids) {
+      const node = await this.store.getNode(id);
+      if (node?.notReadySince) lost.set(id, node);
+    }
+    if (lost.size === 0) return undefined;
+    const t = Date.now();
+    const held = await this.networkVolumeHeld(detail.spec);
+    return (i) => {
+      const node = i.nodeId ? lost.get(i.nodeId) : undefined;
+      if (!node) return null;
+      const spec = i.specVersion === detail.pod.specVersion ? detail.spec : (this.specCache.get(`${i.podId}@${i.specVersion}`) ?? detail.spec);
+      return lostMessage(node, decideLost(i, spec, node, t, this.options.unreachableAfterMs, held && spec.networkVolumeId === detail.spec.networkVolumeId));
+    };
+  }
+
+  /**
+   * Places a new instance of the pod (a new ordinal, as a deployment does) in place of `id`, which
+   * gets goal `removed`: its node's agent removes it when it answers again. Under the placement
+   * lock, through the normal placement (cordoned and NOT_READY nodes skipped); where no node takes
+   * it now, the new one waits with the reason — unless `keepIfUnplaced` (a drain), when nothing
+   * changes and the reason comes back. Undefined when `id` no longer runs (it went meanwhile).
+   */
+  async moveInstance(id: InstanceId, opts: { keepIfUnplaced?: boolean } = {}): Promise<{ moved: Instance } | { unplaced: string } | undefined> {
+    const moved = await this.placing.run(async () => {
+      const inst = await this.store.getInstance(id);
+      if (!inst || inst.goal !== 'running' || !inst.nodeId) return undefined;
+      const detail = await this.store.getPod(inst.podId);
+      if (!detail || detail.pod.desiredStatus !== 'RUNNING') return undefined;
+      const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
+      const loads = await this.loads();
+      const peers = detail.instances.filter((i) => i.id !== id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+      // Never back onto the node it leaves.
+      const away = new Map([...loads].filter(([n]) => n !== inst.nodeId));
+      const p = await this.placeTimed(away, spec, peers);
+      if (!p.ok && opts.keepIfUnplaced) return { unplaced: p.reason };
+      const ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
+      const next = await this.store.transaction(async (tx) => {
+        if (loads.has(inst.nodeId!)) await tx.updateInstance(id, { goal: 'removed', gpuUuids: [] });
+        else await tx.deleteInstance(id);
+        const created = await tx.insertInstance({
+          id: instanceIdOf(inst.podId, ordinal),
+          podId: inst.podId,
+          ordinal,
+          nodeId: p.ok ? p.nodeId : null,
+          specVersion: inst.specVersion,
+          goal: 'running',
+          resetGeneration: 0,
+          restartGeneration: 0,
+          gpuUuids: p.ok ? p.gpus.map((g) => g.uuid) : [],
+          hostPorts: {},
+          observed: null,
+        });
+        if (p.ok && detail.pod.nodeId === inst.nodeId) await tx.updatePod(inst.podId, { nodeId: p.nodeId });
+        return created;
+      });
+      if (p.ok) this.waitReasons.delete(inst.podId);
+      else this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
+      await this.refreshStatusLocked(inst.podId);
+      return { moved: next };
+    });
+    return moved;
+  }
+
+  /** Deletes an instance nothing can act on any more (its node is gone for good), and refreshes its pod. */
+  async forgetInstance(id: InstanceId): Promise<void> {
+    await this.placing.run(async () => {
+      const inst = await this.store.getInstance(id);
+      if (!inst) return;
+      if (inst.goal === 'stopped') await this.store.updateInstance(id, { nodeId: null });
+      else await this.store.deleteInstance(id);
+      await this.refreshStatusLocked(inst.podId);
     });
   }
 
@@ -603,7 +704,8 @@ function withoutLifetime(spec: PodSpec): PodSpec {
 const NO_SHARED_STORAGE = new VolumeBacking();
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
-  for (const { node } of loads.values()) {
+  for (const { node, unschedulable } of loads.values()) {
+    if (unschedulable) continue;
     if (!('reason' in fit({ node, cpus: 0, memoryMb: 0, gpuUuids: new Set() }, spec))) return true;
   }
   return false;

@@ -17,6 +17,8 @@ export interface NodeLoad {
   hostPorts?: Set<string>;
   /** The agent has not been heard from lately: no new pods go there. */
   stale?: boolean;
+  /** Why the node takes no new instances now (cordoned, NOT_READY, silent); absent: it does. Pinned instances ignore it. */
+  unschedulable?: string;
 }
 
 /** An agent watches at least every 25 s; three missed calls and its node takes no new pods. */
@@ -33,7 +35,13 @@ export const reservationOf = (spec: PodSpec, gpuUuids: string[]): Reservation =>
 /** Sums what running instances hold on each node. `specs` gives each instance's spec by pod id. */
 export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Instance) => PodSpec | undefined, now = Date.now()): Map<NodeId, NodeLoad> {
   const loads = new Map<NodeId, NodeLoad>();
-  for (const node of nodes) loads.set(node.id, { node, cpus: 0, memoryMb: 0, gpuUuids: new Set(), hostPorts: new Set(), stale: now - Date.parse(node.lastSeenAt) > NODE_STALE_MS });
+  for (const node of nodes) {
+    const stale = now - Date.parse(node.lastSeenAt) > NODE_STALE_MS;
+    const load: NodeLoad = { node, cpus: 0, memoryMb: 0, gpuUuids: new Set(), hostPorts: new Set(), stale };
+    const why = unschedulableReason(node, stale);
+    if (why) load.unschedulable = why;
+    loads.set(node.id, load);
+  }
   for (const inst of instances) {
     if (inst.goal !== 'running' || !inst.nodeId) continue;
     const load = loads.get(inst.nodeId);
@@ -42,6 +50,14 @@ export function nodeLoads(nodes: Node[], instances: Instance[], specOf: (i: Inst
     reserve(load, spec, inst.gpuUuids);
   }
   return loads;
+}
+
+/** Why a node takes no new instances, or undefined when it does. */
+export function unschedulableReason(node: Node, stale = false): string | undefined {
+  if (node.cordoned) return 'cordoned';
+  if (node.notReadySince) return `NOT_READY since ${node.notReadySince} (its agent is not answering)`;
+  if (stale) return `its agent has not been heard from since ${node.lastSeenAt}`;
+  return undefined;
 }
 
 /** Counts what one more instance of the spec takes on the node. */
@@ -105,8 +121,8 @@ export function place(loads: Map<NodeId, NodeLoad>, spec: PodSpec, pinned?: Node
   let best: { load: NodeLoad; gpus: Gpu[]; rank: [number, number] } | undefined;
   for (const load of loads.values()) {
     if (pinned && load.node.id !== pinned) continue;
-    if (!pinned && load.stale) {
-      reasons.push(`${load.node.name}: its agent has not been heard from since ${load.node.lastSeenAt}`);
+    if (!pinned && load.unschedulable) {
+      reasons.push(`${load.node.name}: ${load.unschedulable}`);
       continue;
     }
     const broken = constraints.length > 0 ? meetsConstraints(load.node, constraints, peerNodes) : null;

@@ -10,7 +10,7 @@ import { PodService } from './pods.js';
 import { ResourceService } from './resources.js';
 import { Sealer } from './sealer.js';
 import { testObservation } from '../../test/support/observation.js';
-import { boundToNode, nfsDriverOptions, parseNfsFlag, VolumeBacking } from './volume-backing.js';
+import { volumeHeldByNode, nfsDriverOptions, parseNfsFlag, VolumeBacking } from './volume-backing.js';
 
 const volume = (over: Partial<NetworkVolume> = {}): NetworkVolume => ({
   id: 'nv00000001' as NetworkVolumeId,
@@ -58,9 +58,9 @@ describe('network volume backing', () => {
     assert.deepEqual(backing.scope(volume({ nodeId: a })), { volume: volume({ nodeId: a }), nodeId: null, binds: false });
     assert.deepEqual(backing.scope(volume({ dataCenterId: 'west' })).binds, true);
     assert.equal(backing.scope(volume({ dataCenterId: 'west', nodeId: a })).nodeId, a);
-    assert.equal(boundToNode({ networkVolumeId: null }, undefined, backing), false);
-    assert.equal(boundToNode({ networkVolumeId: 'nv00000001' as NetworkVolumeId }, volume(), backing), false);
-    assert.equal(boundToNode({ networkVolumeId: 'nv00000001' as NetworkVolumeId }, volume({ dataCenterId: 'west' }), backing), true);
+    assert.equal(volumeHeldByNode({ networkVolumeId: null }, undefined, backing), false);
+    assert.equal(volumeHeldByNode({ networkVolumeId: 'nv00000001' as NetworkVolumeId }, volume(), backing), false);
+    assert.equal(volumeHeldByNode({ networkVolumeId: 'nv00000001' as NetworkVolumeId }, volume({ dataCenterId: 'west' }), backing), true);
   });
 });
 

@@ -117,9 +117,9 @@ export function scopeReason(scope: VolumeScope, all: Map<NodeId, NodeLoad>, allo
 /**
  * Whether the pod's network volume binds it to its node: the volume's data lives on that node (no
  * shared storage in its data center), so the pod cannot be placed elsewhere without its data. Node
- * loss keeps such a pod where it is.
+ * loss and drain keep such a pod where it is (`boundToNode` in node-binding.ts).
  */
-export function boundToNode(spec: Pick<PodSpec, 'networkVolumeId'>, volume: Pick<NetworkVolume, 'dataCenterId'> | undefined, backing: VolumeBacking): boolean {
+export function volumeHeldByNode(spec: Pick<PodSpec, 'networkVolumeId'>, volume: Pick<NetworkVolume, 'dataCenterId'> | undefined, backing: VolumeBacking): boolean {
   if (!spec.networkVolumeId) return false;
   // A volume no longer in the store has no data anywhere else either: stay.
   if (!volume) return true;

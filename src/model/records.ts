@@ -138,6 +138,10 @@ export interface Node {
   agentVersion: string;
   registeredAt: Timestamp;
   lastSeenAt: Timestamp;
+  /** Takes no new instances (`berth node cordon`, and drain); what runs there stays. Absent: false. */
+  cordoned?: boolean;
+  /** Since when the node is NOT_READY: its agent was not heard from past the node timeout. Null or absent: READY. */
+  notReadySince?: Timestamp | null;
   revision: number;
 }
 

@@ -284,6 +284,17 @@ const networkVolumeNode: Migration = {
   },
 };
 
+/**
+ * What a node's lifecycle keeps across a restart: cordoned (takes no new instances) and since when
+ * it is NOT_READY (the node monitor's verdict, cleared when its agent calls again).
+ */
+const nodeLifecycle: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema.alterTable('nodes').addColumn('cordoned', 'integer', (c) => c.notNull().defaultTo(0)).execute();
+    await db.schema.alterTable('nodes').addColumn('not_ready_since', 'text').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -298,6 +309,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0008_audit_log': auditLog,
       '0009_ssh_key_users': sshKeyUsers,
       '0010_network_volume_node': networkVolumeNode,
+      '0011_node_lifecycle': nodeLifecycle,
     }),
   };
 }

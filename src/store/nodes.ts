@@ -11,6 +11,8 @@ export interface NodeStore {
   listNodes(): Promise<Node[]>;
   /** A heartbeat: sets `lastSeenAt` and records no change. */
   touchNode(id: NodeId, at: string): Promise<void>;
+  /** Cordons or uncordons the node, or sets since when it is NOT_READY (null: READY); a recorded change, so views and placement see it. */
+  setNodeState(id: NodeId, patch: { cordoned?: boolean; notReadySince?: string | null }): Promise<Node>;
 }
 
 export function nodeStore(ctx: StoreContext): NodeStore {
@@ -19,7 +21,9 @@ export function nodeStore(ctx: StoreContext): NodeStore {
       ctx.write(async ({ db, record }) => {
         // nodeId on a node's own changes lets an agent watch its record with the same filter.
         const revision = await record('node', node.id, node.id);
-        const { id: _id, registered_at: _registeredAt, ...update } = nodeToRow({ ...node, revision });
+        // A registration says nothing of the cordon unless it sets it: an agent's restart keeps its node cordoned.
+        const { id: _id, registered_at: _registeredAt, cordoned, ...rest } = nodeToRow({ ...node, revision });
+        const update = node.cordoned === undefined ? rest : { ...rest, cordoned };
         const row = await db
           .insertInto('nodes')
           .values(nodeToRow({ ...node, revision }))
@@ -45,5 +49,22 @@ export function nodeStore(ctx: StoreContext): NodeStore {
       const result = await ctx.db.updateTable('nodes').set({ last_seen_at: at }).where('id', '=', id).executeTakeFirst();
       if (result.numUpdatedRows === 0n) throw notFound('node', id);
     },
+
+    setNodeState: (id, patch) =>
+      ctx.write(async ({ db, record }) => {
+        const revision = await record('node', id, id);
+        const row = await db
+          .updateTable('nodes')
+          .set({
+            revision,
+            ...(patch.cordoned !== undefined ? { cordoned: patch.cordoned ? 1 : 0 } : {}),
+            ...(patch.notReadySince !== undefined ? { not_ready_since: patch.notReadySince } : {}),
+          })
+          .where('id', '=', id)
+          .returningAll()
+          .executeTakeFirst();
+        if (!row) throw notFound('node', id);
+        return nodeFromRow(row);
+      }),
   };
 }

@@ -140,6 +140,8 @@ export const nodeFromRow = (r: Selectable<NodesTable>): Node => ({
   agentVersion: r.agent_version,
   registeredAt: r.registered_at,
   lastSeenAt: r.last_seen_at,
+  cordoned: r.cordoned === 1,
+  notReadySince: r.not_ready_since,
   revision: r.revision,
 });
 
@@ -152,6 +154,8 @@ export const nodeToRow = (n: Node): Insertable<NodesTable> => ({
   agent_version: n.agentVersion,
   registered_at: n.registeredAt,
   last_seen_at: n.lastSeenAt,
+  cordoned: n.cordoned ? 1 : 0,
+  not_ready_since: n.notReadySince ?? null,
   revision: n.revision,
 });
 

@@ -91,6 +91,10 @@ export interface NodesTable {
   registered_at: string;
   last_seen_at: string;
   revision: number;
+  /** 0/1: takes no new instances. */
+  cordoned: Generated<number>;
+  /** Null: READY. */
+  not_ready_since: string | null;
 }
 
 export interface NetworkVolumesTable {

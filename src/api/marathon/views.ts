@@ -157,9 +157,11 @@ export function instanceStatusView(ctx: PodContext, inst: Instance) {
   const spec = ctx.versions.get(inst.specVersion)?.spec ?? ctx.detail.spec;
   const def = definitionOf(spec) ?? definitionOf(ctx.detail.spec);
   const placed = inst.nodeId !== null;
-  const containers = placed ? def.containers.map((c) => containerStatus(ctx, inst, spec, def, c.name)) : [];
-  const { status, message } = instanceStatus(inst, containers, ctx.waitReason ?? null);
   const node = inst.nodeId ? ctx.nodes.get(inst.nodeId) : undefined;
+  // Its node is not answering: what it last said may be stale (Mesos' TASK_UNREACHABLE).
+  const lost = node?.notReadySince ? node : undefined;
+  const containers = placed ? def.containers.map((c) => containerStatus(ctx, inst, spec, def, c.name)).map((c) => (lost ? { ...c, status: 'TASK_UNREACHABLE', statusSince: iso(lost.notReadySince!) } : c)) : [];
+  const { status, message } = lost && inst.goal === 'running' ? { status: 'DEGRADED' as const, message: `node ${lost.name} is not answering since ${lost.notReadySince}` } : instanceStatus(inst, containers, ctx.waitReason ?? null);
   const o = inst.observed;
   const since = iso((status === 'STABLE' || status === 'DEGRADED' ? o?.startedAt : undefined) ?? o?.updatedAt ?? ctx.detail.pod.createdAt);
   // As Marathon: the default executor's share plus what the active containers asked for.
@@ -215,8 +217,9 @@ export function instanceView(ctx: PodContext, inst: Instance) {
   const def = definitionOf(ctx.versions.get(inst.specVersion)?.spec ?? ctx.detail.spec);
   const node = inst.nodeId ? ctx.nodes.get(inst.nodeId) : undefined;
   const o = inst.observed;
-  const since = o?.updatedAt ?? ctx.detail.pod.updatedAt;
-  const condition = conditionOf(inst);
+  const since = node?.notReadySince ?? o?.updatedAt ?? ctx.detail.pod.updatedAt;
+  // Its node not answering: Unreachable, or UnreachableInactive once replaced elsewhere (Marathon's conditions).
+  const condition = node?.notReadySince ? (inst.goal === 'running' ? 'Unreachable' : 'UnreachableInactive') : conditionOf(inst);
   const checked = (ctx.versions.get(inst.specVersion)?.spec ?? ctx.detail.spec).containers.some((c) => c.healthCheck);
   return {
     instanceId: marathonInstanceId(def.id, inst.id),

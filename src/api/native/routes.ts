@@ -10,6 +10,7 @@ import { nodesKeyOf, podSummary, podView, PodViewCache } from '../views.js';
 import * as S from './schemas.js';
 import { podUsageView } from './pod-metrics.js';
 import { registerSecretRoutes } from './secrets.js';
+import { nodeStateView, registerNodeLifecycleRoutes } from './node-lifecycle.js';
 
 type Req<P = unknown, Q = unknown, B = unknown> = FastifyRequest<{ Params: P; Querystring: Q; Body: B }>;
 
@@ -204,7 +205,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
         const load = loads.get(n.id)!;
         return {
           ...n,
-          status: load.stale ? 'UNREACHABLE' : 'READY',
+          ...nodeStateView(n),
           gpus: n.capacity.gpus.map((g) => ({ ...g, simulated: n.capacity.gpusSimulated, inUse: load.gpuUuids.has(g.uuid) })),
           allocated: { cpus: load.cpus, memoryMb: load.memoryMb, gpus: load.gpuUuids.size },
           instances: instances.filter((i) => i.nodeId === n.id && i.goal === 'running').length,
@@ -255,6 +256,7 @@ export async function registerNativeRoutes(app: FastifyInstance, deps: ApiDeps):
 
   // Secrets: values go in and never come out.
   await registerSecretRoutes(app, deps.secrets);
+  if (deps.nodes) await registerNodeLifecycleRoutes(app, deps.nodes);
 
   // The account's SSH public keys
   app.post('/ssh-keys', { schema: { ...tags('ssh keys'), body: S.SshKeyInput } }, async (req: Req<unknown, unknown, Static<typeof S.SshKeyInput>>, reply) =>

@@ -37,7 +37,7 @@ export async function registerRunpodV1(app: FastifyInstance, deps: ApiDeps, opti
   // Pods
   app.post('/pods', { schema: { ...tags, summary: 'Create a pod', body: S.V1CreatePod } }, async (req: Req<unknown, unknown, S.V1CreatePodT>, reply) => {
     const ignored = new Ignored();
-    const d = await pods.create(req.caller, fromV1Create(req.body, await store.listNodes(), ignored), { queueOverQuota: false });
+    const d = await pods.create(req.caller, fromV1Create(req.body, await store.listNodes(), ignored), { queueOverQuota: false, refuseUnplaceable: true });
     return reply.code(201).headers(ignored.header()).send(await view(req, d));
   });
 

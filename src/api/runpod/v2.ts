@@ -40,7 +40,7 @@ export async function registerRunpodV2(app: FastifyInstance, deps: ApiDeps, opti
     const input = fromV2Create(req.body, await store.listNodes(), template, ignored);
     let d: PodDetail;
     try {
-      d = await pods.create(req.caller, input, { queueOverQuota: false });
+      d = await pods.create(req.caller, input, { queueOverQuota: false, refuseUnplaceable: true });
     } catch (e) {
       // v2 answers "no machine can place this" with 400, as it does a broken rule.
       if (e instanceof BerthError && e.kind === 'NO_CAPACITY') throw new BerthError('NO_CAPACITY', e.message, { extra: { ...e.extra, httpStatus: 400 } });

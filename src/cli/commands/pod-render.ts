@@ -11,6 +11,8 @@ export interface NodeView {
   name: string;
   publicIp: string;
   status: string;
+  notReadySince?: string | null;
+  cordoned?: boolean;
   labels: Record<string, string>;
   capacity: { cpus: number; memoryMb: number; gpus: unknown[]; gpusSimulated: boolean };
   gpus: { index: number; uuid: string; name: string; memoryMb: number; simulated: boolean; inUse: boolean }[];

@@ -55,6 +55,8 @@ export const server = defineCommand({
     auditRetention: { kind: 'number', flags: '--audit-retention <days>', env: 'BERTH_AUDIT_RETENTION', description: 'days the audit log keeps an entry (default 400; 0: for ever)' },
     podIsolation: { kind: 'boolean', negatable: true, flags: '--pod-isolation', env: 'BERTH_POD_ISOLATION', description: "keep pods off this node's own services with iptables INPUT rules (the default; needs root)", negatedDescription: 'add no INPUT rules: pods can reach services of the node (env BERTH_POD_ISOLATION=false)' },
     podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
+    nodeTimeout: { kind: 'number', flags: '--node-timeout <seconds>', env: 'BERTH_NODE_TIMEOUT', description: 'a node whose agent is silent this long is NOT_READY (default 40; agents call at least every third of it)' },
+    unreachableAfter: { kind: 'number', flags: '--unreachable-after <seconds>', env: 'BERTH_UNREACHABLE_AFTER', description: "how long after its node is NOT_READY an instance is placed again elsewhere, for pods without a Marathon unreachableStrategy (default 60; pods bound to the node's storage wait)" },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -103,6 +105,8 @@ export const server = defineCommand({
       ...(opts.podIsolation !== undefined ? { podIsolation: opts.podIsolation } : {}),
       ...(opts.podPolicy !== undefined ? { podPolicy: podPolicyOf(opts.podPolicy) } : {}),
       ...(nfsExports ? { nfsExports } : {}),
+      ...(opts.nodeTimeout !== undefined ? { nodeTimeoutSeconds: positive('--node-timeout', opts.nodeTimeout) } : {}),
+      ...(opts.unreachableAfter !== undefined ? { unreachableAfterSeconds: atLeastZero('--unreachable-after', opts.unreachableAfter) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
@@ -259,3 +263,13 @@ function serverLifetimeDefault(opts: { defaultIdleStop?: string | undefined; def
   return given;
 }
 
+
+function positive(flag: string, v: number): number {
+  if (!(v > 0)) throw new UserError(`${flag} must be a number of seconds above 0`);
+  return v;
+}
+
+function atLeastZero(flag: string, v: number): number {
+  if (!(v >= 0)) throw new UserError(`${flag} must be a number of seconds, 0 or more`);
+  return v;
+}

@@ -79,7 +79,9 @@ export interface NodeView {
   id: string;
   name: string;
   publicIp: string;
-  status: 'READY' | 'UNREACHABLE';
+  status: 'READY' | 'NOT_READY';
+  notReadySince?: string | null;
+  cordoned?: boolean;
   capacity: { cpus: number; memoryMb: number; gpusSimulated: boolean };
   gpus: { index: number; uuid: string; name: string; memoryMb: number; simulated: boolean; inUse: boolean }[];
   allocated: { cpus: number; memoryMb: number; gpus: number };
