@@ -5,19 +5,19 @@
  * response bodies, and HTTP/2's per-stream windows are the flow control. A stream the control plane
  * resets (its client went away) ends what it carried here: the follow, the process, the connection.
  */
-import { constants, createServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { createServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
-import { CHANNEL_SETTINGS, decodeArgs, errorHeaders, HEADER, MAX_SESSION_MEMORY_MB, SESSION_WINDOW, type ChannelArgs, type ChannelOp } from '../control/channel-protocol.js';
+import { CHANNEL_SETTINGS, decodeArgs, errorHeaders, HEADER, MAX_SEND_HEADER_BLOCK, MAX_SESSION_MEMORY_MB, SESSION_WINDOW, type ChannelArgs, type ChannelOp } from '../control/channel-protocol.js';
 import { BerthError, type InstanceId } from '../model/index.js';
 
 const OK = { ':status': 200 } as const;
 
 /** Serves `access` on `socket` until either ends; resolves when the session has closed. */
 export function serveNodeAccess(socket: Duplex, access: NodeAccess, log: Logger): { session: Promise<Http2Session>; closed: Promise<void> } {
-  const server = createServer({ settings: CHANNEL_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+  const server = createServer({ settings: CHANNEL_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB, maxSendHeaderBlockLength: MAX_SEND_HEADER_BLOCK });
   const execs = new Map<string, ExecStream>();
   let closed!: () => void;
   const done = new Promise<void>((r) => (closed = r));
@@ -51,7 +51,8 @@ function fail(stream: ServerHttp2Stream, err: unknown): void {
   if (!stream.headersSent) {
     stream.respond(errorHeaders(err), { endStream: true });
   } else {
-    stream.close(constants.NGHTTP2_INTERNAL_ERROR);
+    // destroy(), not close(code): Node sends no RST_STREAM for close() while the request's side is open.
+    stream.destroy(err instanceof Error ? err : new Error(String(err)));
   }
 }
 
@@ -80,7 +81,7 @@ function closedSignal(stream: ServerHttp2Stream): AbortSignal {
 }
 
 async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, access: NodeAccess, execs: Map<string, ExecStream>): Promise<void> {
-  const raw = headers[HEADER.args];
+  const raw = headers;
   switch (op) {
     case 'logs': {
       const a = decodeArgs<ChannelArgs['logs']>(raw);
@@ -95,7 +96,8 @@ async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: Incomin
           next = await lines.next();
         }
       } finally {
-        if (!signal.aborted) await lines.return?.();
+        // Ends the follow here: the runtime's stops on the signal too, any other source on return().
+        await lines.return?.(undefined);
       }
       if (!stream.closed) stream.end();
       return;
@@ -127,7 +129,7 @@ async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: Incomin
       // Half-closes cross: the caller's end of writing ends the socket's, and the pod's end ends the response.
       stream.pipe(socket);
       socket.pipe(stream);
-      socket.on('error', () => stream.close(constants.NGHTTP2_CONNECT_ERROR));
+      socket.on('error', (err) => stream.destroy(err));
       stream.once('close', () => socket.destroy());
       return;
     }
@@ -193,5 +195,5 @@ async function openExec(a: ChannelArgs['open-exec'], stream: ServerHttp2Stream, 
   stdout.once('end', () => {
     if (!stream.closed) stream.end();
   });
-  stdout.once('error', () => stream.close(constants.NGHTTP2_INTERNAL_ERROR));
+  stdout.once('error', (err) => stream.destroy(err));
 }

@@ -7,7 +7,7 @@ import { connect, type ClientHttp2Session } from 'node:http2';
 import type { Logger } from 'pino';
 import type { WebSocket } from 'ws';
 import type { AgentService } from '../control/agents.js';
-import { CHANNEL_SETTINGS, MAX_SESSION_MEMORY_MB, SESSION_WINDOW } from '../control/channel-protocol.js';
+import { CHANNEL_SETTINGS, MAX_SEND_HEADER_BLOCK, MAX_SESSION_MEMORY_MB, SESSION_WINDOW } from '../control/channel-protocol.js';
 import { keepAlive, webSocketDuplex } from '../control/channel-wire.js';
 import type { NodeId } from '../model/index.js';
 import { RemoteNodeAccess } from './channel-remote-access.js';
@@ -41,7 +41,7 @@ export class NodeChannels {
     (ws as unknown as { _socket?: { setNoDelay?: (v: boolean) => void } })._socket?.setNoDelay?.(true);
     keepAlive(ws, this.pingMs);
     const duplex = webSocketDuplex(ws);
-    const session: ClientHttp2Session = connect('http://node.invalid', { createConnection: () => duplex, settings: CHANNEL_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB });
+    const session: ClientHttp2Session = connect('http://node.invalid', { createConnection: () => duplex, settings: CHANNEL_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB, maxSendHeaderBlockLength: MAX_SEND_HEADER_BLOCK });
     session.once('connect', () => session.setLocalWindowSize(SESSION_WINDOW));
     session.on('error', (err) => this.log.debug({ err, nodeId }, 'node channel session error'));
     const access = new RemoteNodeAccess(session, nodeId);

@@ -29,7 +29,7 @@ export class RemoteNodeAccess implements NodeAccess {
     if (this.session.closed || this.session.destroyed) throw this.lost('its channel is closed');
     let stream: ClientHttp2Stream;
     try {
-      stream = this.session.request({ ':method': 'POST', ':path': `/${op}`, [HEADER.args]: encodeArgs(args) }, { endStream });
+      stream = this.session.request({ ':method': 'POST', ':path': `/${op}`, ...encodeArgs(args) }, { endStream });
     } catch (err) {
       throw this.lost(`its channel refused a stream: ${(err as Error).message}`, err);
     }
@@ -49,7 +49,7 @@ export class RemoteNodeAccess implements NodeAccess {
       const onResponse = (h: Headers): void => {
         done();
         if (h[':status'] === 200) return resolve(h);
-        stream.close(constants.NGHTTP2_CANCEL);
+        stream.destroy();
         reject(errorFromHeaders(h));
       };
       const onError = (err: Error): void => {
@@ -76,7 +76,7 @@ export class RemoteNodeAccess implements NodeAccess {
 
   async *logs(instanceId: InstanceId, container: string | undefined, opts: { tail?: number; since?: string; follow?: boolean }, signal?: AbortSignal) {
     const stream = this.open('logs', { instanceId, ...(container !== undefined ? { container } : {}), opts }, true);
-    const abort = (): void => void stream.close(constants.NGHTTP2_CANCEL);
+    const abort = (): void => void stream.destroy();
     if (signal?.aborted) abort();
     signal?.addEventListener('abort', abort, { once: true });
     try {
@@ -99,7 +99,7 @@ export class RemoteNodeAccess implements NodeAccess {
       throw err;
     } finally {
       signal?.removeEventListener('abort', abort);
-      if (!stream.closed) stream.close(constants.NGHTTP2_CANCEL);
+      if (!stream.closed) stream.destroy();
     }
   }
 
@@ -132,8 +132,9 @@ export class RemoteNodeAccess implements NodeAccess {
       resize: async (cols, rows) => void (await this.call('exec-resize', { id, cols, rows })),
       exitCode,
       close: () => {
-        if (!main.closed) main.close(constants.NGHTTP2_CANCEL);
-        if (side && !side.closed) side.close(constants.NGHTTP2_CANCEL);
+        // destroy(), not close(code): Node sends no RST_STREAM for close() while the request's side is still open.
+        main.destroy();
+        side?.destroy();
       },
     };
   }
@@ -150,7 +151,7 @@ export class RemoteNodeAccess implements NodeAccess {
 
   async readFile(instanceId: InstanceId, container: string | undefined, path: string, signal?: AbortSignal): Promise<{ size: number; content: Readable }> {
     const stream = this.open('read-file', { instanceId, ...(container !== undefined ? { container } : {}), path }, true);
-    const abort = (): void => void stream.close(constants.NGHTTP2_CANCEL);
+    const abort = (): void => void stream.destroy();
     if (signal?.aborted) abort();
     signal?.addEventListener('abort', abort, { once: true });
     stream.once('close', () => signal?.removeEventListener('abort', abort));
@@ -179,7 +180,7 @@ export class RemoteNodeAccess implements NodeAccess {
     await this.answer(stream);
     stream.resume();
     return async () => {
-      if (!stream.closed) stream.close(constants.NGHTTP2_NO_ERROR);
+      stream.destroy();
     };
   }
 }

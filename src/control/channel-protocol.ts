@@ -16,7 +16,7 @@ export const CHANNEL_OPS = ['logs', 'exec', 'open-exec', 'exec-stderr', 'exec-re
 export type ChannelOp = (typeof CHANNEL_OPS)[number];
 
 export const HEADER = {
-  /** The call's arguments: URI-encoded JSON (a header value takes no raw non-ASCII). */
+  /** The call's arguments: JSON in base64 (a header value takes no raw non-ASCII), in pieces (`encodeArgs`). */
   args: 'berth-args',
   errorKind: 'berth-error-kind',
   errorMessage: 'berth-error-message',
@@ -36,19 +36,44 @@ export const CHANNEL_SETTINGS = {
   initialWindowSize: 4 * 2 ** 20,
   maxFrameSize: 256 * 2 ** 10,
   enablePush: false,
+  maxHeaderListSize: 2 * 2 ** 20,
 } as const;
 export const SESSION_WINDOW = 32 * 2 ** 20;
+/** The largest header block either end sends (Node's default, 64 KiB, is under a long command's arguments). */
+export const MAX_SEND_HEADER_BLOCK = 2 * 2 ** 20;
 /** nghttp2's bound on what one session buffers, in MB (its default, 10, is under two full windows). */
 export const MAX_SESSION_MEMORY_MB = 128;
 
-export const encodeArgs = (args: unknown): string => encodeURIComponent(JSON.stringify(args));
+/**
+ * nghttp2 takes no header field over 64 KiB, and a command may be 48 KiB before encoding: the
+ * arguments are cut into pieces of this size, `berth-args`, `berth-args-1`, ... in order.
+ */
+const ARGS_PIECE = 16 * 1024;
+/** Pieces at most: 1 MiB of arguments, within the header list size both ends accept. */
+const ARGS_PIECES_MAX = 60;
 
-export function decodeArgs<T>(header: string | string[] | undefined): T {
-  if (typeof header !== 'string') throw new BerthError('VALIDATION', `the channel call has no ${HEADER.args} header`);
+export function encodeArgs(args: unknown): Record<string, string> {
+  const text = Buffer.from(JSON.stringify(args)).toString('base64');
+  const out: Record<string, string> = {};
+  const pieces = Math.max(1, Math.ceil(text.length / ARGS_PIECE));
+  if (pieces > ARGS_PIECES_MAX) throw new BerthError('VALIDATION', `the call's arguments are over ${(ARGS_PIECE * ARGS_PIECES_MAX) / 1024} KiB encoded`);
+  for (let i = 0; i < pieces; i++) out[i === 0 ? HEADER.args : `${HEADER.args}-${i}`] = text.slice(i * ARGS_PIECE, (i + 1) * ARGS_PIECE);
+  return out;
+}
+
+export function decodeArgs<T>(headers: Record<string, string | string[] | number | undefined>): T {
+  const first = headers[HEADER.args];
+  if (typeof first !== 'string') throw new BerthError('VALIDATION', `the channel call has no ${HEADER.args} header`);
+  let text = first;
+  for (let i = 1; i < ARGS_PIECES_MAX; i++) {
+    const piece = headers[`${HEADER.args}-${i}`];
+    if (typeof piece !== 'string') break;
+    text += piece;
+  }
   try {
-    return JSON.parse(decodeURIComponent(header)) as T;
+    return JSON.parse(Buffer.from(text, 'base64').toString('utf8')) as T;
   } catch {
-    throw new BerthError('VALIDATION', `the channel call's ${HEADER.args} header is not encoded JSON`);
+    throw new BerthError('VALIDATION', `the channel call's ${HEADER.args} headers are not encoded JSON`);
   }
 }
 
