@@ -217,6 +217,27 @@ describe('a pod on a remote agent, through its node channel', () => {
     }
   });
 
+  it('forwards a port of the pod back to the client with ssh -R, listening on the node', async () => {
+    const web = createServer((sock) => sock.end('HTTP/1.0 200 OK\r\ncontent-length: 16\r\n\r\nfrom-the-client\n'));
+    await new Promise<void>((r) => web.listen(0, '127.0.0.1', r));
+    const webPort = (web.address() as { port: number }).port;
+    const remote = 20000 + Math.floor(Math.random() * 20000);
+    const child = spawn('ssh', [...opts(), '-p', String(sshPort), '-N', '-o', 'ExitOnForwardFailure=yes', '-R', `${remote}:127.0.0.1:${webPort}`, `${podId}@127.0.0.1`], { stdio: 'ignore', detached: true });
+    try {
+      const out = await waitFor('the reverse forward', async () => {
+        const r = await ssh([`${podId}@127.0.0.1`, `gw=$(ip route | awk '/^default/ {print $3}'); wget -qO- "http://$gw:${remote}/"`]);
+        return r.code === 0 ? r.stdout : undefined;
+      });
+      assert.equal(out, 'from-the-client\n');
+      // The listener is the agent's, on the pod's node, not the server's.
+      const listening = (await run('ss', ['-Hltnp', `sport = :${remote}`])).stdout;
+      assert.match(listening, new RegExp(`pid=${agent!.pid}\\b`), listening);
+    } finally {
+      process.kill(-child.pid!, 'SIGKILL');
+      web.close();
+    }
+  });
+
   it('opens the web terminal, resizes it, and runs a command in it', async () => {
     const ws = new WebSocket(`${t.url.replace('http', 'ws')}/api/v1/pods/${podId}/terminal?cols=100&rows=30`, { headers: { authorization: `Bearer ${t.key}` } });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));

@@ -6,6 +6,7 @@
  * resets (its client went away) ends what it carried here: the follow, the process, the connection.
  */
 import { createServer, type Http2Session, type IncomingHttpHeaders, type ServerHttp2Stream } from 'node:http2';
+import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import type { Duplex, Readable } from 'node:stream';
 import { pipeline } from 'node:stream';
 import type { Logger } from 'pino';
@@ -19,6 +20,7 @@ const OK = { ':status': 200 } as const;
 export function serveNodeAccess(socket: Duplex, access: NodeAccess, log: Logger): { session: Promise<Http2Session>; closed: Promise<void> } {
   const server = createServer({ settings: CHANNEL_SETTINGS, maxSessionMemory: MAX_SESSION_MEMORY_MB, maxSendHeaderBlockLength: MAX_SEND_HEADER_BLOCK });
   const execs = new Map<string, ExecStream>();
+  const listeners = new Map<string, PodListener>();
   let closed!: () => void;
   const done = new Promise<void>((r) => (closed = r));
   const session = new Promise<Http2Session>((resolve) => {
@@ -27,6 +29,8 @@ export function serveNodeAccess(socket: Duplex, access: NodeAccess, log: Logger)
       s.once('close', () => {
         for (const e of execs.values()) e.close();
         execs.clear();
+        for (const l of listeners.values()) l.server.close();
+        listeners.clear();
         closed();
       });
       s.on('error', (err) => log.debug({ err }, 'node channel session error'));
@@ -36,7 +40,7 @@ export function serveNodeAccess(socket: Duplex, access: NodeAccess, log: Logger)
   server.on('stream', (stream: ServerHttp2Stream, headers: IncomingHttpHeaders) => {
     stream.on('error', () => undefined);
     const op = String(headers[':path'] ?? '').slice(1) as ChannelOp;
-    handle(op, stream, headers, access, execs).catch((err: unknown) => {
+    handle(op, stream, headers, access, execs, listeners).catch((err: unknown) => {
       if (!(err instanceof BerthError)) log.warn({ err, op }, 'node channel call failed');
       fail(stream, err);
     });
@@ -58,6 +62,7 @@ function fail(stream: ServerHttp2Stream, err: unknown): void {
 
 function drained(stream: ServerHttp2Stream): Promise<void> {
   return new Promise((resolve) => {
+    if (stream.destroyed) return resolve();
     const done = (): void => {
       stream.off('drain', done);
       stream.off('close', done);
@@ -73,14 +78,31 @@ function json(stream: ServerHttp2Stream, value: unknown): void {
   stream.end(JSON.stringify(value));
 }
 
-/** An AbortSignal that fires when the stream is closed or reset before it ended. */
+/**
+ * Calls `fn` once when the caller is gone: the stream closed, or reset while we still write. A reset
+ * with NO_ERROR after the request's body ended leaves Node's stream open (it waits for the response
+ * to end, which a follow never does), so 'aborted' counts too, and the stream is destroyed then.
+ */
+function onGone(stream: ServerHttp2Stream, fn: () => void): void {
+  let done = false;
+  const gone = (): void => {
+    if (done) return;
+    done = true;
+    fn();
+    if (!stream.destroyed) stream.destroy();
+  };
+  stream.once('aborted', gone);
+  stream.once('close', gone);
+}
+
+/** An AbortSignal that fires when the caller is gone (`onGone`). */
 function closedSignal(stream: ServerHttp2Stream): AbortSignal {
   const ac = new AbortController();
-  stream.once('close', () => ac.abort());
+  onGone(stream, () => ac.abort());
   return ac.signal;
 }
 
-async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, access: NodeAccess, execs: Map<string, ExecStream>): Promise<void> {
+async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: IncomingHttpHeaders, access: NodeAccess, execs: Map<string, ExecStream>, listeners: Map<string, PodListener>): Promise<void> {
   const raw = headers;
   switch (op) {
     case 'logs': {
@@ -91,7 +113,7 @@ async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: Incomin
       let next = await lines.next();
       stream.respond({ ...OK, 'content-type': 'application/x-ndjson' });
       try {
-        while (!next.done && !signal.aborted) {
+        while (!next.done && !signal.aborted && !stream.destroyed) {
           if (!stream.write(`${JSON.stringify(next.value)}\n`)) await drained(stream);
           next = await lines.next();
         }
@@ -130,7 +152,7 @@ async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: Incomin
       stream.pipe(socket);
       socket.pipe(stream);
       socket.on('error', (err) => stream.destroy(err));
-      stream.once('close', () => socket.destroy());
+      onGone(stream, () => socket.destroy());
       return;
     }
     case 'read-file': {
@@ -160,9 +182,23 @@ async function handle(op: ChannelOp, stream: ServerHttp2Stream, headers: Incomin
       const a = decodeArgs<ChannelArgs['open-to-pod']>(raw);
       const close = (await access.openToPod?.(a.instanceId as InstanceId, a.address, a.port)) ?? (async () => undefined);
       if (stream.closed) return void (await close());
-      stream.once('close', () => void close().catch(() => undefined));
+      onGone(stream, () => void close().catch(() => undefined));
       stream.respond(OK);
       stream.resume();
+      return;
+    }
+    case 'listen':
+      return listen(decodeArgs<ChannelArgs['listen']>(raw), stream, access, listeners);
+    case 'accept': {
+      const l = listeners.get(decodeArgs<ChannelArgs['accept']>(raw).id);
+      if (!l) throw new BerthError('NOT_FOUND', 'that listener is closed');
+      const socket = l.pending.shift();
+      if (socket) return carry(stream, socket);
+      l.waiting.push(stream);
+      onGone(stream, () => {
+        const at = l.waiting.indexOf(stream);
+        if (at >= 0) l.waiting.splice(at, 1);
+      });
       return;
     }
     default:
@@ -179,7 +215,7 @@ async function openExec(a: ChannelArgs['open-exec'], stream: ServerHttp2Stream, 
   const exec = await access.openExec(a.instanceId as InstanceId, a.container, { argv: a.argv, tty: a.tty, ...(a.env ? { env: a.env } : {}), ...(a.cols ? { cols: a.cols } : {}), ...(a.rows ? { rows: a.rows } : {}) });
   if (stream.closed) return void exec.close();
   execs.set(a.id, exec);
-  stream.once('close', () => {
+  onGone(stream, () => {
     execs.delete(a.id);
     exec.close();
   });
@@ -196,4 +232,63 @@ async function openExec(a: ChannelArgs['open-exec'], stream: ServerHttp2Stream, 
     if (!stream.closed) stream.end();
   });
   stdout.once('error', (err) => stream.destroy(err));
+}
+
+/** A listener on the node for a pod (ssh -R): connections wait for an `accept` stream to carry them. */
+interface PodListener {
+  server: TcpServer;
+  pending: Socket[];
+  waiting: ServerHttp2Stream[];
+}
+
+/** Answers an `accept` with the connection and pipes both ways; half-closes cross, as for `connect`. */
+function carry(stream: ServerHttp2Stream, socket: Socket): void {
+  if (stream.closed) return void socket.destroy();
+  stream.respond({ ...OK, [HEADER.from]: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? 0}` });
+  stream.pipe(socket);
+  socket.pipe(stream);
+  socket.resume();
+  socket.on('error', (err) => stream.destroy(err));
+  onGone(stream, () => socket.destroy());
+}
+
+/**
+ * Listens where the pod reaches the node (its network's gateway), opens the node's firewall to the
+ * pod for it, and holds both as long as the `listen` stream is open. The control plane keeps an
+ * `accept` stream waiting, so a connection is carried as soon as it comes.
+ */
+async function listen(a: ChannelArgs['listen'], stream: ServerHttp2Stream, access: NodeAccess, listeners: Map<string, PodListener>): Promise<void> {
+  const address = await access.hostAddress(a.instanceId as InstanceId);
+  const l: PodListener = { server: createTcpServer({ noDelay: true }), pending: [], waiting: [] };
+  l.server.on('connection', (socket) => {
+    socket.on('error', () => undefined);
+    const waiting = l.waiting.shift();
+    if (waiting) return carry(waiting, socket);
+    socket.pause();
+    l.pending.push(socket);
+  });
+  await new Promise<void>((resolve, reject) => {
+    l.server.once('error', (err) => reject(new BerthError('CONFLICT', `the node cannot listen on ${address}:${a.port}: ${err.message}`, { cause: err })));
+    l.server.listen(a.port, address, () => resolve());
+  });
+  const port = (l.server.address() as { port: number }).port;
+  let closeHole: () => Promise<void> = async () => undefined;
+  try {
+    closeHole = (await access.openToPod?.(a.instanceId as InstanceId, address, port)) ?? closeHole;
+  } catch (err) {
+    l.server.close();
+    throw err;
+  }
+  const close = (): void => {
+    listeners.delete(a.id);
+    l.server.close();
+    for (const s of l.pending) s.destroy();
+    for (const w of l.waiting) w.destroy();
+    void closeHole().catch(() => undefined);
+  };
+  if (stream.closed) return close();
+  listeners.set(a.id, l);
+  onGone(stream, close);
+  stream.respond({ ...OK, [HEADER.address]: address, [HEADER.port]: String(port) });
+  stream.resume();
 }

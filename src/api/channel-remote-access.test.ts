@@ -21,6 +21,7 @@ import { NodeChannels } from './channel-accept.js';
 const log = pino({ level: 'silent' });
 const NODE = 'n1' as NodeId;
 const INST = 'p-0' as InstanceId;
+const LOOPBACK = 'lo-0' as InstanceId;
 
 async function waitUntil(check: () => boolean, ms = 10_000): Promise<void> {
   const end = Date.now() + ms;
@@ -32,7 +33,7 @@ async function waitUntil(check: () => boolean, ms = 10_000): Promise<void> {
 
 /** What the node side saw. */
 const fileData = randomBytes(300_000);
-const seen = { logsEnded: false, resized: '' as string, stdin: '' as string, execClosed: false, written: Buffer.alloc(0), podSocketClosed: false };
+const seen = { logsEnded: false, resized: '' as string, stdin: '' as string, execClosed: false, written: Buffer.alloc(0), podSocketClosed: false, holes: 0 };
 
 function fakeAccess(podPort: () => number): NodeAccess {
   return {
@@ -92,8 +93,12 @@ function fakeAccess(podPort: () => number): NodeAccess {
     async statFile(_i, _c, path) {
       return { name: path, size: 1, mode: 0o100644, mtimeMs: 0, linkTarget: '' };
     },
-    async hostAddress() {
-      return '172.17.0.1';
+    async hostAddress(i) {
+      return i === LOOPBACK ? '127.0.0.1' : '172.17.0.1';
+    },
+    async openToPod() {
+      seen.holes++;
+      return async () => void seen.holes--;
     },
   };
 }
@@ -236,6 +241,33 @@ describe('the node channel', () => {
     assert.equal(createHash('sha256').update(seen.written).digest('hex'), createHash('sha256').update(big).digest('hex'));
     const short = await access().writeFile(INST, undefined, '/f', Readable.from([Buffer.from('abc')]), 10, 0o644).catch((e: unknown) => e);
     assert.equal((short as BerthError).kind, 'VALIDATION');
+  });
+
+  it('listens on the node for the pod and carries each connection back (ssh -R)', async () => {
+    const l = await access().listenForPod!(LOOPBACK, 0, (socket) => {
+      socket.on('data', (d: Buffer) => socket.end(`back:${d.toString()}`));
+    });
+    assert.equal(l.address, '127.0.0.1');
+    assert.equal(seen.holes, 1, 'the firewall is opened for it');
+    const { connect } = await import('node:net');
+    for (const word of ['one', 'two']) {
+      const got = await new Promise<string>((resolve, reject) => {
+        const c = connect(l.port, '127.0.0.1', () => c.write(word));
+        let text = '';
+        c.on('data', (d: Buffer) => (text += d.toString()));
+        c.on('end', () => resolve(text));
+        c.on('error', reject);
+      });
+      assert.equal(got, `back:${word}`);
+    }
+    await l.close();
+    await waitUntil(() => seen.holes === 0);
+    const refused = await new Promise<boolean>((resolve) => {
+      const c = connect(l.port, '127.0.0.1');
+      c.on('connect', () => (c.destroy(), resolve(false)));
+      c.on('error', () => resolve(true));
+    });
+    assert.ok(refused, 'the listener is closed with it');
   });
 
   it('is dialed again after its server went and came back, and calls then work', async () => {

@@ -183,4 +183,40 @@ export class RemoteNodeAccess implements NodeAccess {
       stream.destroy();
     };
   }
+
+  async listenForPod(instanceId: InstanceId, port: number, onConnection: (socket: Duplex, from: { address: string; port: number }) => void): Promise<{ address: string; port: number; close(): Promise<void> }> {
+    const id = randomUUID();
+    const held = this.open('listen', { instanceId, port, id }, false);
+    const h = await this.answer(held);
+    held.resume();
+    let open = true;
+    held.once('close', () => void (open = false));
+    // One accept waits on the node at a time; each answered one is a connection, and the next is asked for at once.
+    void (async () => {
+      while (open) {
+        const stream = this.open('accept', { id }, false);
+        let answered: Headers;
+        try {
+          answered = await this.answer(stream);
+        } catch {
+          // The listener or the channel closed.
+          break;
+        }
+        stream.once('end', () => {
+          if (!stream.writableEnded) stream.end();
+        });
+        const from = String(answered[HEADER.from] ?? '');
+        const at = from.lastIndexOf(':');
+        onConnection(stream, { address: from.slice(0, at), port: Number(from.slice(at + 1)) || 0 });
+      }
+    })().catch(ignore);
+    return {
+      address: String(h[HEADER.address]),
+      port: Number(h[HEADER.port]),
+      close: async () => {
+        open = false;
+        held.destroy();
+      },
+    };
+  }
 }

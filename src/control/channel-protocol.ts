@@ -12,7 +12,7 @@ export const CHANNEL_PATH = '/api/v1/agent/channel';
 /** Names the HTTP/2 protocol spoken inside, so either side can refuse a peer that speaks another. */
 export const CHANNEL_SUBPROTOCOL = 'berth-node-channel.h2.v1';
 
-export const CHANNEL_OPS = ['logs', 'exec', 'open-exec', 'exec-stderr', 'exec-resize', 'connect', 'read-file', 'write-file', 'stat-file', 'host-address', 'open-to-pod'] as const;
+export const CHANNEL_OPS = ['logs', 'exec', 'open-exec', 'exec-stderr', 'exec-resize', 'connect', 'read-file', 'write-file', 'stat-file', 'host-address', 'open-to-pod', 'listen', 'accept'] as const;
 export type ChannelOp = (typeof CHANNEL_OPS)[number];
 
 export const HEADER = {
@@ -23,6 +23,10 @@ export const HEADER = {
   errorExtra: 'berth-error-extra',
   /** `read-file`: the file's size. */
   size: 'berth-size',
+  /** `listen`: where the node listens; `accept`: whom a connection came from (`address:port`). */
+  address: 'berth-address',
+  port: 'berth-port',
+  from: 'berth-from',
   /** `open-exec`'s trailer: the process's exit code. */
   exitCode: 'berth-exit-code',
 } as const;
@@ -123,4 +127,8 @@ export interface ChannelArgs {
   'stat-file': { instanceId: string; container?: string; path: string };
   'host-address': { instanceId: string };
   'open-to-pod': { instanceId: string; address: string; port: number };
+  /** Held open as long as the listener is; `id` names it to `accept`. */
+  listen: { instanceId: string; port: number; id: string };
+  /** Answered when a connection comes to the listener, and then carries it. */
+  accept: { id: string };
 }
