@@ -218,7 +218,7 @@ async function main(): Promise<void> {
       ['copy', `${MB} MiB of random bytes with scp (SFTP mode), ${ROUNDS} rounds alternating order; client cipher preference ${cipher}; medians`],
       ['cipher with sshd', ciphers.sshd],
       ['cipher with gateway', ciphers.gateway],
-      ['server CPU', "sshd: its connection processes; gateway: Berth's server process; Docker: dockerd, containerd and shims meanwhile (shared: other work's share is in it)"],
+      ['server CPU', `sshd: its connection processes; gateway: Berth's server process${REMOTE ? ' and the agent process' : ''}; Docker: dockerd, containerd and shims meanwhile (shared: other work's share is in it)`],
       ['sshd upload', figure(up.sshd)],
       ['gateway upload', figure(up.gateway)],
       ['sshd download', figure(down.sshd)],

@@ -52,6 +52,8 @@ export function webSocketDuplex(ws: WebSocket): Duplex {
     duplex.destroy();
   });
   ws.on('error', (err) => duplex.destroy(err));
+  // A failed socket is seen by the session on it as its close; the error itself must not go unheard.
+  duplex.on('error', () => undefined);
   return duplex;
 }
 
