@@ -281,4 +281,46 @@ describe('the node channel', () => {
     await waitUntil(() => current !== undefined, 5000);
     assert.equal((await access().exec(INST, undefined, ['echo', 'again'], 1000)).stdout, 'echo again');
   });
+
+  it('is not wedged by a network that stops carrying anything: the pings end it and the agent dials again', async () => {
+    // A TCP relay between agent and server that, once cut, drops every byte of the connections it
+    // has (as a pulled cable or a dropped NAT entry does) but relays new ones.
+    // Only this agent's channel from here on.
+    await dialer.close();
+    await waitUntil(() => current === undefined);
+    let cut = false;
+    const relays = new Set<Socket>();
+    const { connect } = await import('node:net');
+    const relay = createTcpServer((inbound) => {
+      const outbound = connect(Number(new URL(url).port), '127.0.0.1');
+      const old = cut;
+      for (const s of [inbound, outbound]) {
+        s.on('error', () => undefined);
+        relays.add(s);
+      }
+      inbound.on('data', (d: Buffer) => void (cut && !old ? undefined : outbound.write(d)));
+      outbound.on('data', (d: Buffer) => void (cut && !old ? undefined : inbound.write(d)));
+      inbound.on('close', () => outbound.destroy());
+      outbound.on('close', () => inbound.destroy());
+    });
+    await new Promise<void>((r) => relay.listen(0, '127.0.0.1', r));
+    const viaRelay = NodeChannelDialer.start({ server: `http://127.0.0.1:${(relay.address() as { port: number }).port}`, token: 't', nodeId: NODE, access: fakeAccess(() => 1), logger: log, pingMs: 200 });
+    try {
+      await viaRelay.whenConnected();
+      await waitUntil(() => current !== undefined);
+      const first = current;
+      assert.equal((await first!.exec(INST, undefined, ['echo', 'relayed'], 1000)).stdout, 'echo relayed');
+      let dials = 0;
+      relay.on('connection', () => dials++);
+      cut = true;
+      // The server's pings (every 5 s here) or the agent's (every 200 ms) find the dead socket; the agent dials anew.
+      await waitUntil(() => current !== undefined && current !== first, 15_000);
+      assert.equal((await access().exec(INST, undefined, ['echo', 'after'], 1000)).stdout, 'echo after');
+      assert.ok(dials >= 1, 'the agent dialed again');
+    } finally {
+      await viaRelay.close();
+      for (const s of relays) s.destroy();
+      relay.close();
+    }
+  });
 });
