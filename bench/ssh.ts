@@ -1,4 +1,4 @@
-// bench: ssh — scp of a 200 MB file up and down through Berth's SSH gateway (SFTP into a pod) vs scp to this machine's own sshd (targets: throughput ratio ≥ 0.7 each way)
+// bench: ssh — scp of a 200 MB file up and down through Berth's SSH gateway (SFTP into a pod) vs scp to this machine's own sshd (targets: throughput ratio ≥ 0.7 each way); with --remote, into a pod on a `berth agent` process reached through its node channel
 /**
  * Copying a file with OpenSSH's scp (SFTP mode, OpenSSH's default since 9.0) two ways, in the same
  * run, with the same client, key type and file:
@@ -15,7 +15,11 @@
  * beside the CPU of client and server, that of Docker's processes (dockerd, containerd and the
  * shims) during each copy: informational, as the daemon is shared with whatever else the machine runs.
  *
- *   npm run bench -- ssh [--mb 200] [--rounds 5]
+ * With `--remote` the server runs no agent of its own: a `berth agent` process joins it, the pod
+ * runs there, and every byte crosses the node channel (docs/cluster.md) between the gateway and
+ * that agent; "server CPU" is then the server's and the agent's together.
+ *
+ *   npm run bench -- ssh [--mb 200] [--rounds 5] [--remote]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
@@ -25,13 +29,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { ensureTestImage, TEST_IMAGE } from '../test/support/images.js';
-import { apiClient, intArg, log, median, msSince, sleep, startChild, summary, type ChildServer } from './common.js';
+import { apiClient, BENCH_DIR, intArg, log, median, msSince, sleep, startChild, summary, type ChildServer } from './common.js';
 
 const run = promisify(execFile);
 const MB = intArg('--mb', 200);
 const ROUNDS = intArg('--rounds', 5);
 /** Gateway throughput over sshd's, each way. */
 const TARGET = 0.7;
+const REMOTE = process.argv.includes('--remote');
+const MAIN = join(BENCH_DIR, '..', 'src', 'cli', 'main.js');
 
 
 async function startSshd(dir: string, clientPub: string): Promise<{ port: number; child: ChildProcess }> {
@@ -128,6 +134,7 @@ async function timed(args: string[], server: () => Promise<number>): Promise<Cop
 async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-ssh-'));
   let server: ChildServer | undefined;
+  let agent: ChildProcess | undefined;
   let sshd: ChildProcess | undefined;
   let api: ReturnType<typeof apiClient> | undefined;
   let podId: string | undefined;
@@ -144,14 +151,23 @@ async function main(): Promise<void> {
     sshd = d.child;
     await mkdir(join(work, 'sshd-dest'), { recursive: true });
 
-    server = await startChild('berth-server', ['--data-dir', join(work, 'data')]);
+    server = await startChild('berth-server', ['--data-dir', join(work, 'data'), ...(REMOTE ? ['--no-agent'] : [])]);
     const gwPort = server.info.sshPort as number;
-    api = apiClient(server.url, (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim());
+    const adminKey = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
+    api = apiClient(server.url, adminKey);
+    if (REMOTE) {
+      agent = spawn(process.execPath, [MAIN, 'agent', '--server', server.url, '--data-dir', join(work, 'agent'), '--name', 'remote', '--metrics-interval', '0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: adminKey } });
+    }
     await api('POST', '/api/v1/ssh-keys', { publicKey: pub });
     const created = await api<{ id: string }>('POST', '/api/v1/pods', { image: TEST_IMAGE, volumeGb: 0, command: ['sleep', '3600'] });
     podId = created.body.id;
     for (let i = 0; i < 600; i++) {
       if ((await api<{ status: string }>('GET', `/api/v1/pods/${podId}`)).body.status === 'RUNNING') break;
+      await sleep(100);
+    }
+    // Remote: the pod's node channel is up once an exec answers.
+    for (let i = 0; REMOTE && i < 300; i++) {
+      if ((await api('POST', `/api/v1/pods/${podId}/exec`, { command: ['true'] })).status === 200) break;
       await sleep(100);
     }
     const common = ['-q', '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'BatchMode=yes', '-o', 'IdentitiesOnly=yes', '-i', key];
@@ -162,7 +178,7 @@ async function main(): Promise<void> {
       gateway: await negotiated([...sshOpts, '-p', String(gwPort), `${podId}@127.0.0.1`]),
     };
     const sshdCpu = (): Promise<number> => cpuSeconds(d.child.pid!, true);
-    const gatewayCpu = (): Promise<number> => cpuSeconds(server!.pid, false);
+    const gatewayCpu = async (): Promise<number> => (await cpuSeconds(server!.pid, false)) + (agent?.pid ? await cpuSeconds(agent.pid, false) : 0);
     const targets = {
       sshd: {
         up: () => timed([...common, '-P', String(d.port), file, `root@127.0.0.1:${join(work, 'sshd-dest', 'payload.bin')}`], sshdCpu),
@@ -195,11 +211,14 @@ async function main(): Promise<void> {
     const figure = (cs: Copy[]): string =>
       `${mbps(ms(cs)).toFixed(0)} MB/s (${(ms(cs) / 1000).toFixed(2)} s)  CPU client ${median(cs.map((c) => c.clientCpu)).toFixed(2)} s, server ${median(cs.map((c) => c.serverCpu)).toFixed(2)} s, Docker ${median(cs.map((c) => c.dockerCpu)).toFixed(2)} s`;
     const perRound = (g: Copy[], s: Copy[]): string => g.map((c, i) => (s[i]!.ms / c.ms).toFixed(2)).join(' ');
-    summary('ssh', [
+    const via = REMOTE ? 'gateway through the node channel to a remote agent' : 'gateway';
+    summary(REMOTE ? 'ssh --remote' : 'ssh', [
+      ['gateway', via],
+      ['load', (await readFile('/proc/loadavg', 'utf8')).split(' ').slice(0, 3).join(' ')],
       ['copy', `${MB} MiB of random bytes with scp (SFTP mode), ${ROUNDS} rounds alternating order; client cipher preference ${cipher}; medians`],
       ['cipher with sshd', ciphers.sshd],
       ['cipher with gateway', ciphers.gateway],
-      ['server CPU', "sshd: its connection processes; gateway: Berth's server process; Docker: dockerd, containerd and shims meanwhile (shared: other work's share is in it)"],
+      ['server CPU', `sshd: its connection processes; gateway: Berth's server process${REMOTE ? ' and the agent process' : ''}; Docker: dockerd, containerd and shims meanwhile (shared: other work's share is in it)`],
       ['sshd upload', figure(up.sshd)],
       ['gateway upload', figure(up.gateway)],
       ['sshd download', figure(down.sshd)],
@@ -213,6 +232,17 @@ async function main(): Promise<void> {
     sshd?.kill();
     if (api && podId) await api('POST', `/api/v1/pods/${podId}/terminate`, {}).catch(() => undefined);
     await sleep(500);
+    // The agent removes the pod's container before it goes.
+    for (let i = 0; agent && api && podId && i < 150; i++) {
+      const st = await api<{ status?: string }>('GET', `/api/v1/pods/${podId}`).catch(() => undefined);
+      if (!st || st.status === 404 || st.body.status === 'TERMINATED') break;
+      await sleep(100);
+    }
+    if (agent && agent.exitCode === null) {
+      const exited = new Promise((r) => agent!.once('exit', r));
+      agent.kill('SIGTERM');
+      await exited;
+    }
     await server?.stop();
     await rm(work, { recursive: true, force: true });
   }

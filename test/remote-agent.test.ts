@@ -4,8 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import type { Agent } from '../src/agent/agent.js';
-import { startAgent } from '../src/cli/agent.js';
+import { startAgent, type RunningAgent } from '../src/cli/agent.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
@@ -21,7 +20,7 @@ interface PodView {
 
 describe('an agent joined over HTTP', () => {
   let t: TestServer;
-  let agent: Agent | undefined;
+  let agent: RunningAgent | undefined;
   let dir = '';
   before(async () => {
     await ensureTestImage();

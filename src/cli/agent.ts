@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { HttpAgentChannel } from '../agent/http-channel.js';
+import { NodeChannelDialer } from '../agent/channel-dial.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { defaultDataDir } from './server.js';
 
@@ -27,11 +28,19 @@ export interface AgentProcessOptions {
   logger?: Logger;
 }
 
-/** `berth agent`: joins this machine to a server; runs its pods on the local Docker daemon. */
-export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
+/** A joined agent: its pods' runner, and the node channel it serves their access over. */
+export interface RunningAgent {
+  id: Agent['id'];
+  agent: Agent;
+  channel: NodeChannelDialer;
+  close(): Promise<void>;
+}
+
+/** `berth agent`: joins this machine to a server; runs its pods on the local Docker daemon and serves their access over the node channel. */
+export async function startAgent(options: AgentProcessOptions): Promise<RunningAgent> {
   const logger = options.logger ?? pino({ level: options.logLevel ?? 'info' });
   const runtime = await DockerRuntime.create();
-  return Agent.create({
+  const agent = await Agent.create({
     channel: new HttpAgentChannel(options.server, options.token),
     runtime,
     logger,
@@ -45,4 +54,14 @@ export async function startAgent(options: AgentProcessOptions): Promise<Agent> {
     ...(options.labels ? { labels: options.labels } : {}),
     ...(options.usageIntervalMs !== undefined ? { usageIntervalMs: options.usageIntervalMs } : {}),
   });
+  const channel = NodeChannelDialer.start({ server: options.server, token: options.token, nodeId: agent.id, access: agent.access, logger: logger.child({ part: 'node-channel' }) });
+  return {
+    id: agent.id,
+    agent,
+    channel,
+    async close() {
+      await channel.close();
+      await agent.close();
+    },
+  };
 }

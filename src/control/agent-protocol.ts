@@ -107,6 +107,12 @@ export interface NodeAccess {
   hostAddress(instanceId: InstanceId): Promise<string>;
   /** Lets the pod reach `port` of the node's `address` through the node's firewall until the returned function is called (ssh -R). */
   openToPod?(instanceId: InstanceId, address: string, port: number): Promise<() => Promise<void>>;
+  /**
+   * A listener on the node where the pod reaches it (`hostAddress`, the node's firewall opened to the
+   * pod), each connection handed to `onConnection`: ssh -R when the gateway is not on the pod's node.
+   * Absent: the caller listens itself (it is on the node). Port 0 picks a free one.
+   */
+  listenForPod?(instanceId: InstanceId, port: number, onConnection: (socket: Duplex, from: { address: string; port: number }) => void): Promise<{ address: string; port: number; close(): Promise<void> }>;
   /** A path's attributes without running anything in the container (for images without `stat`); the last component is not followed. */
   statFile(instanceId: InstanceId, container: string | undefined, path: string): Promise<PathStat>;
   /** Replaces `path` with exactly `size` bytes from `content`. */

@@ -97,6 +97,11 @@ export class AgentService implements AgentChannel {
     else this.access.delete(nodeId);
   }
 
+  /** Removes `access` when it is still the node's (a channel that closed after its replacement connected leaves that one). */
+  dropNodeAccess(nodeId: NodeId, access: NodeAccess): void {
+    if (this.access.get(nodeId) === access) this.access.delete(nodeId);
+  }
+
   nodeAccess(nodeId: NodeId | null): NodeAccess {
     const a = nodeId ? this.access.get(nodeId) : undefined;
     if (!a) throw new BerthError('NODE_UNAVAILABLE', nodeId ? `node ${nodeId} is not connected` : 'the pod has not been placed on a node yet');

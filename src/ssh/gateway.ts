@@ -202,7 +202,7 @@ export class SshGateway {
   private onClient(client: Connection): void {
     this.clients.add(client);
     let login: Login | undefined;
-    const forwards = new Map<string, TcpServer>();
+    const forwards = new Map<string, { close(): unknown }>();
     client.on('error', (err) => this.log.debug({ err }, 'ssh client error'));
     client.on('close', () => {
       this.clients.delete(client);
@@ -442,9 +442,21 @@ export class SshGateway {
    * the image, so it listens on the pod's node at the Docker network's gateway address, which the pod
    * reaches (BERTH_HOST_GATEWAY in docs/access.md), and forwards each connection back to the client.
    */
-  private remoteForward(client: Connection, who: Login, bindAddr: string, bindPort: number, forwards: Map<string, TcpServer>, accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined): void {
+  private remoteForward(client: Connection, who: Login, bindAddr: string, bindPort: number, forwards: Map<string, { close(): unknown }>, accept: ((port?: number) => void) | undefined, reject: (() => void) | undefined): void {
     this.target(who)
       .then(async ({ access, instance }) => {
+        if (access.listenForPod) {
+          // The pod's node is another machine: it listens there, and each connection comes over its channel.
+          const remote = await access.listenForPod(instance.id, bindPort, (socket, from) => {
+            client.forwardOut(bindAddr, bindPort, from.address, from.port, (err, channel) => {
+              if (err) return socket.destroy();
+              pipeChannel(channel, socket);
+            });
+          });
+          forwards.set(`${bindAddr}:${bindPort}`, { close: () => void remote.close() });
+          this.log.info({ pod: who.podId, address: remote.address, port: remote.port }, 'remote forward listening on the node');
+          return accept?.(remote.port);
+        }
         const address = await access.hostAddress!(instance.id);
         const listener = createTcpServer((socket: Socket) => {
           const remote = socket.remoteAddress ?? '';

@@ -3,6 +3,9 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { InstanceReport, NodeRegistration } from '../../control/index.js';
 import { BerthError, INSTANCE_STATES, type NodeId, type UsageReport } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
+import { WebSocketServer } from 'ws';
+import { CHANNEL_SUBPROTOCOL } from '../../control/channel-protocol.js';
+import { NodeChannels } from '../channel-accept.js';
 
 const Gpu = Type.Object({ index: Type.Integer(), uuid: Type.String(), name: Type.String(), memoryMb: Type.Number() });
 
@@ -45,6 +48,8 @@ const Usage = Type.Object({
   ),
 });
 
+const ChannelQuery = Type.Object({ nodeId: Type.String({ minLength: 1 }) });
+
 const WatchQuery = Type.Object({
   nodeId: Type.String(),
   since: Type.Integer({ minimum: 0 }),
@@ -71,6 +76,28 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     const ac = new AbortController();
     req.raw.on('close', () => ac.abort());
     return agents.watch(req.query.nodeId as NodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
+  });
+
+  // The node channel (docs/cluster.md): the agent's WebSocket, upgraded here by hand. The
+  // @fastify/websocket plugin the access routes register routes every upgrade request through
+  // Fastify, so this route gets it after the hooks above; the plugin's socket handling is its own scope's.
+  const channels = new NodeChannels(agents, deps.logger.child({ part: 'node-channel' }));
+  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 2 ** 20, handleProtocols: (p: Set<string>) => (p.has(CHANNEL_SUBPROTOCOL) ? CHANNEL_SUBPROTOCOL : false) });
+  app.addHook('preClose', async () => {
+    channels.close();
+    wss.close();
+  });
+  // A refused upgrade is answered over the raw socket, which nobody closes after: end it.
+  app.addHook('onResponse', async (req, reply) => {
+    if (req.headers.upgrade && reply.statusCode >= 400) req.raw.socket.end();
+  });
+  app.get('/agent/channel', { schema: { tags: ['agents'], summary: "The node's channel: a WebSocket (HTTP/2 inside) the agent opens, over which the server reaches the node's pods", querystring: ChannelQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof ChannelQuery> }>, reply) => {
+    const nodeId = req.query.nodeId as NodeId;
+    if (!(await deps.store.getNode(nodeId))) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
+    if (req.headers.upgrade?.toLowerCase() !== 'websocket') throw new BerthError('VALIDATION', 'the node channel is a WebSocket: ask with Upgrade: websocket');
+    reply.hijack();
+    const head = Object.getOwnPropertySymbols(req.raw).find((s) => s.description === 'ws-head');
+    wss.handleUpgrade(req.raw, req.raw.socket, (head ? (req.raw as unknown as Record<symbol, Buffer>)[head] : undefined) ?? Buffer.alloc(0), (ws) => channels.accept(ws, nodeId));
   });
 
   app.post('/agent/report', { schema: { ...opts('Report what the node observes').schema, body: Report } }, async (req: FastifyRequest<{ Body: { nodeId: string; reports: InstanceReport[] } }>, reply) => {
