@@ -210,19 +210,33 @@ export class ChannelRelay {
     );
   }
 
+  /**
+   * Joins the relay socket and the pod stream both ways: each chunk written straight on, the
+   * reader paused while the writer is full (what pipe() does, with less machinery per chunk: every
+   * proxied byte crosses here).
+   */
   private join(socket: Socket, stream: Duplex, rest: Buffer): void {
     this.streams.add(stream);
     stream.on('error', () => stream.destroy());
     stream.once('close', () => {
       this.streams.delete(stream);
-      // The pod's side ended: whatever was piped out goes first, then the connection closes.
+      // The pod's side ended: whatever was written goes first, then the connection closes.
       if (!socket.destroyed) socket.end();
     });
     socket.once('close', () => stream.destroy());
     socket.write('ok\n', 'latin1');
     if (rest.length > 0) stream.write(rest);
-    stream.pipe(socket);
-    socket.pipe(stream);
+    stream.on('data', (chunk: Buffer) => {
+      if (!socket.write(chunk)) stream.pause();
+    });
+    socket.on('drain', () => stream.resume());
+    stream.once('end', () => socket.end());
+    socket.on('data', (chunk: Buffer) => {
+      if (!stream.write(chunk)) socket.pause();
+    });
+    stream.on('drain', () => socket.resume());
+    socket.once('end', () => stream.end());
+    socket.resume();
   }
 }
 
