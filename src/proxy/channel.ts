@@ -127,7 +127,8 @@ export class ChannelRelay {
   static async start(accessOf: NodeAccessOf, log: Logger): Promise<ChannelRelay> {
     const dir = await mkdtemp(join(tmpdir(), 'berth-proxy-'));
     const address: RelayAddress = { path: join(dir, 'relay.sock'), secret: randomBytes(24).toString('hex') };
-    const server = createServer({ noDelay: true });
+    // Half-open allowed: a dialler that ends its side (a client done sending) still gets the rest of the pod's answer.
+    const server = createServer({ noDelay: true, allowHalfOpen: true });
     const relay = new ChannelRelay(server, dir, address, accessOf, log);
     try {
       await new Promise<void>((resolve, reject) => {
