@@ -315,7 +315,7 @@ async function mainRemote(): Promise<void> {
       if ((await statusOf(ports.proxy, `${podId}-8080.localhost:${ports.proxy}`)) === 200) return;
       await sleep(100);
     }
-    throw new Error(`the pod did not answer through the proxy (${reach})`);
+    throw new Error(`the pod did not answer through the proxy (${reach})${reach === 'channel' && AGENT_PROCESS ? ": an agent process reaches it only once it serves NodeAccess over its channel" : ''}`);
   };
   try {
     const image = await ensureUpstreamImage();
