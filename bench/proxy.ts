@@ -1,4 +1,4 @@
-// bench: proxy — wrk through Berth's proxy vs nginx as a reverse proxy vs direct, keep-alive, 64 connections (targets: req/s ≥ 0.8 × nginx, p99 ≤ nginx p99 + 2 ms)
+// bench: proxy — wrk through Berth's proxy vs nginx as a reverse proxy vs direct, keep-alive, 64 connections (targets: req/s ≥ 0.8 × nginx, p99 ≤ nginx p99 + 2 ms); --remote: through the node's channel vs the local proxy (target ≥ 0.7×)
 /**
  * The proxy's hot path under load. One pod serves a small fixed response (nginx in the pod: see
  * upstream-image.ts for why not busybox httpd). wrk (Debian's) drives 64 keep-alive connections
@@ -21,6 +21,17 @@
  * /proc over the run, divided by the requests) moves much less, and is reported beside them.
  *
  *   npm run bench -- proxy [--rounds 3] [--seconds 10] [--connections 64] [--proxy-workers N]
+ *
+ * `--remote`: the proxy reaching a pod through its node's NodeAccess (`--node-connect channel`: the
+ * way to nodes that accept no inbound connection) against the local proxy reaching the same pod at
+ * its published port (`--node-connect direct`), in the same run. One `berth server` on fixed ports
+ * and one data dir is restarted with the other flag between measurements (the pod keeps running:
+ * the agent adopts it again), the order alternating per round. The node is the server's own until
+ * `--agent-process` is given: then the server runs with `--no-agent` and the pod lives on a
+ * `berth agent` process that dialled it, which stays up across the server's restarts (through the
+ * channel once the agent serves NodeAccess over it).
+ *
+ *   npm run bench -- proxy --remote [--agent-process] [--rounds 3] [--seconds 10] [--connections 64] [--proxy-workers N]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -131,10 +142,11 @@ interface Berth {
   stop(): Promise<void>;
 }
 
-/** `berth server` from bin/berth.js, as a user starts it: no agent flags, a temporary data dir, random ports. */
-async function startBerth(work: string): Promise<Berth> {
-  const bin = join(BENCH_DIR, '..', '..', 'bin', 'berth.js');
-  const args = [bin, 'server', '--data-dir', join(work, 'data'), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...(WORKERS !== undefined ? ['--proxy-workers', String(WORKERS)] : [])];
+const BIN = join(BENCH_DIR, '..', '..', 'bin', 'berth.js');
+
+/** `berth server` from bin/berth.js, as a user starts it: no agent flags, a temporary data dir, random ports unless `extra` names some. */
+async function startBerth(work: string, extra: string[] = []): Promise<Berth> {
+  const args = [BIN, 'server', '--data-dir', join(work, 'data'), '--port', '0', '--host', '127.0.0.1', '--log-level', 'warn', ...(WORKERS !== undefined ? ['--proxy-workers', String(WORKERS)] : []), ...extra];
   const child = spawn(process.execPath, args, { stdio: ['ignore', 'ignore', 'pipe'], env: { ...process.env, XDG_CONFIG_HOME: work, BERTH_URL: '', BERTH_API_KEY: '' } });
   const stop = stopper(child);
   let stderr = '';
@@ -276,4 +288,86 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+/** How the remote bench's server reaches the pod: `local` is the proxy as it reaches its own node (the published port). */
+type Reach = 'local' | 'channel';
+const AGENT_PROCESS = process.argv.includes('--agent-process');
+
+async function mainRemote(): Promise<void> {
+  const work = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-remote-'));
+  // Fixed ports: the server is restarted between measurements, and an agent process dials it again.
+  const ports = { api: await freePort('127.0.0.1'), proxy: await freePort('127.0.0.1'), ssh: await freePort('127.0.0.1') };
+  const fixed = ['--port', String(ports.api), '--proxy-port', String(ports.proxy), '--ssh-port', String(ports.ssh), ...(AGENT_PROCESS ? ['--no-agent'] : [])];
+  let server: Berth | undefined;
+  let serving: Reach | undefined;
+  let stopAgent: (() => Promise<void>) | undefined;
+  let podId: string | undefined;
+  let key = '';
+  const api = (): ReturnType<typeof apiClient> => apiClient(server!.url, key);
+  /** The server with `reach`, restarted if it runs with the other; resolves once the pod answers through its proxy. */
+  const serve = async (reach: Reach): Promise<void> => {
+    if (serving === reach && server) return;
+    await server?.stop();
+    server = await startBerth(work, [...fixed, '--node-connect', reach === 'local' ? 'direct' : 'channel']);
+    serving = reach;
+    key ||= (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
+    if (!podId) return;
+    for (let i = 0; i < 600; i++) {
+      if ((await statusOf(ports.proxy, `${podId}-8080.localhost:${ports.proxy}`)) === 200) return;
+      await sleep(100);
+    }
+    throw new Error(`the pod did not answer through the proxy (${reach})${reach === 'channel' && AGENT_PROCESS ? ": an agent process reaches it only once it serves NodeAccess over its channel" : ''}`);
+  };
+  try {
+    const image = await ensureUpstreamImage();
+    await serve('local');
+    if (AGENT_PROCESS) {
+      // The remote machine: its own agent process, joined with an admin key (a join token once those exist).
+      const joined = await api()<{ key: string }>('POST', '/api/v1/keys', { name: 'bench-agent', admin: true });
+      const agent = spawn(process.execPath, [BIN, 'agent', '--server', server!.url, '--data-dir', join(work, 'agent'), '--name', 'bench-remote', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: joined.body.key } });
+      stopAgent = stopper(agent);
+    }
+    const created = await api()<{ id: string }>('POST', '/api/v1/pods', { name: 'bench-upstream', image, ports: ['8080/http'], volumeGb: 0 });
+    if (created.status !== 201) throw new Error(`create answered ${created.status}: ${JSON.stringify(created.body)}`);
+    podId = created.body.id;
+    const hostHeader = `${podId}-8080.localhost:${ports.proxy}`;
+    for (let i = 0; i < 600 && (await statusOf(ports.proxy, hostHeader)) !== 200; i++) await sleep(100);
+    log(`pod ${podId}; berth proxy :${ports.proxy}; node ${AGENT_PROCESS ? 'an agent process' : "the server's own"}`);
+
+    const results: Record<Reach, WrkResult[]> = { local: [], channel: [] };
+    const orders: Reach[][] = [
+      ['local', 'channel'],
+      ['channel', 'local'],
+    ];
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const reach of orders[r % orders.length]!) {
+        await serve(reach);
+        await wrk(`http://127.0.0.1:${ports.proxy}/`, hostHeader, 3); // warm-up: connections, JIT, pools
+        const res = await wrk(`http://127.0.0.1:${ports.proxy}/`, hostHeader, SECONDS, server!.pid);
+        results[reach].push(res);
+        log(`round ${r + 1} ${reach.padEnd(7)} ${res.rps.toFixed(0).padStart(7)} req/s  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  ${res.cpuUs.toFixed(1)} µs CPU/req (${res.rootCpuUs.toFixed(1)} in the server process)${res.errors ? `  errors ${res.errors}` : ''}`);
+      }
+    }
+    const med = (name: Reach, f: keyof WrkResult): number => median(results[name].map((x) => x[f]));
+    const line = (name: Reach): string => `${med(name, 'rps').toFixed(0)} req/s  p50 ${med(name, 'p50').toFixed(2)} ms  p99 ${med(name, 'p99').toFixed(2)} ms  CPU ${med(name, 'cpuUs').toFixed(1)} µs/req, ${med(name, 'rootCpuUs').toFixed(1)} of it in the server process  (rounds: ${results[name].map((x) => x.rps.toFixed(0)).join(', ')} req/s${results[name].some((x) => x.errors) ? `; errors ${results[name].map((x) => x.errors).join(', ')}` : ''})`;
+    const ratio = med('channel', 'rps') / med('local', 'rps');
+    const processes = (await treeTicks(server!.pid)).processes;
+    summary('proxy --remote', [
+      ['load', `wrk -t${THREADS} -c${CONNECTIONS} -d${SECONDS}s --latency, keep-alive; ${ROUNDS} rounds, the order alternating, a 3 s warm-up before each; medians`],
+      ['upstream', `${image} in a pod on ${AGENT_PROCESS ? 'a berth agent process (--no-agent server)' : "the server's own node"}, "${UPSTREAM_BODY.trim()}" (${UPSTREAM_BODY.length} bytes)`],
+      ['berth server', `bin/berth.js server${WORKERS !== undefined ? ` --proxy-workers ${WORKERS}` : ''}: ${processes - 1} proxy worker processes`],
+      ['local proxy (--node-connect direct)', line('local')],
+      ['through NodeAccess (--node-connect channel)', line('channel')],
+      ['channel/local req/s (target ≥ 0.7)', `${ratio.toFixed(2)}  ${ratio >= 0.7 ? 'PASS' : 'MISS'}`],
+      ['channel/local CPU per request', (med('channel', 'cpuUs') / med('local', 'cpuUs')).toFixed(2)],
+    ]);
+  } finally {
+    if (server && podId) await api()('POST', `/api/v1/pods/${podId}/terminate`, {}).catch(() => undefined);
+    await sleep(AGENT_PROCESS ? 3000 : 500);
+    await server?.stop();
+    await stopAgent?.();
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes('--remote')) await mainRemote();
+else await main();

@@ -12,6 +12,8 @@ import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
 import { TeamService } from '../control/teams.js';
 import { ProxyServer } from '../proxy/proxy.js';
+import type { NodeConnect } from '../proxy/reach.js';
+import type { NodeId } from '../model/index.js';
 import { SshGateway } from '../ssh/gateway.js';
 import { DockerRuntime } from '../runtime/docker.js';
 import { BerthError } from '../model/errors.js';
@@ -57,6 +59,8 @@ export interface ServerOptions {
   proxyIdleTimeoutSeconds?: number;
   /** Proxy worker processes; 0: the proxy runs in the server process. @default one per CPU */
   proxyWorkers?: number;
+  /** How the proxy reaches pods: published ports, or through the node's NodeAccess (proxy/reach.ts). @default auto */
+  nodeConnect?: NodeConnect;
   /** Run the SSH gateway. @default true */
   ssh?: boolean;
   /** @default 2222; 0 when `port` is 0 */
@@ -179,6 +183,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   try {
     // Proxy and gateway first: their bound ports go into every pod view the API renders.
     if (ports.proxy !== undefined) {
+      // The local agent's node, as its last run registered it: `auto` reaches it directly from the start.
+      const localNode = runtime ? await readFile(join(dataDir, 'agent', 'node-id'), 'utf8').then((s) => s.trim() as NodeId, () => undefined) : undefined;
       proxy = await ProxyServer.start({
         store,
         keys,
@@ -191,6 +197,9 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
         ...(options.proxyWorkers !== undefined ? { workers: options.proxyWorkers } : {}),
         ...(tls ? { tls } : {}),
         activity: lifetimes.activity,
+        nodeConnect: options.nodeConnect ?? 'auto',
+        nodeAccess: (id) => agents.nodeAccess(id),
+        ...(localNode ? { localNode } : {}),
       });
       endpoints.proxy = { scheme: tls ? 'https' : 'http', domain: options.proxyDomain ?? 'localhost', port: proxy.port };
     }
@@ -233,6 +242,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ...(options.podIsolation === false ? { isolatePods: false } : {}),
     });
     agents.setNodeAccess(agent.id, agent.access);
+    proxy?.setLocalNode(agent.id);
   }
   await deployments.recover();
   await lifetimes.start();

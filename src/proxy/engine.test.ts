@@ -46,7 +46,7 @@ function route(podId: string, ports: { port: number; upstreamPorts: number[]; pr
           protocol: 'http' as const,
           private: p.private === true,
           next: 0,
-          upstreams: p.upstreamPorts.map((up, i) => ({ instanceId: `${podId}-${i}` as InstanceId, origin: `http://127.0.0.1:${up}`, host: '127.0.0.1', port: up })),
+          upstreams: p.upstreamPorts.map((up, i) => ({ instanceId: `${podId}-${i}` as InstanceId, origin: `http://127.0.0.1:${up}`, via: 'direct' as const, host: '127.0.0.1', port: up })),
         },
       ]),
     ),

@@ -11,16 +11,17 @@ import { connect as tcpConnect, Socket, type SocketConstructorOpts } from 'node:
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import { Pool, type Dispatcher } from 'undici';
+import { Pool, type buildConnector, type Dispatcher } from 'undici';
 import { PROXY_LOGIN_PATH, type ProxyGrant } from '../control/access.js';
 import { canSee } from '../control/caller.js';
-import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, noAnswer, type FastPathHost, type Target } from './fast-path.js';
+import { dialRelay, relayReady, type RelayAddress } from './channel.js';
+import { CLIENT_KEEP_ALIVE_MS, ClientReads, FastConnection, noAnswer, NOT_IDEMPOTENT, type FastPathHost, type Target } from './fast-path.js';
 import { IdleClock } from './idle-clock.js';
 import type { ProxyAccess } from './gate.js';
 import { UpstreamPool } from './upstream-pool.js';
 import { countConnection, proxyCounts } from './counters.js';
 import { ProxyError, rawAnswer, ResponseRelay, sendError, upstreamFailure } from './relay.js';
-import type { PodRoute, PortRoute } from './routes.js';
+import type { PodRoute, PortRoute, Upstream } from './routes.js';
 
 export interface RouteSource {
   get(podId: string): PodRoute | undefined;
@@ -38,6 +39,8 @@ export interface EngineOptions {
   idleTimeoutMs?: number;
   /** Told the pod of each request or upgrade routed to one (the idle policy's `proxy` signal); must be cheap. */
   onUse?: (podId: string) => void;
+  /** The server's channel relay (channel.ts), for routes through a node's NodeAccess. */
+  relay?: RelayAddress;
 }
 
 export const SESSION_COOKIE = 'berth_proxy_session';
@@ -89,7 +92,7 @@ export class ProxyEngine implements FastPathHost {
     this.clock = new IdleClock(this.idleMs);
     // An idle limit shorter than the keep-alive closes idle connections too, as the full path's socket timeout does.
     this.keepAliveTicks = this.clock.ticks(this.idleMs > 0 ? Math.min(this.idleMs, CLIENT_KEEP_ALIVE_MS) : CLIENT_KEEP_ALIVE_MS);
-    this.upstreams = new UpstreamPool(this.idleMs, this.clock);
+    this.upstreams = new UpstreamPool(this.idleMs, this.clock, opts.relay);
     this.full = createHttpServer((req, res) => this.onRequest(req, res));
     // No whole-request deadline (a large upload may take an hour) and no idle cap unless asked.
     this.full.requestTimeout = 0;
@@ -202,10 +205,41 @@ export class ProxyEngine implements FastPathHost {
     return { podId: m[1]!, ordinal: m[2], port: Number(m[3]) };
   }
 
-  private pool(origin: string): Pool {
+  /** A socket to the upstream, resolved once bytes can flow: a TCP connect, or the channel relay's `ok`. */
+  private open(u: Upstream): { socket: Socket; ready: Promise<void> } {
+    if (u.via === 'channel' && this.opts.relay) {
+      const socket = dialRelay(this.opts.relay, u);
+      return { socket, ready: relayReady(socket) };
+    }
+    const socket = tcpConnect({ host: u.host, port: u.port, noDelay: true });
+    const ready = new Promise<void>((resolve, reject) => {
+      socket.once('connect', resolve);
+      socket.once('error', reject);
+    });
+    return { socket, ready };
+  }
+
+  private pool(u: Upstream): Pool {
+    const origin = u.origin;
     let p = this.pools.get(origin);
     if (!p) {
+      const relay = this.opts.relay;
       p = new Pool(origin, {
+        // Through the channel: undici speaks over a relay socket once the relay said `ok`.
+        ...(u.via === 'channel' && relay
+          ? {
+              connect: (_opts: buildConnector.Options, cb: buildConnector.Callback) => {
+                const socket = dialRelay(relay, u);
+                relayReady(socket).then(
+                  () => cb(null, socket),
+                  (err: Error) => {
+                    socket.destroy();
+                    cb(err, null);
+                  },
+                );
+              },
+            }
+          : {}),
         pipelining: 1,
         keepAliveTimeout: 60_000,
         keepAliveMaxTimeout: 600_000,
@@ -349,10 +383,14 @@ export class ProxyEngine implements FastPathHost {
     return out;
   }
 
-  private forward(req: IncomingMessage, res: ServerResponse, target: Target): void {
+  private forward(req: IncomingMessage, res: ServerResponse, target: Target, retried = false): void {
     const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    const handler = new ResponseRelay(req, res, target, this.log);
-    this.pool(target.upstream.origin).dispatch(
+    // A kept-alive connection the pod closed just as the request went out (a server that closes
+    // without saying so; through a channel its close arrives later): sent again once on a fresh
+    // one when that does no harm, as the fast path does, as nginx does.
+    const again = !hasBody && !retried && !NOT_IDEMPOTENT.has(req.method ?? 'GET') ? () => this.forward(req, res, target, true) : undefined;
+    const handler = new ResponseRelay(req, res, target, this.log, again);
+    this.pool(target.upstream).dispatch(
       {
         path: req.url ?? '/',
         method: req.method as Dispatcher.HttpMethod,
@@ -374,7 +412,7 @@ export class ProxyEngine implements FastPathHost {
       .then(
         (target) => {
           if (target === 'login') return rawAnswer(socket, new ProxyError('VALIDATION', 'a login link is not an upgrade'));
-          const upstream: Socket = tcpConnect({ host: target.upstream.host, port: target.upstream.port, noDelay: true });
+          const { socket: upstream, ready } = this.open(target.upstream);
           this.sockets.add(upstream);
           upstream.once('close', () => this.sockets.delete(upstream));
           const headers = this.forwardHeaders(req, target, true);
@@ -385,16 +423,22 @@ export class ProxyEngine implements FastPathHost {
           // Until the pod sends a byte, its failing (refused, reset, closed) is answered with a 502 saying why.
           let answered = false;
           let failure: Error | undefined;
-          upstream.once('connect', () => {
-            upstream.pipe(socket, { end: false });
-            socket.pipe(upstream);
-          });
-          upstream.once('data', () => {
-            answered = true;
-          });
           upstream.on('error', (err: NodeJS.ErrnoException) => {
             failure = err;
           });
+          ready.then(
+            () => {
+              upstream.once('data', () => {
+                answered = true;
+              });
+              upstream.pipe(socket, { end: false });
+              socket.pipe(upstream);
+            },
+            (err: Error) => {
+              failure = err;
+              upstream.destroy();
+            },
+          );
           upstream.once('end', () => {
             if (answered) socket.end();
           });

@@ -68,7 +68,7 @@ const COALESCE_BYTES = 16 * 1024;
 const SMALL_READ_BYTES = 4 * 1024;
 
 /** Methods a request is not sent twice with, even when the pod may never have seen the first. */
-const NOT_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
+export const NOT_IDEMPOTENT = new Set(['POST', 'PATCH', 'LOCK']);
 
 const PAUSE_BODY = 1;
 const PAUSE_PIPELINE = 2;

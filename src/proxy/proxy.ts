@@ -14,9 +14,12 @@ import type { ProxyTokens } from '../control/access.js';
 import type { ActivitySink } from '../control/activity.js';
 import type { KeyService } from '../control/keys.js';
 import type { Store } from '../store/types.js';
+import type { NodeId } from '../model/index.js';
+import { ChannelRelay, type NodeAccessOf } from './channel.js';
 import { addCounts, proxyCounts, zeroCounts, type ProxyCounts } from './counters.js';
 import { ProxyEngine } from './engine.js';
 import { LocalAccess } from './gate.js';
+import type { NodeConnect } from './reach.js';
 import { RouteTable } from './routes.js';
 import { WorkerPool } from './workers.js';
 
@@ -48,6 +51,12 @@ export interface ProxyOptions {
   workers?: number;
   /** Where requests routed to a pod are counted as its use (the idle policy's `proxy` signal). */
   activity?: ActivitySink;
+  /** How pods are reached: their node's published ports, or through the node's NodeAccess (reach.ts). @default auto */
+  nodeConnect?: NodeConnect;
+  /** A node's NodeAccess (the agents' registry); without it every node is reached directly. */
+  nodeAccess?: NodeAccessOf;
+  /** The node whose agent runs in this process, when known at start (`auto` reaches it directly); later: setLocalNode. */
+  localNode?: NodeId;
 }
 
 export class ProxyServer {
@@ -58,17 +67,21 @@ export class ProxyServer {
     private readonly listener: NetServer,
     private readonly engine: ProxyEngine | undefined,
     private readonly pool: WorkerPool | undefined,
+    private readonly relay: ChannelRelay | undefined,
   ) {}
 
   static async start(opts: ProxyOptions): Promise<ProxyServer> {
     const workers = opts.workers ?? Math.max(1, availableParallelism() - 1);
     if (!Number.isInteger(workers) || workers < 0) throw new Error(`proxy workers must be a whole number, 0 or more (got ${workers})`);
-    const routes = await RouteTable.create(opts.store, opts.logger);
+    const connect = opts.nodeAccess ? (opts.nodeConnect ?? 'auto') : 'direct';
+    const routes = await RouteTable.create(opts.store, opts.logger, connect, opts.localNode);
     const activity = opts.activity;
     let engine: ProxyEngine | undefined;
     let pool: WorkerPool | undefined;
+    let relay: ChannelRelay | undefined;
     let listener: NetServer;
     try {
+      if (connect !== 'direct') relay = await ChannelRelay.start(opts.nodeAccess!, opts.logger);
       if (workers === 0) {
         const e = new ProxyEngine({
           routes,
@@ -78,6 +91,7 @@ export class ProxyServer {
           idleTimeoutMs: opts.idleTimeoutMs ?? 0,
           ...(opts.tls ? { tls: opts.tls } : {}),
           ...(activity ? { onUse: (podId: string) => activity.touch(podId, 'proxy') } : {}),
+          ...(relay ? { relay: relay.address } : {}),
         });
         engine = e;
         routes.onOrigins = (live) => e.keepOrigins(live);
@@ -94,6 +108,7 @@ export class ProxyServer {
             domain: opts.domain ?? 'localhost',
             idleTimeoutMs: opts.idleTimeoutMs ?? 0,
             ...(opts.tls ? { tls: { cert: opts.tls.cert.toString('base64'), key: opts.tls.key.toString('base64') } } : {}),
+            ...(relay ? { relay: relay.address } : {}),
           },
         });
         pool = p;
@@ -111,9 +126,10 @@ export class ProxyServer {
       routes.close();
       await engine?.close();
       await pool?.close();
+      await relay?.close();
       throw err;
     }
-    const proxy = new ProxyServer(routes, listener, engine, pool);
+    const proxy = new ProxyServer(routes, listener, engine, pool, relay);
     const addr = listener.address();
     proxy.port = typeof addr === 'object' && addr ? addr.port : (opts.port ?? 7780);
     return proxy;
@@ -122,6 +138,16 @@ export class ProxyServer {
   /** Requests, bytes and upstream errors of this process's engine and of every worker. */
   counts(): ProxyCounts {
     return addCounts(addCounts(zeroCounts(), proxyCounts), this.pool?.counts() ?? zeroCounts());
+  }
+
+  /** Names the node whose agent runs in this process, once it registered (`auto` reaches it directly). */
+  setLocalNode(nodeId: NodeId | undefined): void {
+    this.routes.setLocalNode(nodeId);
+  }
+
+  /** Connections into pods open through the channel relay now (0 without one). */
+  channelConnections(): number {
+    return this.relay?.open ?? 0;
   }
 
   /** Process ids of the worker processes (none when the proxy runs in this process). */
@@ -134,6 +160,7 @@ export class ProxyServer {
     const closed = new Promise<void>((resolve) => this.listener.close(() => resolve()));
     await this.pool?.close();
     await this.engine?.close();
+    await this.relay?.close();
     await closed;
   }
 }

@@ -27,6 +27,8 @@ export class ResponseRelay implements Dispatcher.DispatchHandlers {
     private readonly res: ServerResponse,
     private readonly target: Target,
     private readonly log: Logger,
+    /** Sends the request again, where that does no harm: for a connection that closed before any answer. */
+    private again?: () => void,
   ) {
     res.once('close', () => {
       if (!res.writableFinished) this.abort?.(new Error('the client went away'));
@@ -74,6 +76,9 @@ export class ResponseRelay implements Dispatcher.DispatchHandlers {
       return;
     }
     if (this.res.destroyed) return;
+    const again = this.again;
+    this.again = undefined;
+    if (again && (err as { code?: string }).code === 'UND_ERR_SOCKET') return again();
     proxyCounts.upstreamErrors++;
     this.log.debug({ err, upstream: this.target.upstream.origin }, 'upstream failed');
     this.req.resume();

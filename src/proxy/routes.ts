@@ -8,12 +8,25 @@ import type { Logger } from 'pino';
 import { httpPorts } from '../control/access.js';
 import { podPorts, type Instance, type InstanceId, type Node, type NodeId, type OwnerId, type PodId, type PodStatus, type PortProtocol } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
+import { viaOf, type NodeConnect } from './reach.js';
+
+/**
+ * How the proxy reaches an instance: `direct` dials the node's published port; `channel` asks the
+ * node's NodeAccess for a connection to the pod's port inside its network namespace (channel.ts).
+ */
+export type Via = 'direct' | 'channel';
 
 export interface Upstream {
   instanceId: InstanceId;
-  /** `http://host:port`, the key of the connection pool. */
+  /**
+   * The key of the connection pool: `http://host:port` (direct), `http://{instanceId}.channel:{podPort}`
+   * (channel: one pool per instance and pod port, whatever the node).
+   */
   origin: string;
+  via: Via;
+  /** The node's public address (direct); the node's id (channel). */
   host: string;
+  /** The node's published port (direct); the pod's own port (channel). */
   port: number;
 }
 
@@ -115,12 +128,15 @@ export class RouteTable {
   private readonly unsubscribe: () => void;
   private readonly timer: NodeJS.Timeout;
   private readonly listeners = new Set<RouteListener>();
+  /** The node whose agent runs in this process (`auto` reaches it directly). */
+  private localNode: NodeId | undefined;
   /** Called after each rebuild with the origins still in use, so idle pools can close. */
   onOrigins: ((origins: Set<string>) => void) | undefined;
 
   private constructor(
     private readonly store: Store,
     private readonly log: Logger,
+    private readonly connect: NodeConnect,
   ) {
     this.unsubscribe = store.onChange((c) => {
       this.seen = Math.max(this.seen, c.revision);
@@ -130,8 +146,9 @@ export class RouteTable {
     this.timer.unref();
   }
 
-  static async create(store: Store, log: Logger): Promise<RouteTable> {
-    const t = new RouteTable(store, log);
+  static async create(store: Store, log: Logger, connect: NodeConnect = 'direct', localNode?: NodeId): Promise<RouteTable> {
+    const t = new RouteTable(store, log, connect);
+    t.localNode = localNode;
     t.seen = await store.revision();
     t.nodes = new Map((await store.listNodes()).map((n) => [n.id, n]));
     for (const d of await store.listPods({})) t.put(d);
@@ -166,6 +183,13 @@ export class RouteTable {
         this.log.warn({ err }, 'a route listener failed');
       }
     }
+  }
+
+  /** Names the node whose agent runs in this process (known once it registered): its routes are rebuilt. */
+  setLocalNode(nodeId: NodeId | undefined): void {
+    if (this.localNode === nodeId) return;
+    this.localNode = nodeId;
+    this.mark('node', nodeId ?? '');
   }
 
   /** Resolves once every change heard so far is in the table (tests and the benchmark wait on it). */
@@ -239,8 +263,13 @@ export class RouteTable {
         const hostPort = publishedPort(i, p.port, p.endpoint);
         const node = i.nodeId ? this.nodes.get(i.nodeId) : undefined;
         if (!hostPort || !node) continue;
+        if (viaOf(this.connect, node.id, this.localNode) === 'channel') {
+          // The pod's own port, in its network namespace: the node needs no inbound connection.
+          upstreams.push({ instanceId: i.id, origin: `http://${i.id}.channel:${p.port}`, via: 'channel', host: node.id, port: p.port });
+          continue;
+        }
         const host = node.publicIp === '0.0.0.0' || node.publicIp === '' ? '127.0.0.1' : node.publicIp;
-        upstreams.push({ instanceId: i.id, origin: `http://${host.includes(':') ? `[${host}]` : host}:${hostPort}`, host, port: hostPort });
+        upstreams.push({ instanceId: i.id, origin: `http://${host.includes(':') ? `[${host}]` : host}:${hostPort}`, via: 'direct', host, port: hostPort });
       }
       ports.set(p.port, { port: p.port, protocol: p.protocol, private: p.private, upstreams, next: old?.ports.get(p.port)?.next ?? 0 });
     }

@@ -3,6 +3,7 @@
  * buffer of its own and tells the client connection that owns it (for one exchange) what came.
  */
 import { connect as tcpConnect, type Socket } from 'node:net';
+import { dialRelay, relayAnswer, type RelayAddress } from './channel.js';
 import type { IdleClock, Sweepable } from './idle-clock.js';
 import type { Upstream } from './routes.js';
 
@@ -38,26 +39,43 @@ export class UpstreamConn implements Sweepable {
   readonly socket: Socket;
   private error: Error | undefined;
   private buffer = Buffer.allocUnsafeSlow(READ_BYTES);
+  /** Through the channel relay: the relay's answer line (or its start) is still to come. */
+  private answer: string | undefined;
 
   constructor(
     readonly origin: string,
     u: Upstream,
     private readonly pool: UpstreamPool,
   ) {
-    const socket = tcpConnect({
-      host: u.host,
-      port: u.port,
-      noDelay: true,
-      onread: {
-        buffer: () => this.buffer,
-        callback: (n: number, buf: Uint8Array): boolean => {
-          this.seen = pool.clock.tick;
-          if (this.owner) this.owner.onUpstreamData((buf as Buffer).subarray(0, n));
-          else socket.destroy(); // nothing is asked of an idle connection: bytes now are garbage
-          return true;
-        },
+    const onread = {
+      buffer: () => this.buffer,
+      callback: (n: number, buf: Uint8Array): boolean => {
+        this.seen = pool.clock.tick;
+        let bytes = (buf as Buffer).subarray(0, n);
+        if (this.answer !== undefined) {
+          const before = this.answer.length;
+          this.answer += bytes.toString('latin1');
+          const a = relayAnswer(this.answer);
+          if (!a) return true;
+          this.answer = undefined;
+          if (!a.ok) {
+            this.error = a.err;
+            socket.destroy();
+            return true;
+          }
+          bytes = bytes.subarray(a.end - before);
+          if (bytes.length === 0) return true;
+        }
+        if (this.owner) this.owner.onUpstreamData(bytes);
+        else socket.destroy(); // nothing is asked of an idle connection: bytes now are garbage
+        return true;
       },
-    });
+    };
+    if (u.via === 'channel') {
+      if (!pool.relay) throw new Error('the proxy has no channel relay, yet a route goes through one');
+      this.answer = '';
+    }
+    const socket = u.via === 'channel' ? dialRelay(pool.relay!, u, onread) : tcpConnect({ host: u.host, port: u.port, noDelay: true, onread });
     this.socket = socket;
     this.seen = pool.clock.tick;
     pool.clock.add(this);
@@ -84,7 +102,7 @@ export class UpstreamConn implements Sweepable {
   /** Idle in the pool past its keep-alive, or silent past the idle limit in the middle of an exchange. */
   sweep(tick: number): void {
     const idle = tick - this.seen;
-    if (this.socket.connecting) {
+    if (this.socket.connecting || this.answer !== undefined) {
       // As undici's connectTimeout did: a pod address that swallows the connection gets a 502.
       if (idle > this.pool.connectTicks) this.socket.destroy(new Error(`the connection was not accepted within ${CONNECT_TIMEOUT_MS / 1000} s`));
       return;
@@ -117,6 +135,8 @@ export class UpstreamPool {
   constructor(
     readonly idleMs: number,
     readonly clock: IdleClock,
+    /** Where channel upstreams are dialled (channel.ts); absent: the routes have none. */
+    readonly relay?: RelayAddress,
   ) {
     this.idleTicks = clock.ticks(idleMs > 0 ? idleMs : UPSTREAM_KEEP_ALIVE_MS);
     this.connectTicks = clock.ticks(CONNECT_TIMEOUT_MS);

@@ -6,6 +6,7 @@
  */
 import type { ProxyGrant } from '../control/access.js';
 import type { Caller } from '../control/caller.js';
+import type { RelayAddress } from './channel.js';
 import type { ProxyCounts } from './counters.js';
 import { KEY_CACHE_MS, type Login, type ProxyAccess } from './gate.js';
 import type { RouteData } from './routes.js';
@@ -19,6 +20,8 @@ export interface WorkerSettings {
   logLevel: string;
   /** Which worker this is (0-based), for its log lines. */
   index: number;
+  /** The server's channel relay, for routes through a node's NodeAccess (channel.ts). */
+  relay?: RelayAddress;
 }
 
 export type AccessQuestion = { op: 'session'; value: string } | { op: 'caller'; secret: string } | { op: 'login'; token: string };

@@ -90,6 +90,7 @@ process.on('message', (m: ToWorker, handle?: unknown) => {
         domain: s.domain,
         idleTimeoutMs: s.idleTimeoutMs,
         onUse: (podId) => used.add(podId),
+        ...(s.relay ? { relay: s.relay } : {}),
         ...(s.tls ? { tls: { cert: Buffer.from(s.tls.cert, 'base64'), key: Buffer.from(s.tls.key, 'base64') } } : {}),
       });
       send({ t: 'ready' });

@@ -12,6 +12,7 @@ import { untilSignal } from './lifecycle.js';
 import { BerthError, compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
 import { parseNfsFlag, type NfsExport } from '../../control/volume-backing.js';
 import { lifetimeFrom } from './lifetime-flags.js';
+import { NODE_CONNECT_MODES, type NodeConnect } from '../../proxy/reach.js';
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
 
@@ -42,6 +43,7 @@ export const server = defineCommand({
     proxyDomain: { kind: 'string', flags: '--proxy-domain <domain>', env: 'BERTH_PROXY_DOMAIN', default: 'localhost', description: 'pods answer at {podId}-{port}.<domain> (point a wildcard DNS record here)' },
     proxyIdleTimeout: { kind: 'number', flags: '--proxy-idle-timeout <seconds>', env: 'BERTH_PROXY_IDLE_TIMEOUT', description: 'close proxied streams and WebSockets idle this long (default 0: never)' },
     proxyWorkers: { kind: 'number', integer: true, flags: '--proxy-workers <n>', env: 'BERTH_PROXY_WORKERS', description: 'proxy worker processes (default: one per CPU but one, at least one; 0: the proxy runs in the server process)' },
+    nodeConnect: { kind: 'string', flags: '--node-connect <mode>', env: 'BERTH_NODE_CONNECT', default: 'auto', choices: [...NODE_CONNECT_MODES], description: "how the proxy reaches pods: auto (this machine's directly, other nodes through the channel their agent dialled), direct (every node's published ports: nodes are reachable from here), channel (every node through its channel)" },
     ssh: { kind: 'boolean', negatable: true, flags: '--ssh', env: 'BERTH_SSH', description: 'run the SSH gateway (the default)', negatedDescription: 'run no SSH gateway' },
     sshPort: { kind: 'number', integer: true, flags: '--ssh-port <port>', env: 'BERTH_SSH_PORT', description: 'SSH gateway port (default 2222; random when --port is 0)' },
     publicHost: { kind: 'string', flags: '--public-host <name>', env: 'BERTH_PUBLIC_HOST', description: 'the host name users reach this server at, shown in ssh commands (default: --public-ip, else localhost)' },
@@ -92,6 +94,7 @@ export const server = defineCommand({
       proxyDomain: opts.proxyDomain,
       ...(opts.proxyIdleTimeout !== undefined ? { proxyIdleTimeoutSeconds: opts.proxyIdleTimeout } : {}),
       ...(opts.proxyWorkers !== undefined ? { proxyWorkers: opts.proxyWorkers } : {}),
+      nodeConnect: opts.nodeConnect as NodeConnect,
       ...(opts.ssh !== undefined ? { ssh: opts.ssh } : {}),
       ...(opts.sshPort !== undefined ? { sshPort: opts.sshPort } : {}),
       ...(opts.publicHost !== undefined ? { publicHost: opts.publicHost } : {}),
