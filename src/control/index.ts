@@ -14,3 +14,5 @@ export * from './usage.js';
 export * from './activity.js';
 export * from './lifetime-decide.js';
 export * from './lifetimes.js';
+export * from './join-tokens.js';
+export * from './node-credentials.js';
