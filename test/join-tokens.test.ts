@@ -293,7 +293,9 @@ describe('a TLS server', () => {
   });
   after(async () => {
     await trusting?.close();
+    // Its own close: the helper's `api` (global fetch) does not trust the self-signed certificate.
     await t?.server.close();
+    if (t) await rm(t.dataDir, { recursive: true, force: true });
     if (dir) await rm(dir, { recursive: true, force: true });
   });
 

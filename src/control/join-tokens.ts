@@ -6,7 +6,6 @@ import {
   joinTokenIdOf,
   joinTokenRefusal,
   newJoinTokenId,
-  notFound,
   parseJoinToken,
   type JoinToken,
   type JoinTokenId,
