@@ -123,6 +123,8 @@ describe('join tokens', () => {
 
     const unknown = await join_(t, 'bjt_abcdef.nothingofthesort', 'fifth');
     assert.deepEqual([unknown.status, unknown.body.reason], [401, 'unknown']);
+    const adminKey = await join_(t, t.key, 'fifth');
+    assert.deepEqual([adminKey.status, adminKey.body.reason], [401, 'api-key'], 'an admin key is no join token');
     assert.equal((await t.api<{ nodes: { name: string }[] }>('GET', '/api/v1/nodes')).body.nodes.filter((n) => ['second', 'third', 'fourth', 'fifth'].includes(n.name)).length, 0, 'no refused join made a node');
 
     // The agent as a user runs it: it prints why and exits non-zero, no retrying.

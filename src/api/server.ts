@@ -114,7 +114,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Berth API', version: '1', description: 'Pods on your own machines. Every route but /healthz takes `Authorization: Bearer <API key>`.' },
+      info: { title: 'Berth API', version: '1', description: 'Pods on your own machines. Every route but /healthz takes `Authorization: Bearer <API key>`; the agent endpoints (/api/v1/agent/*) take a node credential instead.' },
       components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, nodeCredential: { type: 'http', scheme: 'bearer', description: 'a node credential (`bnc_…`), which an agent gets at its join: the agent endpoints take it and nothing else does' } } },
       security: [{ apiKey: [] }],
     },

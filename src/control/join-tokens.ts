@@ -95,6 +95,7 @@ export class JoinTokenService {
    */
   async join(token: string, reg: NodeRegistration): Promise<{ nodeId: NodeId; credential: string }> {
     const { secret } = parseJoinToken(token);
+    if (secret.startsWith('berth_')) throw refused('api-key', 'that is an API key, not a join token: machines join with a join token (`berth token create` on the server); API keys, admin keys included, are refused on the agent endpoints');
     const found = secret.startsWith(JOIN_TOKEN_PREFIX) ? await this.store.findJoinTokenByHash(hashKey(secret)) : undefined;
     if (!found) {
       const hint = joinTokenIdOf(secret) ? ' (it may have been revoked or expired over a week ago)' : '';
