@@ -5,7 +5,7 @@
  * CLI where a user would meet the refusal.
  */
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -275,6 +275,27 @@ describe('an agent that joins with a token', () => {
     agent = undefined;
     // A later start says what to do instead of retrying.
     await assert.rejects(startAgent({ dataDir: dir, logger: silent }), /remove that file and join again with a new token/);
+  });
+
+  it('as the berth agent process: stops with a message and exit code 1 when its node is removed', async () => {
+    const { token } = await makeToken(t, { maxUses: 1 });
+    const own = await mkdtemp(join(tmpdir(), 'berth-agent-cli-'));
+    const child = spawn(process.execPath, [BIN, 'agent', '--server', t.url, '--data-dir', own, '--name', 'cli-agent', '--log-level', 'warn'], { env: { ...process.env, BERTH_TOKEN: token }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    try {
+      await waitFor('the agent process running', async () => (stderr.includes('running as node') ? true : undefined), 60_000);
+      const node = (await t.api<{ nodes: { id: string; name: string }[] }>('GET', '/api/v1/nodes')).body.nodes.find((n) => n.name === 'cli-agent')!;
+      assert.equal((await t.api('DELETE', `/api/v1/nodes/${node.id}`)).status, 200);
+      const code = await Promise.race([exited, new Promise<string>((resolve) => setTimeout(() => resolve('still running'), 90_000))]);
+      assert.equal(code, 1, stderr);
+      assert.match(stderr, /the node was removed \(berth node rm\)/);
+      assert.match(stderr, /credential\.json and start with a new join token/);
+    } finally {
+      child.kill('SIGKILL');
+      await rm(own, { recursive: true, force: true });
+    }
   });
 });
 
