@@ -99,6 +99,25 @@ describe('join tokens', () => {
     assert.equal((await t.api('DELETE', '/api/v1/tokens/nosuch')).status, 404);
   });
 
+  it('through the CLI: berth token create prints the token once, ls lists it, rm revokes it', async () => {
+    const env = { BERTH_URL: t.url, BERTH_API_KEY: t.key, XDG_CONFIG_HOME: join(tmpdir(), 'berth-no-config') };
+    const made = await cli(['token', 'create', '--ttl', '1h', '--uses', '2', '--label', 'rack=r1', '--description', 'from the cli'], env);
+    assert.equal(made.code, 0, made.stderr);
+    const token = made.stdout.trim();
+    assert.match(token, /^bjt_([0-9a-z]+)\./);
+    assert.match(made.stderr, /2 joins, until .*berth agent --server/s);
+    const id = /^bjt_([0-9a-z]+)\./.exec(token)![1]!;
+    const ls = await cli(['token', 'ls'], env);
+    assert.equal(ls.code, 0, ls.stderr);
+    const row = ls.stdout.split('\n').find((l) => l.startsWith(id))!;
+    assert.match(row, /from the cli\s+rack=r1\s+0\/2\s+active\s+in \d+m/);
+    assert.ok(!ls.stdout.includes(token.split('.')[1]!), 'the secret is not listed');
+    assert.equal((await cli(['token', 'create', '--ttl', 'soon'], env)).code, 1);
+    const revoked = await cli(['token', 'rm', id], env);
+    assert.deepEqual([revoked.code, revoked.stdout], [0, `join token ${id} revoked\n`]);
+    assert.match((await cli(['token', 'ls', '-o', 'json'], env)).stdout, /"status": ?"revoked"/);
+  });
+
   it('refuse an expired, a used-up and a revoked token, saying which', async () => {
     const once = await makeToken(t, { maxUses: 1 });
     const first = await join_(t, once.token, 'first');
@@ -216,7 +235,12 @@ describe('the node authorizer', () => {
     const refused = await t.api<Problem>('DELETE', `/api/v1/nodes/${busy}`);
     assert.equal(refused.status, 409);
     assert.match(refused.body.detail, /still has 1 instance.*--force/);
-    assert.equal((await t.api('DELETE', `/api/v1/nodes/${idle.nodeId}`)).status, 200);
+    const env = { BERTH_URL: t.url, BERTH_API_KEY: t.key, XDG_CONFIG_HOME: join(tmpdir(), 'berth-no-config') };
+    const busyCli = await cli(['node', 'rm', busy], env);
+    assert.equal(busyCli.code, 1);
+    assert.match(busyCli.stderr, /still has 1 instance/);
+    const idleCli = await cli(['node', 'rm', idle.nodeId], env);
+    assert.deepEqual([idleCli.code, idleCli.stdout], [0, `node ${idle.nodeId} removed and its credential revoked\n`], idleCli.stderr);
     const gone = await agentCall(t, 'GET', 'watch?since=0', idle.credential);
     assert.deepEqual([gone.status, gone.body.reason], [401, 'revoked']);
     const forced = await t.api<{ unplaced: number }>('DELETE', `/api/v1/nodes/${busy}?force=true`);
