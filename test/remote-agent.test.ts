@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -38,8 +38,8 @@ describe('an agent joined over HTTP', () => {
     assert.equal(waiting.status, 201);
     assert.equal(waiting.body.status, 'PROVISIONING', 'no node yet: the pod waits');
 
-    const { key } = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'agent', admin: true })).body;
-    agent = await startAgent({ server: t.url, token: key, dataDir: dir, name: 'second-machine', logger: pino({ level: 'silent' }) });
+    const { token } = (await t.api<{ token: string }>('POST', '/api/v1/tokens', { maxUses: 1, description: 'second machine' })).body;
+    agent = await startAgent({ server: t.url, token, dataDir: dir, name: 'second-machine', logger: pino({ level: 'silent' }) });
     const nodes = (await t.api<{ nodes: NodeView[] }>('GET', '/api/v1/nodes')).body.nodes;
     assert.deepEqual(nodes.map((n) => n.name), ['second-machine']);
 
@@ -51,12 +51,12 @@ describe('an agent joined over HTTP', () => {
     await t.api('POST', `/api/v1/pods/${waiting.body.id}/stop`);
     await waitFor('stopped', async () => ((await t.api<PodView>('GET', `/api/v1/pods/${waiting.body.id}`)).body.status === 'EXITED' ? true : undefined));
 
-    const user = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'not-an-agent' })).body.key;
-    const refused = await fetch(`${t.url}/api/v1/agent/register`, { method: 'POST', headers: { authorization: `Bearer ${user}`, 'content-type': 'application/json' }, body: '{}' });
-    assert.equal(refused.status, 403, 'only admin keys act as agents');
+    const refused = await fetch(`${t.url}/api/v1/agent/register`, { method: 'POST', headers: { authorization: `Bearer ${t.key}`, 'content-type': 'application/json' }, body: '{}' });
+    assert.equal(refused.status, 403, 'API keys, admin ones included, do not act as agents');
+    const { credential } = JSON.parse(await readFile(join(dir, 'agent', 'credential.json'), 'utf8')) as { credential: string };
     const malformed = await fetch(`${t.url}/api/v1/agent/report`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+      headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' },
       body: JSON.stringify({ nodeId: nodes[0]!.id, reports: [{ instanceId: 'x-0', observation: { state: 'dancing' } }] }),
     });
     assert.equal(malformed.status, 400, 'a malformed report is refused, not stored');

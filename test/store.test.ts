@@ -13,6 +13,8 @@ import {
   compilePodSpec,
   instanceIdOf,
   newApiKeyId,
+  newJoinTokenId,
+  newNodeCredentialId,
   newNetworkVolumeId,
   newNodeId,
   newPodId,
@@ -21,6 +23,7 @@ import {
   newTemplateId,
   type Change,
   type Instance,
+  type JoinToken,
   type NodeId,
   type OwnerId,
   type Pod,
@@ -718,6 +721,60 @@ function storeSuite(open: () => Promise<Harness>): void {
       const k = { id: newApiKeyId(), owner: name as OwnerId, name: 'ann', hash: `h-${name}`, prefix: 'berth_x', admin: false, user: 'ann', createdAt: tick(), lastUsedAt: null };
       await store.createApiKey(k);
       assert.deepEqual(await store.findApiKeyByHash(k.hash), k);
+    });
+  });
+
+  describe('join tokens and node credentials', () => {
+    const tokenOf = (over: Partial<JoinToken> = {}): JoinToken => {
+      const id = newJoinTokenId();
+      return { id, description: 'gpu boxes', labels: { 'berth.io/datacenter': 'eu-1' }, hash: `h-${id}`, maxUses: 2, uses: 0, expiresAt: null, revokedAt: null, createdAt: tick(), lastUsedAt: null, ...over };
+    };
+
+    it('keeps tokens by hash, takes their uses one at a time, revokes and prunes them', async () => {
+      const t = await store.createJoinToken(tokenOf());
+      assert.deepEqual(await store.findJoinTokenByHash(t.hash), t);
+      assert.equal(await store.findJoinTokenByHash('nope'), undefined);
+      await assert.rejects(store.createJoinToken({ ...t, id: newJoinTokenId() }), isKind('CONFLICT'));
+      const at = tick();
+      // Two joins racing for the last uses: exactly maxUses of them get one.
+      const taken = await Promise.all([1, 2, 3].map(() => store.useJoinToken(t.id, at)));
+      assert.equal(taken.filter(Boolean).length, 2);
+      assert.deepEqual(await store.findJoinTokenByHash(t.hash), { ...t, uses: 2, lastUsedAt: at });
+
+      const expired = await store.createJoinToken(tokenOf({ maxUses: null, expiresAt: '2001-01-01T00:00:00.000Z' }));
+      assert.equal(await store.useJoinToken(expired.id, tick()), false, 'an expired token gives no use');
+      const live = await store.createJoinToken(tokenOf({ maxUses: null, expiresAt: '2999-01-01T00:00:00.000Z' }));
+      assert.equal(await store.useJoinToken(live.id, tick()), true);
+      const revokedAt = tick();
+      await store.revokeJoinToken(live.id, revokedAt);
+      await store.revokeJoinToken(live.id, tick());
+      assert.equal((await store.findJoinTokenByHash(live.hash))?.revokedAt, revokedAt, 'revoking again keeps the first time');
+      assert.equal(await store.useJoinToken(live.id, tick()), false, 'a revoked token gives no use');
+      await assert.rejects(store.revokeJoinToken(newJoinTokenId(), tick()), isKind('NOT_FOUND'));
+      assert.ok((await store.listJoinTokens()).some((x) => x.id === live.id));
+
+      assert.ok((await store.pruneJoinTokens('2002-01-01T00:00:00.000Z')) >= 1);
+      assert.equal(await store.findJoinTokenByHash(expired.hash), undefined, 'long expired: forgotten');
+      assert.ok(await store.findJoinTokenByHash(t.hash), 'a live token stays');
+    });
+
+    it("keeps node credentials by hash and deletes them with their node", async () => {
+      const nodeId = newNodeId();
+      await store.upsertNode({ id: nodeId, name: `n-${nodeId}`, publicIp: '10.0.0.9', labels: {}, capacity: { cpus: 1, memoryMb: 1024, gpus: [], gpusSimulated: false }, agentVersion: '0', registeredAt: tick(), lastSeenAt: tick() });
+      const c = { id: newNodeCredentialId(), nodeId, hash: `c-${nodeId}`, tokenId: null, createdAt: tick(), lastUsedAt: null };
+      await store.createNodeCredential(c);
+      assert.deepEqual(await store.findNodeCredentialByHash(c.hash), c);
+      await assert.rejects(store.createNodeCredential({ ...c, id: newNodeCredentialId() }), isKind('CONFLICT'));
+      const used = tick();
+      await store.touchNodeCredential(c.id, used);
+      assert.equal((await store.findNodeCredentialByHash(c.hash))?.lastUsedAt, used);
+
+      const start = await store.revision();
+      await store.deleteNode(nodeId);
+      assert.equal(await store.getNode(nodeId), undefined);
+      assert.equal(await store.findNodeCredentialByHash(c.hash), undefined, 'the credential goes with its node');
+      assert.deepEqual((await store.changesSince(start)).map((x) => [x.kind, x.id]), [['node', nodeId]]);
+      await assert.rejects(store.deleteNode(nodeId), isKind('NOT_FOUND'));
     });
   });
 }

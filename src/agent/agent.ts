@@ -89,7 +89,13 @@ export class Agent {
       usageIntervalMs: 10_000,
       ...options,
     });
-    await agent.start();
+    try {
+      await agent.start();
+    } catch (err) {
+      // A start refused half-way (a removed node's credential) leaves nothing open: the event stream ends with the signal.
+      agent.abort.abort();
+      throw err;
+    }
     return agent;
   }
 

@@ -4,6 +4,7 @@
  * socket goes, then dials again. Retries back off from 100 ms to at most 1 s, so the channel is back
  * within about a second of the server; pings find a cut network that would otherwise look open.
  */
+import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocket } from 'ws';
 import type { NodeAccess } from '../control/agent-protocol.js';
@@ -11,12 +12,15 @@ import { CHANNEL_PATH, CHANNEL_SUBPROTOCOL } from '../control/channel-protocol.j
 import { keepAlive, webSocketDuplex } from '../control/channel-wire.js';
 import type { NodeId } from '../model/index.js';
 import { serveNodeAccess } from './channel-serve.js';
+import { connectPinned } from './server-trust.js';
 
 export interface NodeChannelOptions {
   /** The server's URL, e.g. http://10.0.0.1:7700. */
   server: string;
-  /** What the agent authenticates with on the agent routes. */
+  /** What the agent authenticates with on the agent routes: its node credential. */
   token: string;
+  /** The server certificate's SHA-256 the join token pinned: the TLS connection is checked against it before the upgrade is sent. */
+  fingerprint?: string | null;
   nodeId: NodeId;
   access: NodeAccess;
   logger: Logger;
@@ -46,7 +50,7 @@ export class NodeChannelDialer {
   private stopped = false;
   private isConnected = false;
   private readonly waiters = new Set<() => void>();
-  private readonly opts: Required<NodeChannelOptions>;
+  private readonly opts: Required<Omit<NodeChannelOptions, 'fingerprint'>> & Pick<NodeChannelOptions, 'fingerprint'>;
 
   private constructor(options: NodeChannelOptions) {
     this.opts = { minRetryMs: 100, maxRetryMs: 1000, pingMs: 5000, ...options };
@@ -74,7 +78,21 @@ export class NodeChannelDialer {
 
   private dial(): void {
     if (this.stopped) return;
+    if (!this.opts.fingerprint) return this.open();
+    // A pinned server: the handshake is checked before the upgrade (and its credential) is sent.
+    const url = new URL(this.opts.server);
+    connectPinned(url.hostname, Number(url.port || 443), this.opts.fingerprint).then(
+      (socket) => (this.stopped ? socket.destroy() : this.open(socket)),
+      (err: Error) => {
+        this.log.warn({ err: err.message }, 'node channel: cannot reach the server');
+        this.schedule();
+      },
+    );
+  }
+
+  private open(socket?: Duplex): void {
     const ws = new WebSocket(channelUrl(this.opts.server, this.opts.nodeId), CHANNEL_SUBPROTOCOL, {
+      ...(socket ? { createConnection: () => socket as never } : {}),
       headers: { authorization: `Bearer ${this.opts.token}` },
       perMessageDeflate: false,
       maxPayload: 64 * 2 ** 20,

@@ -3,6 +3,8 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, t
 import type { Logger } from 'pino';
 import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, NodeService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
 import type { AccessEndpoints, ProxyTokens } from '../control/access.js';
+import type { JoinTokenService } from '../control/join-tokens.js';
+import type { NodeCredentialService } from '../control/node-credentials.js';
 import type { AuditLog } from '../control/audit.js';
 import type { SecretService } from '../control/secrets.js';
 import { BerthError, LIMITS, inputProblem, invalid, isPodId, parseJsonBounded } from '../model/index.js';
@@ -11,6 +13,8 @@ import type { Store } from '../store/types.js';
 import { isConsoleRequest, loadConsole, registerConsole } from './console.js';
 import { registerAccessRoutes } from './native/access.js';
 import { registerAgentRoutes } from './native/agent-routes.js';
+import { authenticateNode, isAgentRoute, JOIN_ROUTE, refuseNodeCredential } from './native/node-auth.js';
+import { registerTokenRoutes } from './native/tokens.js';
 import { registerPodMetricsRoutes } from './native/pod-metrics.js';
 import { registerNativeRoutes } from './native/routes.js';
 import { ServerMetrics, type MetricsOptions } from './prometheus.js';
@@ -34,6 +38,10 @@ export interface ApiDeps {
   /** Records every change the API answers, and interactive sessions. */
   audit: AuditLog;
   agents: AgentService;
+  /** Join tokens, which machines' agents exchange for node credentials. */
+  joinTokens: JoinTokenService;
+  /** The node authorizer's credentials (api/native/node-auth.ts), and removing nodes. */
+  nodeCredentials: NodeCredentialService;
   /** What running instances use: the latest samples and the history. */
   usage?: UsageService;
   /** The lifetime policies: when each pod stops and why, keep-alives, the activity the access routes report. */
@@ -108,8 +116,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(swagger, {
     openapi: {
       openapi: '3.1.0',
-      info: { title: 'Berth API', version: '1', description: 'Pods on your own machines. Every route but /healthz takes `Authorization: Bearer <API key>`.' },
-      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' } } },
+      info: { title: 'Berth API', version: '1', description: 'Pods on your own machines. Every route but /healthz takes `Authorization: Bearer <API key>`; the agent endpoints (/api/v1/agent/*) take a node credential instead.' },
+      components: { securitySchemes: { apiKey: { type: 'http', scheme: 'bearer' }, nodeCredential: { type: 'http', scheme: 'bearer', description: 'a node credential (`bnc_…`), which an agent gets at its join: the agent endpoints take it and nothing else does' } } },
       security: [{ apiKey: [] }],
     },
   });
@@ -120,7 +128,13 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     if (OPEN.has(route)) return;
     // The console's page and files: the key is asked for by the page, and sent by it on each API call.
     if (isConsoleRequest(req)) return;
+    // The agent endpoints: the node authorizer's (native/node-auth.ts), not API keys.
+    if (isAgentRoute(req)) {
+      if (route !== JOIN_ROUTE) await authenticateNode(req, deps.nodeCredentials);
+      return;
+    }
     const secret = bearer(req);
+    refuseNodeCredential(secret);
     const caller = secret ? await deps.keys.authenticate(secret) : undefined;
     if (!caller) throw new BerthError('UNAUTHORIZED', secret ? 'the API key is not valid' : 'send an API key as "Authorization: Bearer <key>"');
     req.caller = caller;
@@ -182,6 +196,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerPodMetricsRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerTeamRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerTokenRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
   await registerMarathon(app, deps);

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, DeploymentController, InstanceResolver, KeyService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS } from '../control/index.js';
+import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
@@ -175,6 +175,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const port = ports.api;
   const host = options.host ?? '0.0.0.0';
   const tls = await readTls(options);
+  const nodeCredentials = new NodeCredentialService(store, pods, agents);
+  const joinTokens = new JoinTokenService(store, agents, nodeCredentials, tls ? { serverFingerprint: certificateFingerprint(tls.cert) } : {});
   const tokens = await ProxyTokens.open(dataDir);
   const endpoints: AccessEndpoints = {};
   let proxy: ProxyServer | undefined;
@@ -207,7 +209,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, audit, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, nodes, deployments, resources, secrets, keys, teams, audit, agents, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ store, pods, nodes, deployments, resources, secrets, keys, teams, audit, agents, joinTokens, nodeCredentials, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -243,6 +245,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     });
     agents.setNodeAccess(agent.id, agent.access);
     proxy?.setLocalNode(agent.id);
+    nodeCredentials.markLocal(agent.id);
   }
   await deployments.recover();
   await lifetimes.start();

@@ -18,3 +18,5 @@ export * from './node-binding.js';
 export * from './node-decide.js';
 export * from './node-monitor.js';
 export * from './node-service.js';
+export * from './join-tokens.js';
+export * from './node-credentials.js';

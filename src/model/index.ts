@@ -16,3 +16,4 @@ export * from './limits.js';
 export * from './timestamps.js';
 export * from './policy.js';
 export * from './teams.js';
+export * from './join.js';

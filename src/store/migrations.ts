@@ -295,6 +295,35 @@ const nodeLifecycle: Migration = {
   },
 };
 
+/** Join tokens and the node credentials agents exchange them for (docs/cluster.md). */
+const joinTokens: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('join_tokens')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('description', 'text', (c) => c.notNull())
+      .addColumn('labels', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('max_uses', 'integer')
+      .addColumn('uses', 'integer', (c) => c.notNull())
+      .addColumn('expires_at', 'text')
+      .addColumn('revoked_at', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .execute();
+    await db.schema
+      .createTable('node_credentials')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('node_id', 'text', (c) => c.notNull())
+      .addColumn('hash', 'text', (c) => c.notNull().unique())
+      .addColumn('token_id', 'text')
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .addColumn('last_used_at', 'text')
+      .execute();
+    await db.schema.createIndex('node_credentials_node').on('node_credentials').column('node_id').execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -310,6 +339,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0009_ssh_key_users': sshKeyUsers,
       '0010_network_volume_node': networkVolumeNode,
       '0011_node_lifecycle': nodeLifecycle,
+      '0012_join_tokens': joinTokens,
     }),
   };
 }

@@ -6,7 +6,9 @@ import type {
   DesiredStatus,
   InstanceGoal,
   InstanceId,
+  JoinTokenId,
   NetworkVolumeId,
+  NodeCredentialId,
   NodeId,
   OwnerId,
   PodId,
@@ -236,4 +238,31 @@ export interface Database {
   teams: TeamsTable;
   team_members: TeamMembersTable;
   audit_log: AuditLogTable;
+  join_tokens: JoinTokensTable;
+  node_credentials: NodeCredentialsTable;
+}
+
+/** Join tokens (model/join.ts), kept as hashes; revoked and expired ones a while, to say why a join is refused. */
+export interface JoinTokensTable {
+  id: JoinTokenId;
+  description: string;
+  /** Record<string, string> as JSON. */
+  labels: string;
+  hash: string;
+  max_uses: number | null;
+  uses: number;
+  expires_at: string | null;
+  revoked_at: string | null;
+  created_at: string;
+  last_used_at: string | null;
+}
+
+/** One node's credential for the agent endpoints, kept as a hash; deleted with its node. */
+export interface NodeCredentialsTable {
+  id: NodeCredentialId;
+  node_id: NodeId;
+  hash: string;
+  token_id: JoinTokenId | null;
+  created_at: string;
+  last_used_at: string | null;
 }

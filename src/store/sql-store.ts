@@ -4,6 +4,7 @@ import { SqlContext } from './context.js';
 import { deploymentStore } from './deployments.js';
 import type { SqlDialect } from './dialect.js';
 import { instanceStore } from './instances.js';
+import { joinTokenStore, nodeCredentialStore } from './join-tokens.js';
 import { apiKeyStore, sshKeyStore } from './keys.js';
 import { nodeStore } from './nodes.js';
 import { PodDetailCache } from './pod-cache.js';
@@ -70,6 +71,8 @@ function storeOn(ctx: SqlContext): Store {
     ...usageStore(ctx),
     ...teamStore(ctx),
     ...auditStore(ctx),
+    ...joinTokenStore(ctx),
+    ...nodeCredentialStore(ctx),
   };
   return store;
 }

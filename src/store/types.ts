@@ -2,6 +2,7 @@ import type { Instance, Node, NodeId, OwnerId, Pod, PodId, PodSpec, PodStatus } 
 import type { ChangeFeed } from './changes.js';
 import type { DeploymentStore } from './deployments.js';
 import type { InstanceStore } from './instances.js';
+import type { JoinTokenStore, NodeCredentialStore } from './join-tokens.js';
 import type { ApiKeyStore, SshKeyStore } from './keys.js';
 import type { AuditStore, TeamStore } from './teams.js';
 import type { NodeStore } from './nodes.js';
@@ -62,7 +63,9 @@ export interface Store
     ApiKeyStore,
     UsageStore,
     TeamStore,
-    AuditStore {
+    AuditStore,
+    JoinTokenStore,
+    NodeCredentialStore {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 

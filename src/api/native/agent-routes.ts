@@ -1,16 +1,17 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type { InstanceReport, NodeRegistration } from '../../control/index.js';
-import { BerthError, INSTANCE_STATES, type NodeId, type UsageReport } from '../../model/index.js';
+import { BerthError, INSTANCE_STATES, type UsageReport } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
 import { WebSocketServer } from 'ws';
 import { CHANNEL_SUBPROTOCOL } from '../../control/channel-protocol.js';
 import { NodeChannels } from '../channel-accept.js';
+import { ownNode } from './node-auth.js';
 
 const Gpu = Type.Object({ index: Type.Integer(), uuid: Type.String(), name: Type.String(), memoryMb: Type.Number() });
 
 const Registration = Type.Object({
-  nodeId: Type.Optional(Type.String({ minLength: 1 })),
+  nodeId: Type.Optional(Type.String({ minLength: 1, description: "the credential's node; another node's id is refused" })),
   name: Type.String({ minLength: 1, maxLength: 253 }),
   publicIp: Type.String({ minLength: 1 }),
   labels: Type.Record(Type.String(), Type.String()),
@@ -20,7 +21,7 @@ const Registration = Type.Object({
 
 /** The envelope is checked here; the observation's inner fields are the agent's own record of Docker. */
 const Report = Type.Object({
-  nodeId: Type.String({ minLength: 1 }),
+  nodeId: Type.Optional(Type.String({ minLength: 1, description: "the credential's node; another node's id is refused" })),
   reports: Type.Array(
     Type.Object({
       instanceId: Type.String({ minLength: 1 }),
@@ -38,7 +39,7 @@ const Report = Type.Object({
 
 /** A node's usage batch; each sample's figures are the agent's own measurement (model/usage.ts). */
 const Usage = Type.Object({
-  nodeId: Type.String({ minLength: 1 }),
+  nodeId: Type.Optional(Type.String({ minLength: 1, description: "the credential's node; another node's id is refused" })),
   samples: Type.Array(
     Type.Object({
       instanceId: Type.String({ minLength: 1 }),
@@ -48,34 +49,47 @@ const Usage = Type.Object({
   ),
 });
 
-const ChannelQuery = Type.Object({ nodeId: Type.String({ minLength: 1 }) });
+const ChannelQuery = Type.Object({ nodeId: Type.Optional(Type.String({ minLength: 1, description: "the credential's node; another node's id is refused" })) });
 
 const WatchQuery = Type.Object({
-  nodeId: Type.String(),
+  nodeId: Type.Optional(Type.String({ description: "the credential's node; another node's id is refused" })),
   since: Type.Integer({ minimum: 0 }),
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000, description: '@default 25000' })),
 });
 
+const Join = Type.Object({
+  token: Type.String({ minLength: 1, maxLength: 512, description: 'a join token (`berth token create`)' }),
+  registration: Registration,
+});
+
+/** The node credential, not an API key: see api/native/node-auth.ts. */
+const NODE_SECURITY = [{ nodeCredential: [] }];
+
 /**
  * The agent protocol over HTTP, for `berth agent` on other machines: the same calls the in-process
- * agent makes. Agents pull; the server never connects to them. Only admin keys may act as agents.
+ * agent makes. Agents pull; the server never connects to them. A machine joins with a join token and
+ * gets a credential of its node; every other call here is made with that credential (buildApi's hook
+ * authenticates it and sets `req.nodeId`) and acts for that node only.
  */
 export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): Promise<void> {
-  const { agents } = deps;
-  // This plugin's own scope: the hook guards only the agent routes, before their bodies are looked at.
-  app.addHook('onRequest', async (req) => {
-    if (!req.caller.admin) throw new BerthError('FORBIDDEN', 'agents must use an admin API key');
-  });
-  const opts = (summary: string) => ({ schema: { tags: ['agents'], summary } });
+  const { agents, joinTokens } = deps;
+  const opts = (summary: string) => ({ schema: { tags: ['agents'], summary, security: NODE_SECURITY } });
 
-  app.post('/agent/register', { schema: { ...opts('Register a node (or register again after a restart, with its nodeId)').schema, body: Registration } }, async (req: FastifyRequest<{ Body: NodeRegistration }>) =>
-    agents.register(req.body),
+  app.post(
+    '/agent/join',
+    { schema: { tags: ['agents'], summary: "Join a machine: a join token (no Authorization) for a new node and a credential of that node only (shown once)", security: [], body: Join } },
+    async (req: FastifyRequest<{ Body: { token: string; registration: NodeRegistration } }>, reply) => reply.code(201).send(await joinTokens.join(req.body.token, req.body.registration)),
   );
 
-  app.get('/agent/watch', { schema: { tags: ['agents'], summary: 'Long-poll the node\'s assignments after a store revision', querystring: WatchQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof WatchQuery> }>) => {
+  app.post('/agent/register', { schema: { ...opts("Register the credential's node again (after an agent restart)").schema, body: Registration } }, async (req: FastifyRequest<{ Body: NodeRegistration }>) =>
+    agents.register({ ...req.body, nodeId: ownNode(req, req.body.nodeId) }),
+  );
+
+  app.get('/agent/watch', { schema: { ...opts("Long-poll the node's assignments after a store revision").schema, querystring: WatchQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof WatchQuery> }>) => {
+    const nodeId = ownNode(req, req.query.nodeId);
     const ac = new AbortController();
     req.raw.on('close', () => ac.abort());
-    return agents.watch(req.query.nodeId as NodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
+    return agents.watch(nodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
   });
 
   // The node channel (docs/cluster.md): the agent's WebSocket, upgraded here by hand. The
@@ -92,7 +106,7 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     if (req.headers.upgrade && reply.statusCode >= 400) req.raw.socket.end();
   });
   app.get('/agent/channel', { schema: { tags: ['agents'], summary: "The node's channel: a WebSocket (HTTP/2 inside) the agent opens, over which the server reaches the node's pods", querystring: ChannelQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof ChannelQuery> }>, reply) => {
-    const nodeId = req.query.nodeId as NodeId;
+    const nodeId = ownNode(req, req.query.nodeId);
     if (!(await deps.store.getNode(nodeId))) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     if (req.headers.upgrade?.toLowerCase() !== 'websocket') throw new BerthError('VALIDATION', 'the node channel is a WebSocket: ask with Upgrade: websocket');
     reply.hijack();
@@ -100,13 +114,14 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     wss.handleUpgrade(req.raw, req.raw.socket, (head ? (req.raw as unknown as Record<symbol, Buffer>)[head] : undefined) ?? Buffer.alloc(0), (ws) => channels.accept(ws, nodeId));
   });
 
-  app.post('/agent/report', { schema: { ...opts('Report what the node observes').schema, body: Report } }, async (req: FastifyRequest<{ Body: { nodeId: string; reports: InstanceReport[] } }>, reply) => {
-    await agents.report(req.body.nodeId as NodeId, req.body.reports);
+  // Reports of instances not placed on the node are ignored, not refused: one moved off it since its last watch must not fail the batch.
+  app.post('/agent/report', { schema: { ...opts("Report what the node observes (of its own instances; others' are ignored)").schema, body: Report } }, async (req: FastifyRequest<{ Body: { nodeId?: string; reports: InstanceReport[] } }>, reply) => {
+    await agents.report(ownNode(req, req.body.nodeId), req.body.reports);
     return reply.code(204).send();
   });
 
-  app.post('/agent/usage', { schema: { ...opts('Report the usage of the node\'s running instances (a batch per interval; moves no revision)').schema, body: Usage } }, async (req: FastifyRequest<{ Body: { nodeId: string; samples: UsageReport[] } }>, reply) => {
-    await agents.reportUsage(req.body.nodeId as NodeId, req.body.samples);
+  app.post('/agent/usage', { schema: { ...opts('Report the usage of the node\'s running instances (a batch per interval; moves no revision)').schema, body: Usage } }, async (req: FastifyRequest<{ Body: { nodeId?: string; samples: UsageReport[] } }>, reply) => {
+    await agents.reportUsage(ownNode(req, req.body.nodeId), req.body.samples);
     return reply.code(204).send();
   });
 }

@@ -14,6 +14,7 @@ import { server } from './server.js';
 import { ssh } from './ssh.js';
 import { sshKeyCommands } from './ssh-key.js';
 import { templateCommands } from './template.js';
+import { tokenCommands } from './token.js';
 import { volumeCommands } from './volume.js';
 
-export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, keyCommands, teamCommands, userCommands, login, logout, whoami, server, agent];
+export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, tokenCommands, keyCommands, teamCommands, userCommands, login, logout, whoami, server, agent];

@@ -75,9 +75,25 @@ const drain = defineCommand({
   },
 });
 
+const rm = defineCommand({
+  name: 'rm',
+  aliases: ['delete', 'remove'],
+  description: "Remove a node and revoke its credential: its agent is refused from then on (admin key)",
+  args: [{ name: 'id', description: 'node id', required: true }],
+  options: {
+    force: { kind: 'boolean', flags: '--force', description: 'remove it even with instances on it: their pods are placed on other nodes (containers left on that machine are not stopped)' },
+  },
+  examples: ['berth node rm 4k2m9x7q1z3p', 'berth node rm 4k2m9x7q1z3p --force'],
+  async handler({ args, opts, ctx }) {
+    const client = await ctx.client();
+    const res = await client.request<{ id: string; removed: boolean; unplaced: number }>('DELETE', `/nodes/${encodeURIComponent(args.id)}`, opts.force ? { query: { force: 'true' } } : {});
+    ctx.out.result(res, () => `node ${args.id} removed and its credential revoked${res.unplaced ? `; ${res.unplaced} instance(s) taken off it are placed again elsewhere` : ''}\n`);
+  },
+});
+
 export const nodeCommands = defineGroup({
   name: 'node',
   aliases: ['nodes'],
   description: 'The machines pods run on',
-  commands: [list, cordon, uncordon, drain],
+  commands: [list, cordon, uncordon, drain, rm],
 });
