@@ -321,9 +321,9 @@ async function mainRemote(): Promise<void> {
     const image = await ensureUpstreamImage();
     await serve('local');
     if (AGENT_PROCESS) {
-      // The remote machine: its own agent process, joined with an admin key (a join token once those exist).
-      const joined = await api()<{ key: string }>('POST', '/api/v1/keys', { name: 'bench-agent', admin: true });
-      const agent = spawn(process.execPath, [BIN, 'agent', '--server', server!.url, '--data-dir', join(work, 'agent'), '--name', 'bench-remote', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: joined.body.key } });
+      // The remote machine: its own agent process, joined with a join token.
+      const joined = await api()<{ token: string }>('POST', '/api/v1/tokens', { description: 'bench remote machine', maxUses: 1 });
+      const agent = spawn(process.execPath, [BIN, 'agent', '--server', server!.url, '--data-dir', join(work, 'agent'), '--name', 'bench-remote', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: joined.body.token } });
       stopAgent = stopper(agent);
     }
     const created = await api()<{ id: string }>('POST', '/api/v1/pods', { name: 'bench-upstream', image, ports: ['8080/http'], volumeGb: 0 });

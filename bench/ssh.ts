@@ -156,7 +156,8 @@ async function main(): Promise<void> {
     const adminKey = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     api = apiClient(server.url, adminKey);
     if (REMOTE) {
-      agent = spawn(process.execPath, [MAIN, 'agent', '--server', server.url, '--data-dir', join(work, 'agent'), '--name', 'remote', '--metrics-interval', '0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: adminKey } });
+      const joined = await api<{ token: string }>('POST', '/api/v1/tokens', { description: 'bench remote machine', maxUses: 1 });
+      agent = spawn(process.execPath, [MAIN, 'agent', '--server', server.url, '--data-dir', join(work, 'agent'), '--name', 'remote', '--metrics-interval', '0', '--log-level', 'warn'], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, BERTH_TOKEN: joined.body.token } });
     }
     await api('POST', '/api/v1/ssh-keys', { publicKey: pub });
     const created = await api<{ id: string }>('POST', '/api/v1/pods', { image: TEST_IMAGE, volumeGb: 0, command: ['sleep', '3600'] });

@@ -61,8 +61,7 @@ describe('three machines next to the server', { timeout: 600_000 }, () => {
     ]);
     image = await machines.publish(TEST_IMAGE);
     t = await startTestServer({ host: machines.address });
-    const key = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'machines', admin: true })).body.key;
-    await machines.startAgents({ server: t.url, token: key });
+    await machines.startAgents({ server: t.url, token: await t.joinToken({ description: 'test machines' }) });
   });
   after(async () => {
     await t?.close();

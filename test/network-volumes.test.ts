@@ -65,11 +65,12 @@ describe('network volumes across machines', { timeout: 600_000 }, () => {
     await ensureTestImage();
     t = await startTestServer({ agent: false, nfsExports: { [NFS_DC]: { server: '127.0.0.1', path: '/srv/berth', options: ['rw', 'nfsvers=4'] } } });
     const stamp = Date.now().toString(36);
+    const token = await t.joinToken({ description: 'network volume test agents' });
     for (const [name, dc] of [['a', NODE_DC], ['b', NODE_DC], ['c', NFS_DC], ['d', NFS_DC]] as const) {
       const dir = await mkdtemp(join(tmpdir(), `berth-nv-${name}-`));
       dirs.push(dir);
       const child = spawn(process.execPath, [BIN, 'agent', '--server', t.url, '--name', `nv-${name}-${stamp}`, '--data-dir', dir, '--label', `berth.io/datacenter=${dc}`, '--metrics-interval', '0', '--log-level', 'warn'], {
-        env: { ...process.env, BERTH_TOKEN: t.key },
+        env: { ...process.env, BERTH_TOKEN: token },
         stdio: 'ignore',
       });
       agents.push(child);

@@ -44,8 +44,8 @@ interface DrainView {
 const MAIN = join(process.cwd(), 'dist', 'src', 'cli', 'main.js');
 const WAIT = 90_000;
 
-/** How an agent proves who it is: the one place that changes when agents join with join tokens. */
-const credentialArgs = (t: TestServer): string[] => ['--token', t.key];
+/** How an agent proves who it is: a join token, as an operator hands one to a machine. */
+const credentialArgs = async (t: TestServer): Promise<string[]> => ['--token', await t.joinToken()];
 
 interface RunningAgent {
   name: string;
@@ -55,7 +55,7 @@ interface RunningAgent {
 
 async function spawnAgent(t: TestServer, name: string, extra: string[] = []): Promise<RunningAgent> {
   const dir = await mkdtemp(join(tmpdir(), `berth-agent-${name}-`));
-  const proc = spawn(process.execPath, [MAIN, 'agent', '--server', t.url, ...credentialArgs(t), '--data-dir', dir, '--name', name, '--metrics-interval', '0', '--log-level', 'warn', ...extra], {
+  const proc = spawn(process.execPath, [MAIN, 'agent', '--server', t.url, ...(await credentialArgs(t)), '--data-dir', dir, '--name', name, '--metrics-interval', '0', '--log-level', 'warn', ...extra], {
     stdio: ['ignore', 'ignore', process.env.BERTH_TEST_LOG ? 'inherit' : 'ignore'],
   });
   return { name, proc, dir };

@@ -111,7 +111,7 @@ describe('a pod on a remote agent, through its node channel', () => {
     t = await startTestServer({ agent: false, dataDir: join(dir, 'server-data') });
     sshPort = t.server.ssh!.port;
     assert.equal((await t.api('POST', '/api/v1/ssh-keys', { publicKey: await readFile(join(dir, 'id.pub'), 'utf8') })).status, 201);
-    agent = joinAgent(t.url, t.key, agentDir, 'remote-one');
+    agent = joinAgent(t.url, await t.joinToken(), agentDir, 'remote-one');
     const created = await t.api<{ id: string }>('POST', '/api/v1/pods', {
       image: TEST_IMAGE,
       volumeGb: 0,
@@ -282,7 +282,7 @@ describe('a pod on a remote agent, through its node channel', () => {
       return r.status === 503 ? r.body : undefined;
     });
     assert.equal(away.code, 'BERTH_ERR_NODE_UNAVAILABLE');
-    agent = joinAgent(t.url, t.key, agentDir, 'remote-one');
+    agent = joinAgent(t.url, await t.joinToken(), agentDir, 'remote-one');
     await waitFor('the channel back after the agent restarted', channelOpen, 60_000);
     const r = await ssh([`${podId}@127.0.0.1`, 'echo back']);
     assert.equal(r.stdout, 'back\n', r.stderr);

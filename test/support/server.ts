@@ -12,6 +12,8 @@ export interface TestServer {
   dataDir: string;
   /** fetch against the API with the admin key; JSON in and out. */
   api: <T = unknown>(method: string, path: string, body?: unknown, key?: string) => Promise<{ status: number; body: T; headers: Headers }>;
+  /** A new join token (`berth token create`), for `berth agent --token`: what an operator hands a machine. */
+  joinToken: (body?: { maxUses?: number; labels?: Record<string, string>; description?: string }) => Promise<string>;
   close: () => Promise<void>;
 }
 
@@ -45,6 +47,11 @@ export async function startTestServer(opts: ServerOptions = {}): Promise<TestSer
     key,
     dataDir,
     api,
+    async joinToken(body = {}) {
+      const made = await api<{ token: string }>('POST', '/api/v1/tokens', { description: 'test', ...body });
+      if (made.status !== 201) throw new Error(`no join token: ${made.status} ${JSON.stringify(made.body)}`);
+      return made.body.token;
+    },
     async close() {
       // Terminate every pod this server knows, wait for the agent to clean up, then stop.
       const list = await api<{ pods: { id: string }[] }>('GET', '/api/v1/pods');
