@@ -216,7 +216,7 @@ export class Machine {
     const deadline = Date.now() + 60_000;
     for (;;) {
       const text = (await readFile(log, 'utf8').catch(() => '')).slice(start);
-      const m = /joined \S+ as node (\S+)/.exec(text);
+      const m = /joined \S+ as node ([a-z0-9]+)/.exec(text);
       if (m) {
         this.nodeId = m[1];
         return;
