@@ -105,8 +105,7 @@ describe('a cluster: a server with its own node and three machines that accept n
     t = await startTestServer({ host: machines.address, nodeTimeoutSeconds: 6, unreachableAfterSeconds: 2 });
     sshPort = t.server.ssh!.port;
     assert.equal((await t.api('POST', '/api/v1/ssh-keys', { publicKey: await readFile(join(dir, 'id.pub'), 'utf8') })).status, 201);
-    const key = (await t.api<{ key: string }>('POST', '/api/v1/keys', { name: 'machines', admin: true })).body.key;
-    await machines.startAgents({ server: t.url, token: key });
+    await machines.startAgents({ server: t.url, token: await t.joinToken({ description: 'cluster test machines' }) });
   });
   after(async () => {
     try {
