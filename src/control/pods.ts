@@ -5,6 +5,7 @@ import {
   widenPolicy,
   type PodSecurityPolicy,
   DESIRED_AFTER,
+  fixedHostPorts,
   allowedActions,
   instanceIdOf,
   isPodId,
@@ -535,6 +536,7 @@ export class PodService {
       const loads = await this.loads(this.store, undefined, nodes, instances);
       const batch = new PlacementBatch(this.store, (pod, insts) => this.statusPatch(pod, insts));
       const limited = new Map<string, boolean>();
+      const refused = new Map<string, string>();
       for (const detail of details) {
         if (detail.pod.desiredStatus !== 'RUNNING') continue;
         const podId = detail.pod.id;
@@ -556,8 +558,12 @@ export class PodService {
               continue;
             }
           }
-          const p = this.placeTimed(loads, spec, peers);
+          // A pass only adds reservations: an ask that found no node finds none later in the pass.
+          const ask = peers.length === 0 ? askKey(spec) : undefined;
+          const known = ask === undefined ? undefined : refused.get(ask);
+          const p = known !== undefined ? ({ ok: false, reason: known } as const) : this.placeTimed(loads, spec, peers);
           if (!p.ok) {
+            if (ask !== undefined) refused.set(ask, p.reason);
             this.waitReasons.set(podId, `waiting for resources: ${p.reason}`);
             batch.status(detail.pod, current);
             continue;
@@ -654,6 +660,11 @@ class PlacementBatch {
  */
 function withoutMarathonDefinition(spec: PodSpec): PodSpec {
   return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
+}
+
+/** What a placement asks of a node, as a key: two specs with one key fit the same nodes. */
+function askKey(spec: PodSpec): string {
+  return JSON.stringify([spec.vcpuCount, spec.memoryGb, spec.gpuCount, spec.gpuTypeIds, fixedHostPorts(spec), spec.constraints ?? []]);
 }
 
 function withoutLifetime(spec: PodSpec): PodSpec {
