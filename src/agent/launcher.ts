@@ -14,6 +14,7 @@ import type { NfsSubdirectories } from './nfs-subdirectory.js';
 import { ephemeralVolumeName, generationLabels, instanceLabels, persistentVolumeName } from './labels.js';
 import { interactiveRuntime } from './node-access.js';
 import type { PodNetworks } from './pod-network.js';
+import { Slots } from './launch-slots.js';
 import { allocatePorts } from './ports.js';
 import { settleAll, throwFirst } from './settle.js';
 
@@ -36,7 +37,17 @@ export interface LauncherOptions {
   signal: AbortSignal;
   /** Makes the team's network a launch joins, and keeps it from removal meanwhile. */
   networks: PodNetworks;
+  /** Launches creating volumes and containers at once; the rest wait their turn. @default LAUNCH_CONCURRENCY */
+  launchConcurrency?: number;
 }
+
+/**
+ * Docker's daemon serializes much of a container's create and start (its store, the network
+ * controller): 200 launches at once made every one wait on all the others, and the first pods ran
+ * only after the last was created. A few at a time keep the daemon busy and the pods coming up in
+ * order, as a `docker run` script with a parallelism of 8 does.
+ */
+export const LAUNCH_CONCURRENCY = 8;
 
 /** How a launch shows its progress: the runner reports it. */
 export interface LaunchProgress {
@@ -56,7 +67,11 @@ export interface Launched {
 }
 
 export class Launcher {
-  constructor(private readonly opts: LauncherOptions) {}
+  private readonly slots: Slots;
+
+  constructor(private readonly opts: LauncherOptions) {
+    this.slots = new Slots(opts.launchConcurrency ?? LAUNCH_CONCURRENCY);
+  }
 
   /** Pulls, creates volumes, allocates ports, creates and starts every container of the instance. */
   async launch(a: Assignment, progress: LaunchProgress): Promise<Launched> {
@@ -65,17 +80,20 @@ export class Launcher {
     const infraImage = await this.pullImages(a, progress);
     // Not waited for: reports go out in order, and the containers need not wait for the store.
     progress.creating();
-    await this.prepareVolumes(a);
-    const net = await allocatePorts(a, this.opts.bindAddress, this.opts.nodeName);
-    const env = podEnv(a, net, this.opts.publicIp);
-    const generation = generationLabels(a, nodeId);
-    const holder = holderPlan(a, net);
-    const joined = a.podNetwork ? await this.opts.networks.join(a.podNetwork) : undefined;
-    try {
-      return await this.createAndStart(a, holder, infraImage, env, generation);
-    } finally {
-      joined?.();
-    }
+    // Pulls above are not limited: a slow pull must not keep other pods' containers from starting.
+    return this.slots.run(async () => {
+      await this.prepareVolumes(a);
+      const net = await allocatePorts(a, this.opts.bindAddress, this.opts.nodeName);
+      const env = podEnv(a, net, this.opts.publicIp);
+      const generation = generationLabels(a, nodeId);
+      const holder = holderPlan(a, net);
+      const joined = a.podNetwork ? await this.opts.networks.join(a.podNetwork) : undefined;
+      try {
+        return await this.createAndStart(a, holder, infraImage, env, generation);
+      } finally {
+        joined?.();
+      }
+    });
   }
 
   private async createAndStart(a: Assignment, holder: HolderPlan, infraImage: string | null, env: Record<string, string>, generation: Record<string, string>): Promise<Launched> {

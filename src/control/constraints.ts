@@ -74,12 +74,22 @@ const key = (value: string): string => normalizeScalar(value);
 
 /** Full-match regex, as Java's String.matches. Validation rejects bad patterns; old data may not have been. */
 function fullMatch(pattern: string, value: string): boolean | 'invalid' {
-  try {
-    return new RegExp(`^(?:${pattern})$`).test(value);
-  } catch {
-    return 'invalid';
+  // The scheduler asks for every candidate node of every placement: compile each pattern once.
+  let re = patterns.get(pattern);
+  if (re === undefined) {
+    try {
+      re = new RegExp(`^(?:${pattern})$`);
+    } catch {
+      re = 'invalid';
+    }
+    if (patterns.size >= MAX_PATTERNS) patterns.clear();
+    patterns.set(pattern, re);
   }
+  return re === 'invalid' ? re : re.test(value);
 }
+
+const patterns = new Map<string, RegExp | 'invalid'>();
+const MAX_PATTERNS = 1000;
 
 /** How many of the peers sit on each (normalized) value of the field; peers lacking it are not counted. */
 function countsByValue(field: string, peers: readonly Node[]): Map<string, number> {

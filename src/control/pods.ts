@@ -5,6 +5,7 @@ import {
   widenPolicy,
   type PodSecurityPolicy,
   DESIRED_AFTER,
+  fixedHostPorts,
   allowedActions,
   instanceIdOf,
   isPodId,
@@ -26,10 +27,11 @@ import {
   type PodVersion,
   type Problem,
 } from '../model/index.js';
-import type { PodDetail, PodFilter, Store } from '../store/types.js';
+import type { InstancePlacement } from '../store/instances.js';
+import type { PodDetail, PodFilter, PodPatch, Store } from '../store/types.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
-import { admitCreate, checkQuota, quotaHold } from './quota.js';
+import { admitCreate, checkQuota, limitedTeam, quotaHold } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
@@ -536,40 +538,48 @@ export class PodService {
     return this.placing.run(() => this.refreshStatusLocked(podId));
   }
 
-  private async refreshStatusLocked(podId: PodId): Promise<void> {
-    const detail = await this.store.getPod(podId);
+  private async refreshStatusLocked(podId: PodId, store: Store = this.store): Promise<void> {
+    const detail = await store.getPod(podId);
     if (!detail) return;
-    const { pod } = detail;
-    const summary = summarize(pod.desiredStatus, detail.instances, this.waitReasons.get(podId) ?? null, await this.awayOf(detail));
+    const patch = this.statusPatch(detail.pod, detail.instances, await this.awayOf(detail.pod, detail.instances, detail.spec));
+    if (patch) await store.updatePod(podId, patch);
+  }
+
+  /** The pod's status recomputed from `instances`, as a patch; null when it would not change. `away`: see awayOf. */
+  private statusPatch(pod: PodDetail['pod'], instances: Instance[], away?: (i: Instance) => string | null): PodPatch | null {
+    const summary = summarize(pod.desiredStatus, instances, this.waitReasons.get(pod.id) ?? null, away);
     const status = summary.status;
     // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
     const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;
-    if (status === pod.status && message === pod.statusMessage) return;
-    const startedAt = detail.instances.find((i) => i.observed?.startedAt)?.observed?.startedAt ?? now();
-    await this.store.updatePod(podId, {
+    if (status === pod.status && message === pod.statusMessage) return null;
+    const startedAt = instances.find((i) => i.observed?.startedAt)?.observed?.startedAt ?? now();
+    return {
       status,
       statusMessage: message,
       ...(status === 'RUNNING' && pod.status !== 'RUNNING' ? { lastStartedAt: startedAt } : {}),
-      nodeId: pod.nodeId ?? detail.instances.find((i) => i.nodeId)?.nodeId ?? null,
-    });
+      nodeId: pod.nodeId ?? instances.find((i) => i.nodeId)?.nodeId ?? null,
+    };
   }
 
-  /** For the pod's instances on nodes that are not answering, what its status message says; undefined when every node answers. */
-  private async awayOf(detail: PodDetail): Promise<((i: Instance) => string | null) | undefined> {
-    const ids = [...new Set(detail.instances.map((i) => i.nodeId).filter((n): n is NodeId => n !== null))];
+  /**
+   * For the pod's instances on nodes that are not answering, what its status message says; undefined
+   * when every node answers. `known`: the nodes as a placement pass read them (no read per pod).
+   */
+  private async awayOf(pod: PodDetail['pod'], instances: Instance[], podSpec: PodSpec, known?: Map<NodeId, Node>): Promise<((i: Instance) => string | null) | undefined> {
+    const ids = [...new Set(instances.map((i) => i.nodeId).filter((n): n is NodeId => n !== null))];
     const lost = new Map<NodeId, Node>();
     for (const id of ids) {
-      const node = await this.store.getNode(id);
+      const node = known ? known.get(id) : await this.store.getNode(id);
       if (node?.notReadySince) lost.set(id, node);
     }
     if (lost.size === 0) return undefined;
     const t = Date.now();
-    const held = await this.networkVolumeHeld(detail.spec);
+    const held = await this.networkVolumeHeld(podSpec);
     return (i) => {
       const node = i.nodeId ? lost.get(i.nodeId) : undefined;
       if (!node) return null;
-      const spec = i.specVersion === detail.pod.specVersion ? detail.spec : (this.specCache.get(`${i.podId}@${i.specVersion}`) ?? detail.spec);
-      return lostMessage(node, decideLost(i, spec, node, t, this.options.unreachableAfterMs, held && spec.networkVolumeId === detail.spec.networkVolumeId));
+      const spec = i.specVersion === pod.specVersion ? podSpec : (this.specCache.get(`${i.podId}@${i.specVersion}`) ?? podSpec);
+      return lostMessage(node, decideLost(i, spec, node, t, this.options.unreachableAfterMs, held && spec.networkVolumeId === podSpec.networkVolumeId));
     };
   }
 
@@ -635,56 +645,145 @@ export class PodService {
   /** The store revision the last placement pass saw: an unchanged store has nothing new to place. */
   private placedAt = -1;
 
-  /** Tries to place instances waiting for a node; called when nodes join or resources free up. */
+  /**
+   * Tries to place instances waiting for a node; called when nodes join or resources free up.
+   *
+   * One pass reads the nodes, the instances and the waiting pods once, keeps the loads as it places,
+   * and writes placements and the pods' new statuses in transactions of PLACEMENT_BATCH, yielding
+   * the event loop between them: API requests go on while a long queue is placed.
+   */
   async placeWaiting(): Promise<void> {
     await this.placing.run(async () => {
       const revision = await this.store.revision();
-      if (revision === this.placedAt || (await this.store.listNodes()).length === 0) return;
+      if (revision === this.placedAt) return;
+      const nodes = await this.store.listNodes();
+      if (nodes.length === 0) return;
       this.placedAt = revision;
-      const waiting = (await this.store.listInstances({})).filter((i) => !i.nodeId && i.goal === 'running');
-      if (waiting.length === 0) return;
-      const loads = await this.loads();
-      for (const inst of waiting) {
-        const detail = await this.store.getPod(inst.podId);
-        if (!detail || detail.pod.desiredStatus !== 'RUNNING') continue;
-        const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
-        const peers = detail.instances.filter((i) => i.id !== inst.id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
-        // A pod none of whose instances is placed yet counts against its team's quota only once placed.
-        const held = await quotaHold(this.store, detail, spec);
-        if (held) {
-          this.waitReasons.set(inst.podId, held);
-          await this.refreshStatusLocked(inst.podId);
-          continue;
+      const instances = await this.store.listInstances({});
+      const waitingPods = [...new Set(instances.filter((i) => !i.nodeId && i.goal === 'running').map((i) => i.podId))];
+      if (waitingPods.length === 0) return;
+      const details: PodDetail[] = [];
+      for (let i = 0; i < waitingPods.length; i += 500) details.push(...(await this.store.listPods({ ids: waitingPods.slice(i, i + 500) })));
+      for (const d of details) this.specCache.set(`${d.pod.id}@${d.pod.specVersion}`, d.spec);
+      const loads = await this.loads(this.store, undefined, nodes, instances);
+      const byId = new Map(nodes.map((n) => [n.id, n]));
+      const batch = new PlacementBatch(this.store, async (pod, insts, spec) => this.statusPatch(pod, insts, await this.awayOf(pod, insts, spec, byId)));
+      const limited = new Map<string, boolean>();
+      const refused = new Map<string, string>();
+      for (const detail of details) {
+        if (detail.pod.desiredStatus !== 'RUNNING') continue;
+        const podId = detail.pod.id;
+        let current = detail.instances;
+        const peers = current.filter((i) => i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
+        for (const inst of detail.instances) {
+          if (inst.nodeId || inst.goal !== 'running') continue;
+          const spec = (await this.specOf(inst)) ?? detail.spec;
+          // A pod none of whose instances is placed yet counts against its team's quota only once placed:
+          // what this pass placed so far is written first, so the quota sees it.
+          let isLimited = limited.get(detail.pod.owner);
+          if (isLimited === undefined) limited.set(detail.pod.owner, (isLimited = (await limitedTeam(this.store, detail.pod.owner)) !== undefined));
+          if (isLimited) {
+            await batch.flush();
+            const held = await quotaHold(this.store, { ...detail, instances: current }, spec);
+            if (held) {
+              this.waitReasons.set(podId, held);
+              batch.status(detail.pod, current, detail.spec);
+              continue;
+            }
+          }
+          // A pass only adds reservations: an ask that found no node finds none later in the pass.
+          const ask = peers.length === 0 ? askKey(spec) : undefined;
+          const known = ask === undefined ? undefined : refused.get(ask);
+          const p = known !== undefined ? ({ ok: false, reason: known } as const) : await this.placeTimed(loads, spec, peers);
+          if (!p.ok) {
+            if (ask !== undefined) refused.set(ask, p.reason);
+            this.waitReasons.set(podId, `waiting for resources: ${p.reason}`);
+            batch.status(detail.pod, current, detail.spec);
+            continue;
+          }
+          const uuids = p.gpus.map((g) => g.uuid);
+          reserve(loads.get(p.nodeId)!, spec, uuids);
+          peers.push(p.nodeId);
+          current = current.map((i) => (i.id === inst.id ? { ...i, nodeId: p.nodeId, gpuUuids: uuids } : i));
+          this.waitReasons.delete(podId);
+          batch.place({ id: inst.id, podId, nodeId: p.nodeId, gpuUuids: uuids });
+          batch.status(detail.pod, current, detail.spec);
+          if (batch.size >= PLACEMENT_BATCH) {
+            await batch.flush();
+            // Long passes must not hold the event loop: API requests go on between batches.
+            await new Promise((r) => setImmediate(r));
+          }
         }
-        const p = await this.placeTimed(loads, spec, peers);
-        if (!p.ok) {
-          this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
-          await this.refreshStatusLocked(inst.podId);
-          continue;
-        }
-        const uuids = p.gpus.map((g) => g.uuid);
-        reserve(loads.get(p.nodeId)!, spec, uuids);
-        await this.store.updateInstance(inst.id, { nodeId: p.nodeId, gpuUuids: uuids });
-        this.waitReasons.delete(inst.podId);
-        await this.refreshStatusLocked(inst.podId);
-        // Long passes must not hold the event loop: API requests go on between placements.
-        await new Promise((r) => setImmediate(r));
       }
+      await batch.flush();
     });
   }
 
-  private async loads(store: Store = this.store, except?: PodId): Promise<Map<NodeId, NodeLoad>> {
-    const nodes = await store.listNodes();
-    if (nodes.length === 0) return new Map();
-    const instances = (await store.listInstances({})).filter((i) => i.goal === 'running' && i.nodeId && i.podId !== except);
-    for (const inst of instances) {
-      const key = `${inst.podId}@${inst.specVersion}`;
-      if (!this.specCache.has(key)) {
-        const v = await store.getPodVersion(inst.podId, inst.specVersion);
-        if (v) this.specCache.set(key, v.spec);
-      }
+  /** The spec an instance runs, by its version; versions never change, so each is read once. */
+  private async specOf(inst: Instance, store: Store = this.store): Promise<PodSpec | undefined> {
+    const key = `${inst.podId}@${inst.specVersion}`;
+    let spec = this.specCache.get(key);
+    if (!spec) {
+      spec = (await store.getPodVersion(inst.podId, inst.specVersion))?.spec;
+      if (spec) this.specCache.set(key, spec);
     }
+    return spec;
+  }
+
+  private async loads(store: Store = this.store, except?: PodId, nodesRead?: Node[], instancesRead?: Instance[]): Promise<Map<NodeId, NodeLoad>> {
+    const nodes = nodesRead ?? (await store.listNodes());
+    if (nodes.length === 0) return new Map();
+    const instances = (instancesRead ?? (await store.listInstances({}))).filter((i) => i.goal === 'running' && i.nodeId && i.podId !== except);
+    for (const inst of instances) await this.specOf(inst, store);
     return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
+  }
+}
+
+/** Placements written per transaction by a placement pass. */
+export const PLACEMENT_BATCH = 256;
+
+/**
+ * A placement pass's pending writes: instances placed and pods whose status follows, written in
+ * one transaction per flush. A pod's status is computed when it is flushed, from its instances as
+ * the pass last saw them (an agent's report that lands meanwhile refreshes it again afterwards).
+ */
+class PlacementBatch {
+  private placements: InstancePlacement[] = [];
+  private pods = new Map<PodId, { pod: PodDetail['pod']; instances: Instance[]; spec: PodSpec }>();
+  private readonly written = new Map<PodId, PodDetail['pod']>();
+
+  constructor(
+    private readonly store: Store,
+    private readonly statusPatch: (pod: PodDetail['pod'], instances: Instance[], spec: PodSpec) => Promise<PodPatch | null>,
+  ) {}
+
+  get size(): number {
+    return this.placements.length;
+  }
+
+  place(placement: InstancePlacement): void {
+    this.placements.push(placement);
+  }
+
+  status(pod: PodDetail['pod'], instances: Instance[], spec: PodSpec): void {
+    this.pods.set(pod.id, { pod, instances, spec });
+  }
+
+  async flush(): Promise<void> {
+    if (this.placements.length === 0 && this.pods.size === 0) return;
+    const patches: { id: PodId; patch: PodPatch }[] = [];
+    for (const { pod, instances, spec } of this.pods.values()) {
+      // Against what an earlier flush of this pass wrote, not the pod as the pass first read it.
+      const base = this.written.get(pod.id) ?? pod;
+      const patch = await this.statusPatch(base, instances, spec);
+      if (!patch) continue;
+      patches.push({ id: pod.id, patch });
+      this.written.set(pod.id, { ...base, ...patch });
+    }
+    const placements = this.placements;
+    this.placements = [];
+    this.pods = new Map();
+    await this.store.placeInstances(placements, patches);
   }
 }
 
@@ -694,6 +793,11 @@ export class PodService {
  */
 function withoutMarathonDefinition(spec: PodSpec): PodSpec {
   return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
+}
+
+/** What a placement asks of a node, as a key: two specs with one key fit the same nodes. */
+function askKey(spec: PodSpec): string {
+  return JSON.stringify([spec.vcpuCount, spec.memoryGb, spec.gpuCount, spec.gpuTypeIds, fixedHostPorts(spec), spec.constraints ?? [], spec.networkVolumeId]);
 }
 
 function withoutLifetime(spec: PodSpec): PodSpec {

@@ -62,7 +62,7 @@ export function reservationProblems(quota: TeamQuota, team: string, spec: PodSpe
 }
 
 /** The team, when it has a quota with a limit in it. */
-async function limitedTeam(store: Store, team: string): Promise<Team | undefined> {
+export async function limitedTeam(store: Store, team: string): Promise<Team | undefined> {
   const t = await store.getTeam(team);
   return t && Object.keys(t.quota).some((k) => k !== 'overQuota') ? t : undefined;
 }

@@ -388,3 +388,39 @@ describe('nodeLoads', () => {
     assert.deepEqual(reservationOf(spec(), []), { cpus: 0, memoryMb: 0, gpuUuids: [] });
   });
 });
+
+describe('place in a large cluster', () => {
+  const many = (n: number, make: (i: number) => Node): Map<NodeId, NodeLoad> => loadsOf(...Array.from({ length: n }, (_, i) => load(make(i))));
+
+  it('finds the few nodes with the GPU type asked for among many without', () => {
+    const loads = many(500, (i) => (i % 100 === 7 ? node(`g${i}`, 16, 64, gpus(A100, 4, `g${i}`)) : node(`c${i}`, 16, 64)));
+    const p = place(loads, spec({ gpuCount: 2, gpuTypeIds: [A100] }));
+    assert.ok(p.ok && p.gpus.length === 2 && p.gpus.every((g) => g.name === A100), JSON.stringify(p));
+  });
+
+  it('names 20 nodes in a refusal and counts the rest', () => {
+    const loads = many(300, (i) => node(`c${i}`, 4, 8));
+    const p = place(loads, spec({ vcpuCount: 8 }));
+    assert.ok(!p.ok);
+    assert.match(p.reason, /c0: needs 8 vCPU/);
+    assert.match(p.reason, /and 280 more nodes$/);
+  });
+
+  it('packs GPU pods and hands no GPU out twice over many placements', () => {
+    const loads = many(400, (i) => node(`g${i}`, 64, 256, gpus(RTX, 4, `g${i}`)));
+    const seen = new Set<string>();
+    for (let n = 0; n < 800; n++) {
+      const s = spec({ gpuCount: 1 });
+      const p = place(loads, s);
+      assert.ok(p.ok);
+      for (const g of p.gpus) {
+        assert.ok(!seen.has(g.uuid), `GPU ${g.uuid} twice`);
+        seen.add(g.uuid);
+      }
+      reserve(loads.get(p.nodeId)!, s, p.gpus.map((g) => g.uuid));
+    }
+    // Packing: the 800 GPUs fill whole machines rather than one GPU on each of 400.
+    const used = [...loads.values()].filter((l) => l.gpuUuids.size > 0).length;
+    assert.ok(used <= 220, `${used} machines used for 800 single-GPU pods`);
+  });
+});

@@ -1,7 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import SqliteDatabase from 'better-sqlite3';
-import { type CreateTableBuilder, type Expression, Kysely, PostgresDialect, type RawBuilder, type SqlBool, SqliteDialect, sql } from 'kysely';
+import { type CreateTableBuilder, type Expression, Kysely, PostgresDialect, type RawBuilder, type SqlBool, SqliteDialect, type SqliteDatabase as SqliteDialectDatabase, sql } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.js';
 
@@ -91,5 +91,30 @@ export function connect(opts: ConnectOptions): { db: Kysely<Database>; dialect: 
   database.pragma(`busy_timeout = ${Math.max(0, Math.floor(opts.busyTimeoutMs))}`);
   database.pragma('synchronous = NORMAL');
   database.pragma('foreign_keys = ON');
-  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database }) }), dialect: sqliteDialect };
+  return { db: new Kysely<Database>({ dialect: new SqliteDialect({ database: withStatementCache(database) }) }), dialect: sqliteDialect };
+}
+
+/** Prepared statements kept per SQL text; texts with varying IN lists come and go, the rest stay. */
+const STATEMENTS_KEPT = 500;
+
+/**
+ * Kysely's SQLite driver prepares every query anew; preparing costs more than running most of
+ * Berth's queries (a placement pass spent a third of its time there). Statements are reused by
+ * their SQL text; one still iterating (busy) is not shared, a fresh one is prepared instead.
+ */
+function withStatementCache(database: SqliteDatabase.Database): SqliteDialectDatabase {
+  const kept = new Map<string, SqliteDatabase.Statement>();
+  return {
+    close: () => database.close(),
+    prepare(text: string) {
+      const known = kept.get(text);
+      if (known && !known.busy) return known;
+      const stmt = database.prepare(text);
+      if (!known) {
+        if (kept.size >= STATEMENTS_KEPT) kept.delete(kept.keys().next().value!);
+        kept.set(text, stmt);
+      }
+      return stmt;
+    },
+  };
 }

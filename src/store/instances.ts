@@ -1,8 +1,8 @@
 import { notFound, type Instance, type InstanceId, type NodeId, type PodId } from '../model/index.js';
 import { unique, type StoreContext } from './context.js';
 import { bumpPod, requirePod } from './pods.js';
-import { instanceFromRow, instancePatchToRow, instanceToRow } from './rows.js';
-import type { InstancePatch } from './types.js';
+import { instanceFromRow, instancePatchToRow, instanceToRow, podPatchToRow } from './rows.js';
+import type { InstancePatch, PodPatch } from './types.js';
 
 /**
  * Instances: placements of a pod's spec on nodes. Each change is recorded with the instance's node
@@ -14,6 +14,19 @@ export interface InstanceStore {
   insertInstance(instance: Omit<Instance, 'revision'>): Promise<Instance>;
   updateInstance(id: InstanceId, patch: InstancePatch): Promise<Instance>;
   deleteInstance(id: InstanceId): Promise<void>;
+  /**
+   * A placement pass's batch in one transaction: waiting instances given a node and GPUs, and their
+   * pods' new statuses. The same changes as updateInstance and updatePod would record, in fewer
+   * statements: the pass knows each instance's pod and that it had no node.
+   */
+  placeInstances(placements: readonly InstancePlacement[], pods: readonly { id: PodId; patch: PodPatch }[]): Promise<void>;
+}
+
+export interface InstancePlacement {
+  id: InstanceId;
+  podId: PodId;
+  nodeId: NodeId;
+  gpuUuids: string[];
 }
 
 export function instanceStore(ctx: StoreContext): InstanceStore {
@@ -57,6 +70,24 @@ export function instanceStore(ctx: StoreContext): InstanceStore {
           .executeTakeFirstOrThrow();
         await bumpPod(db, current.pod_id, revision);
         return instanceFromRow(row);
+      }),
+
+    placeInstances: (placements, pods) =>
+      ctx.write(async ({ db, record }) => {
+        // A pod whose status is written below gets a newer revision there; the others are bumped here.
+        const patched = new Set(pods.map((p) => p.id));
+        for (const p of placements) {
+          const revision = await record('instance', p.id, p.nodeId);
+          const result = await db.updateTable('instances').set({ node_id: p.nodeId, gpu_uuids: JSON.stringify(p.gpuUuids), revision }).where('id', '=', p.id).executeTakeFirst();
+          if (result.numUpdatedRows === 0n) throw notFound('instance', p.id);
+          if (!patched.has(p.podId)) await bumpPod(db, p.podId, revision);
+        }
+        const at = new Date().toISOString();
+        for (const { id, patch } of pods) {
+          const revision = await record('pod', id, null);
+          const result = await db.updateTable('pods').set({ ...podPatchToRow(patch), updated_at: at, revision }).where('id', '=', id).executeTakeFirst();
+          if (result.numUpdatedRows === 0n) throw notFound('pod', id);
+        }
       }),
 
     async deleteInstance(id) {
