@@ -37,7 +37,7 @@ import { intArg, log, msSince, quantile, summary, verdict } from './common.js';
 const NODES = intArg('--nodes', 5000);
 const PODS = intArg('--pods', 50000);
 const TARGET_RATE = 5000;
-/** Placements written per transaction by the baseline: PLACEMENT_BATCH in pods.ts. */
+/** Placements written per transaction by the baseline: PLACEMENT_BATCH in placement-batch.ts. */
 const BATCH = 256;
 
 const TYPES = ['NVIDIA H100 80GB HBM3', 'NVIDIA A100-SXM4-80GB', 'NVIDIA L40S', 'NVIDIA GeForce RTX 4090'] as const;

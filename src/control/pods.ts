@@ -5,7 +5,6 @@ import {
   widenPolicy,
   type PodSecurityPolicy,
   DESIRED_AFTER,
-  fixedHostPorts,
   allowedActions,
   instanceIdOf,
   isPodId,
@@ -17,7 +16,6 @@ import {
   specToInput,
   type Instance,
   type InstanceId,
-  type Node,
   type LifetimeInput,
   type NodeId,
   type PodAction,
@@ -27,16 +25,15 @@ import {
   type PodVersion,
   type Problem,
 } from '../model/index.js';
-import type { InstancePlacement } from '../store/instances.js';
-import type { PodDetail, PodFilter, PodPatch, Store } from '../store/types.js';
+import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import { Mutex } from './mutex.js';
-import { admitCreate, checkQuota, limitedTeam, quotaHold } from './quota.js';
+import { admitCreate, checkQuota } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
-import { fit, nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
-import { decideLost, lostMessage } from './node-decide.js';
-import { scopedLoads, scopeReason, volumeHeldByNode, VolumeBacking, type VolumeScope } from './volume-backing.js';
+import { fit, reserve, type NodeLoad } from './scheduler.js';
+import { Placer } from './placement.js';
+import { scopedLoads, type VolumeBacking } from './volume-backing.js';
 
 export interface PodServiceOptions {
   /** Host paths pods may mount (`host` volumes): a path must be one of these or under one. Empty: none. */
@@ -64,72 +61,40 @@ const now = (): string => new Date().toISOString();
  * The pod service: every API (native, RunPod, Marathon) creates, changes and acts on pods through it.
  * It writes desired state; agents and `applyObservation` move the observed status.
  *
- * One file for now (~570 lines): create, update, act and placement share the placement lock, the
- * load map and the spec cache. Placement (`placeWaiting`, `loads`, `regainGpus`) is the part to move
- * out, once a leader places for several servers (issue 12).
+ * Placement (`placeWaiting`, `loads`, the wait reasons, the spec cache) is the `Placer`'s
+ * (placement.ts): this service holds one and shares the placement lock with it, and its placement
+ * methods here delegate to it. `regainGpus` and `resize` fit on a pod's own node and stay here.
  */
 export class PodService {
   /** Placement reads loads and then writes reservations; one at a time keeps GPUs from being handed out twice. */
   private readonly placing = new Mutex();
-  /** Why an unplaced pod waits, kept in memory: it changes with every node and is recomputed on each try. */
-  private readonly waitReasons = new Map<PodId, string>();
-  /** Spec versions never change once written, so they are cached by `podId@version` for placement. */
-  private readonly specCache = new Map<string, PodSpec>();
+  private readonly placer: Placer;
 
   constructor(
     private readonly store: Store,
     private readonly options: PodServiceOptions = {},
-  ) {}
+  ) {
+    this.placer = new Placer(store, this.placing, options);
+  }
 
   /** Why the pod's unplaced instances wait, if they do (Marathon's queue shows it). */
   waitReasonOf(podId: PodId): string | null {
-    return this.waitReasons.get(podId) ?? null;
+    return this.placer.waitReasonOf(podId);
   }
 
   /** Placement decisions so far, for the metrics endpoint: how many found a node, how many did not, and the seconds each took. */
-  readonly placements = { placed: 0, unplaced: 0, observe: undefined as ((seconds: number, placed: boolean) => void) | undefined };
+  get placements(): Placer['placements'] {
+    return this.placer.placements;
+  }
 
   /** Pods with an instance waiting for a node now (Marathon's queue). */
   get waitingCount(): number {
-    return this.waitReasons.size;
-  }
-
-  /**
-   * Places one instance. A pod with a network volume goes only where the volume's data is: its data
-   * center's nodes, or the one node that holds it (bound here, at its first placement, when its data
-   * center has no shared storage). `store`: the transaction the caller is in, if any.
-   */
-  private async placeTimed(loads: Map<NodeId, NodeLoad>, spec: PodSpec, peers: NodeId[], store: Store = this.store): Promise<Placement> {
-    const scope = await this.volumeScope(spec, store);
-    const allowed = scope ? scopedLoads(loads, scope) : loads;
-    const t0 = performance.now();
-    let p = place(allowed, spec, null, spec.gpuCount, peers);
-    if (scope && !p.ok) p = { ok: false, reason: scopeReason(scope, loads, allowed, p.reason) };
-    if (scope?.binds && p.ok) {
-      const bound = await store.bindNetworkVolume(scope.volume.id, p.nodeId);
-      if (bound.nodeId !== p.nodeId) p = { ok: false, reason: scopeReason(this.backing.scope(bound), loads, allowed, 'bound meanwhile') };
-    }
-    if (p.ok) this.placements.placed++;
-    else this.placements.unplaced++;
-    this.placements.observe?.((performance.now() - t0) / 1000, p.ok);
-    return p;
-  }
-
-  private get backing(): VolumeBacking {
-    return this.options.volumeBacking ?? NO_SHARED_STORAGE;
-  }
-
-  /** Where the spec's network volume lets its pods run; undefined: anywhere (no volume, or one deleted since). */
-  private async volumeScope(spec: PodSpec, store: Store = this.store): Promise<VolumeScope | undefined> {
-    if (!spec.networkVolumeId) return undefined;
-    const volume = await store.getNetworkVolume(spec.networkVolumeId);
-    return volume && this.backing.scope(volume);
+    return this.placer.waitingCount;
   }
 
   /** Whether the spec's network volume lives on one node (its data center has no shared storage): the pod is bound to that node (`boundToNode`). */
-  async networkVolumeHeld(spec: PodSpec, store: Store = this.store): Promise<boolean> {
-    if (!spec.networkVolumeId) return false;
-    return volumeHeldByNode(spec, await store.getNetworkVolume(spec.networkVolumeId), this.backing);
+  networkVolumeHeld(spec: PodSpec, store: Store = this.store): Promise<boolean> {
+    return this.placer.networkVolumeHeld(spec, store);
   }
 
   /** Validates input into a spec for the caller (templates merged, references checked), writing nothing. */
@@ -175,55 +140,17 @@ export class PodService {
    * Starts `count` new instances of the pod at `version`, each placed on its own (constraints see
    * the pod's other instances). Instances no node takes now wait, with the reason kept.
    */
-  async startInstances(podId: PodId, count: number, version: number): Promise<Instance[]> {
-    if (count <= 0) return [];
-    return this.placing.run(async () => {
-      const detail = await this.store.getPod(podId);
-      const spec = (await this.store.getPodVersion(podId, version))?.spec;
-      if (!detail || !spec) return [];
-      const loads = await this.loads();
-      const peers = detail.instances.filter((i) => i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
-      let ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
-      const out: Instance[] = [];
-      for (let n = 0; n < count; n++) {
-        const p = await this.placeTimed(loads, spec, peers);
-        let nodeId: NodeId | null = null;
-        let gpuUuids: string[] = [];
-        if (p.ok) {
-          nodeId = p.nodeId;
-          gpuUuids = p.gpus.map((g) => g.uuid);
-          reserve(loads.get(p.nodeId)!, spec, gpuUuids);
-          peers.push(p.nodeId);
-        } else {
-          this.waitReasons.set(podId, `waiting for resources: ${p.reason}`);
-        }
-        out.push(
-          await this.store.insertInstance({
-            id: instanceIdOf(podId, ordinal++),
-            podId,
-            ordinal: ordinal - 1,
-            nodeId,
-            specVersion: version,
-            goal: 'running',
-            resetGeneration: 0,
-            restartGeneration: 0,
-            gpuUuids,
-            hostPorts: {},
-            observed: null,
-          }),
-        );
-      }
-      await this.refreshStatusLocked(podId);
-      return out;
-    });
+  startInstances(podId: PodId, count: number, version: number): Promise<Instance[]> {
+    return this.placer.startInstances(podId, count, version);
   }
+
 
   /** Moves instances to `version` where they are: their containers are recreated on the same node. */
   async replaceInstances(podId: PodId, ids: InstanceId[], version: number): Promise<void> {
     if (ids.length === 0) return;
     await this.placing.run(async () => {
       for (const id of ids) await this.store.updateInstance(id, { specVersion: version });
-      await this.refreshStatusLocked(podId);
+      await this.placer.refreshStatusLocked(podId);
     });
   }
 
@@ -237,7 +164,7 @@ export class PodService {
         if (!inst.nodeId) await this.store.deleteInstance(id);
         else await this.store.updateInstance(id, { goal: 'removed', gpuUuids: [] });
       }
-      await this.refreshStatusLocked(podId);
+      await this.placer.refreshStatusLocked(podId);
     });
     await this.placeWaiting();
   }
@@ -263,19 +190,19 @@ export class PodService {
     return this.placing.run(async () => {
       // Under the lock: two creates racing cannot both fit under the quota.
       const quotaWait = await admitCreate(this.store, caller.owner, spec, opts.queueOverQuota ?? true);
-      const loads = await this.loads();
+      const loads = await this.placer.loads();
       const chosen: { nodeId: NodeId | null; gpus: string[] }[] = [];
       let reason: string | null = null;
       for (let ordinal = 0; ordinal < spec.instances; ordinal++) {
         const peers = chosen.map((c) => c.nodeId).filter((n): n is NodeId => n !== null);
         // Over a queueing team's quota: nothing is placed; the pod waits in the queue.
-        const p = quotaWait ? ({ ok: false, reason: quotaWait } as const) : await this.placeTimed(loads, spec, peers);
+        const p = quotaWait ? ({ ok: false, reason: quotaWait } as const) : await this.placer.placeTimed(loads, spec, peers);
         if (p.ok) {
           chosen.push({ nodeId: p.nodeId, gpus: p.gpus.map((g) => g.uuid) });
           reserve(loads.get(p.nodeId)!, spec, p.gpus.map((g) => g.uuid));
         } else {
           // A network volume's holding node (or data center) is all the pod may ever run on.
-          const scope = await this.volumeScope(spec);
+          const scope = await this.placer.volumeScope(spec);
           const allowed = scope ? scopedLoads(loads, scope) : loads;
           if (opts.refuseUnplaceable && allowed.size > 0 && !fitsAnyEmptyNode(allowed, spec)) {
             throw new BerthError('NO_CAPACITY', `no node can ever run this pod: ${p.reason}`, { extra: { reason: p.reason } });
@@ -298,8 +225,8 @@ export class PodService {
         hostPorts: {},
         observed: null,
       }));
-      if (reason) this.waitReasons.set(id, quotaWait ?? `waiting for resources: ${reason}`);
-      const { status, message } = summarize('RUNNING', instances.map((i) => ({ ...i, specVersion: 1, revision: 0 })), this.waitReasons.get(id) ?? null);
+      if (reason) this.placer.waitReasons.set(id, quotaWait ?? `waiting for resources: ${reason}`);
+      const { status, message } = summarize('RUNNING', instances.map((i) => ({ ...i, specVersion: 1, revision: 0 })), this.placer.waitReasons.get(id) ?? null);
       return this.store.createPod(
         {
           id,
@@ -373,7 +300,7 @@ export class PodService {
         if (onlyName) return;
         await this.resize(tx, current, next, version);
       });
-      await this.refreshStatusLocked(current.pod.id);
+      await this.placer.refreshStatusLocked(current.pod.id);
       return (await this.store.getPod(current.pod.id))!;
     });
   }
@@ -384,7 +311,7 @@ export class PodService {
    * change never oversubscribes a node; GPUs it holds are kept when the GPU ask did not change.
    */
   private async resize(tx: Store, current: PodDetail, spec: PodSpec, version: number): Promise<void> {
-    const loads = await this.loads(tx, current.pod.id);
+    const loads = await this.placer.loads(tx, current.pod.id);
     const running = current.pod.desiredStatus === 'RUNNING';
     const gpusChanged = spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds);
     // The instances in ordinal order fill the slots 0..n-1. One replaced because its node is not
@@ -414,7 +341,7 @@ export class PodService {
         reserve(load, spec, gpuUuids);
       } else if (running && !inst) {
         const peers = slots.filter((i, k) => i.goal === 'running' && i.nodeId && k < spec.instances).map((i) => i.nodeId!);
-        const p = await this.placeTimed(loads, spec, peers, tx);
+        const p = await this.placer.placeTimed(loads, spec, peers, tx);
         if (p.ok) {
           nodeId = p.nodeId;
           gpuUuids = p.gpus.map((g) => g.uuid);
@@ -468,7 +395,7 @@ export class PodService {
       }
       const podId = detail.pod.id;
       await this.store.transaction(async (tx) => {
-        const loads = await this.loads(tx, podId);
+        const loads = await this.placer.loads(tx, podId);
         for (const inst of detail.instances) {
           const patch = await this.instanceAfter(action, inst, detail, loads, opts);
           if (patch === 'delete') await tx.deleteInstance(inst.id);
@@ -485,8 +412,8 @@ export class PodService {
           ...(desired === 'TERMINATED' ? { terminatedAt: at } : {}),
         });
       });
-      if (action === 'terminate') this.waitReasons.delete(podId);
-      await this.refreshStatusLocked(podId);
+      if (action === 'terminate') this.placer.waitReasons.delete(podId);
+      await this.placer.refreshStatusLocked(podId);
       return (await this.store.getPod(podId))!;
     });
   }
@@ -535,255 +462,22 @@ export class PodService {
   /** Recomputes a pod's status from its instances and writes it when it changed. */
   refreshStatus(podId: PodId): Promise<void> {
     // Under the lock: a status computed from a read taken before an action must not land after it.
-    return this.placing.run(() => this.refreshStatusLocked(podId));
+    return this.placing.run(() => this.placer.refreshStatusLocked(podId));
   }
 
-  private async refreshStatusLocked(podId: PodId, store: Store = this.store): Promise<void> {
-    const detail = await store.getPod(podId);
-    if (!detail) return;
-    const patch = this.statusPatch(detail.pod, detail.instances, await this.awayOf(detail.pod, detail.instances, detail.spec));
-    if (patch) await store.updatePod(podId, patch);
-  }
-
-  /** The pod's status recomputed from `instances`, as a patch; null when it would not change. `away`: see awayOf. */
-  private statusPatch(pod: PodDetail['pod'], instances: Instance[], away?: (i: Instance) => string | null): PodPatch | null {
-    const summary = summarize(pod.desiredStatus, instances, this.waitReasons.get(pod.id) ?? null, away);
-    const status = summary.status;
-    // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
-    const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;
-    if (status === pod.status && message === pod.statusMessage) return null;
-    const startedAt = instances.find((i) => i.observed?.startedAt)?.observed?.startedAt ?? now();
-    return {
-      status,
-      statusMessage: message,
-      ...(status === 'RUNNING' && pod.status !== 'RUNNING' ? { lastStartedAt: startedAt } : {}),
-      nodeId: pod.nodeId ?? instances.find((i) => i.nodeId)?.nodeId ?? null,
-    };
-  }
-
-  /**
-   * For the pod's instances on nodes that are not answering, what its status message says; undefined
-   * when every node answers. `known`: the nodes as a placement pass read them (no read per pod).
-   */
-  private async awayOf(pod: PodDetail['pod'], instances: Instance[], podSpec: PodSpec, known?: Map<NodeId, Node>): Promise<((i: Instance) => string | null) | undefined> {
-    const ids = [...new Set(instances.map((i) => i.nodeId).filter((n): n is NodeId => n !== null))];
-    const lost = new Map<NodeId, Node>();
-    for (const id of ids) {
-      const node = known ? known.get(id) : await this.store.getNode(id);
-      if (node?.notReadySince) lost.set(id, node);
-    }
-    if (lost.size === 0) return undefined;
-    const t = Date.now();
-    const held = await this.networkVolumeHeld(podSpec);
-    return (i) => {
-      const node = i.nodeId ? lost.get(i.nodeId) : undefined;
-      if (!node) return null;
-      const spec = i.specVersion === pod.specVersion ? podSpec : (this.specCache.get(`${i.podId}@${i.specVersion}`) ?? podSpec);
-      return lostMessage(node, decideLost(i, spec, node, t, this.options.unreachableAfterMs, held && spec.networkVolumeId === podSpec.networkVolumeId));
-    };
-  }
-
-  /**
-   * Places a new instance of the pod (a new ordinal, as a deployment does) in place of `id`, which
-   * gets goal `removed`: its node's agent removes it when it answers again. Under the placement
-   * lock, through the normal placement (cordoned and NOT_READY nodes skipped); where no node takes
-   * it now, the new one waits with the reason — unless `keepIfUnplaced` (a drain), when nothing
-   * changes and the reason comes back. Undefined when `id` no longer runs (it went meanwhile).
-   */
-  async moveInstance(id: InstanceId, opts: { keepIfUnplaced?: boolean } = {}): Promise<{ moved: Instance } | { unplaced: string } | undefined> {
-    const moved = await this.placing.run(async () => {
-      const inst = await this.store.getInstance(id);
-      if (!inst || inst.goal !== 'running' || !inst.nodeId) return undefined;
-      const detail = await this.store.getPod(inst.podId);
-      if (!detail || detail.pod.desiredStatus !== 'RUNNING') return undefined;
-      const spec = (await this.store.getPodVersion(inst.podId, inst.specVersion))?.spec ?? detail.spec;
-      const loads = await this.loads();
-      const peers = detail.instances.filter((i) => i.id !== id && i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
-      // Never back onto the node it leaves.
-      const away = new Map([...loads].filter(([n]) => n !== inst.nodeId));
-      const p = await this.placeTimed(away, spec, peers);
-      if (!p.ok && opts.keepIfUnplaced) return { unplaced: p.reason };
-      const ordinal = Math.max(-1, ...detail.instances.map((i) => i.ordinal)) + 1;
-      const next = await this.store.transaction(async (tx) => {
-        if (loads.has(inst.nodeId!)) await tx.updateInstance(id, { goal: 'removed', gpuUuids: [] });
-        else await tx.deleteInstance(id);
-        const created = await tx.insertInstance({
-          id: instanceIdOf(inst.podId, ordinal),
-          podId: inst.podId,
-          ordinal,
-          nodeId: p.ok ? p.nodeId : null,
-          specVersion: inst.specVersion,
-          goal: 'running',
-          resetGeneration: 0,
-          restartGeneration: 0,
-          gpuUuids: p.ok ? p.gpus.map((g) => g.uuid) : [],
-          hostPorts: {},
-          observed: null,
-        });
-        if (p.ok && detail.pod.nodeId === inst.nodeId) await tx.updatePod(inst.podId, { nodeId: p.nodeId });
-        return created;
-      });
-      if (p.ok) this.waitReasons.delete(inst.podId);
-      else this.waitReasons.set(inst.podId, `waiting for resources: ${p.reason}`);
-      await this.refreshStatusLocked(inst.podId);
-      return { moved: next };
-    });
-    return moved;
+  /** Places a new instance of the pod in place of `id` (node loss, drain): see Placer.moveInstance. */
+  moveInstance(id: InstanceId, opts: { keepIfUnplaced?: boolean } = {}): Promise<{ moved: Instance } | { unplaced: string } | undefined> {
+    return this.placer.moveInstance(id, opts);
   }
 
   /** Deletes an instance nothing can act on any more (its node is gone for good), and refreshes its pod. */
-  async forgetInstance(id: InstanceId): Promise<void> {
-    await this.placing.run(async () => {
-      const inst = await this.store.getInstance(id);
-      if (!inst) return;
-      if (inst.goal === 'stopped') await this.store.updateInstance(id, { nodeId: null });
-      else await this.store.deleteInstance(id);
-      await this.refreshStatusLocked(inst.podId);
-    });
+  forgetInstance(id: InstanceId): Promise<void> {
+    return this.placer.forgetInstance(id);
   }
 
-  /** The store revision the last placement pass saw: an unchanged store has nothing new to place. */
-  private placedAt = -1;
-
-  /**
-   * Tries to place instances waiting for a node; called when nodes join or resources free up.
-   *
-   * One pass reads the nodes, the instances and the waiting pods once, keeps the loads as it places,
-   * and writes placements and the pods' new statuses in transactions of PLACEMENT_BATCH, yielding
-   * the event loop between them: API requests go on while a long queue is placed.
-   */
-  async placeWaiting(): Promise<void> {
-    await this.placing.run(async () => {
-      const revision = await this.store.revision();
-      if (revision === this.placedAt) return;
-      const nodes = await this.store.listNodes();
-      if (nodes.length === 0) return;
-      this.placedAt = revision;
-      const instances = await this.store.listInstances({});
-      const waitingPods = [...new Set(instances.filter((i) => !i.nodeId && i.goal === 'running').map((i) => i.podId))];
-      if (waitingPods.length === 0) return;
-      const details: PodDetail[] = [];
-      for (let i = 0; i < waitingPods.length; i += 500) details.push(...(await this.store.listPods({ ids: waitingPods.slice(i, i + 500) })));
-      for (const d of details) this.specCache.set(`${d.pod.id}@${d.pod.specVersion}`, d.spec);
-      const loads = await this.loads(this.store, undefined, nodes, instances);
-      const byId = new Map(nodes.map((n) => [n.id, n]));
-      const batch = new PlacementBatch(this.store, async (pod, insts, spec) => this.statusPatch(pod, insts, await this.awayOf(pod, insts, spec, byId)));
-      const limited = new Map<string, boolean>();
-      const refused = new Map<string, string>();
-      for (const detail of details) {
-        if (detail.pod.desiredStatus !== 'RUNNING') continue;
-        const podId = detail.pod.id;
-        let current = detail.instances;
-        const peers = current.filter((i) => i.goal === 'running' && i.nodeId).map((i) => i.nodeId!);
-        for (const inst of detail.instances) {
-          if (inst.nodeId || inst.goal !== 'running') continue;
-          const spec = (await this.specOf(inst)) ?? detail.spec;
-          // A pod none of whose instances is placed yet counts against its team's quota only once placed:
-          // what this pass placed so far is written first, so the quota sees it.
-          let isLimited = limited.get(detail.pod.owner);
-          if (isLimited === undefined) limited.set(detail.pod.owner, (isLimited = (await limitedTeam(this.store, detail.pod.owner)) !== undefined));
-          if (isLimited) {
-            await batch.flush();
-            const held = await quotaHold(this.store, { ...detail, instances: current }, spec);
-            if (held) {
-              this.waitReasons.set(podId, held);
-              batch.status(detail.pod, current, detail.spec);
-              continue;
-            }
-          }
-          // A pass only adds reservations: an ask that found no node finds none later in the pass.
-          const ask = peers.length === 0 ? askKey(spec) : undefined;
-          const known = ask === undefined ? undefined : refused.get(ask);
-          const p = known !== undefined ? ({ ok: false, reason: known } as const) : await this.placeTimed(loads, spec, peers);
-          if (!p.ok) {
-            if (ask !== undefined) refused.set(ask, p.reason);
-            this.waitReasons.set(podId, `waiting for resources: ${p.reason}`);
-            batch.status(detail.pod, current, detail.spec);
-            continue;
-          }
-          const uuids = p.gpus.map((g) => g.uuid);
-          reserve(loads.get(p.nodeId)!, spec, uuids);
-          peers.push(p.nodeId);
-          current = current.map((i) => (i.id === inst.id ? { ...i, nodeId: p.nodeId, gpuUuids: uuids } : i));
-          this.waitReasons.delete(podId);
-          batch.place({ id: inst.id, podId, nodeId: p.nodeId, gpuUuids: uuids });
-          batch.status(detail.pod, current, detail.spec);
-          if (batch.size >= PLACEMENT_BATCH) {
-            await batch.flush();
-            // Long passes must not hold the event loop: API requests go on between batches.
-            await new Promise((r) => setImmediate(r));
-          }
-        }
-      }
-      await batch.flush();
-    });
-  }
-
-  /** The spec an instance runs, by its version; versions never change, so each is read once. */
-  private async specOf(inst: Instance, store: Store = this.store): Promise<PodSpec | undefined> {
-    const key = `${inst.podId}@${inst.specVersion}`;
-    let spec = this.specCache.get(key);
-    if (!spec) {
-      spec = (await store.getPodVersion(inst.podId, inst.specVersion))?.spec;
-      if (spec) this.specCache.set(key, spec);
-    }
-    return spec;
-  }
-
-  private async loads(store: Store = this.store, except?: PodId, nodesRead?: Node[], instancesRead?: Instance[]): Promise<Map<NodeId, NodeLoad>> {
-    const nodes = nodesRead ?? (await store.listNodes());
-    if (nodes.length === 0) return new Map();
-    const instances = (instancesRead ?? (await store.listInstances({}))).filter((i) => i.goal === 'running' && i.nodeId && i.podId !== except);
-    for (const inst of instances) await this.specOf(inst, store);
-    return nodeLoads(nodes, instances, (i) => this.specCache.get(`${i.podId}@${i.specVersion}`));
-  }
-}
-
-/** Placements written per transaction by a placement pass. */
-export const PLACEMENT_BATCH = 256;
-
-/**
- * A placement pass's pending writes: instances placed and pods whose status follows, written in
- * one transaction per flush. A pod's status is computed when it is flushed, from its instances as
- * the pass last saw them (an agent's report that lands meanwhile refreshes it again afterwards).
- */
-class PlacementBatch {
-  private placements: InstancePlacement[] = [];
-  private pods = new Map<PodId, { pod: PodDetail['pod']; instances: Instance[]; spec: PodSpec }>();
-  private readonly written = new Map<PodId, PodDetail['pod']>();
-
-  constructor(
-    private readonly store: Store,
-    private readonly statusPatch: (pod: PodDetail['pod'], instances: Instance[], spec: PodSpec) => Promise<PodPatch | null>,
-  ) {}
-
-  get size(): number {
-    return this.placements.length;
-  }
-
-  place(placement: InstancePlacement): void {
-    this.placements.push(placement);
-  }
-
-  status(pod: PodDetail['pod'], instances: Instance[], spec: PodSpec): void {
-    this.pods.set(pod.id, { pod, instances, spec });
-  }
-
-  async flush(): Promise<void> {
-    if (this.placements.length === 0 && this.pods.size === 0) return;
-    const patches: { id: PodId; patch: PodPatch }[] = [];
-    for (const { pod, instances, spec } of this.pods.values()) {
-      // Against what an earlier flush of this pass wrote, not the pod as the pass first read it.
-      const base = this.written.get(pod.id) ?? pod;
-      const patch = await this.statusPatch(base, instances, spec);
-      if (!patch) continue;
-      patches.push({ id: pod.id, patch });
-      this.written.set(pod.id, { ...base, ...patch });
-    }
-    const placements = this.placements;
-    this.placements = [];
-    this.pods = new Map();
-    await this.store.placeInstances(placements, patches);
+  /** Tries to place instances waiting for a node; called when nodes join or resources free up. See Placer.placeWaiting. */
+  placeWaiting(): Promise<void> {
+    return this.placer.placeWaiting();
   }
 }
 
@@ -795,17 +489,10 @@ function withoutMarathonDefinition(spec: PodSpec): PodSpec {
   return spec.marathon?.definition ? { ...spec, marathon: { id: spec.marathon.id } } : spec;
 }
 
-/** What a placement asks of a node, as a key: two specs with one key fit the same nodes. */
-function askKey(spec: PodSpec): string {
-  return JSON.stringify([spec.vcpuCount, spec.memoryGb, spec.gpuCount, spec.gpuTypeIds, fixedHostPorts(spec), spec.constraints ?? [], spec.networkVolumeId]);
-}
-
 function withoutLifetime(spec: PodSpec): PodSpec {
   const { lifetime: _lifetime, ...rest } = spec;
   return rest;
 }
-
-const NO_SHARED_STORAGE = new VolumeBacking();
 
 function fitsAnyEmptyNode(loads: Map<NodeId, NodeLoad>, spec: PodSpec): boolean {
   for (const { node, unschedulable } of loads.values()) {
