@@ -26,12 +26,13 @@
  * way to nodes that accept no inbound connection) against the local proxy reaching the same pod at
  * its published port (`--node-connect direct`), in the same run. One `berth server` on fixed ports
  * and one data dir is restarted with the other flag between measurements (the pod keeps running:
- * the agent adopts it again), the order alternating per round. The node is the server's own until
- * `--agent-process` is given: then the server runs with `--no-agent` and the pod lives on a
- * `berth agent` process that dialled it, which stays up across the server's restarts (through the
- * channel once the agent serves NodeAccess over it).
+ * the agent adopts it again), the order alternating per round. The server runs with `--no-agent`
+ * and the pod lives on a `berth agent` process that joined it with a join token and serves its
+ * NodeAccess over its node channel, which it dials again across the server's restarts: the remote
+ * figure. `--local-node` puts the pod on the server's own node instead (the channel path is then
+ * the proxy's relay to the local NodeAccess, without the node channel).
  *
- *   npm run bench -- proxy --remote [--agent-process] [--rounds 3] [--seconds 10] [--connections 64] [--proxy-workers N]
+ *   npm run bench -- proxy --remote [--local-node] [--rounds 3] [--seconds 10] [--connections 64] [--proxy-workers N]
  */
 import { freePort } from '../src/agent/ports.js';
 import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -290,7 +291,7 @@ async function main(): Promise<void> {
 
 /** How the remote bench's server reaches the pod: `local` is the proxy as it reaches its own node (the published port). */
 type Reach = 'local' | 'channel';
-const AGENT_PROCESS = process.argv.includes('--agent-process');
+const AGENT_PROCESS = !process.argv.includes('--local-node');
 
 async function mainRemote(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'berth-bench-proxy-remote-'));
@@ -315,7 +316,7 @@ async function mainRemote(): Promise<void> {
       if ((await statusOf(ports.proxy, `${podId}-8080.localhost:${ports.proxy}`)) === 200) return;
       await sleep(100);
     }
-    throw new Error(`the pod did not answer through the proxy (${reach})${reach === 'channel' && AGENT_PROCESS ? ": an agent process reaches it only once it serves NodeAccess over its channel" : ''}`);
+    throw new Error(`the pod did not answer through the proxy (${reach})`);
   };
   try {
     const image = await ensureUpstreamImage();
