@@ -7,7 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, connect as tcpConnect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -17,42 +17,12 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import WebSocket from 'ws';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { freePort, sha256, spawnRun, wsUntil, type Ran } from './support/clients.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 import type { RunningServer } from '../src/cli/server.js';
 
 const run = promisify(execFile);
 const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function spawnRun(cmd: string, args: string[], input?: string, timeoutMs = 60_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' }, detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 /**
  * Joins a `berth agent` process to the server: the one place that says how a machine joins (the
@@ -71,21 +41,6 @@ async function stopAgent(child: ChildProcess | undefined, signal: NodeJS.Signals
 }
 
 /** A line of output that matches, from a socket's messages. */
-function until(ws: WebSocket, pattern: RegExp, timeoutMs = 20_000): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let seen = '';
-    const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern}; saw ${JSON.stringify(seen.slice(-500))}`)), timeoutMs);
-    ws.on('message', (data: Buffer, binary: boolean) => {
-      if (!binary) return;
-      seen += data.toString();
-      if (pattern.test(seen)) {
-        clearTimeout(timer);
-        resolve(seen);
-      }
-    });
-  });
-}
-
 describe('a pod on a remote agent, through its node channel', () => {
   let t: TestServer;
   let dir: string;
@@ -97,7 +52,7 @@ describe('a pod on a remote agent, through its node channel', () => {
   let restarted: RunningServer | undefined;
   const opts = (): string[] => ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', join(dir, 'id')];
   const ssh = (args: string[], input?: string): Promise<Ran> => spawnRun('ssh', [...opts(), '-p', String(sshPort), ...args], input);
-  const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+  const sha = sha256;
   const channelOpen = async (): Promise<true | undefined> => {
     const r = await t.api('POST', `/api/v1/pods/${podId}/exec`, { command: ['true'] });
     return r.status === 200 ? true : undefined;
@@ -242,7 +197,7 @@ describe('a pod on a remote agent, through its node channel', () => {
     const ws = new WebSocket(`${t.url.replace('http', 'ws')}/api/v1/pods/${podId}/terminal?cols=100&rows=30`, { headers: { authorization: `Bearer ${t.key}` } });
     await new Promise((resolve, reject) => ws.once('open', resolve).once('error', reject));
     try {
-      const size = until(ws, /size=40 132/);
+      const size = wsUntil(ws, /size=40 132/);
       ws.send(JSON.stringify({ type: 'resize', cols: 132, rows: 40 }));
       await new Promise((r) => setTimeout(r, 300));
       ws.send(Buffer.from('echo "size=$(stty size)"\n'));

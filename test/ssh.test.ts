@@ -9,7 +9,6 @@ import { execFile, spawn } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -17,33 +16,10 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import ssh2 from 'ssh2';
 import { ensurePauseImage, ensureTestImage, TEST_IMAGE } from './support/images.js';
+import { freePort, spawnRun, sshOptions, type Ran } from './support/clients.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
 const run = promisify(execFile);
-
-interface Ran {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-function spawnRun(cmd: string, args: string[], input?: string, timeoutMs = 60_000): Promise<Ran> {
-  return new Promise((resolve, reject) => {
-    // Its own process group: sftp and scp start ssh, which must go too on a timeout.
-    const child = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, TERM: 'xterm-256color' }, detached: true });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => process.kill(-child.pid!, 'SIGKILL'), timeoutMs);
-    child.on('error', reject);
-    child.on('close', (code) => {
-      clearTimeout(timer);
-      resolve({ code: code ?? -1, stdout, stderr });
-    });
-    child.stdin.end(input ?? '');
-  });
-}
 
 function spawnEnv(cmd: string, args: string[], env: Record<string, string>): Promise<Ran> {
   return new Promise((resolve, reject) => {
@@ -57,20 +33,12 @@ function spawnEnv(cmd: string, args: string[], env: Record<string, string>): Pro
   });
 }
 
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
 describe('SSH gateway', { concurrency: true }, () => {
   let t: TestServer;
   let dir: string;
   let podId: string;
   let sshPort: number;
-  const opts = (key: string): string[] => ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', key];
+  const opts = sshOptions;
   const ssh = (args: string[], input?: string, key = join(dir, 'id_owner')): Promise<Ran> => spawnRun('ssh', [...opts(key), '-p', String(sshPort), ...args], input);
   const scp = (from: string, to: string): Promise<Ran> => spawnRun('scp', [...opts(join(dir, 'id_owner')), '-P', String(sshPort), from, to]);
   const sha = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
