@@ -81,12 +81,23 @@ export class HttpAgentChannel implements AgentChannel {
     return { nodeId: joined.nodeId };
   }
 
-  watch(_nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
+  async watch(_nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
     // The server answers within waitMs (or sooner: it holds a watch at most a third of its node
     // timeout). A connection that stops carrying anything (a cut network) is given up after that and
     // a margin, so the agent calls again as soon as the network is back instead of waiting on it.
-    const deadline = AbortSignal.timeout(waitMs + 10_000);
-    return this.call('GET', `watch?since=${since}&waitMs=${waitMs}`, undefined, signal ? AbortSignal.any([signal, deadline]) : deadline);
+    // One controller per watch, its listener on the agent's signal taken off after: a listener left
+    // on that long-lived signal per watch would pile up for as long as the agent runs.
+    const ac = new AbortController();
+    const timer = setTimeout(() => ac.abort(new Error(`no answer to the watch in ${(waitMs + 10_000) / 1000} s`)), waitMs + 10_000);
+    const stop = (): void => ac.abort(signal?.reason);
+    signal?.addEventListener('abort', stop, { once: true });
+    if (signal?.aborted) stop();
+    try {
+      return await this.call('GET', `watch?since=${since}&waitMs=${waitMs}`, undefined, ac.signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', stop);
+    }
   }
 
   report(_nodeId: NodeId, reports: InstanceReport[]): Promise<void> {
