@@ -112,6 +112,8 @@ export function relayReady(socket: Socket): Promise<void> {
 /** The server process's end: takes relay connections and joins each to NodeAccess.connect. */
 export class ChannelRelay {
   private readonly streams = new Set<Duplex>();
+  /** Every relay connection, joined or not: a close must not wait on one (half-open is allowed, so a peer that never ends keeps it). */
+  private readonly sockets = new Set<Socket>();
 
   private constructor(
     private readonly server: Server,
@@ -120,7 +122,11 @@ export class ChannelRelay {
     private readonly accessOf: NodeAccessOf,
     private readonly log: Logger,
   ) {
-    server.on('connection', (socket: Socket) => this.take(socket));
+    server.on('connection', (socket: Socket) => {
+      this.sockets.add(socket);
+      socket.once('close', () => this.sockets.delete(socket));
+      this.take(socket);
+    });
     server.on('error', (err) => log.warn({ err }, 'the proxy channel relay failed'));
   }
 
@@ -154,6 +160,8 @@ export class ChannelRelay {
     const closed = new Promise<void>((resolve) => this.server.close(() => resolve()));
     for (const s of this.streams) s.destroy();
     this.streams.clear();
+    for (const s of this.sockets) s.destroy();
+    this.sockets.clear();
     await closed;
     await rm(this.dir, { recursive: true, force: true });
   }
