@@ -19,7 +19,7 @@ const volume = (over: Partial<NetworkVolume> = {}): NetworkVolume => ({
   sizeGb: 10,
   dataCenterId: 'east',
   nodeId: null,
-  createdAt: new Date().toISOString(),
+  createdAt: '2026-12-05T00:00:00.000Z',
   ...over,
 });
 
