@@ -64,6 +64,8 @@ const now = (): string => new Date().toISOString();
  * Placement (`placeWaiting`, `loads`, the wait reasons, the spec cache) is the `Placer`'s
  * (placement.ts): this service holds one and shares the placement lock with it, and its placement
  * methods here delegate to it. `regainGpus` and `resize` fit on a pod's own node and stay here.
+ * About 500 lines, and kept whole: create, update/resize and the actions each read, check and write
+ * one pod under the same lock; splitting them would pass that lock and the Placer between files.
  */
 export class PodService {
   /** Placement reads loads and then writes reservations; one at a time keeps GPUs from being handed out twice. */

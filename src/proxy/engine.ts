@@ -5,6 +5,8 @@
  * server and undici (the full path below): routing errors that explain themselves, private ports
  * (API key or one-time link cookie), WebSocket and other upgrades, chunked uploads, HTTP/1.0.
  * The engine owns no route table and no key store: it is handed a RouteSource and a ProxyAccess.
+ * About 500 lines, kept whole: the full path's request, upgrade and error handling share the
+ * connection set-up above them; the fast path and the relay are already files of their own.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { connect as tcpConnect, Socket, type SocketConstructorOpts } from 'node:net';
