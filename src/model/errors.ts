@@ -16,6 +16,7 @@ export const ERRORS = {
   NODE_UNAVAILABLE: { status: 503, title: 'The pod\'s node is not reachable', retryable: true },
   RUNTIME: { status: 502, title: 'The container runtime failed', retryable: true },
   INTERNAL: { status: 500, title: 'Internal error', retryable: false },
+  NOT_LEADER: { status: 503, title: 'This server is not the leader', retryable: true },
   // The pod proxy's answers ({podId}-{port}.<domain>).
   NO_HOST: { status: 400, title: 'No Host header', retryable: false },
   PORT_NOT_EXPOSED: { status: 404, title: 'The pod does not expose the port', retryable: false },

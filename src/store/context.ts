@@ -2,6 +2,7 @@ import type { Kysely } from 'kysely';
 import { BerthError, type Change, type NodeId } from '../model/index.js';
 import { appendChange, type ChangeListeners } from './changes.js';
 import type { SqlDialect } from './dialect.js';
+import { checkFence } from './fence.js';
 import type { PodDetailCache } from './pod-cache.js';
 import type { Database } from './schema.js';
 
@@ -58,6 +59,7 @@ export class SqlContext implements StoreContext {
     const pending: Change[] = [];
     const result = await this.db.transaction().execute(async (trx) => {
       await this.dialect.lockWriters(trx);
+      await checkFence(trx, this.dialect);
       return fn(new SqlContext(trx, this.dialect, this.listeners, pending, null));
     });
     this.listeners.announce(pending);

@@ -30,6 +30,10 @@ export interface SqlDialect {
   imagesInclude(images: Expression<string>, image: string): RawBuilder<SqlBool>;
   /** A unique or primary-key constraint refused the row. */
   isUniqueViolation(err: unknown): boolean;
+  /** The database's clock in ms since the epoch: leases are timed by it, never by a server's own clock. */
+  nowMs(): RawBuilder<number>;
+  /** ` for share` where the database can lock a row for reading (the fence holds the lease row until its write commits). */
+  readonly forShare: RawBuilder<unknown>;
 }
 
 const errorCode = (err: unknown): string | undefined =>
@@ -45,6 +49,9 @@ const sqliteDialect: SqlDialect = {
     const code = errorCode(err);
     return code === 'SQLITE_CONSTRAINT_UNIQUE' || code === 'SQLITE_CONSTRAINT_PRIMARYKEY';
   },
+  nowMs: () => sql<number>`cast((julianday('now') - 2440587.5) * 86400000 as integer)`,
+  // One writer at a time already: nothing can take the lease while a write holds the database.
+  forShare: sql``,
 };
 
 /** Key of the advisory lock that orders writers; any constant no other Berth lock uses. */
@@ -64,6 +71,9 @@ const postgresDialect: SqlDialect = {
   },
   imagesInclude: (images, image) => sql<SqlBool>`(${images})::jsonb @> jsonb_build_array(${image}::text)`,
   isUniqueViolation: (err) => errorCode(err) === '23505',
+  // clock_timestamp, not now(): now() is the transaction's start, and a lease check must see the present.
+  nowMs: () => sql<number>`(extract(epoch from clock_timestamp()) * 1000)::bigint`,
+  forShare: sql` for share`,
 };
 
 /** Compiled connection options: see StoreOptions in index.ts for the defaults. */

@@ -9,6 +9,8 @@ import type { Store } from './types.js';
 export type { InstancePatch, NodeInput, PodDetail, PodFilter, PodPatch, Store } from './types.js';
 export type { StoreLogger } from './changes.js';
 export { SQLITE_FILE_NAME } from './dialect.js';
+export { withFence, currentFence, type Fence } from './fence.js';
+export type { Lease, ServerEntry } from './leases.js';
 
 export interface StoreOptions {
   /**

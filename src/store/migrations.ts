@@ -324,6 +324,33 @@ const joinTokens: Migration = {
   },
 };
 
+/** Several servers on one PostgreSQL: the leader's lease, the servers agents dial, the keys they share (docs/ha.md). */
+const highAvailability: Migration = {
+  async up(db: Kysely<unknown>) {
+    await db.schema
+      .createTable('leases')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('holder', 'text')
+      .addColumn('holder_url', 'text')
+      .addColumn('epoch', 'bigint', (c) => c.notNull())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('servers')
+      .addColumn('id', 'text', (c) => c.primaryKey())
+      .addColumn('url', 'text', (c) => c.notNull())
+      .addColumn('started_at', 'text', (c) => c.notNull())
+      .addColumn('seen_at', 'bigint', (c) => c.notNull())
+      .execute();
+    await db.schema
+      .createTable('cluster_keys')
+      .addColumn('name', 'text', (c) => c.primaryKey())
+      .addColumn('value', 'text', (c) => c.notNull())
+      .addColumn('created_at', 'text', (c) => c.notNull())
+      .execute();
+  },
+};
+
 /** Kysely's Migrator reads the migrations from here. */
 export function migrationProvider(dialect: SqlDialect): MigrationProvider {
   return {
@@ -340,6 +367,7 @@ export function migrationProvider(dialect: SqlDialect): MigrationProvider {
       '0010_network_volume_node': networkVolumeNode,
       '0011_node_lifecycle': nodeLifecycle,
       '0012_join_tokens': joinTokens,
+      '0013_high_availability': highAvailability,
     }),
   };
 }

@@ -240,6 +240,9 @@ export interface Database {
   audit_log: AuditLogTable;
   join_tokens: JoinTokensTable;
   node_credentials: NodeCredentialsTable;
+  leases: LeasesTable;
+  servers: ServersTable;
+  cluster_keys: ClusterKeysTable;
 }
 
 /** Join tokens (model/join.ts), kept as hashes; revoked and expired ones a while, to say why a join is refused. */
@@ -265,4 +268,30 @@ export interface NodeCredentialsTable {
   token_id: JoinTokenId | null;
   created_at: string;
   last_used_at: string | null;
+}
+
+/** A lease one server holds at a time (the leader's: `leader`); times are the database clock's, in ms since the epoch. */
+export interface LeasesTable {
+  name: string;
+  holder: string | null;
+  holder_url: string | null;
+  /** Goes up by one each time another server takes the lease: the fencing token. */
+  epoch: number;
+  expires_at: number;
+}
+
+/** The servers on this database, each heartbeating its advertised URL (agents dial every one). */
+export interface ServersTable {
+  id: string;
+  url: string;
+  started_at: string;
+  /** The database clock at the last heartbeat, ms since the epoch. */
+  seen_at: number;
+}
+
+/** Key material every server on the database must share (the secret sealer's key, the proxy's signing key, the SSH host key). */
+export interface ClusterKeysTable {
+  name: string;
+  value: string;
+  created_at: string;
 }

@@ -5,6 +5,7 @@ import { deploymentStore } from './deployments.js';
 import type { SqlDialect } from './dialect.js';
 import { instanceStore } from './instances.js';
 import { joinTokenStore, nodeCredentialStore } from './join-tokens.js';
+import { leaseStore } from './leases.js';
 import { apiKeyStore, sshKeyStore } from './keys.js';
 import { nodeStore } from './nodes.js';
 import { PodDetailCache } from './pod-cache.js';
@@ -73,6 +74,7 @@ function storeOn(ctx: SqlContext): Store {
     ...auditStore(ctx),
     ...joinTokenStore(ctx),
     ...nodeCredentialStore(ctx),
+    ...leaseStore(ctx),
   };
   return store;
 }

@@ -5,6 +5,7 @@ import type { InstanceStore } from './instances.js';
 import type { JoinTokenStore, NodeCredentialStore } from './join-tokens.js';
 import type { ApiKeyStore, SshKeyStore } from './keys.js';
 import type { AuditStore, TeamStore } from './teams.js';
+import type { LeaseStore } from './leases.js';
 import type { NodeStore } from './nodes.js';
 import type { PodStore } from './pods.js';
 import type { NetworkVolumeStore, RegistryAuthStore, SecretStore, TemplateStore } from './resources.js';
@@ -65,7 +66,8 @@ export interface Store
     TeamStore,
     AuditStore,
     JoinTokenStore,
-    NodeCredentialStore {
+    NodeCredentialStore,
+    LeaseStore {
   readonly dialect: 'sqlite' | 'postgres';
   close(): Promise<void>;
 
