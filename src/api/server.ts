@@ -1,4 +1,7 @@
 import swagger from '@fastify/swagger';
+import type { Leadership } from '../control/leadership.js';
+import { forwardToLeader } from './forward.js';
+import { registerClusterRoutes } from './native/cluster.js';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AgentService, Caller, DeploymentService, InstanceResolver, KeyService, NodeService, PodService, ResourceService, UsageService, LifetimeController } from '../control/index.js';
@@ -59,6 +62,8 @@ export interface ApiDeps {
   consoleDir?: string;
   /** Re-attachable web terminals: grace period, bound per pod, scrollback. */
   terminalSessions?: TerminalSessionOptions;
+  /** Who leads: a follower forwards writes to the leader (forward.ts); `GET /api/v1/cluster` shows it. */
+  leadership: Leadership;
 }
 
 declare module 'fastify' {
@@ -122,6 +127,8 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
     },
   });
 
+  // Before authentication: a follower sends writes on as they came, and the leader authenticates them.
+  forwardToLeader(app, { leadership: deps.leadership, ...(deps.https ? { tlsCert: deps.https.cert } : {}) });
   app.decorateRequest('caller', null as unknown as Caller);
   app.addHook('onRequest', async (req) => {
     const route = req.routeOptions.url ?? '';
@@ -197,6 +204,7 @@ export async function buildApi(deps: ApiDeps): Promise<FastifyInstance> {
   await app.register(async (scope) => registerAccessRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerTeamRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerTokenRoutes(scope, deps), { prefix: '/api/v1' });
+  await app.register(async (scope) => registerClusterRoutes(scope, deps), { prefix: '/api/v1' });
   await app.register(async (scope) => registerRunpodV1(scope, deps), { prefix: '/runpod/v1' });
   await app.register(async (scope) => registerRunpodV2(scope, deps), { prefix: '/runpod/v2' });
   await registerMarathon(app, deps);

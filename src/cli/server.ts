@@ -1,12 +1,12 @@
 import { mkdir, readFile } from 'node:fs/promises';
-import { homedir } from 'node:os';
+import { homedir, hostname } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS } from '../control/index.js';
+import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
@@ -20,6 +20,7 @@ import { BerthError } from '../model/errors.js';
 import type { LifetimeInput } from '../model/lifetime.js';
 import type { PodSecurityPolicy } from '../model/policy.js';
 import { openStore } from '../store/index.js';
+import { shareClusterKeys } from './cluster-keys.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -96,6 +97,10 @@ export interface ServerOptions {
   nodeTimeoutSeconds?: number;
   /** How long after NOT_READY an instance of a pod without a Marathon unreachable strategy is placed again elsewhere. @default 60 */
   unreachableAfterSeconds?: number;
+  /** Several servers (PostgreSQL): the URL the other servers and the agents reach this one at. @default http(s)://<publicHost, else the bound address, else the host name>:<port> */
+  advertiseUrl?: string;
+  /** Several servers: how long the leader's lease lasts unrenewed (a killed leader is replaced within about this). @default 3 */
+  leaderLeaseSeconds?: number;
 }
 
 /** Where `npm run build:web` puts the console: dist/web, two folders up from dist/src/cli. */
@@ -154,16 +159,19 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   if (runtime) await runtime.ping();
 
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
+  await shareClusterKeys(store, dataDir);
+  // One server on SQLite always leads; several on PostgreSQL race for the lease (docs/ha.md).
+  const leadership = store.dialect === 'postgres' ? new LeaseLeadership(store, { ttlMs: Math.round((options.leaderLeaseSeconds ?? DEFAULT_LEASE_TTL_MS / 1000) * 1000), logger: logger.child({ part: 'leader' }) }) : new SoloLeadership();
   const sealer = await Sealer.open(dataDir);
   const keys = new KeyService(store);
   const volumeBacking = new VolumeBacking(Object.entries(options.nfsExports ?? {}));
   const nodeTimeoutMs = Math.round((options.nodeTimeoutSeconds ?? DEFAULT_NODE_TIMEOUT_MS / 1000) * 1000);
   const unreachableAfterMs = Math.round((options.unreachableAfterSeconds ?? DEFAULT_UNREACHABLE_AFTER_MS / 1000) * 1000);
-  const pods = new PodService(store, { volumeBacking, unreachableAfterMs, hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
-  const deployments = new DeploymentController(store, pods);
+  const pods = new PodService(store, { leadership, volumeBacking, unreachableAfterMs, hostVolumeRoots: options.allowHostPaths ?? [], ...(options.lifetimeDefault ? { lifetimeDefault: options.lifetimeDefault } : {}), ...(options.specVersionsKept ? { specVersionsKept: options.specVersionsKept } : {}), ...(options.podPolicy ? { podPolicy: options.podPolicy } : {}) });
+  const deployments = new DeploymentController(store, pods, { leadership });
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage, volumeBacking, Math.max(100, Math.floor(nodeTimeoutMs / 3)));
-  const nodeMonitor = new NodeMonitor(store, pods, { nodeTimeoutMs, unreachableAfterMs, logger: logger.child({ part: 'nodes' }) });
+  const nodeMonitor = new NodeMonitor(store, pods, { leadership, nodeTimeoutMs, unreachableAfterMs, logger: logger.child({ part: 'nodes' }) });
   const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
@@ -209,7 +217,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       ssh = await SshGateway.start({ store, resolver, audit, logger: logger.child({ part: 'ssh' }), dataDir, port: ports.ssh, host, activity: lifetimes.activity });
       endpoints.ssh = { host: options.publicHost ?? options.publicIp ?? 'localhost', port: ssh.port, hostKey: ssh.hostKey };
     }
-    app = await buildApi({ store, pods, nodes, deployments, resources, secrets, keys, teams, audit, agents, joinTokens, nodeCredentials, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
+    app = await buildApi({ leadership, store, pods, nodes, deployments, resources, secrets, keys, teams, audit, agents, joinTokens, nodeCredentials, usage, lifetimes, resolver, logger, access: { endpoints, tokens }, metrics: { ...(options.metricsToken ? { token: options.metricsToken } : {}), ...(proxy ? { proxy } : {}), ...(ssh ? { ssh } : {}) }, consoleDir: options.consoleDir ?? DEFAULT_CONSOLE_DIR, ...(options.terminalGraceSeconds !== undefined ? { terminalSessions: { graceSeconds: options.terminalGraceSeconds } } : {}), ...(tls ? { https: tls } : {}) });
     await app.listen({ port, host });
   } catch (err) {
     await proxy?.close();
@@ -226,6 +234,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const actualPort = typeof bound === 'object' && bound ? bound.port : port;
   const local = host === '0.0.0.0' || host === '::' ? '127.0.0.1' : host.includes(':') ? `[${host}]` : host;
   const url = `${tls ? 'https' : 'http'}://${local}:${actualPort}`;
+  const advertised = options.advertiseUrl ?? `${tls ? 'https' : 'http'}://${advertisedHost(host, options.publicHost)}:${actualPort}`;
 
   let agent: Agent | undefined;
   if (runtime) {
@@ -247,16 +256,15 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     proxy?.setLocalNode(agent.id);
     nodeCredentials.markLocal(agent.id);
   }
-  await deployments.recover();
-  await lifetimes.start();
-  nodeMonitor.start();
-  // A slow safety net for pods waiting for resources; joins and frees already trigger placement.
-  const placer = setInterval(() => void pods.placeWaiting().catch((err: unknown) => logger.warn({ err }, 'placement pass failed')), 10_000);
-  placer.unref();
-  // The change feed serves agents' watches and event-stream resumes; a million changes is days of history.
-  const pruner = setInterval(() => void store.pruneChanges(1_000_000).catch((err: unknown) => logger.warn({ err }, 'pruning the change feed failed')), 10 * 60_000);
-  pruner.unref();
-
+  // The leader's work: placement, deployments, lost nodes, lifetimes, pruning. One server always
+  // leads; of several, whichever holds the lease, and it stops the moment it loses it.
+  const leaderWork = new LeaderWork({ store, pods, deployments, lifetimes, nodeMonitor, logger, multiServer: leadership instanceof LeaseLeadership });
+  leadership.onChange((leading) => void leaderWork.set(leading));
+  if (leadership instanceof LeaseLeadership) await leadership.start(advertised);
+  else {
+    leadership.url = advertised;
+    await leaderWork.set(true);
+  }
   return {
     url,
     port: actualPort,
@@ -271,11 +279,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     ssh,
     endpoints,
     async close() {
-      clearInterval(placer);
-      clearInterval(pruner);
+      // Resign first: another server leads at once, while this one closes the rest.
+      if (leadership instanceof LeaseLeadership) await leadership.close();
+      await leaderWork.set(false);
       audit.close();
-      await nodeMonitor.close();
-      await lifetimes.close();
       await ssh?.close();
       await proxy?.close();
       await agent?.close();
@@ -286,6 +293,12 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await store.close();
     },
   };
+}
+
+/** The host part of the advertised URL: the address bound to, when it is one; else the public host name; else this machine's name. */
+function advertisedHost(bound: string, publicHost: string | undefined): string {
+  if (bound !== '0.0.0.0' && bound !== '::') return bound.includes(':') ? `[${bound}]` : bound;
+  return publicHost ?? hostname();
 }
 
 async function readTls(options: ServerOptions): Promise<{ cert: Buffer; key: Buffer } | undefined> {

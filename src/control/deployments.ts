@@ -3,6 +3,7 @@ import { BerthError, podIdOfInstance, type Deployment, type DeploymentAction, ty
 import type { PodDetail, Store } from '../store/types.js';
 import { canSee, requireWrite, type Caller } from './caller.js';
 import { instancePhase, instanceReady, marathonPathOf, type ApplyOptions, type ApplyResult, type DeploymentEvent, type DeploymentService, type InstancePhase } from './deployment-service.js';
+import type { Leadership } from './leadership.js';
 import { Mutex } from './mutex.js';
 import type { PodService } from './pods.js';
 
@@ -40,10 +41,15 @@ export class DeploymentController implements DeploymentService {
   /** The store's copy of the deployments, written in the order they start and end. */
   private persisting: Promise<void> = Promise.resolve();
 
+  /** Whether this server steps deployments: one server always; of several, the leader (from `recover` until `follow`). */
+  private leading: boolean;
+
   constructor(
     private readonly store: Store,
     private readonly pods: PodService,
+    private readonly options: { leadership?: Pick<Leadership, 'lead'> } = {},
   ) {
+    this.leading = !options.leadership;
     this.unsubscribe = store.onChange((c) => {
       if (c.kind === 'pod') this.podChanged(c.id);
       else if (c.kind === 'instance') this.podChanged(podIdOfInstance(c.id));
@@ -56,6 +62,7 @@ export class DeploymentController implements DeploymentService {
    * pod whose instances have not reached its version a deployment of its own.
    */
   async recover(): Promise<void> {
+    this.leading = true;
     for (const dep of await this.store.listDeployments()) {
       const holder = this.byPod.get(dep.podId);
       if (holder) {
@@ -71,6 +78,19 @@ export class DeploymentController implements DeploymentService {
     }
   }
 
+  /**
+   * This server no longer leads: it stops stepping and forgets the deployments it held (the new
+   * leader's `recover` goes on with them from the store, under their ids). Instance events go on.
+   */
+  follow(): void {
+    this.leading = false;
+    this.active.clear();
+    this.byPod.clear();
+    this.again.clear();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   /** Stops stepping; what the store was told is written before this resolves. */
   async close(): Promise<void> {
     this.closed = true;
@@ -81,7 +101,13 @@ export class DeploymentController implements DeploymentService {
 
   /** Queues a write to the store's copy. One that fails is dropped: the deployment still runs here, and after a restart recover() gives an unconverged pod a deployment anyway. */
   private persist(write: () => Promise<void>): void {
-    this.persisting = this.persisting.then(write).catch(() => undefined);
+    const leadership = this.options.leadership;
+    this.persisting = this.persisting.then(leadership ? () => leadership.lead(write) : write).catch(() => undefined);
+  }
+
+  /** Changes are the leader's (followers forward them to it); here, as a guard. */
+  private mustLead(): void {
+    if (!this.leading) throw new BerthError('NOT_LEADER', 'this server does not step deployments: it does not lead');
   }
 
   onEvent(listener: (e: DeploymentEvent) => void): () => void {
@@ -137,6 +163,7 @@ export class DeploymentController implements DeploymentService {
     requireWrite(caller, 'change pods');
     const path = input.marathon?.id;
     if (!path) throw new BerthError('VALIDATION', 'the input names no path id to apply it at');
+    this.mustLead();
     return this.lock.run(async () => {
       const existing = await this.find(caller, path);
       if (existing && opts.mustBeNew) throw new BerthError('CONFLICT', `a pod already exists at ${path}`, { extra: { duplicate: true, path } });
@@ -153,11 +180,16 @@ export class DeploymentController implements DeploymentService {
       const action = configOf(spec) === configOf(existing.spec) ? 'ScalePod' : 'RestartPod';
       const deployment = this.begin(detail, action, from, await this.versionTime(detail.pod.id, version));
       return { detail, deployment, created: false };
+    }).then(async (r) => {
+      // Acknowledged only once stored: a leader killed after answering leaves it to the next, under its id.
+      await this.persisting;
+      return r;
     });
   }
 
   remove(caller: Caller, path: string, opts: { force: boolean }): Promise<Deployment> {
     requireWrite(caller, 'delete pods');
+    this.mustLead();
     return this.lock.run(async () => {
       const existing = await this.find(caller, path);
       if (!existing) throw noPodAt(path);
@@ -169,6 +201,7 @@ export class DeploymentController implements DeploymentService {
 
   cancel(caller: Caller, id: string, opts: { force: boolean }): Promise<Deployment | null> {
     requireWrite(caller, 'cancel deployments');
+    this.mustLead();
     return this.lock.run(async () => {
       const dep = this.active.get(id);
       if (!dep) throw noDeployment(id);
@@ -261,7 +294,7 @@ export class DeploymentController implements DeploymentService {
   }
 
   private podChanged(podId: string): void {
-    if (this.byPod.has(podId)) this.kick(podId);
+    if (this.leading && this.byPod.has(podId)) this.kick(podId);
     if (this.listeners.size > 0) void this.instanceEvents(podId as PodId).catch(() => undefined);
   }
 
@@ -290,7 +323,7 @@ export class DeploymentController implements DeploymentService {
 
   /** Steps of one pod never overlap; a change during a step runs one more. */
   private kick(podId: string): void {
-    if (this.closed) return;
+    if (this.closed || !this.leading) return;
     if (this.stepping.has(podId)) {
       this.again.add(podId);
       return;

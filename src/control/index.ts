@@ -20,3 +20,5 @@ export * from './node-monitor.js';
 export * from './node-service.js';
 export * from './join-tokens.js';
 export * from './node-credentials.js';
+export * from './leadership.js';
+export * from './leader-work.js';

@@ -93,6 +93,8 @@ export class LifetimeController {
    * SQLite: not something a server's start should wait for), the later ones only those that changed.
    */
   async start(): Promise<void> {
+    // Started again (a server that leads again): what changed meanwhile is read anew.
+    this.loaded = false;
     this.unwatch = this.store.onChange((c) => {
       if (c.kind === 'pod') this.dirty.add(c.id as PodId);
       else if (c.kind === 'instance') this.dirty.add(podIdOf(c.id));

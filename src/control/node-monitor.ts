@@ -7,6 +7,7 @@
 import type { Logger } from 'pino';
 import type { NodeId, PodId } from '../model/index.js';
 import type { Store } from '../store/types.js';
+import type { Leadership } from './leadership.js';
 import { decideLost, nodesGoneSilent } from './node-decide.js';
 import type { PodService } from './pods.js';
 
@@ -16,6 +17,8 @@ export interface NodeMonitorOptions {
   /** For pods without a Marathon unreachable strategy: how long after NOT_READY their instances are placed again. @default 60000 */
   unreachableAfterMs?: number;
   logger?: Logger;
+  /** Several servers: passes run on the leader, fenced by its lease. @default one server */
+  leadership?: Pick<Leadership, 'lead'>;
 }
 
 export const DEFAULT_NODE_TIMEOUT_MS = 40_000;
@@ -26,7 +29,8 @@ export class NodeMonitor {
   /** The nodes of the last pass: one that went from the store was removed, and what it held is looked at once. */
   private known = new Set<NodeId>();
   private first = true;
-  private readonly startedAt = Date.now();
+  /** Since when this server watches: a node is given a timeout's grace from then (a new leader has heard from no agent yet). */
+  private startedAt = Date.now();
 
   constructor(
     private readonly store: Store,
@@ -36,6 +40,8 @@ export class NodeMonitor {
 
   /** Judges every `nodeTimeout / 4` (at least 250 ms, at most 5 s). */
   start(): void {
+    this.startedAt = Date.now();
+    this.first = true;
     const every = Math.min(5_000, Math.max(250, Math.round(this.options.nodeTimeoutMs / 4)));
     this.timer = setInterval(() => void this.tick(), every);
     this.timer.unref();
@@ -43,12 +49,14 @@ export class NodeMonitor {
 
   async close(): Promise<void> {
     if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
     await this.running;
   }
 
   /** One pass; passes never overlap. */
   tick(): Promise<void> {
-    this.running ??= this.pass()
+    const leadership = this.options.leadership;
+    this.running ??= (leadership ? leadership.lead(() => this.pass()) : this.pass())
       .catch((err: unknown) => this.options.logger?.warn({ err }, 'node monitor pass failed'))
       .finally(() => (this.running = undefined));
     return this.running;

@@ -1,6 +1,7 @@
 import { fixedHostPorts, instanceIdOf, type Instance, type InstanceId, type Node, type NodeId, type PodId, type PodSpec } from '../model/index.js';
 import type { PodDetail, PodPatch, Store } from '../store/types.js';
-import type { Mutex } from './mutex.js';
+import type { Leadership } from './leadership.js';
+import type { PlacementLock } from './placement-lock.js';
 import { limitedTeam, quotaHold } from './quota.js';
 import { summarize } from './pod-status.js';
 import { nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
@@ -13,6 +14,8 @@ export interface PlacerOptions {
   volumeBacking?: VolumeBacking;
   /** How long an instance on a NOT_READY node waits before it is placed again elsewhere, for pods without a Marathon unreachable strategy. @default 60000 */
   unreachableAfterMs?: number;
+  /** Several servers: only the leader places (see PodServiceOptions). @default one server, always leading */
+  leadership?: Pick<Leadership, 'leads'>;
 }
 
 const now = (): string => new Date().toISOString();
@@ -37,9 +40,13 @@ export class Placer {
   constructor(
     private readonly store: Store,
     /** The pod service's placement lock. */
-    private readonly placing: Mutex,
+    private readonly placing: PlacementLock,
     private readonly options: PlacerOptions = {},
   ) {}
+
+  private leads(): boolean {
+    return this.options.leadership?.leads() ?? true;
+  }
 
   /** Why the pod's unplaced instances wait, if they do (Marathon's queue shows it). */
   waitReasonOf(podId: PodId): string | null {
@@ -209,6 +216,7 @@ export class Placer {
    * the event loop between them: API requests go on while a long queue is placed.
    */
   async placeWaiting(): Promise<void> {
+    if (!this.leads()) return;
     await this.placing.run(async () => {
       const revision = await this.store.revision();
       if (revision === this.placedAt) return;
@@ -303,7 +311,9 @@ export class Placer {
 
   /** The pod's status recomputed from `instances`, as a patch; null when it would not change. `away`: see awayOf. */
   private statusPatch(pod: PodDetail['pod'], instances: Instance[], away?: (i: Instance) => string | null): PodPatch | null {
-    const summary = summarize(pod.desiredStatus, instances, this.waitReasons.get(pod.id) ?? null, away);
+    // A follower keeps no wait reasons (only the leader places): the one the leader wrote stays.
+    const waiting = this.leads() ? null : instances.some((i) => !i.nodeId && i.goal === 'running') ? pod.statusMessage : null;
+    const summary = summarize(pod.desiredStatus, instances, this.waitReasons.get(pod.id) ?? waiting, away);
     const status = summary.status;
     // A pod a lifetime policy stopped or terminated says why for as long as it stays so.
     const message = pod.desiredStatus !== 'RUNNING' && pod.lifetimeNote ? pod.lifetimeNote : summary.message;

@@ -27,7 +27,8 @@ import {
 } from '../model/index.js';
 import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
-import { Mutex } from './mutex.js';
+import type { Leadership } from './leadership.js';
+import { PlacementLock } from './placement-lock.js';
 import { admitCreate, checkQuota } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
@@ -48,6 +49,8 @@ export interface PodServiceOptions {
   volumeBacking?: VolumeBacking;
   /** How long an instance on a NOT_READY node waits before it is placed again elsewhere, for pods without a Marathon unreachable strategy. @default 60000 */
   unreachableAfterMs?: number;
+  /** Several servers: placement and every change run only on the leader, fenced by its lease (leadership.ts). @default one server, always leading */
+  leadership?: Pick<Leadership, 'lead' | 'leads'>;
 }
 
 export interface ActionOptions {
@@ -69,13 +72,14 @@ const now = (): string => new Date().toISOString();
  */
 export class PodService {
   /** Placement reads loads and then writes reservations; one at a time keeps GPUs from being handed out twice. */
-  private readonly placing = new Mutex();
+  private readonly placing: PlacementLock;
   private readonly placer: Placer;
 
   constructor(
     private readonly store: Store,
     private readonly options: PodServiceOptions = {},
   ) {
+    this.placing = new PlacementLock(options.leadership);
     this.placer = new Placer(store, this.placing, options);
   }
 
@@ -464,7 +468,11 @@ export class PodService {
   /** Recomputes a pod's status from its instances and writes it when it changed. */
   refreshStatus(podId: PodId): Promise<void> {
     // Under the lock: a status computed from a read taken before an action must not land after it.
-    return this.placing.run(() => this.placer.refreshStatusLocked(podId));
+    const leadership = this.options.leadership;
+    if (!leadership || leadership.leads()) return this.placing.run(() => this.placer.refreshStatusLocked(podId));
+    // A follower, from its agents' reports: read and written in one transaction, which takes the
+    // writer lock first, so no server's write lands between the read and the write.
+    return this.placing.runHere(() => this.store.transaction((tx) => this.placer.refreshStatusLocked(podId, tx)));
   }
 
   /** Places a new instance of the pod in place of `id` (node loss, drain): see Placer.moveInstance. */

@@ -1,6 +1,7 @@
 /** Every top-level command, in the order `berth --help` lists them. */
 import { agent } from './agent.js';
 import { apply } from './apply.js';
+import { cluster } from './cluster.js';
 import type { CliCommand } from './define.js';
 import { keyCommands } from './key.js';
 import { teamCommands, userCommands } from './team.js';
@@ -17,4 +18,4 @@ import { templateCommands } from './template.js';
 import { tokenCommands } from './token.js';
 import { volumeCommands } from './volume.js';
 
-export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, tokenCommands, keyCommands, teamCommands, userCommands, login, logout, whoami, server, agent];
+export const COMMANDS: readonly CliCommand[] = [podCommands, apply, ssh, portForward, volumeCommands, templateCommands, registryCommands, secretCommands, sshKeyCommands, nodeCommands, tokenCommands, cluster, keyCommands, teamCommands, userCommands, login, logout, whoami, server, agent];

@@ -59,6 +59,8 @@ export const server = defineCommand({
     podPolicy: { kind: 'string', flags: '--pod-policy <grants>', env: 'BERTH_POD_POLICY', description: 'what every key\'s pods may ask beyond the baseline: host-network,host-path,named-networks,privileged,cap:<NAME>,host-ports=none|unprivileged|any (default: nothing; see docs/security.md)' },
     nodeTimeout: { kind: 'number', flags: '--node-timeout <seconds>', env: 'BERTH_NODE_TIMEOUT', description: 'a node whose agent is silent this long is NOT_READY (default 40; agents call at least every third of it)' },
     unreachableAfter: { kind: 'number', flags: '--unreachable-after <seconds>', env: 'BERTH_UNREACHABLE_AFTER', description: "how long after its node is NOT_READY an instance is placed again elsewhere, for pods without a Marathon unreachableStrategy (default 60; pods bound to the node's storage wait)" },
+    advertiseUrl: { kind: 'string', flags: '--advertise-url <url>', env: 'BERTH_ADVERTISE_URL', description: 'several servers (--database-url): the URL other servers and agents reach this one at (default http(s)://<--host, else --public-host, else this host name>:<--port>; see docs/ha.md)' },
+    leaderLease: { kind: 'number', flags: '--leader-lease <seconds>', env: 'BERTH_LEADER_LEASE', description: "several servers: how long the leader's lease lasts unrenewed; a killed leader is replaced within about this (default 3)" },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -110,6 +112,8 @@ export const server = defineCommand({
       ...(nfsExports ? { nfsExports } : {}),
       ...(opts.nodeTimeout !== undefined ? { nodeTimeoutSeconds: positive('--node-timeout', opts.nodeTimeout) } : {}),
       ...(opts.unreachableAfter !== undefined ? { unreachableAfterSeconds: atLeastZero('--unreachable-after', opts.unreachableAfter) } : {}),
+      ...(opts.advertiseUrl !== undefined ? { advertiseUrl: advertiseUrlOf(opts.advertiseUrl) } : {}),
+      ...(opts.leaderLease !== undefined ? { leaderLeaseSeconds: atLeast('--leader-lease', opts.leaderLease, 1) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
     });
@@ -125,6 +129,23 @@ export const server = defineCommand({
     out.note('Berth stopped');
   },
 });
+
+/** `--advertise-url`: an http(s) URL with a host, nothing after the port. */
+function advertiseUrlOf(value: string): string {
+  let url: URL;
+  try {
+    url = new URL(value);
+  } catch {
+    throw new UserError(`--advertise-url must be a URL such as http://10.0.0.5:7700, not "${value}"`);
+  }
+  if ((url.protocol !== 'http:' && url.protocol !== 'https:') || url.pathname !== '/' || url.search || url.hash) throw new UserError(`--advertise-url must be http(s)://host[:port] with nothing after it, not "${value}"`);
+  return url.origin;
+}
+
+function atLeast(flag: string, value: number, min: number): number {
+  if (!(Number.isFinite(value) && value >= min)) throw new UserError(`${flag} must be a number of seconds, ${min} or more, not ${value}`);
+  return value;
+}
 
 /** `--nfs us-east=10.0.0.5:/srv/berth,nfsvers=4.1`, once per data center. */
 function nfsExportsOf(values: string[]): Record<string, NfsExport> | undefined {
