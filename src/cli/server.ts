@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork } from '../control/index.js';
+import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork, ClusterBus } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
@@ -186,6 +186,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const nodeCredentials = new NodeCredentialService(store, pods, agents);
   const joinTokens = new JoinTokenService(store, agents, nodeCredentials, tls ? { serverFingerprint: certificateFingerprint(tls.cert) } : {});
   const tokens = await ProxyTokens.open(dataDir);
+  if (store.dialect === 'postgres') tokens.claim = (nonce, expiresAt) => store.claimOnce(nonce, expiresAt);
   const endpoints: AccessEndpoints = {};
   let proxy: ProxyServer | undefined;
   let ssh: SshGateway | undefined;
@@ -258,6 +259,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   }
   // The leader's work: placement, deployments, lost nodes, lifetimes, pruning. One server always
   // leads; of several, whichever holds the lease, and it stops the moment it loses it.
+  // Several servers: usage samples and activity reach every server (the leader's idle policy among them).
+  const bus = store.dialect === 'postgres' ? new ClusterBus(store, leadership.id, { usage, activity: lifetimes.activity, logger: logger.child({ part: 'bus' }) }) : undefined;
   const leaderWork = new LeaderWork({ store, pods, deployments, lifetimes, nodeMonitor, logger, multiServer: leadership instanceof LeaseLeadership });
   leadership.onChange((leading) => void leaderWork.set(leading));
   if (leadership instanceof LeaseLeadership) await leadership.start(advertised);
@@ -282,6 +285,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       // Resign first: another server leads at once, while this one closes the rest.
       if (leadership instanceof LeaseLeadership) await leadership.close();
       await leaderWork.set(false);
+      bus?.close();
       audit.close();
       await ssh?.close();
       await proxy?.close();

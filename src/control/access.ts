@@ -101,6 +101,20 @@ export class ProxyTokens {
     return { token: this.sign('link', { podId, port, owner, expiresAt }, randomBytes(9).toString('base64url')), expiresAt };
   }
 
+  /**
+   * Several servers: a link must work once across all of them, so a redemption also claims the
+   * nonce in the shared store (`claimOnce`). One server: the memory here is enough.
+   */
+  claim: ((nonce: string, expiresAt: number) => Promise<boolean>) | undefined;
+
+  /** The grant of a link token, once here and, with `claim`, once across every server. */
+  async redeemOnce(token: string, now = Date.now()): Promise<ProxyGrant | undefined> {
+    const parsed = this.verify('link', token, now);
+    if (!parsed || !this.redeem(token, now)) return undefined;
+    if (this.claim && !(await this.claim(parsed.nonce, parsed.grant.expiresAt))) return undefined;
+    return parsed.grant;
+  }
+
   /** The grant of a link token, once: a second redemption is refused. */
   redeem(token: string, now = Date.now()): ProxyGrant | undefined {
     const parsed = this.verify('link', token, now);

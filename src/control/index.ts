@@ -22,3 +22,4 @@ export * from './join-tokens.js';
 export * from './node-credentials.js';
 export * from './leadership.js';
 export * from './leader-work.js';
+export * from './cluster-bus.js';

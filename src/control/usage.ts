@@ -9,6 +9,9 @@ export interface UsageServiceOptions {
   logger?: { warn(obj: object, msg: string): void };
 }
 
+/** A sample another server relayed is dropped when its node's batches stop naming it this long. */
+const STALE_REMOTE_MS = 60_000;
+
 interface Latest {
   podId: PodId;
   nodeId: NodeId;
@@ -31,6 +34,7 @@ export class UsageService {
   private readonly pruner: NodeJS.Timeout;
   /** Batches received, by node: the agents' report counter of the metrics endpoint. */
   reports = 0;
+  private readonly recorded = new Set<(nodeId: NodeId, samples: Array<[InstanceId, PodId, InstanceUsage]>) => void>();
 
   constructor(
     private readonly store: Store,
@@ -71,6 +75,28 @@ export class UsageService {
     }
     for (const id of [...(this.byNode.get(nodeId) ?? [])]) if (!keep.has(id)) this.drop(id);
     if (history.length) await this.store.putUsageSamples(history);
+    if (this.recorded.size > 0) {
+      const samples = [...keep].map((id) => [id, this.latest.get(id)!.podId, this.latest.get(id)!.usage] as [InstanceId, PodId, InstanceUsage]);
+      for (const l of this.recorded) l(nodeId, samples);
+    }
+  }
+
+  /** Hears each batch taken here (the cluster bus tells the other servers). */
+  onRecorded(listener: (nodeId: NodeId, samples: Array<[InstanceId, PodId, InstanceUsage]>) => void): () => void {
+    this.recorded.add(listener);
+    return () => this.recorded.delete(listener);
+  }
+
+  /**
+   * Takes samples another server received (cluster-bus.ts): the latest only, the history is that
+   * server's to write. The node's instances not heard of for a minute have stopped running there.
+   */
+  ingest(nodeId: NodeId, samples: Array<[InstanceId, PodId, InstanceUsage]>, now = Date.now()): void {
+    for (const [instanceId, podId, usage] of samples) this.set(instanceId, { podId, nodeId, usage });
+    for (const id of [...(this.byNode.get(nodeId) ?? [])]) {
+      const at = Date.parse(this.latest.get(id)?.usage.at ?? '');
+      if (!(now - at < STALE_REMOTE_MS)) this.drop(id);
+    }
   }
 
   /** The latest sample of each of the pod's running instances; empty when none was measured. */

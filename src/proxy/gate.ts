@@ -51,7 +51,7 @@ export class LocalAccess implements ProxyAccess {
   }
 
   async login(token: string): Promise<Login | undefined> {
-    const grant = this.tokens.redeem(token);
+    const grant = await this.tokens.redeemOnce(token);
     if (!grant) return undefined;
     return { grant, session: this.tokens.session({ podId: grant.podId, port: grant.port, owner: grant.owner }) };
   }

@@ -46,7 +46,14 @@ export interface LeaseStore {
   removeServer(id: string): Promise<void>;
   /** The shared key `name`: the one stored, or `make()`'s, stored now if no other server stored one first. */
   clusterKey(name: string, make: () => string): Promise<string>;
+  /** Claims a one-time link's nonce: true the first time, false ever after (until it expires, when it is forgotten). */
+  claimOnce(nonce: string, expiresAtMs: number): Promise<boolean>;
+  /** Sends `payload` (at most 7,900 bytes) to every server's `onNotice` listeners, this one's included; nothing on SQLite. */
+  publishNotice(payload: string): Promise<void>;
 }
+
+/** PostgreSQL refuses a NOTIFY payload of 8,000 bytes or more. */
+export const MAX_NOTICE_BYTES = 7900;
 
 /** The NOTIFY channel of this database and schema: two Berths in two schemas of one database must not hear each other. */
 export async function noticeChannel(ctx: Pick<StoreContext, 'db'>): Promise<string> {
@@ -56,6 +63,8 @@ export async function noticeChannel(ctx: Pick<StoreContext, 'db'>): Promise<stri
 
 export function leaseStore(ctx: StoreContext): LeaseStore {
   const clock = () => ctx.dialect.nowMs();
+  let channel: Promise<string> | undefined;
+  const channelName = (): Promise<string> => (channel ??= noticeChannel(ctx));
   return {
     async acquireLease(name, holder, holderUrl, ttlMs) {
       const { rows } = await sql<{ epoch: number }>`
@@ -92,7 +101,7 @@ export function leaseStore(ctx: StoreContext): LeaseStore {
         .where('epoch', '=', epoch)
         .executeTakeFirst();
       if (Number(res.numUpdatedRows) === 1 && ctx.dialect.name === 'postgres') {
-        await sql`select pg_notify(${await noticeChannel(ctx)}, ${`lease:${name}`})`.execute(ctx.db);
+        await sql`select pg_notify(${await channelName()}, ${`lease:${name}`})`.execute(ctx.db);
       }
     },
 
@@ -131,6 +140,18 @@ export function leaseStore(ctx: StoreContext): LeaseStore {
       await ctx.db.insertInto('cluster_keys').values({ name, value: make(), created_at: now() }).onConflict((oc) => oc.column('name').doNothing()).execute();
       const row = await ctx.db.selectFrom('cluster_keys').select('value').where('name', '=', name).executeTakeFirstOrThrow();
       return row.value;
+    },
+
+    async publishNotice(payload) {
+      if (ctx.dialect.name !== 'postgres') return;
+      if (Buffer.byteLength(payload) > MAX_NOTICE_BYTES) throw new Error(`a notice of ${Buffer.byteLength(payload)} bytes is over ${MAX_NOTICE_BYTES}`);
+      await sql`select pg_notify(${await channelName()}, ${payload})`.execute(ctx.db);
+    },
+
+    async claimOnce(nonce, expiresAtMs) {
+      await ctx.db.deleteFrom('redeemed_links').where('expires_at', '<', Date.now()).execute();
+      const res = await ctx.db.insertInto('redeemed_links').values({ nonce, expires_at: expiresAtMs }).onConflict((oc) => oc.column('nonce').doNothing()).executeTakeFirst();
+      return Number(res.numInsertedOrUpdatedRows ?? 0) === 1;
     },
   };
 }

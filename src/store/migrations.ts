@@ -348,6 +348,11 @@ const highAvailability: Migration = {
       .addColumn('value', 'text', (c) => c.notNull())
       .addColumn('created_at', 'text', (c) => c.notNull())
       .execute();
+    await db.schema
+      .createTable('redeemed_links')
+      .addColumn('nonce', 'text', (c) => c.primaryKey())
+      .addColumn('expires_at', 'bigint', (c) => c.notNull())
+      .execute();
   },
 };
 

@@ -243,6 +243,7 @@ export interface Database {
   leases: LeasesTable;
   servers: ServersTable;
   cluster_keys: ClusterKeysTable;
+  redeemed_links: RedeemedLinksTable;
 }
 
 /** Join tokens (model/join.ts), kept as hashes; revoked and expired ones a while, to say why a join is refused. */
@@ -294,4 +295,11 @@ export interface ClusterKeysTable {
   name: string;
   value: string;
   created_at: string;
+}
+
+/** One-time proxy links redeemed, until they expire: a link works once, whichever server's proxy it reaches. */
+export interface RedeemedLinksTable {
+  nonce: string;
+  /** ms since the epoch. */
+  expires_at: number;
 }
