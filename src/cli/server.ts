@@ -175,8 +175,14 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
-  const resources = new ResourceService(store, sealer, () => agents.wakeAll(), volumeBacking);
-  const secrets = new SecretService(store, sealer, () => agents.wakeAll());
+  // A secret, registry credential or network volume changed: agents' watches on every server wake.
+  let bus: ClusterBus | undefined;
+  const wakeAgents = (): void => {
+    agents.wakeAll();
+    bus?.wakeAgents();
+  };
+  const resources = new ResourceService(store, sealer, wakeAgents, volumeBacking);
+  const secrets = new SecretService(store, sealer, wakeAgents);
   const teams = new TeamService(store);
   const audit = new AuditLog(store, { log: logger.child({ part: 'audit' }), ...(options.auditRetentionDays !== undefined ? { retentionDays: options.auditRetentionDays } : {}) });
   const ports = listenPorts(options);
@@ -260,7 +266,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   // The leader's work: placement, deployments, lost nodes, lifetimes, pruning. One server always
   // leads; of several, whichever holds the lease, and it stops the moment it loses it.
   // Several servers: usage samples and activity reach every server (the leader's idle policy among them).
-  const bus = store.dialect === 'postgres' ? new ClusterBus(store, leadership.id, { usage, activity: lifetimes.activity, logger: logger.child({ part: 'bus' }) }) : undefined;
+  bus = store.dialect === 'postgres' ? new ClusterBus(store, leadership.id, { usage, activity: lifetimes.activity, deployments, lifetimes, wake: () => agents.wakeAll(), logger: logger.child({ part: 'bus' }) }) : undefined;
   const leaderWork = new LeaderWork({ store, pods, deployments, lifetimes, nodeMonitor, logger, multiServer: leadership instanceof LeaseLeadership });
   leadership.onChange((leading) => void leaderWork.set(leading));
   if (leadership instanceof LeaseLeadership) await leadership.start(advertised);

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import type { InstanceId, InstanceUsage, NodeId, PodId } from '../model/index.js';
+import type { Deployment, InstanceId, InstanceUsage, NodeId, PodId } from '../model/index.js';
+import type { DeploymentEvent } from './deployment-service.js';
 import { openStore } from '../store/index.js';
 import { ActivityTracker } from './activity.js';
 import { ClusterBus } from './cluster-bus.js';
@@ -74,6 +75,34 @@ describe('the cluster bus', () => {
       busB.close();
       a.usage.close();
       b.usage.close();
+      await store.close();
+    }
+  });
+
+  it("relays the leader's deployment events to the other servers' streams once, without sending them round again", async () => {
+    const hub = noticeHub();
+    const store = await openStore();
+    const emitter = () => {
+      const ls = new Set<(e: DeploymentEvent) => void>();
+      const heard: DeploymentEvent[] = [];
+      ls.add((e) => heard.push(e));
+      return { heard, onEvent: (l: (e: DeploymentEvent) => void) => (ls.add(l), () => ls.delete(l)), relay: (e: DeploymentEvent) => ls.forEach((l) => l(e)), emit: (e: DeploymentEvent) => ls.forEach((l) => l(e)) };
+    };
+    const [dl, df] = [emitter(), emitter()];
+    let woken = 0;
+    const leader = new ClusterBus(hub.store, 'srv_l', { usage: new UsageService(store), activity: new ActivityTracker(), deployments: dl });
+    const follower = new ClusterBus(hub.store, 'srv_f', { usage: new UsageService(store), activity: new ActivityTracker(), deployments: df, wake: () => woken++ });
+    try {
+      const dep = { id: 'd1', path: '/a', podId: 'p1', action: 'StartPod', version: 'v', toVersion: 1, fromVersion: null, startedAt: 'now' } as unknown as Deployment;
+      dl.emit({ eventType: 'deployment_started', deployment: dep });
+      assert.deepEqual(df.heard.map((e) => e.eventType), ['deployment_started']);
+      assert.equal(dl.heard.length, 1);
+      assert.equal(hub.sent.length, 1, 'one notice: the relayed event is not sent on');
+      leader.wakeAgents();
+      assert.equal(woken, 1);
+    } finally {
+      leader.close();
+      follower.close();
       await store.close();
     }
   });

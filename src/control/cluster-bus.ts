@@ -1,6 +1,8 @@
 import type { ActivitySignal, InstanceId, InstanceUsage, NodeId, PodId } from '../model/index.js';
 import type { Store } from '../store/types.js';
 import type { ActivityTracker } from './activity.js';
+import type { DeploymentEvent } from './deployment-service.js';
+import type { LifetimeEvent } from './lifetimes.js';
 import type { UsageService } from './usage.js';
 
 /*
@@ -10,6 +12,10 @@ import type { UsageService } from './usage.js';
  * reached; the leader's idle policy judges). Both travel as PostgreSQL notices on the store's
  * channel, each at most MAX_NOTICE bytes, and are memory where they land: a new leader starts
  * counting idleness afresh, as any server does at its start (lifetimes.ts).
+ *
+ * The bus also carries what only the leader sees happen, for every server's event streams — a
+ * deployment started or ended, a lifetime policy acting — and the wake-up of agents' watches when a
+ * secret, registry credential or network volume changed (those are not in the change feed).
  */
 
 /** Under PostgreSQL's 8,000-byte NOTIFY limit, with room for the topic and server id. */
@@ -22,6 +28,7 @@ interface UsageNotice {
   node: NodeId;
   samples: Samples;
 }
+type EventNotice = { deployment: DeploymentEvent } | { lifetime: LifetimeEvent };
 interface ActivityNotice {
   /** Per pod: the last use per signal since the last notice, and the sessions open now per signal. */
   pods: Array<[string, Partial<Record<ActivitySignal, number>>, Partial<Record<ActivitySignal, number>>]>;
@@ -32,14 +39,32 @@ type NoticeStore = Pick<Store, 'publishNotice'> & { onNotice?(listener: (payload
 export class ClusterBus {
   private readonly unnotice: (() => void) | undefined;
   private readonly timer: NodeJS.Timeout;
+  private relaying = false;
 
   constructor(
     private readonly store: NoticeStore,
     private readonly serverId: string,
-    private readonly parts: { usage: UsageService; activity: ActivityTracker; logger?: { warn(obj: object, msg: string): void } },
+    private readonly parts: {
+      usage: UsageService;
+      activity: ActivityTracker;
+      deployments?: { onEvent(l: (e: DeploymentEvent) => void): () => void; relay(e: DeploymentEvent): void };
+      lifetimes?: { onEvent(l: (e: LifetimeEvent) => void): () => void; relay(e: LifetimeEvent): void };
+      /** Wakes this server's agents' watches. */
+      wake?: () => void;
+      logger?: { warn(obj: object, msg: string): void };
+    },
   ) {
     this.unnotice = store.onNotice?.((payload) => this.heard(payload));
     parts.usage.onRecorded((node, samples) => this.sendUsage(node, samples));
+    // Only the leader starts and ends deployments and carries out lifetime policies: what it tells its own listeners, it tells the others.
+    // An event relayed here is not sent on again (`relaying`): it would go round the servers for ever.
+    parts.deployments?.onEvent((e) => {
+      if (this.relaying) return;
+      if (e.eventType === 'deployment_started' || e.eventType === 'deployment_success' || e.eventType === 'deployment_failed') this.send('event', { deployment: e });
+    });
+    parts.lifetimes?.onEvent((e) => {
+      if (!this.relaying) this.send('event', { lifetime: e });
+    });
     this.timer = setInterval(() => this.sendActivity(), ACTIVITY_EVERY_MS);
     this.timer.unref();
   }
@@ -49,7 +74,12 @@ export class ClusterBus {
     clearInterval(this.timer);
   }
 
-  private send(topic: 'usage' | 'activity', body: UsageNotice | ActivityNotice): void {
+  /** Wakes every server's agents' watches (this one's are woken by the caller). */
+  wakeAgents(): void {
+    this.send('wake', {});
+  }
+
+  private send(topic: 'usage' | 'activity' | 'event' | 'wake', body: UsageNotice | ActivityNotice | EventNotice | Record<string, never>): void {
     void this.store.publishNotice(`${topic}:${this.serverId}:${JSON.stringify(body)}`).catch((err: unknown) => this.parts.logger?.warn({ err, topic }, 'telling the other servers failed'));
   }
 
@@ -63,12 +93,22 @@ export class ClusterBus {
   }
 
   private heard(payload: string): void {
-    const m = /^(usage|activity):([^:]+):/.exec(payload);
+    const m = /^(usage|activity|event|wake):([^:]+):/.exec(payload);
     if (!m || m[2] === this.serverId) return;
     try {
-      const body = JSON.parse(payload.slice(m[0].length)) as UsageNotice & ActivityNotice;
+      const body = JSON.parse(payload.slice(m[0].length)) as UsageNotice & ActivityNotice & Partial<{ deployment: DeploymentEvent; lifetime: LifetimeEvent }>;
       if (m[1] === 'usage') this.parts.usage.ingest(body.node, body.samples);
-      else this.parts.activity.merge(m[2]!, body.pods, Date.now());
+      else if (m[1] === 'activity') this.parts.activity.merge(m[2]!, body.pods, Date.now());
+      else if (m[1] === 'wake') this.parts.wake?.();
+      else {
+        this.relaying = true;
+        try {
+          if (body.deployment) this.parts.deployments?.relay(body.deployment);
+          else if (body.lifetime) this.parts.lifetimes?.relay(body.lifetime);
+        } finally {
+          this.relaying = false;
+        }
+      }
     } catch (err) {
       this.parts.logger?.warn({ err }, 'a notice from another server could not be read');
     }

@@ -115,6 +115,11 @@ export class DeploymentController implements DeploymentService {
     return () => this.listeners.delete(listener);
   }
 
+  /** Tells this server's listeners of a deployment's start or end on the leader (cluster-bus.ts relays them). */
+  relay(e: DeploymentEvent): void {
+    this.emit(e);
+  }
+
   private emit(e: DeploymentEvent): void {
     for (const l of this.listeners) {
       try {

@@ -109,6 +109,17 @@ export class LifetimeController {
     await this.sweeping;
   }
 
+  /** Tells this server's listeners (the event streams) of `e`: one of this controller's, or the leader's, relayed (cluster-bus.ts). */
+  relay(e: LifetimeEvent): void {
+    for (const fn of this.listeners) {
+      try {
+        fn(e);
+      } catch (err) {
+        this.opts.logger?.warn({ err }, 'a lifetime event listener failed');
+      }
+    }
+  }
+
   onEvent(fn: (e: LifetimeEvent) => void): () => void {
     this.listeners.add(fn);
     return () => this.listeners.delete(fn);
@@ -194,7 +205,7 @@ export class LifetimeController {
       this.retryAt.delete(d.pod.id);
       this.opts.logger?.info({ pod: d.pod.id, action, policy }, note);
       const e: LifetimeEvent = { podId: d.pod.id, owner: d.pod.owner, action, policy, message: note, at: new Date(this.clock()).toISOString() };
-      for (const fn of this.listeners) fn(e);
+      this.relay(e);
     } catch (err) {
       // Read again before the next try: the pod may have moved on (stopped by its owner meanwhile).
       this.retryAt.set(d.pod.id, this.clock() + RETRY_MS);
