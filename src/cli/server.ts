@@ -175,8 +175,10 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });
   const resolver = new InstanceResolver(pods, agents);
-  // A secret, registry credential or network volume changed: agents' watches on every server wake.
-  let bus: ClusterBus | undefined;
+  // Several servers: usage samples and activity reach every server (the leader's idle policy among
+  // them), and so do the leader's events; a secret, registry credential or network volume changed
+  // wakes agents' watches on every server.
+  const bus = store.dialect === 'postgres' ? new ClusterBus(store, leadership.id, { usage, activity: lifetimes.activity, deployments, lifetimes, wake: () => agents.wakeAll(), logger: logger.child({ part: 'bus' }) }) : undefined;
   const wakeAgents = (): void => {
     agents.wakeAll();
     bus?.wakeAgents();
@@ -265,8 +267,6 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   }
   // The leader's work: placement, deployments, lost nodes, lifetimes, pruning. One server always
   // leads; of several, whichever holds the lease, and it stops the moment it loses it.
-  // Several servers: usage samples and activity reach every server (the leader's idle policy among them).
-  bus = store.dialect === 'postgres' ? new ClusterBus(store, leadership.id, { usage, activity: lifetimes.activity, deployments, lifetimes, wake: () => agents.wakeAll(), logger: logger.child({ part: 'bus' }) }) : undefined;
   const leaderWork = new LeaderWork({ store, pods, deployments, lifetimes, nodeMonitor, logger, multiServer: leadership instanceof LeaseLeadership });
   leadership.onChange((leading) => void leaderWork.set(leading));
   if (leadership instanceof LeaseLeadership) await leadership.start(advertised);
