@@ -40,7 +40,7 @@ type Attempt<T> = { ok: true; value: T } | { ok: false; failure: CallFailure; st
  * first `register` of a machine is a join (the token for a credential of its node); every call after
  * is made with that credential, and the server takes the node from it. The credential holds on every
  * server of the cluster (it is in the shared database): a call goes to the current server and, when
- * that one is gone (refused, reset, silent, 502/503/504), to the next known one, so losing a server
+ * that one is gone or failing (refused, reset, silent, a 5xx), to the next known one, so losing a server
  * loses no call (server-list.ts).
  */
 export class HttpAgentChannel implements AgentChannel {

@@ -76,9 +76,9 @@ describe('which failures move a call to another server', () => {
     assert.equal(classify({ error: Object.assign(new Error('fetch failed'), { cause: new CertificateMismatch('aa', 'bb') }) }), 'not-sent');
   });
 
-  it('502, 503 and 504 move; other answers are the call\'s own', () => {
-    for (const status of [502, 503, 504]) assert.equal(classify({ status }), 'unavailable');
-    for (const status of [400, 401, 403, 404, 409, 500]) assert.equal(classify({ status }), 'final');
+  it('a 5xx moves; other answers are the call\'s own', () => {
+    for (const status of [500, 502, 503, 504]) assert.equal(classify({ status }), 'unavailable');
+    for (const status of [400, 401, 403, 404, 409, 429]) assert.equal(classify({ status }), 'final');
     assert.equal(failsOver('unavailable', true, 502), true);
     assert.equal(failsOver('unavailable', false, 503), true, 'a 503 did not serve the join');
     assert.equal(failsOver('unavailable', false, 504), false, 'a 504 may have');

@@ -120,14 +120,14 @@ export type CallFailure =
   | 'not-sent'
   /** The connection was lost or the server went silent (reset, hang-up, our timeout): the server is gone, the call may have been done. */
   | 'lost'
-  /** The server answered but cannot serve now (502, 503, 504). */
+  /** The server answered but could not serve (a 5xx: 502/503/504 from a proxy or a server stopping, a 500 from a server that lost its database). */
   | 'unavailable'
   /** Anything else: the call's own failure (refused, invalid), the same on any server. */
   | 'final';
 
 /** Classifies a failure: a thrown error (with `timedOut` when our own deadline aborted it), or an HTTP status. */
 export function classify(failure: { status: number } | { error: unknown; timedOut?: boolean }): CallFailure {
-  if ('status' in failure) return failure.status === 502 || failure.status === 503 || failure.status === 504 ? 'unavailable' : 'final';
+  if ('status' in failure) return failure.status >= 500 ? 'unavailable' : 'final';
   if (failure.timedOut) return 'lost';
   const err = failure.error;
   if (err instanceof CertificateMismatch || (err as { cause?: unknown })?.cause instanceof CertificateMismatch) return 'not-sent';
@@ -142,7 +142,8 @@ export function classify(failure: { status: number } | { error: unknown; timedOu
 
 /**
  * Whether a failed call moves to the next server. Idempotent calls (register, watch, report, usage,
- * the server list) move on any sign that the server is gone; a join, which uses up a token and makes
+ * the server list) move on any sign that the server is gone or failing (each server is tried once
+ * per call, so a 500 that every server gives costs one try each); a join, which uses up a token and makes
  * a node, moves only when it surely was not done there (never sent, or a 503: not served).
  */
 export function failsOver(failure: CallFailure, idempotent: boolean, status?: number): boolean {
