@@ -61,11 +61,8 @@ describe('HttpAgentChannel across several servers', () => {
   });
 
   it('re-issues a watch in flight on a server that dies, with the same revision, on the next server', async () => {
-    let a: Awaited<ReturnType<typeof up>> | undefined;
-    a = await up((_q, _res) => {
-      // The watch is held; then the server dies under it.
-      setTimeout(() => void a!.close(), 100);
-    });
+    // The watch is held; then the server dies under it.
+    const a: Awaited<ReturnType<typeof up>> = await up(() => setTimeout(() => void a.close(), 100));
     const b = await up((_q, res) => json(res, 200, WATCH));
     const ch = new HttpAgentChannel({ server: [a.url, b.url], credential: 'bnc_x' });
     const got = await ch.watch(NODE, 5, 20_000);

@@ -64,13 +64,14 @@ function givenServers(server: string | readonly string[] | undefined): string[] 
 
 /** The origins among `urls`, each once; a stored one that no longer parses is left out. */
 function knownOrigins(urls: readonly string[]): string[] {
-  return [...new Set(urls.flatMap((u) => {
+  const parsed = urls.flatMap((u) => {
     try {
       return parseServers([u]);
     } catch {
       return [];
     }
-  }))];
+  });
+  return [...new Set(parsed)];
 }
 
 /**
