@@ -1,14 +1,44 @@
 // The agent's HTTP calls across several servers: real HTTP servers on loopback, each behaving as a
 // Berth server does when it is gone (refused, dying mid-watch, silent, 503), and the calls that move.
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
+import { promisify } from 'node:util';
+import { certificateFingerprint } from '../control/index.js';
 import type { NodeId } from '../model/index.js';
 import { HttpAgentChannel } from './http-channel.js';
 
 const NODE = 'n1' as NodeId;
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
+
+/** A self-signed certificate and its key, as `berth server --tls-cert/--tls-key` takes them. */
+async function selfSigned(): Promise<{ cert: Buffer; key: Buffer }> {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-pin-'));
+  try {
+    await promisify(execFile)('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem'), '-days', '2', '-subj', '/CN=berth-test']);
+    return { cert: await readFile(join(dir, 'cert.pem')), key: await readFile(join(dir, 'key.pem')) };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** An HTTPS server answering every request with 204, and what it saw. */
+async function httpsServer(tls: { cert: Buffer; key: Buffer }): Promise<{ url: string; seen: string[]; close: () => Promise<void> }> {
+  const seen: string[] = [];
+  const s = createHttpsServer(tls, (req, res) => {
+    seen.push(`${req.method} ${req.url}`);
+    req.resume();
+    res.writeHead(204).end();
+  });
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  return { url: `https://127.0.0.1:${(s.address() as AddressInfo).port}`, seen, close: () => new Promise((r) => { s.closeAllConnections(); s.close(() => r()); }) };
+}
 
 /** An HTTP server that records each request's method and path and hands it to `handle`. */
 async function server(handle: Handler): Promise<{ url: string; seen: string[]; close: () => Promise<void> }> {
@@ -122,6 +152,30 @@ describe('HttpAgentChannel across several servers', () => {
     const lost = new HttpAgentChannel({ server: [dying.url, c.url], token: 'bjt_x.y' });
     await assert.rejects(lost.register(reg), /cannot reach/);
     assert.equal(c.seen.length, 0, 'not joined twice');
+  });
+
+  it("pins the join token's certificate on every server: the cluster's shared certificate passes, another is refused", async () => {
+    const shared = await selfSigned();
+    const a = await httpsServer(shared);
+    const b = await httpsServer(shared);
+    open.push(b);
+    const ch = new HttpAgentChannel({ server: [a.url, b.url], credential: 'bnc_x', fingerprint: certificateFingerprint(shared.cert) });
+    await ch.report(NODE, []);
+    await a.close();
+    await ch.report(NODE, []);
+    assert.deepEqual([a.seen.length, b.seen.length], [1, 1], 'the second server, with the same certificate, took the call');
+    await ch.close();
+
+    const other = await httpsServer(await selfSigned());
+    open.push(other);
+    const pinned = new HttpAgentChannel({ server: [other.url, b.url], credential: 'bnc_x', fingerprint: certificateFingerprint(shared.cert) });
+    await pinned.report(NODE, []);
+    assert.equal(other.seen.length, 0, 'nothing was sent to the server with another certificate');
+    assert.equal(b.seen.length, 2);
+    await pinned.close();
+    const alone = new HttpAgentChannel({ server: other.url, credential: 'bnc_x', fingerprint: certificateFingerprint(shared.cert) });
+    await assert.rejects(alone.report(NODE, []), /not the one the join token pinned/);
+    await alone.close();
   });
 
   it('lists the servers: malformed entries left out, an older server without the route lists none', async () => {
