@@ -171,6 +171,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const deployments = new DeploymentController(store, pods, { leadership });
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage, volumeBacking, Math.max(100, Math.floor(nodeTimeoutMs / 3)));
+  // Agents dial every server seen heartbeating (this one among them); none on SQLite: they keep the URL they were given.
+  agents.setServers(async () => (await store.listServers(10_000).catch(() => [])).map(({ id, url }) => ({ id, url })));
   const nodeMonitor = new NodeMonitor(store, pods, { leadership, nodeTimeoutMs, unreachableAfterMs, logger: logger.child({ part: 'nodes' }) });
   const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });

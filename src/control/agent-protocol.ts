@@ -22,6 +22,12 @@ export interface RegistryLogin {
   serveraddress: string;
 }
 
+/** A server of the cluster an agent connects to (`GET /api/v1/agent/servers`): its id and the URL it advertises. */
+export interface ClusterServer {
+  id: string;
+  url: string;
+}
+
 /** Everything an agent needs to run one instance, resolved by the control plane. */
 export interface Assignment {
   instanceId: InstanceId;

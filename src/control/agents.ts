@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { BerthError, newNodeId, registryOf, type OwnerId, type PodId, type Instance, type InstanceId, type NodeId, type PodSpec, type UsageReport } from '../model/index.js';
 import type { Store } from '../store/types.js';
-import type { AgentChannel, Assignment, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
+import type { AgentChannel, Assignment, ClusterServer, InstanceReport, NodeAccess, NodeRegistration, RegistryLogin, WatchResult } from './agent-protocol.js';
 import type { PodService } from './pods.js';
 import type { Sealer } from './sealer.js';
 import type { UsageService } from './usage.js';
@@ -40,7 +40,9 @@ export class AgentService implements AgentChannel {
    */
   private generation = 0;
   private readonly answered = new Map<NodeId, number>();
+  /** This server's end of each node's channel to it: every server holds one per node (agents dial every server). */
   private readonly access = new Map<NodeId, NodeAccess>();
+  private listServers: () => Promise<ClusterServer[]> = () => Promise.resolve([]);
   private readonly unsubscribe: () => void;
   /** Calls of watch and report, for the metrics endpoint (heartbeats: every watch touches the node). */
   readonly counts = { watches: 0, reports: 0 };
@@ -90,6 +92,25 @@ export class AgentService implements AgentChannel {
   wakeAll(): void {
     this.generation++;
     for (const set of this.waiters.values()) for (const wake of set) wake();
+  }
+
+  /**
+   * Where the cluster's servers come from (the servers registry, with this server itself; wired by
+   * `berth server`). Unset: none, and agents keep to the server they were given.
+   */
+  setServers(list: () => Promise<ClusterServer[]>): void {
+    this.listServers = list;
+  }
+
+  /** The servers agents should hold a node channel to, each once (by id and by URL), at most 32. */
+  async servers(): Promise<ClusterServer[]> {
+    const out: ClusterServer[] = [];
+    for (const s of await this.listServers()) {
+      if (out.some((o) => o.id === s.id || o.url === s.url)) continue;
+      out.push({ id: s.id, url: s.url });
+      if (out.length >= 32) break;
+    }
+    return out;
   }
 
   setNodeAccess(nodeId: NodeId, access: NodeAccess | undefined): void {

@@ -92,6 +92,11 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     return agents.watch(nodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
   });
 
+  // Agents connect to every server (docs/cluster.md, "Several servers"): this tells them which.
+  app.get('/agent/servers', opts("The cluster's servers, each with the URL it advertises: the agent holds a node channel to each and fails its calls over between them (empty: one server)"), async () => ({
+    servers: await agents.servers(),
+  }));
+
   // The node channel (docs/cluster.md): the agent's WebSocket, upgraded here by hand. The
   // @fastify/websocket plugin the access routes register routes every upgrade request through
   // Fastify, so this route gets it after the hooks above; the plugin's socket handling is its own scope's.

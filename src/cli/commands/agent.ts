@@ -16,7 +16,7 @@ export const agent = defineCommand({
   name: 'agent',
   description: "Join this machine to a Berth server: its pods run on this machine's Docker",
   options: {
-    server: { kind: 'string', flags: '--server <url>', env: 'BERTH_SERVER', description: 'the server to join, e.g. https://10.0.0.1:7700 (default after the join: the one joined)' },
+    server: { kind: 'list', split: true, flags: '--server <url>', env: 'BERTH_SERVER', description: "the server to join, e.g. https://10.0.0.1:7700; several servers of one cluster: repeat, or comma-separate (the first reachable is used; the agent then learns every server and connects to each). Default after the join: the ones joined" },
     token: { kind: 'string', flags: '--token <token>', env: 'BERTH_TOKEN', description: 'a join token of that server (`berth token create`), for the first start only; prefer the env var, argv shows in ps' },
     dataDir: { kind: 'string', flags: '--data-dir <path>', env: 'BERTH_DATA_DIR', description: "where the agent keeps its node credential and node id, in agent/ (default: the server's default data dir)" },
     name: { kind: 'string', flags: '--name <name>', env: 'BERTH_NODE_NAME', description: 'node name (default: the host name)' },
@@ -38,7 +38,7 @@ export const agent = defineCommand({
     let running;
     try {
       running = await startAgent({
-        ...(opts.server !== undefined ? { server: opts.server } : {}),
+        ...(opts.server.length ? { server: opts.server } : {}),
         ...(opts.token !== undefined ? { token: opts.token } : {}),
         note: (m) => ctx.out.note(m),
         onRevoked: revoked,
