@@ -47,7 +47,7 @@ function compile(opts: StoreOptions): ConnectOptions {
 /** Opens the database, brings its schema up to date, and returns the store over it. */
 export async function openStore(opts: StoreOptions = {}): Promise<Store> {
   const conn = compile(opts);
-  const { db, dialect } = connect(conn);
+  const { db, dialect } = connect(conn, (err) => opts.logger?.error({ err }, 'a PostgreSQL connection was lost; the pool opens another'));
   try {
     const migrator = new Migrator({
       db,

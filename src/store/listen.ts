@@ -58,7 +58,15 @@ export class NoticeListener {
   }
 
   private async connect(): Promise<void> {
-    const client = new pg.Client({ connectionString: this.opts.url, application_name: LISTEN_APPLICATION_NAME });
+    const client = new pg.Client({
+      connectionString: this.opts.url,
+      application_name: LISTEN_APPLICATION_NAME,
+      // A database that does not answer is a failed try, not a store that never opens.
+      connectionTimeoutMillis: 5000,
+      // An idle connection whose peer vanished (a partition, a host gone) is noticed and replaced.
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+    });
     client.on('error', (err) => this.lost(client, err));
     client.on('end', () => this.lost(client, undefined));
     client.on('notification', (msg) => {
