@@ -44,7 +44,7 @@ function assertOrdered(changes: readonly Change[]): void {
 }
 
 describe('change relay on SQLite', () => {
-  it('a store hears another process’s writes in order at its next gap', async () => {
+  it('a store hears another store’s writes on the same file in order, at its next gap', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-feed-'));
     const a = await openStore({ dataDir: dir });
     const b = await openStore({ dataDir: dir });
