@@ -10,6 +10,7 @@ import { AgentService, certificateFingerprint, DeploymentController, InstanceRes
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
+import { lockDataDir } from './data-dir-lock.js';
 import { TeamService } from '../control/teams.js';
 import { ProxyServer } from '../proxy/proxy.js';
 import type { NodeConnect } from '../proxy/reach.js';
@@ -158,6 +159,8 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const runtime = options.agent === false ? undefined : await DockerRuntime.create();
   if (runtime) await runtime.ping();
 
+  // SQLite serves one server: a second one on this data dir is refused (data-dir-lock.ts).
+  const dirLock = options.databaseUrl ? undefined : await lockDataDir(dataDir);
   const store = await openStore({ dataDir, ...(options.databaseUrl ? { databaseUrl: options.databaseUrl } : {}), logger });
   await shareClusterKeys(store, dataDir);
   // One server on SQLite always leads; several on PostgreSQL race for the lease (docs/ha.md).
@@ -237,6 +240,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     usage.close();
     await deployments.close();
     await store.close();
+    await dirLock?.release();
     throw err;
   }
   // After listen: a start that fails on a taken port leaves no key nobody was told about.
@@ -303,6 +307,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
       await deployments.close();
       await app.close();
       await store.close();
+      await dirLock?.release();
     },
   };
 }

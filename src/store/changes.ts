@@ -6,7 +6,8 @@ import type { Database } from './schema.js';
 /*
  * The change feed: every write appends to `changes` in its own transaction, and the revision of that
  * row is the store revision that agents watch and /api/v1/events resumes from. In-process listeners
- * hear of a change only once its transaction has committed (see SqlContext in context.ts).
+ * hear of a change only once its transaction has committed (see SqlContext in context.ts), and hear
+ * other servers' changes too, all in revision order (relay.ts).
  */
 
 /** Reading the feed and hearing of it; one slice of the Store. */
@@ -18,8 +19,16 @@ export interface ChangeFeed {
   pruneChanges(keep: number): Promise<number>;
   /** Changes after `since`, oldest first, at most `limit`. */
   changesSince(since: number, limit?: number): Promise<Change[]>;
-  /** Hear of each committed change in this process. Returns the unsubscribe function. */
+  /**
+   * Hear of each committed change, whichever server wrote it: every revision once, in revision order
+   * (see relay.ts). Returns the unsubscribe function.
+   */
   onChange(listener: (change: Change) => void): () => void;
+  /**
+   * Hear of the notices other servers send on this database's channel that are not revisions
+   * (`lease:<name>` when a lease is resigned). PostgreSQL only: on SQLite it never fires.
+   */
+  onNotice(listener: (payload: string) => void): () => void;
 }
 
 /** The slice of a pino logger the store uses. */
@@ -54,7 +63,7 @@ export class ChangeListeners {
   }
 }
 
-/** Appends one change inside the transaction `trx` and returns it; the caller announces it after commit. */
+/** Appends one change inside the transaction `trx` and returns it; the relay announces it after commit. */
 export async function appendChange(trx: Kysely<Database>, kind: Change['kind'], id: string, nodeId: NodeId | null): Promise<Change> {
   const at = new Date().toISOString();
   const { revision } = await trx
@@ -74,8 +83,15 @@ export async function latestRevision(db: Kysely<Database>): Promise<number> {
   return row?.revision ?? 0;
 }
 
-/** The feed over `db` (the database or the open transaction); `listeners` are the store's, shared by its transactions. */
-export function changeFeed(db: Kysely<Database>, listeners: ChangeListeners): ChangeFeed {
+/** Changes after `since`, oldest first, at most `limit` (absent: all). */
+export async function readChanges(db: Kysely<Database>, since: number, limit?: number): Promise<Change[]> {
+  let q = db.selectFrom('changes').selectAll().where('revision', '>', since).orderBy('revision');
+  if (limit !== undefined) q = q.limit(limit);
+  return (await q.execute()).map(changeFromRow);
+}
+
+/** The feed over `db` (the database or the open transaction); `relay` is the store's, shared by its transactions. */
+export function changeFeed(db: Kysely<Database>, relay: Pick<ChangeFeed, 'onChange' | 'onNotice'>): ChangeFeed {
   const revision = (): Promise<number> => latestRevision(db);
   return {
     revision,
@@ -96,12 +112,9 @@ export function changeFeed(db: Kysely<Database>, listeners: ChangeListeners): Ch
       return Number(res.numDeletedRows);
     },
 
-    async changesSince(since, limit) {
-      let q = db.selectFrom('changes').selectAll().where('revision', '>', since).orderBy('revision');
-      if (limit !== undefined) q = q.limit(limit);
-      return (await q.execute()).map(changeFromRow);
-    },
+    changesSince: (since, limit) => readChanges(db, since, limit),
 
-    onChange: (listener) => listeners.add(listener),
+    onChange: (listener) => relay.onChange(listener),
+    onNotice: (listener) => relay.onNotice(listener),
   };
 }

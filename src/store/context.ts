@@ -1,9 +1,10 @@
 import type { Kysely } from 'kysely';
 import { BerthError, type Change, type NodeId } from '../model/index.js';
-import { appendChange, type ChangeListeners } from './changes.js';
+import { appendChange } from './changes.js';
 import type { SqlDialect } from './dialect.js';
 import { checkFence } from './fence.js';
 import type { PodDetailCache } from './pod-cache.js';
+import type { ChangeRelay } from './relay.js';
 import type { Database } from './schema.js';
 
 /** What a write sees: the transaction, and the way to append to the change feed within it. */
@@ -32,15 +33,15 @@ export interface StoreContext {
  * so far, announced when the outermost transaction commits and dropped if it rolls back).
  */
 export class SqlContext implements StoreContext {
-  /** The context of a whole database; listeners and the cache are shared by its transactions' contexts. */
-  static root(db: Kysely<Database>, dialect: SqlDialect, listeners: ChangeListeners, cache: PodDetailCache | null): SqlContext {
-    return new SqlContext(db, dialect, listeners, null, cache);
+  /** The context of a whole database; the relay and the cache are shared by its transactions' contexts. */
+  static root(db: Kysely<Database>, dialect: SqlDialect, relay: ChangeRelay, cache: PodDetailCache | null): SqlContext {
+    return new SqlContext(db, dialect, relay, null, cache);
   }
 
   private constructor(
     readonly db: Kysely<Database>,
     readonly dialect: SqlDialect,
-    readonly listeners: ChangeListeners,
+    readonly relay: ChangeRelay,
     private readonly pending: Change[] | null,
     readonly cache: PodDetailCache | null,
   ) {}
@@ -51,18 +52,31 @@ export class SqlContext implements StoreContext {
 
   /**
    * Runs `fn` on a context bound to a new transaction that first takes the writer lock (on
-   * PostgreSQL, so revisions commit in order; see SqlDialect.lockWriters), and announces the changes
-   * recorded in it once it has committed. Callers join an open transaction instead (see `write`).
+   * PostgreSQL, so revisions commit in order; see SqlDialect.lockWriters). A transaction that
+   * recorded changes ends by notifying the other servers of its newest revision (PostgreSQL), and its
+   * changes are announced to this process's listeners once it has committed, in revision order with
+   * every other server's (relay.ts): the returned promise settles after they were heard. Callers
+   * join an open transaction instead (see `write`).
    */
   async transaction<T>(fn: (tx: SqlContext) => Promise<T>): Promise<T> {
     if (this.pending) throw new Error('a transaction context opens no second transaction: join this one');
     const pending: Change[] = [];
-    const result = await this.db.transaction().execute(async (trx) => {
-      await this.dialect.lockWriters(trx);
-      await checkFence(trx, this.dialect);
-      return fn(new SqlContext(trx, this.dialect, this.listeners, pending, null));
-    });
-    this.listeners.announce(pending);
+    let result: T;
+    try {
+      result = await this.db.transaction().execute(async (trx) => {
+        await this.dialect.lockWriters(trx);
+        await checkFence(trx, this.dialect);
+        const out = await fn(new SqlContext(trx, this.dialect, this.relay, pending, null));
+        const newest = pending.at(-1);
+        if (newest) await this.relay.notifyInside(trx, newest.revision);
+        return out;
+      });
+    } catch (err) {
+      this.relay.rolledBack(pending);
+      throw err;
+    }
+    const heard = this.relay.committed(pending);
+    if (heard) await heard;
     return result;
   }
 

@@ -83,14 +83,23 @@ export type ConnectOptions =
 
 export const SQLITE_FILE_NAME = 'berth.db';
 
-/** Opens the connection (file or pool) and returns Kysely over it with its dialect. */
-export function connect(opts: ConnectOptions): { db: Kysely<Database>; dialect: SqlDialect } {
+/**
+ * Opens the connection (file or pool) and returns Kysely over it with its dialect. `onLost` hears of
+ * pooled PostgreSQL connections the database ended (a restart, pg_terminate_backend).
+ */
+export function connect(opts: ConnectOptions, onLost?: (err: Error) => void): { db: Kysely<Database>; dialect: SqlDialect } {
   if (opts.kind === 'postgres') {
     // bigint (int8) arrives as a string by default; revisions and counts fit in a double for the
     // life of any install. Set on this pool's own parsers, so other pg users in the process keep theirs.
     const types = new pg.TypeOverrides();
     types.setTypeParser(pg.types.builtins.INT8, (v: string) => Number(v));
     const pool = new pg.Pool({ connectionString: opts.url, max: opts.poolSize, types });
+    // A connection the database ends must not take the process with it: an idle one the pool drops
+    // (its 'error'), one in use between two queries emits 'error' on itself, and the next query on
+    // it fails like any failed query (the pool then drops it). The pool opens new ones as needed.
+    const lost = (err: Error) => onLost?.(err);
+    pool.on('error', lost);
+    pool.on('connect', (client) => client.on('error', lost));
     return { db: new Kysely<Database>({ dialect: new PostgresDialect({ pool }) }), dialect: postgresDialect };
   }
   if (opts.dataDir !== null) mkdirSync(opts.dataDir, { recursive: true });

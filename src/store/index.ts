@@ -46,7 +46,8 @@ function compile(opts: StoreOptions): ConnectOptions {
 
 /** Opens the database, brings its schema up to date, and returns the store over it. */
 export async function openStore(opts: StoreOptions = {}): Promise<Store> {
-  const { db, dialect } = connect(compile(opts));
+  const conn = compile(opts);
+  const { db, dialect } = connect(conn, (err) => opts.logger?.error({ err }, 'a PostgreSQL connection was lost; the pool opens another'));
   try {
     const migrator = new Migrator({
       db,
@@ -62,5 +63,14 @@ export async function openStore(opts: StoreOptions = {}): Promise<Store> {
     await db.destroy();
     throw err;
   }
-  return sqlStore(db, dialect, { logger: opts.logger, podCacheSize: opts.podCacheSize ?? 20_000 });
+  try {
+    return await sqlStore(db, dialect, {
+      podCacheSize: opts.podCacheSize ?? 20_000,
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(conn.kind === 'postgres' ? { listenUrl: conn.url } : {}),
+    });
+  } catch (err) {
+    await db.destroy();
+    throw err;
+  }
 }
