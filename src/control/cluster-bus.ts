@@ -34,10 +34,10 @@ interface ActivityNotice {
   pods: Array<[string, Partial<Record<ActivitySignal, number>>, Partial<Record<ActivitySignal, number>>]>;
 }
 
-type NoticeStore = Pick<Store, 'publishNotice'> & { onNotice?(listener: (payload: string) => void): () => void };
+type NoticeStore = Pick<Store, 'publishNotice' | 'onNotice'>;
 
 export class ClusterBus {
-  private readonly unnotice: (() => void) | undefined;
+  private readonly unnotice: () => void;
   private readonly timer: NodeJS.Timeout;
   private relaying = false;
 
@@ -54,7 +54,7 @@ export class ClusterBus {
       logger?: { warn(obj: object, msg: string): void };
     },
   ) {
-    this.unnotice = store.onNotice?.((payload) => this.heard(payload));
+    this.unnotice = store.onNotice((payload) => this.heard(payload));
     parts.usage.onRecorded((node, samples) => this.sendUsage(node, samples));
     // Only the leader starts and ends deployments and carries out lifetime policies: what it tells its own listeners, it tells the others.
     // An event relayed here is not sent on again (`relaying`): it would go round the servers for ever.
@@ -70,7 +70,7 @@ export class ClusterBus {
   }
 
   close(): void {
-    this.unnotice?.();
+    this.unnotice();
     clearInterval(this.timer);
   }
 

@@ -92,7 +92,7 @@ export class LeaseLeadership implements Leadership {
   /** Starts heartbeating and racing for the lease at `url`; resolves after the first try. */
   async start(url: string): Promise<void> {
     this.url = url;
-    this.unnotice = (this.store as Noticing).onNotice?.((payload) => {
+    this.unnotice = this.store.onNotice((payload) => {
       if (payload === `lease:${LEADER_LEASE}`) void this.tick();
     });
     await this.tick();
@@ -215,9 +215,6 @@ export class LeaseLeadership implements Leadership {
     }
   }
 }
-
-/** Stores on PostgreSQL hear NOTIFYs (a resigned lease: `lease:<name>`). */
-type Noticing = { onNotice?(listener: (payload: string) => void): () => void };
 
 function serverId(): string {
   return `srv_${randomBytes(6).toString('hex')}`;
