@@ -9,6 +9,7 @@ import pino from 'pino';
 import { startServer, type RunningServer } from '../src/cli/server.js';
 import { openStore, withFence } from '../src/store/index.js';
 import { BerthError } from '../src/model/index.js';
+import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 import { postgresSchema } from './support/stores.js';
 
@@ -114,5 +115,30 @@ describe('several servers on one PostgreSQL', { skip: postgresUrl ? false : 'set
     assert.equal(c.body.leader?.epoch, 2);
     const made = await call<{ id: string }>(b.url, 'POST', '/api/v1/pods', { name: 'after-handover', image: 'example.invalid/none:1', volumeGb: 0 });
     assert.equal(made.status, 201, JSON.stringify(made.body));
+  });
+});
+
+describe("a server's own agent, with several servers", { skip: postgresUrl ? false : 'set BERTH_TEST_DATABASE_URL to run on PostgreSQL' }, () => {
+  it("is reached through another server: its agent holds a node channel to each of the others", async () => {
+    await ensureTestImage();
+    const { url, drop } = await postgresSchema(postgresUrl!);
+    const a = await startTestServer({ databaseUrl: url, proxy: false, ssh: false });
+    const bDir = await mkdtemp(join(tmpdir(), 'berth-test-b-'));
+    const b = await startServer({ port: 0, host: '127.0.0.1', dataDir: bDir, databaseUrl: url, agent: false, proxy: false, ssh: false, logger: pino({ level: process.env.BERTH_TEST_LOG ?? 'silent' }) });
+    try {
+      const made = await a.api<{ id: string }>('POST', '/api/v1/pods', { name: 'on-a', image: TEST_IMAGE, command: ['sleep', '3600'], volumeGb: 0 });
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const exec = async () => {
+        const r = await fetch(`${b.url}/api/v1/pods/${made.body.id}/exec`, { method: 'POST', headers: { authorization: `Bearer ${a.key}`, 'content-type': 'application/json' }, body: JSON.stringify({ command: ['echo', 'via-b'] }) });
+        const body = (await r.json()) as { stdout?: string };
+        return r.status === 200 && body.stdout === 'via-b\n' ? body.stdout : undefined;
+      };
+      assert.equal(await waitFor('exec through the server without the agent', exec, 60_000), 'via-b\n');
+    } finally {
+      await b.close();
+      await a.close();
+      await rm(bDir, { recursive: true, force: true });
+      await drop();
+    }
   });
 });

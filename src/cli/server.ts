@@ -22,6 +22,7 @@ import type { LifetimeInput } from '../model/lifetime.js';
 import type { PodSecurityPolicy } from '../model/policy.js';
 import { openStore } from '../store/index.js';
 import { shareClusterKeys } from './cluster-keys.js';
+import { LocalAgentChannels } from './local-agent-channels.js';
 import type { Store } from '../store/types.js';
 import type { FastifyInstance } from 'fastify';
 
@@ -280,6 +281,11 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     leadership.url = advertised;
     await leaderWork.set(true);
   }
+  // Several servers: the others reach this server's own node through channels its agent holds to them.
+  const localChannels =
+    agent && leadership instanceof LeaseLeadership
+      ? await LocalAgentChannels.start({ store, agent, selfId: leadership.id, credentials: nodeCredentials, dataDir: join(dataDir, 'agent'), fingerprint: tls ? certificateFingerprint(tls.cert) : null, logger: logger.child({ part: 'agent-channels' }) })
+      : undefined;
   return {
     url,
     port: actualPort,
@@ -296,6 +302,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
     async close() {
       // Resign first: another server leads at once, while this one closes the rest.
       if (leadership instanceof LeaseLeadership) await leadership.close();
+      await localChannels?.close();
       await leaderWork.set(false);
       bus?.close();
       audit.close();
