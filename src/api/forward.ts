@@ -3,7 +3,7 @@ import { X509Certificate } from 'node:crypto';
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { Agent, request } from 'undici';
 import type { Leadership } from '../control/leadership.js';
-import { BerthError } from '../model/index.js';
+import { BerthError, LIMITS } from '../model/index.js';
 
 /*
  * Followers forward writes to the leader (Nomad's model: a server that does not lead forwards each
@@ -12,7 +12,10 @@ import { BerthError } from '../model/index.js';
  * live in the leader's memory — is sent as it came (headers, body, the caller's key) to the leader's
  * advertised URL, and its answer is sent back as it comes. The leader authenticates, audits and
  * answers it as if it had been sent there. While no server leads (a failover: a few seconds) a
- * write waits for one, up to `waitMs`, then gets 503 NOT_LEADER, which clients may retry.
+ * write waits for one, up to `waitMs`, then gets 503 NOT_LEADER, which clients may retry. A write
+ * the leader could not be reached with (its connection refused: nothing was sent) is sent again to
+ * the next leader within the same wait; one whose leader went away after it was sent is answered
+ * 503 saying the change may have been made, since sending it again could make it twice.
  */
 
 /** Header a forwarded request carries: a server that gets one and does not lead answers 503, never forwards again. */
@@ -49,26 +52,33 @@ export function forwardToLeader(app: FastifyInstance, options: ForwardOptions): 
   app.addHook('onRequest', async (req, reply) => {
     if (!isLeaderWork(req) || leadership.leads()) return;
     if (req.headers[FORWARDED_HEADER]) throw new BerthError('NOT_LEADER', 'this server was sent a write as the leader, and does not lead (any more); try again');
-    const leader = await leadership.waitForLeader(options.waitMs ?? 8000);
-    if (!leader) throw new BerthError('NOT_LEADER', 'no server leads at the moment (a failover takes a few seconds); try again');
-    if (leader.id === leadership.id) return;
+    const deadline = performance.now() + (options.waitMs ?? 8000);
     const headers: Record<string, string | string[]> = {};
-    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k) && k !== 'content-length') headers[k] = v;
     headers[FORWARDED_HEADER] = leadership.id;
     headers['x-forwarded-for'] = [req.headers['x-forwarded-for'], req.ip].filter(Boolean).join(', ');
-    const hasBody = req.headers['content-length'] !== undefined ? req.headers['content-length'] !== '0' : req.headers['transfer-encoding'] !== undefined;
-    let res: Awaited<ReturnType<typeof request>>;
-    try {
-      res = await request(new URL(req.url, leader.url), {
-        method: req.method as 'POST',
-        headers,
-        body: hasBody ? req.raw : null,
-        dispatcher,
-        headersTimeout: 0,
-        bodyTimeout: 0,
-      });
-    } catch (err) {
-      throw new BerthError('NOT_LEADER', `the leader (${leader.url}) did not take the request: ${(err as Error).message}; try again`, { cause: err });
+    // Read whole (bounded as the API bounds it), so the same bytes can go to the next leader.
+    const body = await readBody(req.raw, LIMITS.bodyBytes);
+    let res: Awaited<ReturnType<typeof request>> | undefined;
+    while (!res) {
+      const leader = await leadership.waitForLeader(Math.max(0, deadline - performance.now()));
+      if (!leader) throw new BerthError('NOT_LEADER', 'no server leads at the moment (a failover takes a few seconds); try again');
+      if (leader.id === leadership.id) {
+        // This server took the lead meanwhile, with the body already read: answer with 503, safe to retry.
+        throw new BerthError('NOT_LEADER', 'this server took the lead while the request waited; try again');
+      }
+      try {
+        res = await request(new URL(req.url, leader.url), { method: req.method as 'POST', headers, body: body.length > 0 ? body : null, dispatcher, headersTimeout: 0, bodyTimeout: 0 });
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        // Refused: the request never reached it; the lease is about to move. Anything else: it may have been done.
+        if (code === 'ECONNREFUSED' && performance.now() < deadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          continue;
+        }
+        const maybe = code === 'ECONNREFUSED' ? 'it was not made' : 'it may have been made: look before sending it again';
+        throw new BerthError('NOT_LEADER', `the leader (${leader.url}) went away before it answered (${(err as Error).message}); ${maybe}`, { cause: err });
+      }
     }
     reply.hijack();
     const out: Record<string, string | string[]> = {};
@@ -77,6 +87,19 @@ export function forwardToLeader(app: FastifyInstance, options: ForwardOptions): 
     res.body.on('error', () => reply.raw.destroy());
     res.body.pipe(reply.raw);
   });
+}
+
+/** The request's body, whole; a body over `limit` is refused as the API refuses it. */
+async function readBody(raw: NodeJS.ReadableStream, limit: number): Promise<Buffer> {
+  const parts: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of raw) {
+    const b = typeof chunk === 'string' ? Buffer.from(chunk) : (chunk as Buffer);
+    size += b.length;
+    if (size > limit) throw new BerthError('VALIDATION', `the body is over ${limit} bytes`);
+    parts.push(b);
+  }
+  return Buffer.concat(parts);
 }
 
 /** An undici connector that trusts a server showing `cert`, the one every server of the cluster serves. */
