@@ -4,6 +4,7 @@
  * `/v2/events`, `/v2/queue` and `/v2/info`, with Marathon's status codes, headers and error bodies.
  * Pods are Berth pods whose spec carries the Marathon definition; the deployment service rolls them.
  */
+import type { Leadership } from '../../control/leadership.js';
 import { readFileSync } from 'node:fs';
 import type { IncomingMessage, Server } from 'node:http';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
@@ -24,6 +25,8 @@ export interface MarathonDeps {
   deployments: DeploymentService;
   /** The lifetime policies: a Marathon pod they terminate is announced on the bus as a DELETE would be. */
   lifetimes?: Pick<LifetimeController, 'onEvent'>;
+  /** Which server leads (several servers, docs/ha.md): what `/v2/info` and `/v2/leader` name. */
+  leadership?: Pick<Leadership, 'leader'>;
 }
 
 export interface MarathonOptions {
@@ -360,12 +363,25 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     return { queue };
   });
 
+  /** The leader's host:port, as Marathon names its leader; this server's Host when there is one server. */
+  const leaderHost = (req: FastifyRequest): string | undefined => {
+    const leader = ctx.deps.leadership?.leader();
+    // Epoch 0: one server (SQLite), which leads under whatever name it was reached by.
+    if (!ctx.deps.leadership || leader?.epoch === 0) return req.headers.host ?? 'localhost';
+    return leader ? new URL(leader.url).host : undefined;
+  };
+  app.get('/leader', hide, async (req, reply) => {
+    const leader = leaderHost(req);
+    if (!leader) return reply.code(404).send({ message: 'There is no leader' });
+    return { leader };
+  });
+
   app.get('/info', hide, async (req) => {
     const port = req.server.server.address();
     return infoView({
       version: ctx.marathonVersion,
       berthVersion: berthVersion(),
-      leader: req.headers.host ?? 'localhost',
+      leader: leaderHost(req) ?? req.headers.host ?? 'localhost',
       httpPort: typeof port === 'object' && port ? port.port : 0,
       https: req.protocol === 'https',
     });
