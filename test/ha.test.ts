@@ -185,11 +185,13 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
       return p.status === 'RUNNING' && p.instances.some((i) => i.goal === 'running' && i.state === 'running') ? p : undefined;
     }, WAIT);
 
-    for (const via of [s(1), s(2)]) {
+    // Server 0, which the agents joined through, first: it shows the test's own ways in work.
+    for (const via of [s(0), s(1), s(2)]) {
       // Exec first: it needs the agent's channel on this server (agents connect to every server).
-      const exec = await waitFor(`exec in ${id} through server ${via.index}`, async () => {
+      const exec = await waitFor(`exec in ${id} through server ${via.index} (it needs the node's channel there: agents connect to every server)`, async () => {
         const r = await via.api<{ exitCode: number; stdout: string }>('POST', `/api/v1/pods/${id}/exec`, { command: ['sh', '-c', 'echo via-exec; exit 3'] });
-        return r.status === 200 ? r.body : undefined;
+        if (r.status !== 200) throw new Error(`${r.status} ${JSON.stringify(r.body)}`);
+        return r.body;
       }, 60_000);
       assert.deepEqual([exec.exitCode, exec.stdout], [3, 'via-exec\n']);
 
@@ -223,7 +225,7 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
     assert.equal(v1.status, 201, JSON.stringify(v1.body));
     await waitFor(`${path} STABLE`, async () => ((await m<MarathonStatus>(f2!, 'GET', `/pods${path}::status`)).body.status === 'STABLE' ? true : undefined), WAIT);
     // Version 2 turns healthy only 8 s after its start: its deployment is running when the leader dies.
-    const slowHealth = { healthCheck: { exec: { command: { shell: 'test -f /tmp/ready' } }, gracePeriodSeconds: 120, intervalSeconds: 1, timeoutSeconds: 1, delaySeconds: 0 } };
+    const slowHealth = { healthCheck: { exec: { command: { shell: 'test -f /tmp/ready' } }, gracePeriodSeconds: 120, intervalSeconds: 2, timeoutSeconds: 1, delaySeconds: 0 } };
     const v2 = await m<{ version: string }>(f1!, 'PUT', `/pods${path}`, marathonPod('2', slowHealth));
     assert.equal(v2.status, 200, JSON.stringify(v2.body));
     const deploymentId = v2.headers.get('marathon-deployment-id');

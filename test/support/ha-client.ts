@@ -48,7 +48,8 @@ export async function podsNamed(cluster: HaServers, name: string, timeoutMs = 60
         last = String(err);
       }
     }
-    if (Date.now() > deadline) throw new Error(`could not list pods named ${name} on any live server in ${timeoutMs} ms: ${last}`);
+    if (!s) last = `no server is running (${cluster.list.map((x) => `server ${x.index} ${x.exitStatus}`).join(', ')})`;
+    if (Date.now() > deadline || !cluster.list.some((x) => x.running)) throw new Error(`could not list pods named ${name} on any live server in ${timeoutMs} ms: ${last}`);
     await sleep(250);
   }
 }
@@ -60,8 +61,10 @@ export interface CreateOptions {
   only?: HaServer;
   /** Give up (unacknowledged) after this long. @default 120 s */
   timeoutMs?: number;
-  /** Native API path. @default /api/v1/pods */
-  path?: string;
+  /** The pause before sending a refused create again. @default 300 ms */
+  retryMs?: number;
+  /** After an unanswered create, the pause before looking it up by name (so it is no longer in flight). @default 1000 ms */
+  lookAfterMs?: number;
 }
 
 /** Creates the pod named `body.name`, as a careful client would during a failover (see the top of this file). */
@@ -72,6 +75,7 @@ export async function createCarefully(cluster: HaServers, body: { name: string }
   for (let k = opts.first ?? 0; Date.now() < deadline; k++) {
     const s = opts.only ?? cluster.list[k % cluster.list.length]!;
     if (!s.running) {
+      if (opts.only || !cluster.list.some((x) => x.running)) throw new Error(`create of ${body.name}: ${cluster.list.filter((x) => !x.running).map((x) => `server ${x.index} ${x.exitStatus}`).join(', ')} (see the servers' logs)`);
       await sleep(50);
       continue;
     }
@@ -79,14 +83,14 @@ export async function createCarefully(cluster: HaServers, body: { name: string }
     let status: number;
     let answer: unknown;
     try {
-      const r = await s.api<{ id: string }>('POST', opts.path ?? '/api/v1/pods', body, { timeoutMs: 30_000 });
+      const r = await s.api<{ id: string }>('POST', '/api/v1/pods', body, { timeoutMs: 30_000 });
       if (r.status === 201) return { acknowledged: true, id: r.body.id, via: s.index, attempts, problems };
       status = r.status;
       answer = r.body;
     } catch (err) {
       if (refused(err)) {
         problems.push(`server ${s.index}: connection refused`);
-        await sleep(200);
+        await sleep(opts.retryMs ?? 300);
         continue;
       }
       status = 0;
@@ -96,10 +100,10 @@ export async function createCarefully(cluster: HaServers, body: { name: string }
     if (status >= 400 && status < 500) throw new Error(`create of ${body.name} refused by server ${s.index}: ${status} ${JSON.stringify(answer)}`);
     if (!notLeader(status, answer)) {
       // It may have been written: look before sending it again (after a pause, so it is not still in flight).
-      await sleep(1_000);
+      await sleep(opts.lookAfterMs ?? 1_000);
       if ((await podsNamed(cluster, body.name)).length > 0) return { acknowledged: false, existed: true, attempts, problems };
     }
-    await sleep(300);
+    await sleep(opts.retryMs ?? 300);
   }
   return { acknowledged: false, existed: (await podsNamed(cluster, body.name).catch(() => [])).length > 0, attempts, problems };
 }

@@ -127,6 +127,14 @@ export class HaServer {
     return !!c && c.exitCode === null && c.signalCode === null;
   }
 
+  /** How it stands, for a message: `running`, `paused`, `exited with code 1`, `killed by SIGKILL`, `not started`. */
+  get exitStatus(): string {
+    const c = this.child;
+    if (!c) return 'not started';
+    if (this.running) return this.paused ? 'paused' : 'running';
+    return c.signalCode ? `killed by ${c.signalCode}` : `exited with code ${c.exitCode}`;
+  }
+
   /** It runs and is not paused: it can answer. */
   get live(): boolean {
     return this.running && !this.paused;
