@@ -140,7 +140,7 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
 
   before(async () => {
     await ensureTestImage();
-    dir = await mkdtemp(join(tmpdir(), 'berth-ha-test-'));
+    dir = await mkdtemp(join(tmpdir(), 'berth-ssh-ha-'));
     await run('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', join(dir, 'id')]);
     pg = await startPrivatePostgres();
     const gpus = (m: number) => Array.from({ length: GPUS_PER_MACHINE }, (_, i) => ({ name: A100, uuid: `GPU-m${m}-${i}` }));

@@ -11,7 +11,7 @@
  * every server that runs, and fails at once, saying so, where that view does not exist.
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { mkdir, mkdtemp, open, readFile, rm, stat } from 'node:fs/promises';
+import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -20,6 +20,7 @@ import { promisify } from 'node:util';
 const run = promisify(execFile);
 const BIN = new URL('../../../bin/berth.js', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const PREFIX = 'berth-ha-';
 
 /** What `GET /api/v1/cluster` answers (the admin view of docs/ha.md). */
 export interface ClusterView {
@@ -76,6 +77,34 @@ async function exited(child: ChildProcess, ms: number): Promise<boolean> {
       resolve(true);
     });
   });
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Kills the servers of runs whose process is gone (killed before its close()) and removes their
+ * dirs. A pid is killed only while its command line still names its dir (pids are reused).
+ */
+async function sweepServers(): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(PREFIX)) continue;
+    const root = join(tmpdir(), name);
+    const owner = Number(await readFile(join(root, 'owner'), 'utf8').catch(() => ''));
+    if (!owner || alive(owner)) continue;
+    for (const s of await readdir(root).catch(() => [] as string[])) {
+      const pid = Number(await readFile(join(root, s, 'pid'), 'utf8').catch(() => ''));
+      const cmdline = pid ? await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '') : '';
+      if (cmdline.includes(root)) process.kill(pid, 'SIGKILL');
+    }
+    await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 /** Every child started by any HaServers of this process, killed if the process exits without closing them. */
@@ -149,6 +178,7 @@ export class HaServer {
     const child = spawn(process.execPath, [BIN, 'server', ...this.argv], { stdio: ['ignore', out.fd, out.fd], env: this.env });
     await out.close();
     track(child);
+    await writeFile(join(this.dir, 'pid'), String(child.pid));
     this.child = child;
     this.paused = false;
     const deadline = Date.now() + 90_000;
@@ -255,7 +285,9 @@ export class HaServers {
     };
     const advertise = has('--advertise-url');
     const lease = opts.leaderLeaseSeconds !== undefined && has('--leader-lease');
-    const root = await mkdtemp(join(tmpdir(), 'berth-ha-'));
+    await sweepServers();
+    const root = await mkdtemp(join(tmpdir(), PREFIX));
+    await writeFile(join(root, 'owner'), String(process.pid));
     const list: HaServer[] = [];
     for (let i = 0; i < (opts.count ?? 3); i++) {
       const [port, proxyPort, sshPort] = [await freePort(host), await freePort(host), await freePort(host)];

@@ -17,6 +17,7 @@ import { promisify } from 'node:util';
 
 const run = promisify(execFile);
 const PG_ROOT = '/usr/lib/postgresql';
+const PREFIX = 'berth-pg-';
 
 export interface PrivatePostgresOptions {
   /** Addresses it listens on besides 127.0.0.1 (e.g. the machines harness's hub address). @default none */
@@ -76,7 +77,9 @@ export async function startPrivatePostgres(opts: PrivatePostgresOptions = {}): P
   if (process.getuid?.() !== 0) throw new Error('a private PostgreSQL here needs root (to run its programs as the postgres user)');
   const bin = await postgresBin();
   const { uid, gid } = await postgresIds();
-  const dir = await mkdtemp(join(tmpdir(), 'berth-pg-'));
+  await sweepPrivatePostgres(bin);
+  const dir = await mkdtemp(join(tmpdir(), PREFIX));
+  await writeFile(join(dir, 'owner'), String(process.pid));
   const data = join(dir, 'data');
   const logFile = join(dir, 'postgres.log');
   const database = opts.database ?? 'berth';
@@ -153,6 +156,28 @@ export async function startPrivatePostgres(opts: PrivatePostgresOptions = {}): P
     log: () => readFile(logFile, 'utf8').catch(() => ''),
     close,
   };
+}
+
+/** Whether process `pid` is alive. */
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Stops and removes the clusters of runs whose process is gone (killed before its close()). */
+async function sweepPrivatePostgres(bin: string): Promise<void> {
+  for (const name of await readdir(tmpdir()).catch(() => [] as string[])) {
+    if (!name.startsWith(PREFIX)) continue;
+    const dir = join(tmpdir(), name);
+    const owner = Number(await readFile(join(dir, 'owner'), 'utf8').catch(() => ''));
+    if (!owner || alive(owner)) continue;
+    await asPostgres(bin, 'pg_ctl', ['-D', join(dir, 'data'), '-m', 'immediate', '-w', 'stop'], 30_000).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
 }
 
 async function postgresIds(): Promise<{ uid: number; gid: number }> {
