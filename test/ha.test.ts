@@ -119,6 +119,19 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
     for (const p of pods) for (const i of p.instances) if (i.goal === 'running') for (const g of i.gpus) holders.set(g.uuid, [...(holders.get(g.uuid) ?? []), i.id]);
     return [...holders].filter(([, ids]) => ids.length > 1).map(([uuid, ids]) => `${uuid}: ${ids.join(', ')}`);
   };
+  /** GPU UUIDs that two running containers on the machines' own Docker were given (NVIDIA_VISIBLE_DEVICES). */
+  const gpusInTwoContainers = async (): Promise<string[]> => {
+    const holders = new Map<string, string[]>();
+    for (const m of machines!.list) {
+      for (const info of await m.docker.listContainers({ filters: { label: ['berth.pod'], status: ['running'] } })) {
+        if (info.Labels['berth.kind'] === 'infra') continue;
+        const env = (await m.docker.getContainer(info.Id).inspect().catch(() => undefined))?.Config.Env ?? [];
+        const devices = env.find((e) => e.startsWith('NVIDIA_VISIBLE_DEVICES='))?.split('=')[1] ?? '';
+        for (const uuid of devices.split(',').filter((d) => d.startsWith('GPU-'))) holders.set(uuid, [...(holders.get(uuid) ?? []), `${m.name}:${info.Labels['berth.pod']}`]);
+      }
+    }
+    return [...holders].filter(([, c]) => c.length > 1).map(([uuid, c]) => `${uuid}: ${c.join(', ')}`);
+  };
   const gpuPod = (name: string) => ({ name, image, command: ['sleep', '3600'], gpuCount: 1, volumeGb: 0 });
   const terminateAll = async (prefix: string): Promise<void> => {
     const via = another();
@@ -258,6 +271,7 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
       return held.length >= total ? pods : undefined;
     }, WAIT);
     assert.deepEqual(doubledGpus(settled), []);
+    assert.deepEqual(await gpusInTwoContainers(), [], 'no GPU is given to two running containers on the machines');
 
     // The deployment: finished under its own id (no other deployment took over the pod), the pod on version 2.
     await waitFor(`deployment ${deploymentId} finished`, async () => {
@@ -304,6 +318,7 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
       await waitFor(`${names[i]} placed`, async () => ((await pod(leader, o.id)).instances.some((x) => x.goal === 'running' && x.nodeId && x.gpus.length === 1) ? true : undefined), WAIT);
     }
     assert.deepEqual(doubledGpus(await allPods(leader)), []);
+    assert.deepEqual(await gpusInTwoContainers(), [], 'no GPU is given to two running containers on the machines');
     await terminateAll('ha-paused-');
   }));
 
