@@ -37,6 +37,7 @@ case "$name" in
   proxy) ensure_packages wrk nginx ;;
   ssh) ensure_packages openssh-client openssh-server ;;
   console) ensure_chromium ;;
+  failover|fanout) ensure_packages postgresql ;;
 esac
 ensure_docker
 ensure_node_modules
