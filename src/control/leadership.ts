@@ -100,12 +100,17 @@ export class LeaseLeadership implements Leadership {
   }
 
   leads(): boolean {
-    return this.epoch !== undefined && performance.now() < this.validUntil;
+    if (this.epoch === undefined) return false;
+    if (performance.now() < this.validUntil) return true;
+    // Past its lease by its own clock (the process was paused, or the database is slow): find out now.
+    if (!this.ticking) void this.tick();
+    return false;
   }
 
   leader(): LeaderInfo | undefined {
     if (this.leads()) return { id: this.id, url: this.url, epoch: this.epoch! };
-    return this.seen;
+    // Not itself while it cannot vouch for its lease: the next round says who leads.
+    return this.seen?.id === this.id ? undefined : this.seen;
   }
 
   lead<T>(fn: () => Promise<T>): Promise<T> {
