@@ -25,8 +25,13 @@ const PLACE_EVERY_MS = 10_000;
 /** The change feed serves agents' watches and event-stream resumes; a million changes is days of history. */
 const FEED_KEPT = 1_000_000;
 const PRUNE_EVERY_MS = 10 * 60_000;
-/** Changes heard from other servers start a pass at most this often. */
-const PLACE_AFTER_CHANGE_MS = 50;
+/**
+ * A node joining or changing (heard from any server) starts a pass this soon; an instance change
+ * (one an agent reported to a follower may have freed resources) at most once in INSTANCE_PASS_MS:
+ * the leader places its own creates and starts at once, and a pass reads every instance.
+ */
+const NODE_PASS_MS = 50;
+const INSTANCE_PASS_MS = 1000;
 
 /**
  * What the leader does and a follower does not: the placement passes, the deployments' steps, the
@@ -40,6 +45,7 @@ export class LeaderWork {
   private timers: NodeJS.Timeout[] = [];
   private unwatch: (() => void) | undefined;
   private soon: NodeJS.Timeout | undefined;
+  private soonAt = 0;
 
   constructor(private readonly parts: LeaderWorkParts) {}
 
@@ -68,10 +74,14 @@ export class LeaderWork {
     if (this.parts.multiServer) {
       this.unwatch = store.onChange((c) => {
         if (c.kind !== 'node' && c.kind !== 'instance') return;
-        this.soon ??= setTimeout(() => {
+        const within = c.kind === 'node' ? NODE_PASS_MS : INSTANCE_PASS_MS;
+        if (this.soon && this.soonAt <= performance.now() + within) return;
+        clearTimeout(this.soon);
+        this.soonAt = performance.now() + within;
+        this.soon = setTimeout(() => {
           this.soon = undefined;
           this.place();
-        }, PLACE_AFTER_CHANGE_MS);
+        }, within);
       });
     }
   }
