@@ -6,6 +6,7 @@ import { instancePhase, instanceReady, marathonPathOf, type ApplyOptions, type A
 import type { Leadership } from './leadership.js';
 import { Mutex } from './mutex.js';
 import type { PodService } from './pods.js';
+import { waitsToStart } from './quota.js';
 
 const noPodAt = (path: string): BerthError => new BerthError('NOT_FOUND', `no pod at ${path}`, { extra: { path } });
 const noDeployment = (id: string): BerthError => new BerthError('NOT_FOUND', `no deployment ${id}`, { extra: { deploymentId: id } });
@@ -385,8 +386,9 @@ export class DeploymentController implements DeploymentService {
       if (detail.instances.length === 0) this.finish(dep, dep.action === 'StopPod' ? 'deployment_success' : 'deployment_failed', 'the pod was deleted');
       return;
     }
-    // A stopped pod's instances stay stopped, moved to the new version for when it starts.
-    if (detail.pod.desiredStatus !== 'RUNNING') {
+    // A stopped pod's instances stay stopped, moved to the new version for when it starts (a start
+    // waiting for its team's quota included: the placement pass starts it).
+    if (detail.pod.desiredStatus !== 'RUNNING' || waitsToStart(detail)) {
       await this.pods.replaceInstances(detail.pod.id, detail.instances.filter((i) => i.goal === 'stopped').map((i) => i.id), detail.pod.specVersion);
       return this.finish(dep, 'deployment_success');
     }

@@ -2,9 +2,9 @@ import { fixedHostPorts, instanceIdOf, type Instance, type InstanceId, type Node
 import type { PodDetail, PodPatch, Store } from '../store/types.js';
 import type { Leadership } from './leadership.js';
 import type { PlacementLock } from './placement-lock.js';
-import { limitedTeam, quotaHold } from './quota.js';
+import { limitedTeam, quotaHold, startHold, waitsToStart } from './quota.js';
 import { summarize } from './pod-status.js';
-import { nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
+import { fit, nodeLoads, place, reserve, type NodeLoad, type Placement } from './scheduler.js';
 import { decideLost, lostMessage } from './node-decide.js';
 import { PLACEMENT_BATCH, PlacementBatch } from './placement-batch.js';
 import { scopedLoads, scopeReason, volumeHeldByNode, VolumeBacking, type VolumeScope } from './volume-backing.js';
@@ -225,13 +225,16 @@ export class Placer {
       this.placedAt = revision;
       const instances = await this.store.listInstances({});
       const waitingPods = [...new Set(instances.filter((i) => !i.nodeId && i.goal === 'running').map((i) => i.podId))];
-      if (waitingPods.length === 0) return;
+      const startsWaiting = await this.startsWaiting(instances);
+      if (waitingPods.length === 0 && startsWaiting.length === 0) return;
       const details: PodDetail[] = [];
       for (let i = 0; i < waitingPods.length; i += 500) details.push(...(await this.store.listPods({ ids: waitingPods.slice(i, i + 500) })));
       for (const d of details) this.specCache.set(`${d.pod.id}@${d.pod.specVersion}`, d.spec);
       const loads = await this.loads(this.store, undefined, nodes, instances);
       const byId = new Map(nodes.map((n) => [n.id, n]));
       const batch = new PlacementBatch(this.store, async (pod, insts, spec) => this.statusPatch(pod, insts, await this.awayOf(pod, insts, spec, byId)));
+      // Starts that waited for their team's quota first: their volume disks already hold a place on their nodes.
+      for (const detail of startsWaiting) await this.startWaitingLocked(detail, loads, batch);
       const limited = new Map<string, boolean>();
       const refused = new Map<string, string>();
       for (const detail of details) {
@@ -283,6 +286,61 @@ export class Placer {
     });
   }
 
+  /**
+   * The pods whose start waits for their team's quota (`waitsToStart`). Such a pod shows PROVISIONING
+   * (pod-status.ts), so only pods in that status and with a stopped instance are read.
+   */
+  private async startsWaiting(instances: Instance[]): Promise<PodDetail[]> {
+    const stopped = new Set(instances.filter((i) => i.goal === 'stopped').map((i) => i.podId));
+    if (stopped.size === 0) return [];
+    return (await this.store.listPods({ status: ['PROVISIONING'] })).filter((d) => stopped.has(d.pod.id) && waitsToStart(d));
+  }
+
+  /**
+   * A start that waited for its team's quota, once the quota lets it: as a start does
+   * (PodService.regainGpus), each stopped instance takes its GPUs back on its own node, where its
+   * volume disk is — all of them or, where one does not fit, none, and the pod waits on with the
+   * reason. One whose node is gone for good (no node) runs again unplaced: the next pass places it.
+   */
+  private async startWaitingLocked(detail: PodDetail, loads: Map<NodeId, NodeLoad>, batch: PlacementBatch): Promise<void> {
+    const podId = detail.pod.id;
+    // What this pass placed so far is written first, so the quota sees it.
+    await batch.flush();
+    const held = await startHold(this.store, detail);
+    const waitOn = (reason: string): void => {
+      this.waitReasons.set(podId, reason);
+      batch.status(detail.pod, detail.instances, detail.spec);
+    };
+    if (held) return waitOn(held);
+    // Tried on copies of the loads: a pod that does not fit whole takes nothing.
+    const trial = new Map<NodeId, NodeLoad>();
+    const starts: { inst: Instance; spec: PodSpec; gpuUuids: string[] }[] = [];
+    for (const inst of detail.instances) {
+      if (inst.goal !== 'stopped') continue;
+      const spec = (await this.specOf(inst)) ?? detail.spec;
+      if (!inst.nodeId) {
+        starts.push({ inst, spec, gpuUuids: [] });
+        continue;
+      }
+      const real = loads.get(inst.nodeId);
+      if (!real) return waitOn(`waiting for resources: the pod lives on node ${inst.nodeId}, which is not registered`);
+      let load = trial.get(inst.nodeId);
+      if (!load) trial.set(inst.nodeId, (load = { ...real, gpuUuids: new Set(real.gpuUuids), hostPorts: new Set(real.hostPorts) }));
+      const r = fit(load, spec, spec.gpuCount);
+      if ('reason' in r) return waitOn(`waiting for resources: not enough free on the pod's node to start it: ${r.reason}`);
+      const gpuUuids = r.gpus.map((g) => g.uuid);
+      reserve(load, spec, gpuUuids);
+      starts.push({ inst, spec, gpuUuids });
+    }
+    await this.store.transaction(async (tx) => {
+      for (const { inst, gpuUuids } of starts) await tx.updateInstance(inst.id, { goal: 'running', gpuUuids });
+    });
+    for (const { inst, spec, gpuUuids } of starts) if (inst.nodeId) reserve(loads.get(inst.nodeId)!, spec, gpuUuids);
+    const started = new Map(starts.map((s) => [s.inst.id, s.gpuUuids]));
+    this.waitReasons.delete(podId);
+    batch.status(detail.pod, detail.instances.map((i) => (started.has(i.id) ? { ...i, goal: 'running' as const, gpuUuids: started.get(i.id)! } : i)), detail.spec);
+  }
+
   /** The spec an instance runs, by its version; versions never change, so each is read once. */
   private async specOf(inst: Instance, store: Store = this.store): Promise<PodSpec | undefined> {
     const key = `${inst.podId}@${inst.specVersion}`;
@@ -312,7 +370,7 @@ export class Placer {
   /** The pod's status recomputed from `instances`, as a patch; null when it would not change. `away`: see awayOf. */
   private statusPatch(pod: PodDetail['pod'], instances: Instance[], away?: (i: Instance) => string | null): PodPatch | null {
     // A follower keeps no wait reasons (only the leader places): the one the leader wrote stays.
-    const waiting = this.leads() ? null : instances.some((i) => !i.nodeId && i.goal === 'running') ? pod.statusMessage : null;
+    const waiting = this.leads() ? null : instances.some((i) => (!i.nodeId && i.goal === 'running') || (i.goal === 'stopped' && pod.desiredStatus === 'RUNNING')) ? pod.statusMessage : null;
     const summary = summarize(pod.desiredStatus, instances, this.waitReasons.get(pod.id) ?? waiting, away);
     const status = summary.status;
     // A pod a lifetime policy stopped or terminated says why for as long as it stays so.

@@ -31,6 +31,14 @@ describe('summarize', () => {
     assert.deepEqual(summarize('RUNNING', [inst(0, null, null)], null), { status: 'PROVISIONING', message: 'waiting to be placed' });
   });
 
+  it('reports a start waiting for its quota (an instance still stopped on its node) as PROVISIONING with the reason', () => {
+    const reason = 'waiting for quota: quota gpus of team red would be crossed: 5 asked for in all, 4 allowed';
+    const held = { ...inst(0, observed('stopped')), goal: 'stopped' as const };
+    assert.deepEqual(summarize('RUNNING', [held], reason), { status: 'PROVISIONING', message: reason });
+    assert.deepEqual(summarize('RUNNING', [held], null), { status: 'PROVISIONING', message: 'waiting to start' });
+    assert.equal(summarize('EXITED', [held], reason).status, 'EXITED');
+  });
+
   it('reports an unplaced instance of a stopped pod as EXITED, not waiting', () => {
     assert.deepEqual(summarize('EXITED', [inst(0, null, null)], 'stale reason'), { status: 'EXITED', message: null });
   });

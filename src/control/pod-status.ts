@@ -6,7 +6,8 @@ const PRIORITY: PodStatus[] = ['ERROR', 'STARTING', 'PROVISIONING', 'EXITED', 'R
  * The pod's status and message from what the user wants and what its instances report. `away`
  * says, for an instance whose node is not answering, what the pod's message should say (null: its
  * node answers): such an instance keeps its last status, the message says why it may be stale, and
- * one already replaced elsewhere (goal `removed`) counts no more.
+ * one already replaced elsewhere (goal `removed`) counts no more. `unplacedReason`: why instances
+ * not yet placed — or, for a start waiting for its team's quota, not yet started — wait.
  */
 export function summarize(desired: DesiredStatus, all: Instance[], unplacedReason: string | null, away?: (i: Instance) => string | null): { status: PodStatus; message: string | null } {
   const instances = away ? all.filter((i) => !(i.goal === 'removed' && desired !== 'TERMINATED' && away(i))) : all;
@@ -21,6 +22,8 @@ export function summarize(desired: DesiredStatus, all: Instance[], unplacedReaso
   if (instances.length === 0) return { status: desired === 'RUNNING' ? 'RUNNING' : 'EXITED', message: 'scaled to 0 instances' };
   const each = instances.map((i) => {
     if (!i.nodeId && desired === 'RUNNING') return { status: 'PROVISIONING' as PodStatus, message: unplacedReason ?? 'waiting to be placed' };
+    // A start that waits for its team's quota: still stopped on its node until the placement pass starts it.
+    if (i.goal === 'stopped' && desired === 'RUNNING') return { status: 'PROVISIONING' as PodStatus, message: unplacedReason ?? 'waiting to start' };
     const o = i.observed;
     return { status: derivePodStatus(desired, o?.state, o?.exitCode), message: o?.message ?? null };
   });

@@ -29,7 +29,7 @@ import type { PodDetail, PodFilter, Store } from '../store/types.js';
 import { canSee, ownerScope, requireWrite, type Caller } from './caller.js';
 import type { Leadership } from './leadership.js';
 import { PlacementLock } from './placement-lock.js';
-import { admitCreate, checkQuota } from './quota.js';
+import { admitCreate, admitStart, checkQuota, holdsResources } from './quota.js';
 import { compilePodInput } from './pod-input.js';
 import { summarize } from './pod-status.js';
 import { fit, reserve, type NodeLoad } from './scheduler.js';
@@ -285,7 +285,8 @@ export class PodService {
     // Lifetime policies merge one by one: setting a maximum running time keeps the idle stop.
     if (patch.lifetime !== undefined) input.lifetime = mergeLifetime(first.spec.lifetime && lifetimeToInput(first.spec.lifetime), patch.lifetime) ?? null;
     const spec = await this.compile(caller, input, patch.templateId !== undefined && patch.templateId !== first.spec.templateId);
-    await checkQuota(this.store, first.pod.owner, spec, first.pod.id, first.pod.desiredStatus === 'RUNNING');
+    // A start still waiting for the quota counts as stopped, and its instances stay so (resize).
+    await checkQuota(this.store, first.pod.owner, spec, first.pod.id, holdsResources(first));
 
     // Checked and written under the placement lock, on a fresh read: a terminate or another update
     // that won the race is seen here, not overwritten.
@@ -318,7 +319,7 @@ export class PodService {
    */
   private async resize(tx: Store, current: PodDetail, spec: PodSpec, version: number): Promise<void> {
     const loads = await this.placer.loads(tx, current.pod.id);
-    const running = current.pod.desiredStatus === 'RUNNING';
+    const running = holdsResources(current);
     const gpusChanged = spec.gpuCount !== current.spec.gpuCount || JSON.stringify(spec.gpuTypeIds) !== JSON.stringify(current.spec.gpuTypeIds);
     // The instances in ordinal order fill the slots 0..n-1. One replaced because its node is not
     // answering (or gone) holds no slot: it must never run again, and its replacement (a higher
@@ -395,14 +396,17 @@ export class PodService {
       if (opts.gpuCount !== undefined && opts.gpuCount > detail.spec.gpuCount) {
         throw invalid([{ path: '/gpuCount', message: `can be at most the pod's ${detail.spec.gpuCount}: start with fewer GPUs, or change the pod to ask for more` }]);
       }
+      // Over a queueing team's quota, a plain start is accepted and waits, its instances still
+      // stopped, until the placement pass starts them (Placer.startWaitingLocked); others are refused.
+      let quotaWait: string | null = null;
       if ((action === 'start' || action === 'reset' || action === 'restart') && detail.pod.desiredStatus !== 'RUNNING') {
         const starting = opts.gpuCount !== undefined ? { ...detail.spec, gpuCount: opts.gpuCount } : detail.spec;
-        await checkQuota(this.store, detail.pod.owner, starting, detail.pod.id, true);
+        quotaWait = await admitStart(this.store, detail.pod.owner, starting, detail.pod.id, action === 'start' && opts.gpuCount === undefined);
       }
       const podId = detail.pod.id;
       await this.store.transaction(async (tx) => {
         const loads = await this.placer.loads(tx, podId);
-        for (const inst of detail.instances) {
+        for (const inst of quotaWait ? [] : detail.instances) {
           const patch = await this.instanceAfter(action, inst, detail, loads, opts);
           if (patch === 'delete') await tx.deleteInstance(inst.id);
           else await tx.updateInstance(inst.id, patch);
@@ -418,7 +422,8 @@ export class PodService {
           ...(desired === 'TERMINATED' ? { terminatedAt: at } : {}),
         });
       });
-      if (action === 'terminate') this.placer.waitReasons.delete(podId);
+      if (quotaWait) this.placer.waitReasons.set(podId, quotaWait);
+      else if (action === 'terminate' || action === 'stop') this.placer.waitReasons.delete(podId);
       await this.placer.refreshStatusLocked(podId);
       return (await this.store.getPod(podId))!;
     });

@@ -1,7 +1,8 @@
 /**
  * Team quotas: what a team's live pods and volumes add up to, against what the operator set. Checked
  * when a pod is created, changed or started; a request that would cross a quota is refused naming it,
- * or, for a create in a team whose quota says `overQuota: queue`, waits unplaced until it fits.
+ * or, for a create or a start in a team whose quota says `overQuota: queue`, waits until it fits: a
+ * create unplaced, a start with its instances still stopped on their nodes (`waitsToStart`).
  */
 import { BerthError, type PodId, type PodSpec, type Team, type TeamQuota } from '../model/index.js';
 import type { PodDetail, Store } from '../store/types.js';
@@ -27,7 +28,17 @@ function add(u: Usage, spec: PodSpec, running: boolean): void {
 }
 
 const isLive = (d: PodDetail): boolean => d.pod.desiredStatus !== 'TERMINATED';
-const isRunning = (d: PodDetail): boolean => d.pod.desiredStatus === 'RUNNING';
+
+/**
+ * A start that waits for its team's quota: the pod is meant to run, its instances are still stopped
+ * (GPUs given back, volume disk kept on the node) until the placement pass starts them. A start
+ * otherwise moves every instance to `running` at once, so a running pod has no stopped instance but so.
+ */
+export const waitsToStart = (d: Pick<PodDetail, 'pod' | 'instances'>): boolean => d.pod.desiredStatus === 'RUNNING' && d.instances.some((i) => i.goal === 'stopped');
+
+/** Holds (or is to hold) GPUs, CPUs and memory: meant to run, and not a start still waiting. */
+export const holdsResources = (d: Pick<PodDetail, 'pod' | 'instances'>): boolean => d.pod.desiredStatus === 'RUNNING' && !waitsToStart(d);
+const isRunning = holdsResources;
 
 /** The quotas the team would cross if `podId` (new when absent) had `spec`, running or not; each named. */
 export function quotaProblems(quota: TeamQuota, team: string, pods: PodDetail[], volumesGb: number, spec: PodSpec, podId: PodId | undefined, running: boolean): string[] {
@@ -93,16 +104,29 @@ export async function checkQuota(store: Store, team: string, spec: PodSpec, podI
  * A create: null when it may be placed now; the reason it waits when it crosses a quota of a team
  * that queues (`overQuota: queue`, and `queue` allowed: RunPod's API never queues). Throws otherwise.
  */
-export async function admitCreate(store: Store, team: string, spec: PodSpec, queue: boolean): Promise<string | null> {
+export function admitCreate(store: Store, team: string, spec: PodSpec, queue: boolean): Promise<string | null> {
+  return admit(store, team, spec, undefined, queue);
+}
+
+/**
+ * A start of the stopped pod `podId` (every API's): null when it may start now; the reason it waits
+ * when it crosses a quota of a team that queues. Throws otherwise (a team that refuses, or what no
+ * wait can cure). `queue: false`: refuse either way.
+ */
+export function admitStart(store: Store, team: string, spec: PodSpec, podId: PodId, queue: boolean): Promise<string | null> {
+  return admit(store, team, spec, podId, queue);
+}
+
+async function admit(store: Store, team: string, spec: PodSpec, podId: PodId | undefined, queue: boolean): Promise<string | null> {
   const t = await limitedTeam(store, team);
   if (!t) return null;
   if (!queue || t.quota.overQuota !== 'queue') {
-    await checkQuota(store, team, spec, undefined, true);
+    await checkQuota(store, team, spec, podId, true);
     return null;
   }
   const unfit = reservationProblems(t.quota, team, spec, true);
   if (unfit.length) throw exceeded(t, unfit);
-  const problems = await crossed(store, t, spec, undefined, true, true);
+  const problems = await crossed(store, t, spec, podId, true, true);
   return problems.length ? quotaWaitReason(problems) : null;
 }
 
@@ -115,6 +139,17 @@ export async function quotaHold(store: Store, detail: PodDetail, spec: PodSpec):
   const t = await limitedTeam(store, detail.pod.owner);
   if (!t) return null;
   const problems = await crossed(store, t, spec, detail.pod.id, true, true);
+  return problems.length ? quotaWaitReason(problems) : null;
+}
+
+/**
+ * Before a start that waits (`waitsToStart`) goes ahead: the reason it still waits for its team's
+ * quota, or null. The pod itself counts as stopped until then; the others as the queue counts them.
+ */
+export async function startHold(store: Store, detail: PodDetail): Promise<string | null> {
+  const t = await limitedTeam(store, detail.pod.owner);
+  if (!t) return null;
+  const problems = await crossed(store, t, detail.spec, detail.pod.id, true, true);
   return problems.length ? quotaWaitReason(problems) : null;
 }
 

@@ -24,9 +24,10 @@ export interface TeamQuota {
   /** Volume disks of pods not terminated (per instance) and network volumes, in GB. */
   volumeGb?: number;
   /**
-   * What a create over a quota gets: `refuse` (a 403 naming the quota) or `queue` (accepted, the pod
-   * waits unplaced with the reason and is placed once the team's usage falls). RunPod's API refuses
-   * either way, as RunPod does. @default 'refuse'
+   * What a create or a start over a quota gets: `refuse` (a 403 naming the quota) or `queue`
+   * (accepted, the pod waits with the reason — a create unplaced, a start stopped on its node — and
+   * is placed or started once the team's usage falls). RunPod's API refuses a create either way, as
+   * RunPod does. @default 'refuse'
    */
   overQuota?: OverQuota;
 }

@@ -355,7 +355,8 @@ function routes(app: FastifyInstance, ctx: Ctx, prefix: string): void {
     const queue = [];
     for (const d of await ctx.deps.deployments.list(req.caller)) {
       // Most pods have nothing waiting: their context (versions, nodes) is read only for those that do.
-      if (!d.instances.some((i) => i.goal === 'running' && (i.nodeId === null || i.observed?.state === 'failed' || i.observed?.state === 'exited'))) continue;
+      const startWaits = d.pod.desiredStatus === 'RUNNING' && d.instances.some((i) => i.goal === 'stopped');
+      if (!startWaits && !d.instances.some((i) => i.goal === 'running' && (i.nodeId === null || i.observed?.state === 'failed' || i.observed?.state === 'exited'))) continue;
       const c = await contextOf(ctx, d);
       const waiting = waitingInstances(c);
       if (waiting.length) queue.push(queueEntry(c, waiting, c.waitReason ?? null));

@@ -123,9 +123,11 @@ function containerStatus(ctx: PodContext, inst: Instance, spec: PodSpec, def: Ma
  * others too: why an instance waits, the pull in progress, why it ended (the image that could not
  * be pulled, the container that exited) and when it is tried again.
  */
-function instanceStatus(inst: Instance, containers: { conditions: { value: string }[] }[], waitReason: string | null): { status: InstanceStatus; message?: string } {
+function instanceStatus(inst: Instance, containers: { conditions: { value: string }[] }[], waitReason: string | null, startWaits: boolean): { status: InstanceStatus; message?: string } {
   const o = inst.observed;
   const said = o?.message ? { message: o.message } : {};
+  // A start waiting for the team's quota: pending, as an instance waiting to be placed.
+  if (startWaits) return { status: 'PENDING', ...(waitReason ? { message: waitReason } : {}) };
   if (inst.goal !== 'running') return { status: 'TERMINAL' };
   const state = o?.state;
   if (!inst.nodeId) return { status: 'PENDING', ...(waitReason ? { message: waitReason } : {}) };
@@ -152,6 +154,9 @@ export function relaunchDelay(inst: Instance, spec: PodSpec, nowMs: number): num
   return Math.max(0, Math.ceil((Date.parse(o.updatedAt) + delayS * 1000 - nowMs) / 1000));
 }
 
+/** A start waiting for the team's quota: the pod is meant to run, the instance still stopped on its node. */
+const startWaits = (ctx: PodContext, i: Instance): boolean => i.goal === 'stopped' && ctx.detail.pod.desiredStatus === 'RUNNING';
+
 /** One instance as `PodInstanceStatus`. */
 export function instanceStatusView(ctx: PodContext, inst: Instance) {
   const spec = ctx.versions.get(inst.specVersion)?.spec ?? ctx.detail.spec;
@@ -161,7 +166,7 @@ export function instanceStatusView(ctx: PodContext, inst: Instance) {
   // Its node is not answering: what it last said may be stale (Mesos' TASK_UNREACHABLE).
   const lost = node?.notReadySince ? node : undefined;
   const containers = placed ? def.containers.map((c) => containerStatus(ctx, inst, spec, def, c.name)).map((c) => (lost ? { ...c, status: 'TASK_UNREACHABLE', statusSince: iso(lost.notReadySince!) } : c)) : [];
-  const { status, message } = lost && inst.goal === 'running' ? { status: 'DEGRADED' as const, message: `node ${lost.name} is not answering since ${lost.notReadySince}` } : instanceStatus(inst, containers, ctx.waitReason ?? null);
+  const { status, message } = lost && inst.goal === 'running' ? { status: 'DEGRADED' as const, message: `node ${lost.name} is not answering since ${lost.notReadySince}` } : instanceStatus(inst, containers, ctx.waitReason ?? null, startWaits(ctx, inst));
   const o = inst.observed;
   const since = iso((status === 'STABLE' || status === 'DEGRADED' ? o?.startedAt : undefined) ?? o?.updatedAt ?? ctx.detail.pod.createdAt);
   // As Marathon: the default executor's share plus what the active containers asked for.
@@ -268,12 +273,14 @@ export function rejectReasons(reason: string): string[] {
 
 /**
  * The instances of a pod that wait to be launched, as Marathon's launch queue holds them: those
- * no node has taken yet, and those that ended and wait out their backoff before the node launches
- * them again, each with the seconds left (0 for one waiting to be placed).
+ * no node has taken yet (or, for a start waiting for its team's quota, not started yet), and those
+ * that ended and wait out their backoff before the node launches them again, each with the seconds
+ * left (0 for one waiting to be placed).
  */
 export function waitingInstances(ctx: PodContext): { instance: Instance; delay: number }[] {
   const now = Date.parse(ctx.now);
   return ctx.detail.instances.flatMap((i) => {
+    if (startWaits(ctx, i)) return [{ instance: i, delay: 0 }];
     if (i.goal !== 'running') return [];
     if (i.nodeId === null) return [{ instance: i, delay: 0 }];
     const delay = relaunchDelay(i, ctx.versions.get(i.specVersion)?.spec ?? ctx.detail.spec, now);
@@ -288,8 +295,9 @@ export function waitingInstances(ctx: PodContext): { instance: Instance; delay: 
  */
 export function queueEntry(ctx: PodContext, waiting: { instance: Instance; delay: number }[], reason: string | null) {
   const nodes = ctx.nodes.size;
-  const reasons = reason && waiting.some((w) => w.instance.nodeId === null) ? rejectReasons(reason.replace(/^waiting for resources: /, '')) : [];
-  const ended = waiting.filter((w) => w.instance.nodeId !== null);
+  const unlaunched = (w: { instance: Instance }): boolean => w.instance.nodeId === null || startWaits(ctx, w.instance);
+  const reasons = reason && waiting.some(unlaunched) ? rejectReasons(reason.replace(/^waiting for resources: /, '')) : [];
+  const ended = waiting.filter((w) => !unlaunched(w));
   // The next launch attempt: the soonest of the backed-off instances; none backed off, it is due.
   const timeLeftSeconds = ended.length === waiting.length && ended.length > 0 ? Math.min(...ended.map((w) => w.delay)) : 0;
   const failure = ended.map((w) => w.instance.observed?.message).find((m) => m);

@@ -15,7 +15,7 @@ const Quota = Type.Object(
     memoryGb: Type.Optional(Type.Number({ minimum: 0, description: 'memory reserved by pods meant to run (pods must then reserve theirs)' })),
     pods: Type.Optional(Type.Integer({ minimum: 0, description: 'pods not terminated' })),
     volumeGb: Type.Optional(Type.Number({ minimum: 0, description: 'volume disks of live pods and network volumes' })),
-    overQuota: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('queue')], { description: 'a create over a quota: refused with 403 (refuse, the default) or accepted to wait unplaced until the team\'s usage falls (queue; RunPod\'s API always refuses)' })),
+    overQuota: Type.Optional(Type.Union([Type.Literal('refuse'), Type.Literal('queue')], { description: 'a create or start over a quota: refused with 403 (refuse, the default) or accepted to wait until the team\'s usage falls (queue): a create unplaced (RunPod\'s API refuses a create), a start stopped on its node' })),
   },
   { additionalProperties: false, description: 'An absent field: no limit' },
 );

@@ -69,7 +69,7 @@ const QUOTAS = ['pods', 'gpus', 'vcpus', 'memoryGb', 'volumeGb'];
 
 const quotaSet = defineCommand({
   name: 'set',
-  description: "Set the team's quotas, replacing them (admin key): pods=, gpus=, gpus.<type>=, vcpus=, memoryGb=, volumeGb=, and overQuota=refuse|queue (a create over quota: refused, or waits until it fits)",
+  description: "Set the team's quotas, replacing them (admin key): pods=, gpus=, gpus.<type>=, vcpus=, memoryGb=, volumeGb=, and overQuota=refuse|queue (a create or start over quota: refused, or waits until it fits)",
   args: [
     { name: 'team', description: 'team', required: true },
     { name: 'limits', description: 'comma-separated name=value ("" for none)', required: true },
