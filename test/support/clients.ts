@@ -40,6 +40,16 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return port;
 }
 
+/** Whether process `pid` is alive (EPERM: alive, another user's). */
+export function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 /** OpenSSH client options for a test: no host key checks, no agent, no prompts, this key only. */
 export const sshOptions = (key: string): string[] => ['-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'IdentitiesOnly=yes', '-o', 'BatchMode=yes', '-o', 'LogLevel=ERROR', '-i', key];
 

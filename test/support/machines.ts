@@ -26,6 +26,7 @@
  * the hub address, the registry); a killed run is swept by scripts/test.sh's exit trap and by the next
  * cluster's start (machine-sweep.ts).
  */
+import { freePort } from './clients.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -316,17 +317,6 @@ async function claimRun(): Promise<number> {
   throw new Error('no free 10.x.0.0/16 for test machines');
 }
 
-/** A free TCP port on `host`. */
-async function freePortOn(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Several machines, the hub address they reach the host at, and the registry they pull from. */
 export class Machines {
@@ -352,7 +342,7 @@ export class Machines {
     let machines: Machines | undefined;
     try {
       await sh('ip', ['addr', 'add', `${address}/32`, 'dev', 'lo', 'label', hubLabel(runId)]);
-      const port = await freePortOn(address);
+      const port = await freePort(address);
       machines = new Machines(runId, address, `${address}:${port}`, list);
       // All settle before any failure is thrown: nothing may still be booting while close() sweeps.
       const started = await Promise.allSettled([machines.startRegistry(port), ...list.map((m) => m.boot(`${address}:${port}`))]);

@@ -8,9 +8,9 @@
  * this box. `fsync=off` (the box does not crash under a test; a restart, even `-m immediate`, loses
  * nothing committed, since synchronous_commit stays on).
  */
+import { alive, freePort } from './clients.js';
 import { execFile } from 'node:child_process';
 import { chown, mkdtemp, readdir, readFile, rm, writeFile, appendFile } from 'node:fs/promises';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -51,16 +51,6 @@ export async function postgresBin(): Promise<string> {
   return join(PG_ROOT, versions[0], 'bin');
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 /** Runs a PostgreSQL program as the postgres user; its stdout, or an error with its stderr. */
 async function asPostgres(bin: string, program: string, args: string[], timeoutMs = 120_000): Promise<string> {
@@ -158,15 +148,6 @@ export async function startPrivatePostgres(opts: PrivatePostgresOptions = {}): P
   };
 }
 
-/** Whether process `pid` is alive. */
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
 
 /** Stops and removes the clusters of runs whose process is gone (killed before its close()). */
 async function sweepPrivatePostgres(bin: string): Promise<void> {
