@@ -38,7 +38,6 @@ export async function startHaBenchCluster(count = 3): Promise<HaBenchCluster> {
   try {
     log(`private PostgreSQL on port ${pg.port}`);
     servers = await HaServers.start({ databaseUrl: pg.url, count, args: ['--no-agent', '--node-timeout', '86400'], logLevel: process.env.BERTH_BENCH_LOG ?? 'warn' });
-    if (servers.missingFlags.length) log(`berth server has no ${servers.missingFlags.join(', ')} in this build; started without`);
     log(`${count} servers: ${servers.list.map((s) => s.url).join(' ')}`);
     const nodeId = await addNode(pg.url, scratch);
     return { pg, servers, nodeId, close };

@@ -164,7 +164,6 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
     image = await machines.publish(TEST_IMAGE);
     // Servers only: the pods run on the machines. They listen on the hub address, which the machines reach.
     cluster = await HaServers.start({ databaseUrl: pg.url, host: machines.address, args: ['--no-agent'] });
-    if (cluster.missingFlags.length) process.stderr.write(`ha test: \`berth server\` has no ${cluster.missingFlags.join(', ')} in this build; started without\n`);
     assert.equal((await s(0).api('POST', '/api/v1/ssh-keys', { publicKey: await readFile(join(dir, 'id.pub'), 'utf8') })).status, 201);
     // Joined through one server, as an operator would; the agents learn the others from it.
     await machines.startAgents({ server: s(0).url, token: await c().joinToken(0) });

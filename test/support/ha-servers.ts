@@ -11,13 +11,11 @@
  * every server that runs, and fails at once, saying so, where that view does not exist.
  */
 import { alive, freePort } from './clients.js';
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 
-const run = promisify(execFile);
 const BIN = new URL('../../../bin/berth.js', import.meta.url).pathname;
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const PREFIX = 'berth-ha-';
@@ -51,11 +49,6 @@ export interface HaServersOptions {
 }
 
 /** The flags of `berth server --help`, read once: the harness passes HA flags only where they exist. */
-let helpText: Promise<string> | undefined;
-function serverHelp(): Promise<string> {
-  helpText ??= run(process.execPath, [BIN, 'server', '--help'], { timeout: 60_000 }).then((r) => r.stdout + r.stderr);
-  return helpText;
-}
 
 
 async function exited(child: ChildProcess, ms: number): Promise<boolean> {
@@ -252,21 +245,11 @@ export class HaServers {
     readonly root: string,
     readonly list: HaServer[],
     /** HA flags `berth server` lacks in this build (the harness left them out). */
-    readonly missingFlags: string[],
   ) {}
 
   /** Starts the servers: the first alone (it migrates the database and writes the admin key), then the rest together. */
   static async start(opts: HaServersOptions): Promise<HaServers> {
     const host = opts.host ?? '127.0.0.1';
-    const help = await serverHelp();
-    const missingFlags: string[] = [];
-    const has = (flag: string): boolean => {
-      if (help.includes(flag)) return true;
-      missingFlags.push(flag);
-      return false;
-    };
-    const advertise = has('--advertise-url');
-    const lease = opts.leaderLeaseSeconds !== undefined && has('--leader-lease');
     await sweepServers();
     const root = await mkdtemp(join(tmpdir(), PREFIX));
     await writeFile(join(root, 'owner'), String(process.pid));
@@ -284,15 +267,15 @@ export class HaServers {
         // One process per server: the box runs three of them besides agents.
         '--proxy-workers', '0',
         '--log-level', opts.logLevel ?? process.env.BERTH_TEST_LOG ?? 'warn',
-        ...(advertise ? ['--advertise-url', `http://${host}:${port}`] : []),
-        ...(lease ? ['--leader-lease', String(opts.leaderLeaseSeconds)] : []),
+        '--advertise-url', `http://${host}:${port}`,
+        ...(opts.leaderLeaseSeconds !== undefined ? ['--leader-lease', String(opts.leaderLeaseSeconds)] : []),
         ...(opts.args ?? []),
       ];
       // The CLI config (`berth server` offers to write one) kept out of $HOME.
       const env = { ...process.env, BERTH_DATABASE_URL: opts.databaseUrl, XDG_CONFIG_HOME: join(dir, 'config') };
       list.push(new HaServer(i, dir, host, port, proxyPort, sshPort, argv, env));
     }
-    const servers = new HaServers(root, list, missingFlags);
+    const servers = new HaServers(root, list);
     try {
       await list[0]!.start();
       const key = (await readFile(join(list[0]!.dataDir, 'admin.key'), 'utf8')).trim();
