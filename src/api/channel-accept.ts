@@ -5,6 +5,7 @@
  * the old one.
  */
 import { connect, type ClientHttp2Session } from 'node:http2';
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import type { AgentService } from '../control/agents.js';
@@ -40,7 +41,16 @@ export class NodeChannels {
    * what the HTTP server read past the request, already the agent's first HTTP/2 bytes.
    */
   accept(raw: Duplex, head: Buffer | undefined, nodeId: NodeId): void {
-    const socket = acceptUpgrade(raw, head);
+    acceptUpgrade(raw, head).then(
+      (socket) => this.serve(socket, nodeId),
+      (err: Error) => {
+        this.log.debug({ err, nodeId }, 'node channel: the upgrade failed');
+        raw.destroy();
+      },
+    );
+  }
+
+  private serve(socket: Socket, nodeId: NodeId): void {
     const previous = this.open.get(nodeId);
     this.open.set(nodeId, socket);
     previous?.destroy();

@@ -33,10 +33,15 @@ function prepare(socket: Socket, head: Buffer | undefined): Socket {
   return socket;
 }
 
-/** The server's side: answers an authenticated upgrade request with 101 and returns the socket, ready for HTTP/2. */
-export function acceptUpgrade(socket: Duplex, head: Buffer | undefined): Socket {
-  socket.write(SWITCHING);
-  return prepare(socket as Socket, head);
+/**
+ * The server's side: answers an authenticated upgrade request with 101 and resolves with the socket,
+ * ready for HTTP/2, once that answer is written: a TLS socket handed to HTTP/2 with a write of its
+ * own still under way aborts Node (nghttp2 is told of a write it did not make).
+ */
+export function acceptUpgrade(socket: Duplex, head: Buffer | undefined): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    socket.write(SWITCHING, (err) => (err ? reject(err) : resolve(prepare(socket as Socket, head))));
+  });
 }
 
 /** The server refused the upgrade: its status and its problem's detail, if it sent one. */
@@ -66,9 +71,9 @@ export function dialUpgrade(url: string, opts: DialUpgradeOptions): Promise<Sock
   return new Promise((resolve, reject) => {
     const req: ClientRequest = request(target, {
       method: 'GET',
-      agent: false,
       headers: { connection: 'Upgrade', upgrade: CHANNEL_UPGRADE, authorization: opts.authorization },
-      ...(opts.socket ? { createConnection: () => opts.socket as Socket } : {}),
+      // No agent: its own connect would be used instead of the socket given (and nothing is pooled).
+      ...(opts.socket ? { createConnection: () => opts.socket as Socket } : { agent: false }),
     });
     const timer = setTimeout(() => req.destroy(new Error(`no answer to the node channel's upgrade in ${(opts.timeoutMs ?? 10_000) / 1000}s`)), opts.timeoutMs ?? 10_000);
     req.once('error', (err) => {
@@ -81,7 +86,9 @@ export function dialUpgrade(url: string, opts: DialUpgradeOptions): Promise<Sock
         socket.destroy();
         return reject(new ChannelRefused(101, `switched to ${String(res.headers.upgrade)}, not ${CHANNEL_UPGRADE}`));
       }
-      resolve(prepare(socket, head));
+      // As on the server: HTTP/2 takes the socket only once the request's own write is done.
+      if (req.writableFinished) resolve(prepare(socket, head));
+      else req.once('finish', () => resolve(prepare(socket, head)));
     });
     req.once('response', (res: IncomingMessage) => {
       clearTimeout(timer);
