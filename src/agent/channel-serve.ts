@@ -239,6 +239,9 @@ async function openExec(a: ChannelArgs['open-exec'], stream: ServerHttp2Stream, 
  * gathered (cork, then writev): one system call into Docker for what one read of the channel
  * brought, not one per HTTP/2 DATA frame, as the SFTP gateway gathers its writes on a local node.
  */
+/** What may wait for a process's stdin before the stream into it is paused (the SFTP gateway's mark). */
+const GATHER_HIGH = 2 ** 20;
+
 function pipeGathered(from: ServerHttp2Stream, to: Writable): void {
   let corked = false;
   const onData = (chunk: Buffer): void => {
@@ -251,7 +254,9 @@ function pipeGathered(from: ServerHttp2Stream, to: Writable): void {
         to.uncork();
       });
     }
-    if (!to.write(chunk)) from.pause();
+    // Past a socket's 16 KiB mark, not at it: a turn's chunks are gathered, not one per drain.
+    to.write(chunk);
+    if (to.writableLength > GATHER_HIGH) from.pause();
   };
   from.on('data', onData);
   to.on('drain', () => from.resume());
