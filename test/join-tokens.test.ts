@@ -14,8 +14,10 @@ import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Agent as Dispatcher, fetch as undiciFetch } from 'undici';
 import type { RunningAgent } from '../src/cli/agent.js';
+import { NodeChannelDialer } from '../src/agent/channel-dial.js';
 import { HttpAgentChannel } from '../src/agent/http-channel.js';
 import { startAgent } from '../src/cli/agent.js';
+import type { NodeAccess } from '../src/control/agent-protocol.js';
 import { certificateFingerprint } from '../src/control/join-tokens.js';
 import type { BerthError } from '../src/model/index.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
@@ -363,6 +365,15 @@ describe('a TLS server', () => {
     const { nodeId } = await channel.register(registration('pinned'));
     assert.ok(nodeId);
     assert.equal((await channel.watch(nodeId, 0, 0)).assignments.length, 0, 'its calls after the join go over the pinned connection too');
+    // The node channel too: upgraded on the pinned TLS connection, HTTP/2 then on that TLS socket
+    // (connected = the server's HTTP/2 settings came back over it).
+    const node = NodeChannelDialer.start({ server: t.url, token: channel.auth.credential ?? '', fingerprint, nodeId, access: {} as NodeAccess, logger: silent });
+    try {
+      await node.whenConnected();
+      assert.ok(node.connected);
+    } finally {
+      await node.close();
+    }
     await channel.close();
 
     // A server presenting another certificate is refused before the token is sent: no use is taken.

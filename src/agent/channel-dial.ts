@@ -1,15 +1,16 @@
 /**
- * A remote agent's node channel: it dials the server's API port (a WebSocket, so a node behind NAT
- * or a firewall that lets it dial out is reachable) and serves its `NodeAccess` over it until the
- * socket goes, then dials again. Retries back off from 100 ms to at most 1 s, so the channel is back
- * within about a second of the server; pings find a cut network that would otherwise look open.
+ * A remote agent's node channel: it dials the server's API port (one more HTTP route, so a node
+ * behind NAT or a firewall that lets it dial out is reachable), upgrades the connection and serves
+ * its `NodeAccess` over HTTP/2 on it until the socket goes, then dials again. Retries back off from
+ * 100 ms to at most 1 s, so the channel is back within about a second of the server; HTTP/2 PINGs
+ * find a cut network that would otherwise look open.
  */
+import type { Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
-import { WebSocket } from 'ws';
 import type { NodeAccess } from '../control/agent-protocol.js';
-import { CHANNEL_PATH, CHANNEL_SUBPROTOCOL } from '../control/channel-protocol.js';
-import { keepAlive, webSocketDuplex } from '../control/channel-wire.js';
+import { CHANNEL_PATH } from '../control/channel-protocol.js';
+import { dialUpgrade, keepAlive } from '../control/channel-wire.js';
 import type { NodeId } from '../model/index.js';
 import { serveNodeAccess } from './channel-serve.js';
 import { connectPinned } from './server-trust.js';
@@ -32,19 +33,15 @@ export interface NodeChannelOptions {
   pingMs?: number;
 }
 
-/** The channel's URL on the server: ws(s)://host:port/api/v1/agent/channel?nodeId=... */
+/** The channel's URL on the server: http(s)://host:port/api/v1/agent/channel?nodeId=... */
 export function channelUrl(server: string, nodeId: NodeId): string {
   const url = new URL(CHANNEL_PATH, server);
-  url.protocol = url.protocol === 'https:' ? 'wss:' : 'ws:';
   url.searchParams.set('nodeId', nodeId);
   return url.toString();
 }
 
-/** An all-zero mask: `ws` then skips masking (RFC 6455's masking guards browser-driven proxies; an agent is none) and the server skips unmasking. */
-const zeroMask = (mask: Buffer): void => void mask.fill(0);
-
 export class NodeChannelDialer {
-  private ws: WebSocket | undefined;
+  private socket: Socket | undefined;
   private retry: NodeJS.Timeout | undefined;
   private attempt = 0;
   private stopped = false;
@@ -90,37 +87,48 @@ export class NodeChannelDialer {
     );
   }
 
-  private open(socket?: Duplex): void {
-    const ws = new WebSocket(channelUrl(this.opts.server, this.opts.nodeId), CHANNEL_SUBPROTOCOL, {
-      ...(socket ? { createConnection: () => socket as never } : {}),
-      headers: { authorization: `Bearer ${this.opts.token}` },
-      perMessageDeflate: false,
-      maxPayload: 64 * 2 ** 20,
-      handshakeTimeout: 10_000,
-      generateMask: zeroMask,
-    });
-    this.ws = ws;
+  private open(pinned?: Duplex): void {
+    dialUpgrade(channelUrl(this.opts.server, this.opts.nodeId), { authorization: `Bearer ${this.opts.token}`, ...(pinned ? { socket: pinned } : {}) }).then(
+      (socket) => this.serve(socket),
+      (err: Error) => {
+        pinned?.destroy();
+        this.log.debug({ err: err.message }, 'node channel: the upgrade failed');
+        this.schedule();
+      },
+    );
+  }
+
+  private serve(socket: Socket): void {
+    if (this.stopped) return void socket.destroy();
+    this.socket = socket;
+    const served = serveNodeAccess(socket, this.opts.access, this.log);
     let opened = false;
-    ws.on('error', (err) => this.log.debug({ err: err.message }, 'node channel error'));
-    ws.once('open', () => {
-      opened = true;
-      this.attempt = 0;
-      this.isConnected = true;
-      // The socket writes as soon as it is handed data: no Nagle delay on a terminal's keystrokes.
-      (ws as unknown as { _socket?: { setNoDelay?: (v: boolean) => void } })._socket?.setNoDelay?.(true);
-      keepAlive(ws, this.opts.pingMs);
-      serveNodeAccess(webSocketDuplex(ws), this.opts.access, this.log);
-      this.log.info({ server: this.opts.server }, 'node channel connected');
-      for (const w of this.waiters) w();
-      this.waiters.clear();
+    void served.session.then((session) => {
+      keepAlive(session, socket, this.opts.pingMs);
+      // Up once the server's HTTP/2 settings came: both ends speak HTTP/2 on the socket.
+      session.once('remoteSettings', () => {
+        if (session.destroyed) return;
+        opened = true;
+        this.attempt = 0;
+        this.isConnected = true;
+        this.log.info({ server: this.opts.server }, 'node channel connected');
+        for (const w of this.waiters) w();
+        this.waiters.clear();
+      });
     });
-    ws.once('close', (code: number) => {
+    let gone = false;
+    const closed = (): void => {
+      if (gone) return;
+      gone = true;
       this.isConnected = false;
-      if (this.ws === ws) this.ws = undefined;
+      if (this.socket === socket) this.socket = undefined;
+      if (!socket.destroyed) socket.destroy();
       if (this.stopped) return;
-      if (opened) this.log.warn({ code }, 'node channel lost; dialing again');
+      if (opened) this.log.warn({ server: this.opts.server }, 'node channel lost; dialing again');
       this.schedule();
-    });
+    };
+    void served.closed.then(closed);
+    socket.once('close', closed);
   }
 
   private schedule(): void {
@@ -134,11 +142,11 @@ export class NodeChannelDialer {
   async close(): Promise<void> {
     this.stopped = true;
     clearTimeout(this.retry);
-    const ws = this.ws;
-    if (!ws || ws.readyState === ws.CLOSED) return;
+    const socket = this.socket;
+    if (!socket || socket.destroyed) return;
     await new Promise<void>((resolve) => {
-      ws.once('close', () => resolve());
-      ws.terminate();
+      socket.once('close', () => resolve());
+      socket.destroy();
     });
   }
 }

@@ -1,5 +1,5 @@
 /**
- * The node channel end to end in one process: a real WebSocket server accepting channels
+ * The node channel end to end in one process: a real HTTP server whose upgrades become channels
  * (NodeChannels), a real dialer (NodeChannelDialer) serving a NodeAccess whose calls are recorded,
  * and RemoteNodeAccess calling across. What crosses: errors with their kind, a process's stdin,
  * stdout, stderr, exit code and resize, cancellation both ways, bytes intact, and a channel that
@@ -12,7 +12,6 @@ import { createServer as createTcpServer, type Socket } from 'node:net';
 import { PassThrough, Readable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import pino from 'pino';
-import { WebSocketServer } from 'ws';
 import { NodeChannelDialer } from '../agent/channel-dial.js';
 import type { ExecStream, NodeAccess } from '../control/agent-protocol.js';
 import { BerthError, type InstanceId, type NodeId } from '../model/index.js';
@@ -105,7 +104,6 @@ function fakeAccess(podPort: () => number): NodeAccess {
 
 describe('the node channel', () => {
   let http: Server;
-  let wss: WebSocketServer;
   let channels: NodeChannels;
   let dialer: NodeChannelDialer;
   let pod: ReturnType<typeof createTcpServer>;
@@ -122,15 +120,13 @@ describe('the node channel', () => {
 
   const listen = async (port = 0): Promise<void> => {
     channels = new NodeChannels(agents as never, log, { pingMs: 1000 });
-    wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, handleProtocols: (p: Set<string>) => [...p][0] ?? false });
     http = createServer();
-    http.on('upgrade', (req, sock, head) => wss.handleUpgrade(req, sock, head, (ws) => channels.accept(ws, NODE)));
+    http.on('upgrade', (_req, sock, head: Buffer) => channels.accept(sock, head, NODE));
     await new Promise<void>((r) => http.listen(port, '127.0.0.1', r));
     url = `http://127.0.0.1:${(http.address() as { port: number }).port}`;
   };
   const stop = async (): Promise<void> => {
     channels.close();
-    wss.close();
     http.closeAllConnections();
     await new Promise((r) => http.close(r));
   };

@@ -1,16 +1,16 @@
 /**
  * The node channel's contract: what crosses between the control plane and a remote agent over the
- * WebSocket the agent dials (docs/cluster.md). The agent is an HTTP/2 server on that socket and the
+ * connection the agent dials and upgrades (docs/cluster.md). The agent is an HTTP/2 server on that socket and the
  * control plane its client; each `NodeAccess` call is one HTTP/2 stream: `POST /<op>` with the
  * call's arguments as JSON in one header, bytes (stdin, a file, a TCP stream) as the bodies, and a
  * failure as the status plus the `BerthError`'s kind and message in headers. Nothing here does I/O.
  */
 import { BerthError, ERRORS, type ErrorKind } from '../model/index.js';
 
-/** The route the agent upgrades to a WebSocket; authenticated as the other /api/v1/agent routes. */
+/** The route the agent upgrades to the channel; authenticated as the other /api/v1/agent routes. */
 export const CHANNEL_PATH = '/api/v1/agent/channel';
-/** Names the HTTP/2 protocol spoken inside, so either side can refuse a peer that speaks another. */
-export const CHANNEL_SUBPROTOCOL = 'berth-node-channel.h2.v1';
+/** The `Upgrade:` token: HTTP/2 with this contract from the byte after the 101, so either side can refuse a peer that speaks another. */
+export const CHANNEL_UPGRADE = 'berth-node-channel/1';
 
 export const CHANNEL_OPS = ['logs', 'exec', 'open-exec', 'exec-stderr', 'exec-resize', 'connect', 'read-file', 'write-file', 'stat-file', 'host-address', 'open-to-pod', 'listen', 'accept'] as const;
 export type ChannelOp = (typeof CHANNEL_OPS)[number];
@@ -33,8 +33,8 @@ export const HEADER = {
 
 /**
  * HTTP/2 settings both ends use. Windows are what a 200 MB scp needs over a link with some delay:
- * a stream may have 4 MiB in flight, the session 32 MiB; frames up to 256 KiB make one WebSocket
- * message carry what a TCP read gave, instead of a 16 KiB slice of it.
+ * a stream may have 4 MiB in flight, the session 32 MiB; frames up to 256 KiB carry what a TCP read
+ * gave in one frame (and one callback), instead of 16 KiB slices of it.
  */
 export const CHANNEL_SETTINGS = {
   initialWindowSize: 4 * 2 ** 20,

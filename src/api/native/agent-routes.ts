@@ -3,8 +3,7 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { InstanceReport, NodeRegistration } from '../../control/index.js';
 import { BerthError, INSTANCE_STATES, type UsageReport } from '../../model/index.js';
 import type { ApiDeps } from '../server.js';
-import { WebSocketServer } from 'ws';
-import { CHANNEL_SUBPROTOCOL } from '../../control/channel-protocol.js';
+import { CHANNEL_UPGRADE } from '../../control/channel-protocol.js';
 import { NodeChannels } from '../channel-accept.js';
 import { ownNode } from './node-auth.js';
 
@@ -97,26 +96,23 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     servers: await agents.servers(),
   }));
 
-  // The node channel (docs/cluster.md): the agent's WebSocket, upgraded here by hand. The
-  // @fastify/websocket plugin the access routes register routes every upgrade request through
-  // Fastify, so this route gets it after the hooks above; the plugin's socket handling is its own scope's.
+  // The node channel (docs/cluster.md): the agent's request, upgraded here by hand to HTTP/2 on
+  // its socket. The @fastify/websocket plugin the access routes register routes every upgrade
+  // request through Fastify (whatever its Upgrade: token), so this route gets it after the hooks
+  // above, with the socket and what was read past the request (the plugin's 'ws-head').
   const channels = new NodeChannels(agents, deps.logger.child({ part: 'node-channel' }));
-  const wss = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: 64 * 2 ** 20, handleProtocols: (p: Set<string>) => (p.has(CHANNEL_SUBPROTOCOL) ? CHANNEL_SUBPROTOCOL : false) });
-  app.addHook('preClose', async () => {
-    channels.close();
-    wss.close();
-  });
+  app.addHook('preClose', async () => channels.close());
   // A refused upgrade is answered over the raw socket, which nobody closes after: end it.
   app.addHook('onResponse', async (req, reply) => {
     if (req.headers.upgrade && reply.statusCode >= 400) req.raw.socket.end();
   });
-  app.get('/agent/channel', { schema: { tags: ['agents'], summary: "The node's channel: a WebSocket (HTTP/2 inside) the agent opens, over which the server reaches the node's pods", querystring: ChannelQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof ChannelQuery> }>, reply) => {
+  app.get('/agent/channel', { schema: { tags: ['agents'], summary: `The node's channel: the agent's connection, upgraded (Upgrade: ${CHANNEL_UPGRADE}) to HTTP/2 on which the server reaches the node's pods`, querystring: ChannelQuery } }, async (req: FastifyRequest<{ Querystring: Static<typeof ChannelQuery> }>, reply) => {
     const nodeId = ownNode(req, req.query.nodeId);
     if (!(await deps.store.getNode(nodeId))) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
-    if (req.headers.upgrade?.toLowerCase() !== 'websocket') throw new BerthError('VALIDATION', 'the node channel is a WebSocket: ask with Upgrade: websocket');
+    if (req.headers.upgrade?.toLowerCase() !== CHANNEL_UPGRADE) throw new BerthError('VALIDATION', `the node channel is an upgrade: ask with Connection: Upgrade and Upgrade: ${CHANNEL_UPGRADE}`);
     reply.hijack();
     const head = Object.getOwnPropertySymbols(req.raw).find((s) => s.description === 'ws-head');
-    wss.handleUpgrade(req.raw, req.raw.socket, (head ? (req.raw as unknown as Record<symbol, Buffer>)[head] : undefined) ?? Buffer.alloc(0), (ws) => channels.accept(ws, nodeId));
+    channels.accept(req.raw.socket, head ? (req.raw as unknown as Record<symbol, Buffer | undefined>)[head] : undefined, nodeId);
   });
 
   // Reports of instances not placed on the node are ignored, not refused: one moved off it since its last watch must not fail the batch.
