@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import { request as httpRequest } from 'node:http';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -93,18 +93,24 @@ describe('usage and metrics', () => {
     assert.equal(usage.instances[0]!.usage.containers[0]!.name, 'main');
 
     // The CLI: `pod top --once` and `pod get` show it.
+    // One config home for the CLI's calls, removed after them.
+    const home = await mkdtemp(join(tmpdir(), 'berth-cli-'));
     const cli = async (...args: string[]) => {
-      const env = { ...process.env, XDG_CONFIG_HOME: await mkdtemp(join(tmpdir(), 'berth-cli-')), BERTH_URL: t.url, BERTH_API_KEY: t.key };
+      const env = { ...process.env, XDG_CONFIG_HOME: home, BERTH_URL: t.url, BERTH_API_KEY: t.key };
       return new Promise<string>((resolve, reject) => execFile(process.execPath, [BIN, ...args], { env, timeout: 60_000 }, (err, stdout, stderr) => (err ? reject(new Error(`${String(err)}: ${stderr}`)) : resolve(stdout))));
     };
-    const topText = await cli('pod', 'top', '--once');
-    const line = topText.split('\n').find((l) => l.startsWith(id));
-    assert.ok(line, topText);
-    assert.match(topText.split('\n')[0]!, /^ID\s+NAME\s+CPU\s+MEMORY\s+NET RX\/TX\s+GPU\s+SAMPLED/);
-    assert.match(line, /burner\s+\d\.\d\d\s+\d+(\.\d)? MB/);
-    const topJson = JSON.parse(await cli('pod', 'top', '--once', '-o', 'json')) as { pods: { id: string; usage: Usage | null }[] };
-    assert.ok(topJson.pods.find((p) => p.id === id)?.usage);
-    assert.match(await cli('pod', 'get', id), /Usage:\s+\d\.\d\d cores, \d+(\.\d)? MB memory/);
+    try {
+      const topText = await cli('pod', 'top', '--once');
+      const line = topText.split('\n').find((l) => l.startsWith(id));
+      assert.ok(line, topText);
+      assert.match(topText.split('\n')[0]!, /^ID\s+NAME\s+CPU\s+MEMORY\s+NET RX\/TX\s+GPU\s+SAMPLED/);
+      assert.match(line, /burner\s+\d\.\d\d\s+\d+(\.\d)? MB/);
+      const topJson = JSON.parse(await cli('pod', 'top', '--once', '-o', 'json')) as { pods: { id: string; usage: Usage | null }[] };
+      assert.ok(topJson.pods.find((p) => p.id === id)?.usage);
+      assert.match(await cli('pod', 'get', id), /Usage:\s+\d\.\d\d cores, \d+(\.\d)? MB memory/);
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
 
     const m = await t.api<Metrics>('GET', `/api/v1/pods/${id}/metrics?since=10m`);
     assert.equal(m.status, 200, JSON.stringify(m.body));
