@@ -3,12 +3,12 @@ import { join } from 'node:path';
 import type { Logger } from 'pino';
 import type { Agent } from '../agent/agent.js';
 import { NodeChannelSet } from '../agent/channel-set.js';
+import { SERVER_SEEN_WITHIN_MS } from '../control/leadership.js';
 import type { NodeCredentialService } from '../control/node-credentials.js';
 import type { Store } from '../store/types.js';
 
 /** How often the server's own agent looks again for the other servers. */
 const FOLLOW_EVERY_MS = 10_000;
-const SEEN_WITHIN_MS = 10_000;
 
 /**
  * Several servers: a server's own agent speaks to its server in process, but the other servers must
@@ -26,7 +26,7 @@ export class LocalAgentChannels {
     const token = await credentialOf(opts);
     const channels = new NodeChannelSet({ nodeId: opts.agent.id, access: opts.agent.access, token, fingerprint: opts.fingerprint, logger: opts.logger });
     const follow = async (): Promise<void> => {
-      const others = (await opts.store.listServers(SEEN_WITHIN_MS)).filter((s) => s.id !== opts.selfId).map((s) => s.url);
+      const others = (await opts.store.listServers(SERVER_SEEN_WITHIN_MS)).filter((s) => s.id !== opts.selfId).map((s) => s.url);
       await channels.sync(others);
     };
     await follow().catch((err: unknown) => opts.logger.warn({ err }, 'finding the other servers failed'));

@@ -6,7 +6,7 @@ import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
-import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork, ClusterBus } from '../control/index.js';
+import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork, ClusterBus, SERVER_SEEN_WITHIN_MS } from '../control/index.js';
 import { SecretService } from '../control/secrets.js';
 import { VolumeBacking, type NfsExport } from '../control/volume-backing.js';
 import { AuditLog } from '../control/audit.js';
@@ -176,7 +176,7 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const usage = new UsageService(store, { logger: logger.child({ part: 'usage' }) });
   const agents = new AgentService(store, pods, sealer, usage, volumeBacking, Math.max(100, Math.floor(nodeTimeoutMs / 3)));
   // Agents dial every server seen heartbeating (this one among them); none on SQLite: they keep the URL they were given.
-  agents.setServers(async () => (await store.listServers(10_000).catch(() => [])).map(({ id, url }) => ({ id, url })));
+  agents.setServers(async () => (await store.listServers(SERVER_SEEN_WITHIN_MS).catch(() => [])).map(({ id, url }) => ({ id, url })));
   const nodeMonitor = new NodeMonitor(store, pods, { leadership, nodeTimeoutMs, unreachableAfterMs, logger: logger.child({ part: 'nodes' }) });
   const nodes = new NodeService(store, pods);
   const lifetimes = new LifetimeController(store, pods, { usage, logger: logger.child({ part: 'lifetimes' }) });

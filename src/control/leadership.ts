@@ -57,6 +57,8 @@ export class SoloLeadership implements Leadership {
 }
 
 export const LEADER_LEASE = 'leader';
+/** A server counts as up while it heartbeat within this (each does every round, at most every second). */
+export const SERVER_SEEN_WITHIN_MS = 10_000;
 export const DEFAULT_LEASE_TTL_MS = 3000;
 
 export interface LeaseLeadershipOptions {

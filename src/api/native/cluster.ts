@@ -1,11 +1,8 @@
 /** `GET /api/v1/cluster`: the servers on this database and which one leads (docs/ha.md). */
 import type { FastifyInstance } from 'fastify';
 import { requireAdmin } from '../../control/caller.js';
-import type { Leadership } from '../../control/leadership.js';
+import { SERVER_SEEN_WITHIN_MS, type Leadership } from '../../control/leadership.js';
 import type { Store } from '../../store/types.js';
-
-/** A server counts as up while it heartbeat within this (it does every second or so). */
-export const SERVER_SEEN_WITHIN_MS = 10_000;
 
 export async function registerClusterRoutes(app: FastifyInstance, deps: { store: Store; leadership: Leadership }): Promise<void> {
   const { store, leadership } = deps;
