@@ -11,7 +11,6 @@ import { execFile, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { request } from 'node:http';
-import net from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
@@ -19,7 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import WebSocket from 'ws';
-import { freePort, sha256, spawnRun, sshOptions, wsUntil, type Ran } from './support/clients.js';
+import { connects, freePort, sha256, spawnRun, sshOptions, wsUntil, type Ran } from './support/clients.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { Machines, type Machine } from './support/machines.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
@@ -51,21 +50,6 @@ interface PodView {
   nodeId: string | null;
   instances: InstanceView[];
   connection: { tcp: { port: number; address: string | null }[] };
-}
-
-/** Whether a TCP connect from here succeeds within `ms`; a refusal or a timeout is "no". */
-function connects(host: string, port: number, ms = 5_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), ms);
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
 }
 
 /** One GET to the proxy at `address:port` with the given Host header. */

@@ -31,6 +31,8 @@ describe('one server on SQLite', () => {
       assert.equal(c.body.self.leader, true);
       assert.equal(c.body.leader?.epoch, 0);
       assert.deepEqual(c.body.servers.map((s) => s.leader), [true]);
+      // One server names itself as Marathon's leader, as it was reached.
+      assert.equal((await t.api<{ leader: string }>('GET', '/marathon/v2/leader')).body.leader, new URL(t.url).host);
     } finally {
       await t.close();
     }
@@ -73,6 +75,10 @@ describe('several servers on one PostgreSQL', { skip: postgresUrl ? false : 'set
     assert.equal(fromB.body.self.leader, false);
     assert.equal(fromB.body.leader?.id, fromA.body.self.id);
     assert.deepEqual(fromB.body.servers.map((s) => s.leader).sort(), [false, true]);
+    // Marathon's clients ask any server who leads.
+    const marathon = await call<{ leader: string }>(b.url, 'GET', '/marathon/v2/leader');
+    assert.equal(marathon.status, 200);
+    assert.equal(marathon.body.leader, new URL(a.url).host);
   });
 
   it("forwards a follower's writes to the leader, with the caller's key; reads are its own", async () => {

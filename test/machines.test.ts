@@ -2,8 +2,8 @@
  * A cluster as users run one: a server with its own node, and three machines (test/support/machines.ts),
  * each with its own dockerd in its own network namespace, reached by nothing, pulling from a registry.
  */
+import { connects } from './support/clients.js';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import Docker from 'dockerode';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
@@ -30,21 +30,6 @@ interface MarathonStatus {
 
 const A100 = 'NVIDIA A100 80GB PCIe';
 const H100 = 'NVIDIA H100 80GB HBM3';
-
-/** Whether a TCP connect from here succeeds within `ms`; a refusal or a timeout is "no". */
-function connects(host: string, port: number, ms = 5_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect({ host, port });
-    const done = (ok: boolean) => {
-      clearTimeout(timer);
-      socket.destroy();
-      resolve(ok);
-    };
-    const timer = setTimeout(() => done(false), ms);
-    socket.once('connect', () => done(true));
-    socket.once('error', () => done(false));
-  });
-}
 
 describe('three machines next to the server', { timeout: 600_000 }, () => {
   let machines: Machines | undefined;

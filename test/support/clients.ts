@@ -2,9 +2,9 @@
  * Small helpers for tests that drive real clients (ssh, scp, sftp, `berth`, WebSockets): run a
  * program to its end, find a free local port, wait for a socket's output.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { createServer } from 'node:net';
+import { connect, createServer } from 'node:net';
 import type WebSocket from 'ws';
 
 export interface Ran {
@@ -38,6 +38,33 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   const port = (s.address() as { port: number }).port;
   await new Promise((r) => s.close(r));
   return port;
+}
+
+/** Whether `child` exits within `ms` (true at once if it already has). */
+export async function exited(child: ChildProcess, ms: number): Promise<boolean> {
+  if (child.exitCode !== null || child.signalCode !== null) return true;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => resolve(false), ms);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve(true);
+    });
+  });
+}
+
+/** Whether a TCP connect from here succeeds within `ms`; a refusal or a timeout is "no". */
+export function connects(host: string, port: number, ms = 5_000): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = connect({ host, port });
+    const done = (ok: boolean) => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(ok);
+    };
+    const timer = setTimeout(() => done(false), ms);
+    socket.once('connect', () => done(true));
+    socket.once('error', () => done(false));
+  });
 }
 
 /** Whether process `pid` is alive (EPERM: alive, another user's). */

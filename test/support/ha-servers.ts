@@ -10,7 +10,7 @@
  * Nothing here decides what the product must do: `leader()` only reads `GET /api/v1/cluster` on
  * every server that runs, and fails at once, saying so, where that view does not exist.
  */
-import { alive, freePort } from './clients.js';
+import { alive, exited, freePort } from './clients.js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, mkdtemp, open, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -48,19 +48,6 @@ export interface HaServersOptions {
   logLevel?: string;
 }
 
-/** The flags of `berth server --help`, read once: the harness passes HA flags only where they exist. */
-
-
-async function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
-}
 
 
 /**

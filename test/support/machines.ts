@@ -26,7 +26,7 @@
  * the hub address, the registry); a killed run is swept by scripts/test.sh's exit trap and by the next
  * cluster's start (machine-sweep.ts).
  */
-import { freePort } from './clients.js';
+import { exited, freePort } from './clients.js';
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import { mkdir, open, readFile, writeFile } from 'node:fs/promises';
 import net from 'node:net';
@@ -54,17 +54,6 @@ async function sh(file: string, args: string[], timeoutMs = 60_000): Promise<str
 async function tail(path: string, lines = 25): Promise<string> {
   const text = await readFile(path, 'utf8').catch(() => '');
   return text.split('\n').slice(-lines).join('\n');
-}
-
-async function exited(child: ChildProcess, ms: number): Promise<boolean> {
-  if (child.exitCode !== null || child.signalCode !== null) return true;
-  return new Promise((resolve) => {
-    const timer = setTimeout(() => resolve(false), ms);
-    child.once('exit', () => {
-      clearTimeout(timer);
-      resolve(true);
-    });
-  });
 }
 
 /** A simulated GPU in a machine's declared inventory (src/agent/gpus.ts). */
