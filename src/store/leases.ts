@@ -61,10 +61,9 @@ export async function noticeChannel(ctx: Pick<StoreContext, 'db'>): Promise<stri
   return `berth_${createHash('sha256').update(rows[0]?.schema ?? 'public').digest('hex').slice(0, 24)}`;
 }
 
-export function leaseStore(ctx: StoreContext): LeaseStore {
+/** `channel`: the store's NOTIFY channel (noticeChannel, read once at open); undefined on SQLite, which has none. */
+export function leaseStore(ctx: StoreContext, channel: string | undefined): LeaseStore {
   const clock = () => ctx.dialect.nowMs();
-  let channel: Promise<string> | undefined;
-  const channelName = (): Promise<string> => (channel ??= noticeChannel(ctx));
   return {
     async acquireLease(name, holder, holderUrl, ttlMs) {
       const { rows } = await sql<{ epoch: number }>`
@@ -100,8 +99,8 @@ export function leaseStore(ctx: StoreContext): LeaseStore {
         .where('holder', '=', holder)
         .where('epoch', '=', epoch)
         .executeTakeFirst();
-      if (Number(res.numUpdatedRows) === 1 && ctx.dialect.name === 'postgres') {
-        await sql`select pg_notify(${await channelName()}, ${`lease:${name}`})`.execute(ctx.db);
+      if (Number(res.numUpdatedRows) === 1 && channel !== undefined) {
+        await sql`select pg_notify(${channel}, ${`lease:${name}`})`.execute(ctx.db);
       }
     },
 
@@ -143,9 +142,9 @@ export function leaseStore(ctx: StoreContext): LeaseStore {
     },
 
     async publishNotice(payload) {
-      if (ctx.dialect.name !== 'postgres') return;
+      if (channel === undefined) return;
       if (Buffer.byteLength(payload) > MAX_NOTICE_BYTES) throw new Error(`a notice of ${Buffer.byteLength(payload)} bytes is over ${MAX_NOTICE_BYTES}`);
-      await sql`select pg_notify(${await channelName()}, ${payload})`.execute(ctx.db);
+      await sql`select pg_notify(${channel}, ${payload})`.execute(ctx.db);
     },
 
     async claimOnce(nonce, expiresAtMs) {

@@ -120,7 +120,7 @@ function storeOn(ctx: SqlContext, stop?: () => Promise<void>): Store {
     ...auditStore(ctx),
     ...joinTokenStore(ctx),
     ...nodeCredentialStore(ctx),
-    ...leaseStore(ctx),
+    ...leaseStore(ctx, ctx.relay.channel),
   };
   return store;
 }
