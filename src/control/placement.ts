@@ -291,9 +291,11 @@ export class Placer {
    * (pod-status.ts), so only pods in that status and with a stopped instance are read.
    */
   private async startsWaiting(instances: Instance[]): Promise<PodDetail[]> {
-    const stopped = new Set(instances.filter((i) => i.goal === 'stopped').map((i) => i.podId));
-    if (stopped.size === 0) return [];
-    return (await this.store.listPods({ status: ['PROVISIONING'] })).filter((d) => stopped.has(d.pod.id) && waitsToStart(d));
+    // Only pods with a stopped instance, and of those only the PROVISIONING: not every pod that waits.
+    const stopped = [...new Set(instances.filter((i) => i.goal === 'stopped').map((i) => i.podId))];
+    const found: PodDetail[] = [];
+    for (let i = 0; i < stopped.length; i += 500) found.push(...(await this.store.listPods({ ids: stopped.slice(i, i + 500), status: ['PROVISIONING'] })));
+    return found.filter(waitsToStart);
   }
 
   /**
