@@ -72,9 +72,18 @@ export function networkRuntime(runtime: Runtime): NetworkRuntime | undefined {
 /** How old an unused pod network must be before the sweep removes it. */
 const NETWORK_GRACE_MS = 2 * 60_000;
 
+/**
+ * How long a check of the INPUT rules holds before a launch looks again. Each check runs iptables
+ * twice; a check per launch cost a burst of 200 pods 400 processes forked from the agent (a large
+ * process: each fork blocked its event loop) and as many waits on the xtables lock Docker needs too.
+ */
+export const RULES_RECHECK_MS = 30_000;
+
 export class PodNetworks {
   /** Networks a launch in flight is about to join: not removed meanwhile. */
   private readonly joining = new Map<string, number>();
+  /** The last check of the INPUT rules (in flight or done), shared by the launches that follow it. */
+  private rulesChecked: { atMs: number; done: Promise<boolean> } | undefined;
 
   constructor(
     private readonly runtime: NetworkRuntime | undefined,
@@ -94,12 +103,21 @@ export class PodNetworks {
     };
     try {
       // Put back if someone flushed the chain since the start (a firewall reload).
-      if (this.firewalled) await ensureIsolationRules();
+      if (this.firewalled) await this.ensureRules();
       await this.runtime?.ensureNetwork(name, { bridge: bridgeName(name), labels: { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'pod-network' } });
     } catch (err) {
       done();
       throw err;
     }
+    return done;
+  }
+
+  /** The INPUT rules, checked (and put back) at most once per RULES_RECHECK_MS, one check at a time. */
+  private ensureRules(): Promise<boolean> {
+    const now = Date.now();
+    if (this.rulesChecked && now - this.rulesChecked.atMs < RULES_RECHECK_MS) return this.rulesChecked.done;
+    const done = ensureIsolationRules();
+    this.rulesChecked = { atMs: now, done };
     return done;
   }
 
