@@ -70,6 +70,8 @@ export class Agent {
   private collecting: Promise<void> | undefined;
   private ctx!: RunnerContext;
   private revision = 0;
+  /** Ask the next watch for every assignment, not the changed ones only (see take). */
+  private wantWhole = false;
   /** One per instance assigned here, or with something left to clean up. */
   private readonly runners = new Map<InstanceId, InstanceRunner>();
   private readonly abort = new AbortController();
@@ -230,9 +232,9 @@ export class Agent {
     let failures = 0;
     while (!this.abort.signal.aborted) {
       try {
-        const res = await this.opts.channel.watch(this.nodeId, this.revision, this.opts.watchWaitMs, this.abort.signal);
+        const res = await this.opts.channel.watch(this.nodeId, this.revision, this.opts.watchWaitMs, this.abort.signal, !this.wantWhole);
         if (this.abort.signal.aborted) return;
-        this.take(res.revision, res.assignments);
+        this.take(res.revision, res.assignments, res.partial?.instanceIds);
         await this.gc.dropNetworkVolumes(res.networkVolumes);
         failures = 0;
       } catch (e) {
@@ -245,9 +247,14 @@ export class Agent {
     }
   }
 
-  private take(revision: number, assignments: Assignment[]): void {
+  /**
+   * Takes a watch answer: `assignments` are the node's, or, with `partialIds` (a partial answer), the
+   * changed ones among the node's instances `partialIds`, the others keeping what they have.
+   */
+  private take(revision: number, assignments: Assignment[], partialIds?: InstanceId[]): void {
     this.revision = revision;
-    const seen = new Set<InstanceId>();
+    this.wantWhole = false;
+    const seen = new Set<InstanceId>(partialIds);
     for (const a of assignments) {
       seen.add(a.instanceId);
       const runner = this.runnerOf(a.instanceId);
@@ -255,6 +262,9 @@ export class Agent {
       runner.assignment = a;
       if (!prev || JSON.stringify(prev) !== JSON.stringify(a)) this.kick(a.instanceId);
     }
+    // An instance of the node this agent has no assignment for, and the answer brought none: placed
+    // after the server read the changes. The next watch answers at once for it; ask that one whole.
+    if (partialIds?.some((id) => !this.runners.get(id)?.assignment)) this.wantWhole = true;
     for (const [id, runner] of [...this.runners]) {
       if (runner.assignment && !seen.has(id)) {
         runner.assignment = undefined;

@@ -149,12 +149,12 @@ export class HttpAgentChannel implements AgentChannel {
     return { nodeId: joined.nodeId };
   }
 
-  watch(_nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
+  watch(_nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal, changesOnly = false): Promise<WatchResult> {
     // The server answers within waitMs (or sooner: it holds a watch at most a third of its node
     // timeout). A connection that stops carrying anything (a cut network, a server gone) is given up
     // after that and a margin, and the watch is asked again of the next server: `since` is a
     // revision of the one shared store, so any server answers it alike.
-    return this.call('GET', `watch?since=${since}&waitMs=${waitMs}`, undefined, { timeoutMs: waitMs + 10_000, ...(signal ? { signal } : {}) });
+    return this.call('GET', `watch?since=${since}&waitMs=${waitMs}${changesOnly ? '&changesOnly=true' : ''}`, undefined, { timeoutMs: waitMs + 10_000, ...(signal ? { signal } : {}) });
   }
 
   report(_nodeId: NodeId, reports: InstanceReport[]): Promise<void> {

@@ -67,7 +67,14 @@ export interface Assignment {
 
 export interface WatchResult {
   revision: number;
+  /** Every assignment of the node; with `partial`, only those of instances changed after `since`. */
   assignments: Assignment[];
+  /**
+   * Set on an answer to a watch that asked for changes only: the agent keeps the assignments it has
+   * for the instances in `instanceIds` not in `assignments`, and drops those not in `instanceIds`.
+   * Absent: `assignments` is the whole set (the first watch, a wake, a feed too short, an older server).
+   */
+  partial?: { instanceIds: InstanceId[] };
   /** Docker volume names of the network volumes that exist; the agent removes the others it holds. */
   networkVolumes: string[];
 }
@@ -79,8 +86,13 @@ export interface InstanceReport {
 
 export interface AgentChannel {
   register(reg: NodeRegistration): Promise<{ nodeId: NodeId }>;
-  /** Answers at once when the node's assignments changed after `since`, else after `waitMs` with the same revision. */
-  watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult>;
+  /**
+   * Answers at once when the node's assignments changed after `since`, else after `waitMs` with the
+   * same revision. `changesOnly`: the answer may be partial (WatchResult.partial), as an agent that
+   * keeps the last answer's assignments asks: a burst of 200 pods then costs each answer the few
+   * assignments that changed, not all 200 built again.
+   */
+  watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal, changesOnly?: boolean): Promise<WatchResult>;
   report(nodeId: NodeId, reports: InstanceReport[]): Promise<void>;
   /**
    * The usage of the node's running instances, one batch per interval, which replaces the last: on

@@ -23,6 +23,9 @@ export function podNetworkName(owner: string): string {
   return `berth-t-${createHash('sha256').update(owner).digest('hex').slice(0, 16)}`;
 }
 
+/** The most changes a partial watch answer reads; more since the agent's revision: a whole answer. */
+const PARTIAL_CHANGES_MAX = 10_000;
+
 /** Whether the spec's pods go on their team's network: the pod network, not the host's or a named one. */
 const onPodNetwork = (spec: PodSpec): boolean => spec.network.mode === 'bridge' || (spec.network.mode === 'container' && spec.network.name === null);
 
@@ -129,7 +132,7 @@ export class AgentService implements AgentChannel {
     return a;
   }
 
-  async watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal): Promise<WatchResult> {
+  async watch(nodeId: NodeId, since: number, waitMs: number, signal?: AbortSignal, changesOnly = false): Promise<WatchResult> {
     const node = await this.store.getNode(nodeId);
     if (!node) throw new BerthError('NOT_FOUND', `node ${nodeId} is not registered`);
     await this.store.touchNode(nodeId, new Date().toISOString());
@@ -139,6 +142,8 @@ export class AgentService implements AgentChannel {
     }
     this.counts.watches++;
     waitMs = Math.min(waitMs, this.maxWatchWaitMs);
+    /** The wait ran out with nothing to tell: the answer is then whole (see below). */
+    let quiet = false;
     if (since > 0) {
       // Listen first, then look: a change committed between the look and the wait still wakes us.
       let wake!: () => void;
@@ -146,7 +151,10 @@ export class AgentService implements AgentChannel {
       const set = this.waiters.get(nodeId) ?? new Set();
       this.waiters.set(nodeId, set);
       set.add(wake);
-      const timer = setTimeout(wake, waitMs);
+      const timer = setTimeout(() => {
+        quiet = true;
+        wake();
+      }, waitMs);
       signal?.addEventListener('abort', wake);
       try {
         if (this.answered.get(nodeId) === this.generation && !(await this.changedSince(nodeId, since))) await woken;
@@ -156,13 +164,40 @@ export class AgentService implements AgentChannel {
         signal?.removeEventListener('abort', wake);
       }
     }
+    // A whole answer after a wake since the last one (a secret, a login changed: any assignment may
+    // differ), and after a quiet wait, which also brings what moved without a change in the feed (a
+    // team's SSH keys) as every answer did before answers could be partial.
+    const whole = quiet || this.answered.get(nodeId) !== this.generation;
     // Noted before anything is read: a wake after this point makes the next watch answer at once.
     this.answered.set(nodeId, this.generation);
     const revision = await this.store.revision();
+    const changed = changesOnly && since > 0 && !whole ? await this.instancesChangedSince(nodeId, since) : undefined;
     const instances = await this.store.listInstances({ nodeId });
-    const assignments = await Promise.all(instances.map((i) => this.assignmentOf(i)));
+    const answered = instances.filter((i) => !changed || changed.has(i.id));
+    const built = await Promise.all(answered.map((i) => this.assignmentOf(i)));
+    const assignments = built.filter((a): a is Assignment => a !== undefined);
     const networkVolumes = (await this.store.listNetworkVolumes()).map((v) => networkVolumeName(v.id));
-    return { revision, assignments: assignments.filter((a): a is Assignment => a !== undefined), networkVolumes };
+    if (!changed) return { revision, assignments, networkVolumes };
+    // An instance whose pod is going (no assignment could be made) is left out, as a whole answer leaves it.
+    const gone = new Set(answered.filter((_, n) => built[n] === undefined).map((i) => i.id));
+    return { revision, assignments, networkVolumes, partial: { instanceIds: instances.map((i) => i.id).filter((id) => !gone.has(id)) } };
+  }
+
+  /**
+   * The instances changed after `since` (wherever the feed says they were), or undefined when a
+   * partial answer cannot be made: the feed no longer reaches back to `since`, it holds more changes
+   * than one read takes, or this node itself changed (its labels and capacity are in every assignment).
+   */
+  private async instancesChangedSince(nodeId: NodeId, since: number): Promise<Set<InstanceId> | undefined> {
+    if (since < (await this.store.oldestRevision()) - 1) return undefined;
+    const changes = await this.store.changesSince(since, PARTIAL_CHANGES_MAX);
+    if (changes.length >= PARTIAL_CHANGES_MAX) return undefined;
+    const ids = new Set<InstanceId>();
+    for (const c of changes) {
+      if (c.kind === 'node' && c.id === nodeId) return undefined;
+      if (c.kind === 'instance') ids.add(c.id as InstanceId);
+    }
+    return ids;
   }
 
   /** The node answers again: its pods' statuses no longer say it is lost. */

@@ -54,6 +54,7 @@ const WatchQuery = Type.Object({
   nodeId: Type.Optional(Type.String({ description: "the credential's node; another node's id is refused" })),
   since: Type.Integer({ minimum: 0 }),
   waitMs: Type.Optional(Type.Integer({ minimum: 0, maximum: 60_000, description: '@default 25000' })),
+  changesOnly: Type.Optional(Type.Boolean({ description: "the agent keeps the last answer's assignments: the answer may carry only the changed ones (its `partial` says so)" })),
 });
 
 const Join = Type.Object({
@@ -88,7 +89,7 @@ export async function registerAgentRoutes(app: FastifyInstance, deps: ApiDeps): 
     const nodeId = ownNode(req, req.query.nodeId);
     const ac = new AbortController();
     req.raw.on('close', () => ac.abort());
-    return agents.watch(nodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal);
+    return agents.watch(nodeId, req.query.since, req.query.waitMs ?? 25_000, ac.signal, req.query.changesOnly ?? false);
   });
 
   // Agents connect to every server (docs/cluster.md, "Several servers"): this tells them which.
