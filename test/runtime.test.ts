@@ -2,12 +2,14 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { after, before, describe, it } from 'node:test';
 import { BerthError } from '../src/model/errors.js';
+import { cgroupStats } from '../src/runtime/cgroup-stats.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
+import { statsFromDocker } from '../src/runtime/stats.js';
 import type { ContainerPlan, LogLine, RuntimeEvent } from '../src/runtime/types.js';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 
@@ -291,6 +293,28 @@ describe('DockerRuntime on the real daemon', { concurrency: true }, () => {
       await rt.removeVolume(volume);
       await rm(hostDir, { recursive: true, force: true });
     }
+  });
+
+  it("reads a container's figures from its cgroup as Docker's stats API gives them", async () => {
+    // 64 MiB of memory limit; a file written, some CPU used, then quiet, so both reads see the same.
+    const id = await run('stats', { command: ['sh', '-c', 'dd if=/dev/zero of=/tmp/f bs=1M count=8 2>/dev/null; i=0; while [ $i -lt 50000 ]; do i=$((i+1)); done; sleep 30'], memoryBytes: 64 * 2 ** 20 });
+    await sleep(1500);
+    const pid = (await rt.docker.getContainer(id).inspect()).State.Pid;
+    const direct = await cgroupStats(pid, id, totalmem());
+    assert.ok(direct, 'the cgroup is readable here (root, the same pid namespace as the daemon)');
+    const docker = statsFromDocker(await rt.docker.getContainer(id).stats({ stream: false, 'one-shot': true } as { stream: false }));
+    assert.equal(direct.memoryLimitBytes, 64 * 2 ** 20);
+    assert.equal(direct.memoryLimitBytes, docker.memoryLimitBytes);
+    assert.ok(direct.cpuSeconds > 0);
+    assert.ok(Math.abs(direct.cpuSeconds - docker.cpuSeconds) < 0.05, `cpu ${direct.cpuSeconds} against Docker's ${docker.cpuSeconds}`);
+    assert.ok(direct.memoryWorkingSetBytes > 0);
+    assert.ok(Math.abs(direct.memoryWorkingSetBytes - docker.memoryWorkingSetBytes) < 2 ** 20, `memory ${direct.memoryWorkingSetBytes} against Docker's ${docker.memoryWorkingSetBytes}`);
+    assert.equal(direct.networkRxBytes, docker.networkRxBytes);
+    assert.equal(direct.networkTxBytes, docker.networkTxBytes);
+    assert.equal(direct.diskWriteBytes, docker.diskWriteBytes);
+    assert.equal(await cgroupStats(pid, 'f'.repeat(64), totalmem()), undefined, 'a pid whose cgroup names another container is not read');
+    await rt.removeContainer(id);
+    assert.equal(await rt.containerStats(id), undefined, 'gone: no figures');
   });
 
   it('removes containers idempotently', async () => {

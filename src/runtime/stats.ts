@@ -1,10 +1,12 @@
 /**
- * A container's resource use from Docker's stats API, read once (`stream=false&one-shot=true`:
+ * A container's resource use: from its cgroup (cgroup-stats.ts) where the agent can read it, else
+ * from Docker's stats API, read once (`stream=false&one-shot=true`:
  * without one-shot the daemon waits a second to fill `precpu_stats`, which the agent does not need —
  * it computes CPU over its own interval from two totals).
  */
 
 import { totalmem } from 'node:os';
+import { cgroupStats } from './cgroup-stats.js';
 import { fail, statusCode, type Daemon } from './daemon.js';
 
 export interface ContainerStats {
@@ -64,8 +66,48 @@ export function statsFromDocker(raw: unknown, hostMemoryBytes = totalmem()): Con
   };
 }
 
-/** One container's figures now; undefined when it is gone. */
+/** The first process of each container sampled, for reading its cgroup (see cgroup-stats.ts). */
+const pids = new Map<string, number>();
+/** Fresh pids whose cgroup could not be read, one after another; at 3 the cgroups are not readable from here. */
+let directFailures = 0;
+
+/**
+ * One container's figures now; undefined when it is gone. Read from its cgroup where this process
+ * can (one inspect per container for its pid, then files only); else from Docker's stats API.
+ */
 export async function containerStats(daemon: Daemon, id: string): Promise<ContainerStats | undefined> {
+  if (directFailures < 3) {
+    const known = pids.get(id);
+    const pid = known ?? (await firstPid(daemon, id));
+    if (pid === null) return undefined;
+    const direct = await cgroupStats(pid, id, totalmem());
+    if (direct) {
+      directFailures = 0;
+      if (known === undefined) {
+        if (pids.size >= 10_000) pids.clear();
+        pids.set(id, pid);
+      }
+      return direct;
+    }
+    // A kept pid may be stale (the container restarted): looked up again next time.
+    if (known !== undefined) pids.delete(id);
+    else if (pid > 0) directFailures++;
+  }
+  return dockerStats(daemon, id);
+}
+
+/** The container's first process (0 when it is not running); null when the container is gone. */
+async function firstPid(daemon: Daemon, id: string): Promise<number | null> {
+  try {
+    const info = await daemon.docker.getContainer(id).inspect();
+    return info.State?.Pid ?? 0;
+  } catch (err) {
+    if (statusCode(err) === 404) return null;
+    throw fail(daemon, err, `inspect of container ${id}`);
+  }
+}
+
+async function dockerStats(daemon: Daemon, id: string): Promise<ContainerStats | undefined> {
   let raw: unknown;
   try {
     raw = await daemon.docker.getContainer(id).stats({ stream: false, 'one-shot': true } as { stream: false });
