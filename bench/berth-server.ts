@@ -7,6 +7,7 @@
  * Prints one JSON line `{"url", "pid", "dataDir"}` once it listens; SIGTERM closes it.
  */
 
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import pino from 'pino';
 import { startServer } from '../src/cli/server.js';
 
@@ -28,9 +29,23 @@ const server = await startServer({
   // The web console's files (the console bench adds its baseline page to a copy of them).
   ...(args.includes('--console-dir') ? { consoleDir: args[args.indexOf('--console-dir') + 1]! } : {}),
   stopTimeoutSeconds: 1,
+  // BERTH_BENCH_METRICS_INTERVAL: --metrics-interval (0: no usage sampling), for A/B runs.
+  ...(process.env.BERTH_BENCH_METRICS_INTERVAL ? { metricsIntervalSeconds: Number(process.env.BERTH_BENCH_METRICS_INTERVAL) } : {}),
   logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }),
 });
 process.stdout.write(JSON.stringify({ url: server.url, pid: process.pid, dataDir, proxyPort: server.proxy?.port ?? null, sshPort: server.ssh?.port ?? null }) + '\n');
+
+// BERTH_BENCH_LOOP_DELAY=1: the event loop's delay (p50, p99, max) every 5 s on stderr, to tell a
+// server that blocks its own loop from one the machine gives too little CPU.
+if (process.env.BERTH_BENCH_LOOP_DELAY) {
+  const delay = monitorEventLoopDelay({ resolution: 10 });
+  delay.enable();
+  setInterval(() => {
+    const ms = (n: number): string => (n / 1e6).toFixed(1);
+    process.stderr.write(`[berth-server] loop delay p50 ${ms(delay.percentile(50))} p99 ${ms(delay.percentile(99))} max ${ms(delay.max)} ms\n`);
+    delay.reset();
+  }, 5000).unref();
+}
 
 let closing = false;
 const close = (): void => {

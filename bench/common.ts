@@ -102,7 +102,9 @@ export interface ChildServer {
  * `url`. The server then runs on its own event loop, apart from the load generator.
  */
 export async function startChild(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
-  const child = spawn(process.execPath, [join(BENCH_DIR, `${script}.js`), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  // BERTH_BENCH_NODE_ARGS: Node flags for the child only (`--cpu-prof --cpu-prof-dir=DIR`: NODE_OPTIONS refuses them).
+  const nodeArgs = (process.env.BERTH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const child = spawn(process.execPath, [...nodeArgs, join(BENCH_DIR, `${script}.js`), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
   const lines = createInterface({ input: child.stdout! });
   // The first line that is a JSON object with a url; anything else it prints (before or after: NODE_OPTIONS=--trace-gc, say) goes to our stderr.
   let info: Record<string, unknown> | undefined;
