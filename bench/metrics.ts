@@ -18,6 +18,7 @@
  *   npm run bench -- metrics [--containers 100] [--pods 10000] [--collections 10] [--scrapes 200]
  */
 import { execFile } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -26,7 +27,8 @@ import Docker from 'dockerode';
 import pino from 'pino';
 import { LABELS } from '../src/agent/labels.js';
 import { UsageCollector } from '../src/agent/usage-collector.js';
-import { compilePodSpec, instanceIdOf, newPodId, type InstanceUsage, type NodeId, type OwnerId, type PodId, type PodStatus } from '../src/model/index.js';
+import { hashKey } from '../src/control/keys.js';
+import { compilePodSpec, instanceIdOf, newNodeCredentialId, newPodId, NODE_CREDENTIAL_PREFIX, type InstanceUsage, type NodeId, type OwnerId, type PodId, type PodStatus } from '../src/model/index.js';
 import { DockerRuntime } from '../src/runtime/docker.js';
 import { openStore } from '../src/store/index.js';
 import { ensureTestImage, TEST_IMAGE } from '../test/support/images.js';
@@ -103,11 +105,16 @@ async function collection(docker: Docker): Promise<{ agentCpuMs: number[]; wallM
   return { agentCpuMs, wallMs, dockerStatsCpuMs, ids };
 }
 
-/** A store of `PODS` pods, 100 of them on `node` and running; returns their ids. */
-async function seed(dataDir: string, node: NodeId): Promise<PodId[]> {
+/**
+ * A store of `PODS` pods, 100 of them on `node` and running; returns their ids, and a credential of
+ * the node (as a join gives one: only a node's own credential may report its usage).
+ */
+async function seed(dataDir: string, node: NodeId): Promise<{ running: PodId[]; credential: string }> {
   const store = await openStore({ dataDir });
   const at = new Date().toISOString();
   await store.upsertNode({ id: node, name: 'bench-node', publicIp: '127.0.0.1', labels: {}, capacity: { cpus: 64, memoryMb: 262144, gpus: [], gpusSimulated: false }, agentVersion: 'bench', registeredAt: at, lastSeenAt: at });
+  const credential = NODE_CREDENTIAL_PREFIX + randomBytes(32).toString('base64url');
+  await store.createNodeCredential({ id: newNodeCredentialId(), nodeId: node, hash: hashKey(credential), tokenId: null, createdAt: at, lastUsedAt: null });
   const spec = compilePodSpec({ name: 'p', image: TEST_IMAGE });
   const running: PodId[] = [];
   const statuses: PodStatus[] = ['RUNNING', 'EXITED', 'TERMINATED', 'ERROR'];
@@ -127,7 +134,7 @@ async function seed(dataDir: string, node: NodeId): Promise<PodId[]> {
     });
   }
   await store.close();
-  return running;
+  return { running, credential };
 }
 
 const sample = (at: string, i: number): InstanceUsage => ({
@@ -141,7 +148,7 @@ async function scrape(): Promise<{ metricsMs: number[]; healthzMs: number[]; byt
   const node = `${RUN}-scrape-node` as NodeId;
   try {
     log(`seeding ${PODS} pods`);
-    const running = await seed(dataDir, node);
+    const { running, credential } = await seed(dataDir, node);
     const server = await startChild('berth-server', ['--data-dir', dataDir, '--no-agent']);
     try {
       const { readFile } = await import('node:fs/promises');
@@ -149,7 +156,7 @@ async function scrape(): Promise<{ metricsMs: number[]; healthzMs: number[]; byt
       const auth = { authorization: `Bearer ${key}` };
       // Usage as the node's agent reports it.
       const at = new Date().toISOString();
-      const res = await fetch(`${server.url}/api/v1/agent/usage`, { method: 'POST', headers: { ...auth, 'content-type': 'application/json' }, body: JSON.stringify({ nodeId: node, samples: running.map((id, i) => ({ instanceId: instanceIdOf(id, 0), usage: sample(at, i) })) }) });
+      const res = await fetch(`${server.url}/api/v1/agent/usage`, { method: 'POST', headers: { authorization: `Bearer ${credential}`, 'content-type': 'application/json' }, body: JSON.stringify({ nodeId: node, samples: running.map((id, i) => ({ instanceId: instanceIdOf(id, 0), usage: sample(at, i) })) }) });
       if (res.status !== 204) throw new Error(`usage report answered ${res.status}: ${await res.text()}`);
       const get = async (path: string, headers: Record<string, string>) => {
         const t0 = performance.now();

@@ -11,8 +11,12 @@
  * cgroup driver and parent work, and reads cgroup v2 (the unified hierarchy) or v1 (a hierarchy per
  * controller). Where it cannot (the agent in another pid namespace than the daemon, a layout it does
  * not know), it answers undefined and the caller asks Docker.
+ *
+ * The files are read synchronously: they live in memory (procfs, cgroupfs) and answer in
+ * microseconds, where each asynchronous read cost four trips through libuv's thread pool and the
+ * agent twice the CPU of the Docker round trips it replaced.
  */
-import { readFile } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ContainerStats } from './stats.js';
 
@@ -24,6 +28,9 @@ export interface CgroupPaths {
 }
 
 const DEFAULT_PATHS: CgroupPaths = { cgroupRoot: '/sys/fs/cgroup', procRoot: '/proc' };
+
+/** A kernel file's text, read at once (see above); async so a missing file rejects like any failure. */
+const readFile = async (path: string, _encoding: 'utf8'): Promise<string> => readFileSync(path, 'utf8');
 
 /**
  * The figures of the container whose first process is `pid`, or undefined when they cannot be read
