@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pino, { type Logger } from 'pino';
 import { Agent } from '../agent/agent.js';
+import { claimCpuPriority } from './cpu-priority.js';
 import { buildApi } from '../api/server.js';
 import { ProxyTokens, type AccessEndpoints } from '../control/access.js';
 import { AgentService, certificateFingerprint, DeploymentController, InstanceResolver, JoinTokenService, KeyService, NodeCredentialService, PodService, ResourceService, Sealer, UsageService, LifetimeController, NodeMonitor, NodeService, DEFAULT_NODE_TIMEOUT_MS, DEFAULT_UNREACHABLE_AFTER_MS, LeaseLeadership, SoloLeadership, DEFAULT_LEASE_TTL_MS, LeaderWork, ClusterBus, SERVER_SEEN_WITHIN_MS } from '../control/index.js';
@@ -79,6 +80,8 @@ export interface ServerOptions {
   lifetimeDefault?: LifetimeInput;
   /** How often the local agent measures its pods' usage; 0: never. @default 10 */
   metricsIntervalSeconds?: number;
+  /** The server's nice and its session group's (cpu-priority.ts); `berth server` passes DEFAULT_SERVER_NICE. @default left as it is */
+  nice?: number;
   /** A bearer token that may read `GET /metrics` besides admin keys. @default none: admin keys only */
   metricsToken?: string;
   /** The web console's build, served at `/`. @default dist/web beside this program (what `npm run build:web` writes) */
@@ -155,6 +158,13 @@ export async function startServer(options: ServerOptions = {}): Promise<RunningS
   const dataDir = options.dataDir ?? defaultDataDir();
   const logger = options.logger ?? pino({ level: options.logLevel ?? 'info' });
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  if (options.nice !== undefined) {
+    // Before the proxy's workers and the gateway start: what the server starts inherits it.
+    const claim = claimCpuPriority(options.nice);
+    if (claim.refused) logger.warn(claim, 'the server could not take its CPU priority (it needs root or CAP_SYS_NICE) and runs as it was');
+    else if (claim.sessionLeftAlone) logger.info(claim, "the server's threads took their CPU priority; its session's was left alone (run it as a service, or under setsid, for the whole of --nice)");
+    else logger.debug(claim, 'CPU priority taken');
+  }
 
   // Check Docker first: a missing daemon is a plain message, before anything is written.
   const runtime = options.agent === false ? undefined : await DockerRuntime.create();

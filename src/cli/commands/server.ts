@@ -12,6 +12,7 @@ import { untilSignal } from './lifecycle.js';
 import { BerthError, compileLifetime, type LifetimeInput, type Problem } from '../../model/index.js';
 import { parseNfsFlag, type NfsExport } from '../../control/volume-backing.js';
 import { lifetimeFrom } from './lifetime-flags.js';
+import { DEFAULT_SERVER_NICE, isNice } from '../cpu-priority.js';
 import { NODE_CONNECT_MODES, type NodeConnect } from '../../proxy/reach.js';
 
 const capitalize = (s: string): string => s.charAt(0).toUpperCase() + s.slice(1);
@@ -61,6 +62,7 @@ export const server = defineCommand({
     unreachableAfter: { kind: 'number', flags: '--unreachable-after <seconds>', env: 'BERTH_UNREACHABLE_AFTER', description: "how long after its node is NOT_READY an instance is placed again elsewhere, for pods without a Marathon unreachableStrategy (default 60; pods bound to the node's storage wait)" },
     advertiseUrl: { kind: 'string', flags: '--advertise-url <url>', env: 'BERTH_ADVERTISE_URL', description: 'several servers (--database-url): the URL other servers and agents reach this one at (default http(s)://<--host, else --public-host, else this host name>:<--port>; see docs/ha.md)' },
     leaderLease: { kind: 'number', flags: '--leader-lease <seconds>', env: 'BERTH_LEADER_LEASE', description: "several servers: how long the leader's lease lasts unrenewed; a killed leader is replaced within about this (default 3)" },
+    nice: { kind: 'number', integer: true, flags: '--nice <n>', env: 'BERTH_NICE', default: DEFAULT_SERVER_NICE, description: "the server's CPU priority, as nice(1) (-20 first .. 19 last), for its threads and its session: the API answers while the machine is busy starting containers (needs root; see docs/cli.md)" },
     logLevel: { kind: 'string', flags: '--log-level <level>', env: 'BERTH_LOG_LEVEL', default: 'info', choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], description: 'log level' },
   },
   examples: [
@@ -113,6 +115,7 @@ export const server = defineCommand({
       ...(opts.nodeTimeout !== undefined ? { nodeTimeoutSeconds: positive('--node-timeout', opts.nodeTimeout) } : {}),
       ...(opts.unreachableAfter !== undefined ? { unreachableAfterSeconds: atLeastZero('--unreachable-after', opts.unreachableAfter) } : {}),
       ...(opts.advertiseUrl !== undefined ? { advertiseUrl: advertiseUrlOf(opts.advertiseUrl) } : {}),
+      nice: niceOf(opts.nice),
       ...(opts.leaderLease !== undefined ? { leaderLeaseSeconds: atLeast('--leader-lease', opts.leaderLease, 1) } : {}),
     }).catch((err: unknown) => {
       throw systemError(err, opts.host, ports) ?? err;
@@ -129,6 +132,12 @@ export const server = defineCommand({
     out.note('Berth stopped');
   },
 });
+
+/** `--nice`: -20..19, as nice(1). */
+function niceOf(value: number): number {
+  if (!isNice(value)) throw new UserError(`--nice must be a whole number from -20 to 19, as nice(1), not ${value}`);
+  return value;
+}
 
 /** `--advertise-url`: an http(s) URL with a host, nothing after the port. */
 function advertiseUrlOf(value: string): string {
