@@ -2,7 +2,7 @@
  * Runs one Berth server (startServer, as `berth server` does) for a benchmark in its own process, so
  * the load generator never shares its event loop. Not a benchmark (no `// bench:` line).
  *
- *   node dist/bench/berth-server.js --data-dir DIR [--no-agent] [--infra-image IMAGE] [--console-dir DIR]
+ *   node dist/bench/berth-server.js --data-dir DIR [--no-agent] [--infra-image IMAGE] [--console-dir DIR] [--nice N]
  *
  * Prints one JSON line `{"url", "pid", "dataDir"}` once it listens; SIGTERM closes it.
  */
@@ -29,6 +29,8 @@ const server = await startServer({
   // The web console's files (the console bench adds its baseline page to a copy of them).
   ...(args.includes('--console-dir') ? { consoleDir: args[args.indexOf('--console-dir') + 1]! } : {}),
   stopTimeoutSeconds: 1,
+  // --nice N: the server's CPU priority, as `berth server --nice` (whose default the burst bench passes).
+  ...(args.includes('--nice') ? { nice: Number(args[args.indexOf('--nice') + 1]) } : {}),
   // BERTH_BENCH_METRICS_INTERVAL: --metrics-interval (0: no usage sampling), for A/B runs.
   ...(process.env.BERTH_BENCH_METRICS_INTERVAL ? { metricsIntervalSeconds: Number(process.env.BERTH_BENCH_METRICS_INTERVAL) } : {}),
   logger: pino({ level: process.env.BERTH_BENCH_LOG ?? 'silent' }),

@@ -19,7 +19,7 @@
  *   bridge is printed for reading. The baselines run first; their containers are removed before
  *   Berth's burst.
  *
- *   npm run bench -- burst [--pods 200] [--parallel 8] [--list-pause 50] [--idle 200] [--idle-rounds 3]
+ *   npm run bench -- burst [--pods 200] [--parallel 8] [--list-pause 50] [--idle 200] [--idle-rounds 3] [--nice -10] [--lister-rt 10]
  */
 
 import { execFile } from 'node:child_process';
@@ -29,6 +29,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { DEFAULT_SERVER_NICE } from '../src/cli/cpu-priority.js';
 import { ensureTestImage } from '../test/support/images.js';
 import { apiClient, gone, intArg, log, msSince, pool, quantile, sleep, startChild, summary, verdict, type ChildServer } from './common.js';
 
@@ -39,6 +40,10 @@ const IDLE = intArg('--idle', 200);
 const IDLE_ROUNDS = intArg('--idle-rounds', 3);
 /** The lister's pause between an answer and its next list during the burst; 0: back to back. */
 const LIST_PAUSE = intArg('--list-pause', 50);
+/** The server's nice: `berth server`'s default unless told (0: as a plain process). */
+const NICE = intArg('--nice', DEFAULT_SERVER_NICE, -20);
+/** The lister's real-time priority (SCHED_FIFO) through the burst and idle rounds; 0: a plain process. */
+const LISTER_RT = intArg('--lister-rt', 10);
 const COMMAND = ['sleep', '86400'];
 const LIST_RATIO = 5;
 const START_RATIO = 1.2;
@@ -93,6 +98,20 @@ async function withNetwork<T>(fn: (name: string) => Promise<T>): Promise<T> {
   }
 }
 
+/**
+ * Puts this process's main thread (the lister's) under SCHED_FIFO at `priority`, its children back
+ * to normal: the lister stands for a client on another machine, whose own wake-ups on this saturated
+ * one must not count against the server. Says what it did.
+ */
+async function realTime(priority: number): Promise<string> {
+  try {
+    await run('chrt', ['--reset-on-fork', '--fifo', '--pid', String(priority), String(process.pid)]);
+    return `SCHED_FIFO ${priority} (chrt), as a client on another machine`;
+  } catch (err) {
+    return `a plain process (chrt refused: ${(err as Error).message.split('\n')[0]})`;
+  }
+}
+
 type Api = ReturnType<typeof apiClient>;
 
 /**
@@ -122,10 +141,13 @@ async function main(): Promise<void> {
     const bridgeMs = await dockerBaseline(image, null);
     log(`took ${(bridgeMs / 1000).toFixed(1)} s`);
 
-    server = await startChild('berth-server', ['--data-dir', join(work, 'data')]);
+    // A session of its own, as a service has: its nice then weighs against dockerd's (cpu-priority.ts).
+    server = await startChild('berth-server', ['--data-dir', join(work, 'data'), '--nice', String(NICE)], {}, { ownSession: true });
     const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     const api = apiClient(server.url, key);
-    log(`berth server ${server.url} (pid ${server.pid})`);
+    log(`berth server ${server.url} (pid ${server.pid}, nice ${NICE})`);
+    const listerRt = LISTER_RT > 0 ? await realTime(LISTER_RT) : 'a plain process';
+    log(`lister: ${listerRt}`);
 
     // The burst, with a client listing pods back to back until every pod is RUNNING.
     const during: number[] = [];
@@ -172,7 +194,8 @@ async function main(): Promise<void> {
     summary('burst', [
       ['burst', `${PODS} pods (${image}, ${COMMAND.join(' ')}, no volume disk) POSTed at once to an all-in-one server`],
       ['POSTs answered', `all in ${(answered / 1000).toFixed(2)} s; each p50 ${quantile(postMs, 0.5).toFixed(0)} ms p99 ${quantile(postMs, 0.99).toFixed(0)} ms`],
-      ['lister', `during the burst, GET /api/v1/pods ${LIST_PAUSE > 0 ? `${LIST_PAUSE} ms after each answer` : 'back to back'}; idle, back to back`],
+      ['server', `in a session of its own at nice ${NICE}${NICE === DEFAULT_SERVER_NICE ? " (berth server's default)" : ''}`],
+      ['lister', `during the burst, GET /api/v1/pods ${LIST_PAUSE > 0 ? `${LIST_PAUSE} ms after each answer` : 'back to back'}; idle, back to back; ${listerRt}`],
       ['GET /api/v1/pods during the burst', `p50 ${quantile(during, 0.5).toFixed(1)} ms  p99 ${p99During.toFixed(1)} ms  max ${Math.max(...during).toFixed(0)} ms (${during.length} lists)`],
       ['GET /api/v1/pods idle, 200 pods', `p50 ${quantile(idle, 0.5).toFixed(1)} ms  p99 ${p99Idle.toFixed(1)} ms (${idle.length} lists; the best of ${IDLE_ROUNDS} rounds)`],
       [`list p99 burst/idle (target ≤ ${LIST_RATIO})`, `${listRatio.toFixed(2)}  ${verdict(listRatio, LIST_RATIO)}`],

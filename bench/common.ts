@@ -101,10 +101,13 @@ export interface ChildServer {
  * Runs `node dist/bench/<script>.js args...` and waits for its first stdout line, a JSON object with
  * `url`. The server then runs on its own event loop, apart from the load generator.
  */
-export async function startChild(script: string, args: string[], env: NodeJS.ProcessEnv = {}): Promise<ChildServer> {
+export async function startChild(script: string, args: string[], env: NodeJS.ProcessEnv = {}, opts: { ownSession?: boolean } = {}): Promise<ChildServer> {
   // BERTH_BENCH_NODE_ARGS: Node flags for the child only (`--cpu-prof --cpu-prof-dir=DIR`: NODE_OPTIONS refuses them).
   const nodeArgs = (process.env.BERTH_BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean);
-  const child = spawn(process.execPath, [...nodeArgs, join(BENCH_DIR, `${script}.js`), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env } });
+  // ownSession: a session of its own, as a service has (Linux schedules each session as a group).
+  const child = spawn(process.execPath, [...nodeArgs, join(BENCH_DIR, `${script}.js`), ...args], { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, ...env }, detached: opts.ownSession ?? false });
+  // A child in a session of its own misses the terminal's ^C: it goes when this process does.
+  if (opts.ownSession) process.once('exit', () => child.kill('SIGTERM'));
   const lines = createInterface({ input: child.stdout! });
   // The first line that is a JSON object with a url; anything else it prints (before or after: NODE_OPTIONS=--trace-gc, say) goes to our stderr.
   let info: Record<string, unknown> | undefined;
@@ -177,11 +180,11 @@ export async function openEvents(url: string, key: string, onEvent: (e: SseEvent
 }
 
 /** `--name N` from the command line, a whole number, or `fallback`. */
-export function intArg(name: string, fallback: number): number {
+export function intArg(name: string, fallback: number, min = 0): number {
   const i = process.argv.indexOf(name);
   if (i < 0) return fallback;
   const v = Number(process.argv[i + 1]);
-  if (!Number.isInteger(v) || v < 0) throw new Error(`${name} takes a whole number`);
+  if (!Number.isInteger(v) || v < min) throw new Error(`${name} takes a whole number${min < 0 ? ` from ${min}` : ''}`);
   return v;
 }
 
