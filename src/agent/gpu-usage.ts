@@ -1,9 +1,6 @@
 /** The GPUs' figures for the usage samples: one nvidia-smi per node per interval, or simulated. */
-import { execFile } from 'node:child_process';
-import { promisify } from 'node:util';
 import type { Gpu, GpuUsage } from '../model/index.js';
-
-const run = promisify(execFile);
+import { execFileOffThread } from '../runtime/host-worker.js';
 
 export const GPU_QUERY = ['--query-gpu=index,uuid,name,utilization.gpu,memory.used,memory.total,power.draw,temperature.gpu', '--format=csv,noheader,nounits'];
 
@@ -42,6 +39,6 @@ export function simulatedGpuUsage(g: Gpu): GpuUsage {
 
 /** Every GPU's figures now, from one nvidia-smi (argv, no shell). */
 export async function queryGpuUsage(timeoutMs: number): Promise<Map<string, GpuUsage>> {
-  const { stdout } = await run('nvidia-smi', GPU_QUERY, { timeout: timeoutMs });
+  const { stdout } = await execFileOffThread('nvidia-smi', GPU_QUERY, { timeoutMs });
   return parseGpuUsage(stdout);
 }

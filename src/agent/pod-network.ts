@@ -14,15 +14,13 @@
  * node opened (the proxy's, health checks, port-forward) pass, anything else from a pod to the node
  * is dropped. Published ports are unaffected: they are DNAT'ed and forwarded, not delivered to INPUT.
  */
-import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { promisify } from 'node:util';
 import type { Logger } from 'pino';
 import type { NodeId } from '../model/index.js';
 import type { NetworkRuntime, Runtime } from '../runtime/types.js';
 import { LABELS } from './labels.js';
+import { execFileOffThread } from '../runtime/host-worker.js';
 
-const run = promisify(execFile);
 
 /** Linux interface names of pod bridges start with this; the firewall rules match `berth+`. */
 export const BRIDGE_PREFIX = 'berth';
@@ -42,7 +40,8 @@ const holeRule = (bridge: string, address: string, port: number): string[] => ['
 
 async function iptables(args: readonly string[]): Promise<boolean> {
   try {
-    await run('iptables', ['-w', '5', ...args]);
+    // Forked from the host worker: a fork blocks its thread until the child has exec'd.
+    await execFileOffThread('iptables', ['-w', '5', ...args]);
     return true;
   } catch {
     return false;

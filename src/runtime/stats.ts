@@ -6,7 +6,7 @@
  */
 
 import { totalmem } from 'node:os';
-import { cgroupStats } from './cgroup-stats.js';
+import { cgroupStatsOffThread } from './host-worker.js';
 import { fail, statusCode, type Daemon } from './daemon.js';
 
 export interface ContainerStats {
@@ -80,7 +80,7 @@ export async function containerStats(daemon: Daemon, id: string): Promise<Contai
     const known = pids.get(id);
     const pid = known ?? (await firstPid(daemon, id));
     if (pid === null) return undefined;
-    const direct = await cgroupStats(pid, id, totalmem());
+    const direct = await cgroupStatsOffThread(pid, id, totalmem()).catch(() => undefined);
     if (direct) {
       directFailures = 0;
       if (known === undefined) {
