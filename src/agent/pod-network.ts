@@ -18,9 +18,8 @@ import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import type { NodeId } from '../model/index.js';
 import type { NetworkRuntime, Runtime } from '../runtime/types.js';
-import { LABELS } from './labels.js';
 import { execFileOffThread } from '../runtime/host-worker.js';
-
+import { LABELS } from './labels.js';
 
 /** Linux interface names of pod bridges start with this; the firewall rules match `berth+`. */
 export const BRIDGE_PREFIX = 'berth';

@@ -74,12 +74,8 @@ export function claimCpuPriority(nice: number, paths: { autogroup?: string; stat
 
 /** The session id in `/proc/<pid>/stat` (the 6th field; the 2nd, the name, may hold spaces), or null. */
 export function sessionOf(path: string): number | null {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return null;
-  }
+  const text = textOf(path);
+  if (text === null) return null;
   const fields = text.slice(text.lastIndexOf(')') + 2).split(' ');
   const session = Number(fields[3]);
   return Number.isInteger(session) ? session : null;
@@ -87,14 +83,19 @@ export function sessionOf(path: string): number | null {
 
 /** The nice in `/proc/<pid>/autogroup` ("/autogroup-25 nice 0"), or null where there is none (no autogroup, not Linux). */
 export function readAutogroup(path: string): number | null {
-  let text: string;
+  const text = textOf(path);
+  if (text === null) return null;
+  const match = /nice\s+(-?\d+)/.exec(text);
+  return match ? Number(match[1]) : null;
+}
+
+/** A file's text, or null where it cannot be read (not Linux, no such file). */
+function textOf(path: string): string | null {
   try {
-    text = readFileSync(path, 'utf8');
+    return readFileSync(path, 'utf8');
   } catch {
     return null;
   }
-  const match = /nice\s+(-?\d+)/.exec(text);
-  return match ? Number(match[1]) : null;
 }
 
 /** `--nice`: an integer from -20 to 19. */
