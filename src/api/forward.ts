@@ -15,7 +15,8 @@ import { BerthError, LIMITS } from '../model/index.js';
  * write waits for one, up to `waitMs`, then gets 503 NOT_LEADER, which clients may retry. A write
  * the leader could not be reached with (its connection refused: nothing was sent) is sent again to
  * the next leader within the same wait; one whose leader went away after it was sent is answered
- * 503 saying the change may have been made, since sending it again could make it twice.
+ * 502 LEADER_GONE (not retryable) saying the change may have been made, since sending it again
+ * could make it twice.
  */
 
 /** Header a forwarded request carries: a server that gets one and does not lead answers 503, never forwards again. */
@@ -76,8 +77,10 @@ export function forwardToLeader(app: FastifyInstance, options: ForwardOptions): 
           await new Promise((r) => setTimeout(r, 100));
           continue;
         }
-        const maybe = code === 'ECONNREFUSED' ? 'it was not made' : 'it may have been made: look before sending it again';
-        throw new BerthError('NOT_LEADER', `the leader (${leader.url}) went away before it answered (${(err as Error).message}); ${maybe}`, { cause: err });
+        // Refused past the wait: nothing was sent, retryable. Anything else: not NOT_LEADER, which
+        // clients retry blindly; sending it again could make it twice.
+        if (code === 'ECONNREFUSED') throw new BerthError('NOT_LEADER', `the leader (${leader.url}) went away before it answered (${(err as Error).message}); it was not made`, { cause: err });
+        throw new BerthError('LEADER_GONE', `the leader (${leader.url}) went away before it answered (${(err as Error).message}); it may have been made: look before sending it again`, { cause: err });
       }
     }
     reply.hijack();

@@ -17,6 +17,8 @@ export const ERRORS = {
   RUNTIME: { status: 502, title: 'The container runtime failed', retryable: true },
   INTERNAL: { status: 500, title: 'Internal error', retryable: false },
   NOT_LEADER: { status: 503, title: 'This server is not the leader', retryable: true },
+  /** A write forwarded to the leader, which went away before it answered: it may have been made, so not retryable blindly. */
+  LEADER_GONE: { status: 502, title: 'The leader went away before it answered', retryable: false },
   // The pod proxy's answers ({podId}-{port}.<domain>).
   NO_HOST: { status: 400, title: 'No Host header', retryable: false },
   PORT_NOT_EXPOSED: { status: 404, title: 'The pod does not expose the port', retryable: false },
