@@ -15,8 +15,8 @@
  * The files are read synchronously: they live in memory (procfs, cgroupfs) and answer in
  * microseconds, where each asynchronous read cost four trips through libuv's thread pool and the
  * agent twice the CPU of the Docker round trips it replaced. They are read in the host worker's
- * thread (host-worker.ts), not the event loop's: while containers start, a read can wait on the
- * kernel's cgroup lock.
+ * thread (host-worker.ts), not the event loop's: while containers start, 16 of them took up to
+ * 120 ms (likely the kernel's cgroup locks, which container start-up takes, or a wait for a core).
  */
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,7 +1,7 @@
 /**
  * Host work kept off the event loop: reading containers' cgroup files and forking programs
- * (iptables, nvidia-smi). Both block the calling thread — a fork until the child has exec'd, a read
- * of a cgroup file on the kernel's cgroup lock, which container start-up holds — and on a machine
+ * (iptables, nvidia-smi). Both block the calling thread: a fork until the child has exec'd, a
+ * cgroup read likely on the kernel's cgroup locks, which container start-up takes. On a machine
  * busy starting containers each took 50–120 ms of the server's main thread at a time, the API's
  * requests waiting behind (docs/benchmarks.md, burst). So one worker thread does them, started on
  * first need; the event loop only posts a job and takes its answer.
