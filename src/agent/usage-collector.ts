@@ -76,8 +76,9 @@ export class UsageCollector {
     const containers = [...byInstance.values()].flat();
     const stats: (ContainerStats | undefined)[] = [];
     for (let i = 0; i < containers.length; i += STATS_AT_ONCE) {
-      // Between groups the event loop runs: read from the kernel's files, each group is a few
-      // milliseconds of this thread, where 200 containers at once held the API up 70 ms or more.
+      // Between groups the event loop runs. The reads themselves are in the host worker's thread
+      // (runtime/host-worker.ts); 200 at once still put every answer, or Docker's stats where
+      // the files cannot be read, on the loop in one turn.
       if (i > 0) await new Promise((resolve) => setImmediate(resolve));
       stats.push(...(await Promise.all(containers.slice(i, i + STATS_AT_ONCE).map((c) => runtime.containerStats(c.id).catch(() => undefined)))));
     }
