@@ -3,6 +3,7 @@ import { writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import Docker from 'dockerode';
 import { ensureTestImage, TEST_IMAGE } from './support/images.js';
 import { startTestServer, waitFor, type TestServer } from './support/server.js';
 
@@ -131,5 +132,49 @@ describe('GPU placement with a declared (simulated) inventory', () => {
     // Back to one: the waiting instance goes at once, the placed one once its node has removed it.
     assert.equal((await t.api('PATCH', `/api/v1/pods/${p.body.id}`, { instances: 1 })).status, 200);
     await waitFor('scaled down to one', async () => ((await t.server.store.listInstances({ podId: p.body.id as never })).length === 1 ? true : undefined));
+  });
+
+  it('a GPU a stop freed is given to the next pod at once, whose containers start only once the stopping one is gone', async () => {
+    for (const p of (await t.api<{ pods: { id: string }[] }>('GET', '/api/v1/pods')).body.pods) await t.api('POST', `/api/v1/pods/${p.id}/terminate`);
+    await waitFor('all instances gone', async () => ((await t.server.store.listInstances({})).length === 0 ? true : undefined));
+    const docker = new Docker();
+    const a100 = { gpuCount: 1, gpuTypeIds: ['NVIDIA A100-SXM4-80GB'], volumeGb: 0 };
+    // It ignores SIGTERM, so its stop takes the whole kill grace period: the GPU is free in the store
+    // (the stop took effect there) while the container still runs on the node.
+    const slow = await t.api<PodView>('POST', '/api/v1/pods', { ...a100, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"], killGracePeriodSeconds: 6 }] });
+    assert.equal(slow.status, 201, JSON.stringify(slow.body));
+    await status(slow.body.id, 'RUNNING');
+
+    // Watch the node's Docker: never two running containers with GPU-cccc, from the stop to the next pod's start.
+    const holders = async (): Promise<string[]> =>
+      (await docker.listContainers({ filters: { label: ['berth.gpus'], status: ['running'] } })).filter((c) => c.Labels['berth.gpus']!.split(',').includes('GPU-cccc')).map((c) => c.Labels['berth.pod']!);
+    let watching = true;
+    const seen: string[][] = [];
+    const watcher = (async () => {
+      while (watching) {
+        const h = await holders();
+        if (h.length > 1) seen.push(h);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    })();
+    try {
+      assert.equal((await t.api('POST', `/api/v1/pods/${slow.body.id}/stop`)).status, 200);
+      const next = await t.api<PodView>('POST', '/api/v1/pods', { ...sleeper, ...a100 });
+      assert.equal(next.status, 201);
+      const waiting = await waitFor(`${next.body.id} saying it waits for GPU-cccc`, async () => {
+        const p = await get(next.body.id);
+        return /waiting for GPU GPU-cccc: container .* of pod /.test(p.statusMessage ?? '') ? p : undefined;
+      });
+      assert.deepEqual(waiting.instances[0]!.gpus.map((g) => g.uuid), ['GPU-cccc'], 'placed on the GPU at once');
+      assert.equal(waiting.status, 'PROVISIONING');
+      assert.deepEqual(await holders(), [slow.body.id], 'the stopping pod still holds it while the next waits');
+      await status(next.body.id, 'RUNNING');
+      assert.deepEqual(await holders(), [next.body.id]);
+      await status(slow.body.id, 'EXITED');
+    } finally {
+      watching = false;
+      await watcher;
+    }
+    assert.deepEqual(seen, [], 'no moment with two running containers on one GPU');
   });
 });

@@ -119,18 +119,30 @@ describe('three servers on one PostgreSQL, two machines', { timeout: 2_400_000 }
     for (const p of pods) for (const i of p.instances) if (i.goal === 'running') for (const g of i.gpus) holders.set(g.uuid, [...(holders.get(g.uuid) ?? []), i.id]);
     return [...holders].filter(([, ids]) => ids.length > 1).map(([uuid, ids]) => `${uuid}: ${ids.join(', ')}`);
   };
-  /** GPU UUIDs that two running containers on the machines' own Docker were given (NVIDIA_VISIBLE_DEVICES). */
+  /**
+   * GPU UUIDs that two running containers on the machines' own Docker were given (NVIDIA_VISIBLE_DEVICES),
+   * each holder named with its pod, instance and container start, and what the store says of the instance.
+   */
   const gpusInTwoContainers = async (): Promise<string[]> => {
-    const holders = new Map<string, string[]>();
+    const holders = new Map<string, { machine: string; pod: string; instance: string; started: string }[]>();
     for (const m of machines!.list) {
       for (const info of await m.docker.listContainers({ filters: { label: ['berth.pod'], status: ['running'] } })) {
         if (info.Labels['berth.kind'] === 'infra') continue;
-        const env = (await m.docker.getContainer(info.Id).inspect().catch(() => undefined))?.Config.Env ?? [];
-        const devices = env.find((e) => e.startsWith('NVIDIA_VISIBLE_DEVICES='))?.split('=')[1] ?? '';
-        for (const uuid of devices.split(',').filter((d) => d.startsWith('GPU-'))) holders.set(uuid, [...(holders.get(uuid) ?? []), `${m.name}:${info.Labels['berth.pod']}`]);
+        const inspected = await m.docker.getContainer(info.Id).inspect().catch(() => undefined);
+        const devices = inspected?.Config.Env.find((e) => e.startsWith('NVIDIA_VISIBLE_DEVICES='))?.split('=')[1] ?? '';
+        const holder = { machine: m.name, pod: info.Labels['berth.pod'] ?? '?', instance: info.Labels['berth.instance'] ?? '?', started: inspected?.State.StartedAt ?? '?' };
+        for (const uuid of devices.split(',').filter((d) => d.startsWith('GPU-'))) holders.set(uuid, [...(holders.get(uuid) ?? []), holder]);
       }
     }
-    return [...holders].filter(([, c]) => c.length > 1).map(([uuid, c]) => `${uuid}: ${c.join(', ')}`);
+    const doubled = [...holders].filter(([, h]) => h.length > 1);
+    if (doubled.length === 0) return [];
+    const pods = new Map((await allPods(another())).map((p) => [p.id, p]));
+    const describe = (h: { machine: string; pod: string; instance: string; started: string }): string => {
+      const p = pods.get(h.pod);
+      const i = p?.instances.find((x) => x.id === h.instance);
+      return `${h.machine}:${h.pod} (${p ? `${p.name} ${p.status}` : 'no such pod'}; instance ${h.instance} ${i ? `goal ${i.goal} state ${i.state}` : 'not in the store'}; container started ${h.started})`;
+    };
+    return doubled.map(([uuid, h]) => `${uuid}: ${h.map(describe).join(', ')} at ${new Date().toISOString()}`);
   };
   const gpuPod = (name: string) => ({ name, image, command: ['sleep', '3600'], gpuCount: 1, volumeGb: 0 });
   const terminateAll = async (prefix: string): Promise<void> => {

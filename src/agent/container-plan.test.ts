@@ -85,7 +85,10 @@ describe('container plan', () => {
     assert.deepEqual(c.gpuUuids, ['GPU-1', 'GPU-2']);
     assert.equal(c.env.NVIDIA_VISIBLE_DEVICES, 'GPU-1,GPU-2');
     assert.equal(c.env.BERTH_GPU_COUNT, '2');
-    assert.equal(containerPlan(split, split.spec.containers[1]!, ctx(split)).env.NVIDIA_VISIBLE_DEVICES, 'void');
+    assert.equal(c.labels[LABELS.gpus], 'GPU-1,GPU-2', 'the label another launch on the node looks for (gpu-holders.ts)');
+    const none = containerPlan(split, split.spec.containers[1]!, ctx(split));
+    assert.equal(none.env.NVIDIA_VISIBLE_DEVICES, 'void');
+    assert.equal(none.labels[LABELS.gpus], undefined);
 
     const all = assignment({ image: 'x', gpuCount: 2 }, { gpus: [gpu(0), gpu(1)] });
     const plan = containerPlan(all, all.spec.containers[0]!, ctx(all, { gpusSimulated: true }));

@@ -124,7 +124,7 @@ export function containerPlan(a: Assignment, c: ContainerSpec, ctx: PlanContext)
       NVIDIA_VISIBLE_DEVICES: gpus.map((g) => g.uuid).join(',') || 'void',
     },
     // The user's labels, never over ours: the agent finds its containers by them.
-    labels: { ...withoutBerthLabels(c.labels), ...(extra.labels ?? {}), ...ctx.generation, [LABELS.container]: c.name },
+    labels: { ...withoutBerthLabels(c.labels), ...(extra.labels ?? {}), ...ctx.generation, [LABELS.container]: c.name, ...(gpus.length > 0 ? { [LABELS.gpus]: gpus.map((g) => g.uuid).join(',') } : {}) },
     ports: [],
     mounts: mountsOf(a, c),
     cpus: c.resources.cpus ?? a.spec.vcpuCount,

@@ -11,12 +11,16 @@ import { usesInfra } from './container-plan.js';
 import { decide } from './decide.js';
 import type { DiskMeter } from './disk.js';
 import type { GarbageCollector } from './garbage-collector.js';
+import { gpuHeld, heldMessage } from './gpu-holders.js';
 import { HealthWatch } from './health-watch.js';
 import { INSTANCE_VOLUME_KINDS, isInfra, LABELS, sortContainers, specOf, type InstanceVolumeKind } from './labels.js';
 import type { Launcher } from './launcher.js';
 import { observationOf, Reporter } from './reporter.js';
 import { RestartTracker } from './restarts.js';
 import { throwFirst } from './settle.js';
+
+/** How often a launch waiting for a GPU another container holds looks again. */
+const GPU_RECHECK_MS = 500;
 
 /** What every runner of the node shares. */
 export interface RunnerContext {
@@ -47,6 +51,8 @@ interface LocalState {
   lastLogLines: string[];
   lastExitKey: string | null;
   diskEnforced: boolean;
+  /** What the launch waits for (gpu-holders.ts), as last said; null when it waits for nothing. */
+  gpuWait: string | null;
 }
 
 export class InstanceRunner {
@@ -112,6 +118,7 @@ export class InstanceRunner {
       lastLogLines: [],
       lastExitKey: null,
       diskEnforced: true,
+      gpuWait: null,
     };
     return this.local;
   }
@@ -155,6 +162,7 @@ export class InstanceRunner {
     }
 
     await this.removeContainers(d.stale, a);
+    if ((d.action === 'launch' || d.action === 'replace') && (await this.waitingForGpus(a, s))) return;
     if (d.restartGenerationDone !== null) s.restartGenerationDone = d.restartGenerationDone;
     if (d.cause === 'restart' || d.action === 'restart-in-place') {
       s.backoff.clear();
@@ -182,6 +190,27 @@ export class InstanceRunner {
       case 'observe':
         return this.observe(a, s, d.current);
     }
+  }
+
+  /**
+   * Whether a GPU the instance is given is still held by another instance's container here (see
+   * gpu-holders.ts): then it says so and looks again shortly, leaving this pass free to take a new
+   * assignment (a stop) meanwhile.
+   */
+  private async waitingForGpus(a: Assignment, s: LocalState): Promise<boolean> {
+    if (a.gpus.length === 0) return false;
+    const held = gpuHeld(a, await this.ctx.runtime.listContainers({ [LABELS.node]: this.ctx.nodeId }));
+    if (!held) {
+      if (s.gpuWait) this.ctx.log.info({ instance: this.id }, 'the GPUs are free: launching');
+      s.gpuWait = null;
+      return false;
+    }
+    const message = heldMessage(held);
+    if (message !== s.gpuWait) this.ctx.log.info({ instance: this.id, gpu: held.uuid, holder: held.holder.id }, message);
+    s.gpuWait = message;
+    await this.send(a, 'pending', [], null, message);
+    setTimeout(() => this.ctx.wake(this.id), GPU_RECHECK_MS).unref();
+    return true;
   }
 
   /** A new instance in place of the old: new containers, and ephemeral volumes started afresh, as Marathon's would be. */

@@ -21,6 +21,8 @@ export const LABELS = {
   endpoints: 'berth.endpoints',
   /** JSON, on that container: container port → host port, for host networking where Docker publishes nothing. */
   ports: 'berth.ports',
+  /** The GPUs (UUIDs, comma-separated) a container was given; absent when it has none. */
+  gpus: 'berth.gpus',
 } as const;
 
 /** Volumes that belong to one instance (labelled with it) and go with it. */
