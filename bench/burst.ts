@@ -114,6 +114,42 @@ async function realTime(priority: number): Promise<string> {
 
 type Api = ReturnType<typeof apiClient>;
 
+/** CPU seconds so far: the whole machine's busy time (/proc/stat), and one process's own (/proc/<pid>/stat; this process's when pid is 'self'). */
+async function cpuSeconds(pid?: number | 'self'): Promise<number> {
+  const HZ = 100;
+  if (pid === undefined) {
+    const [cpu] = (await readFile('/proc/stat', 'utf8')).split('\n');
+    const f = cpu!.trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal: busy is all but idle and iowait.
+    return (f.reduce((a, b) => a + b, 0) - f[3]! - f[4]!) / HZ;
+  }
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) / HZ;
+}
+
+/** What the machine and the processes named spent on the CPU while `fn` ran. */
+async function measuredCpu<T>(pids: Record<string, number | 'self'>, fn: () => Promise<T>): Promise<{ result: T; machine: number; of: Record<string, number> }> {
+  const read = async () => ({ machine: await cpuSeconds(), of: Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid).catch(() => NaN)] as const))) });
+  const before = await read();
+  const result = await fn();
+  const after = await read();
+  return { result, machine: after.machine - before.machine, of: Object.fromEntries(Object.keys(pids).map((k) => [k, after.of[k]! - before.of[k]!])) };
+}
+
+/** The daemons a container start keeps busy, by process name (pgrep -x). */
+async function daemonPids(): Promise<Record<string, number>> {
+  const out: Record<string, number> = {};
+  for (const name of ['dockerd', 'containerd']) {
+    const pid = Number((await run('pgrep', ['-x', '-o', name]).catch(() => ({ stdout: '' }))).stdout.trim());
+    if (pid > 0) out[name] = pid;
+  }
+  return out;
+}
+
+const cpuLine = (c: { machine: number; of: Record<string, number> }, wallMs: number): string =>
+  `${c.machine.toFixed(1)} core·s on the machine (${(c.machine / (wallMs / 1000)).toFixed(2)} cores busy); ${Object.entries(c.of).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`;
+
 /**
  * Lists pods until `enough` (which sees each answer's pods) says so, pushing each list's time, from
  * its request to its whole answer, into `times`; `pauseMs` between an answer and the next request.
@@ -135,7 +171,9 @@ async function main(): Promise<void> {
   const created: string[] = [];
   try {
     log(`baseline: docker run -d ${PODS} containers on a network of their own, ${PARALLEL} at a time`);
-    const dockerMs = await withNetwork((network) => dockerBaseline(image, network));
+    const daemons = await daemonPids();
+    const baselineCpu = await measuredCpu(daemons, () => withNetwork((network) => dockerBaseline(image, network)));
+    const dockerMs = baselineCpu.result;
     log(`baseline took ${(dockerMs / 1000).toFixed(1)} s`);
     log(`for reading: the same on Docker's default bridge`);
     const bridgeMs = await dockerBaseline(image, null);
@@ -156,25 +194,29 @@ async function main(): Promise<void> {
     let allRunning: number | undefined;
     /** Set once every POST has been answered: the lister stops only after. */
     const posted: { at?: number } = {};
-    const lister = lists(api, during, LIST_PAUSE, (pods) => {
-      if (posted.at !== undefined && pods.length >= PODS && pods.every((p) => p.status === 'RUNNING')) {
-        allRunning ??= msSince(start);
-        return true;
-      }
-      if (msSince(start) > 600_000) throw new Error(`not all pods RUNNING after 600 s: ${pods.filter((p) => p.status === 'RUNNING').length} of ${pods.length}`);
-      return false;
+    let answered = 0;
+    const burstCpu = measuredCpu({ ...daemons, 'berth server': server.pid, 'bench client': 'self' }, async () => {
+      const lister = lists(api, during, LIST_PAUSE, (pods) => {
+        if (posted.at !== undefined && pods.length >= PODS && pods.every((p) => p.status === 'RUNNING')) {
+          allRunning ??= msSince(start);
+          return true;
+        }
+        if (msSince(start) > 600_000) throw new Error(`not all pods RUNNING after 600 s: ${pods.filter((p) => p.status === 'RUNNING').length} of ${pods.length}`);
+        return false;
+      });
+      await Promise.all(
+        Array.from({ length: PODS }, async (_, i) => {
+          const res = await api<{ id: string }>('POST', '/api/v1/pods', { name: `burst-${i}`, image, command: COMMAND, volumeGb: 0 });
+          if (res.status !== 201) throw new Error(`POST /api/v1/pods answered ${res.status}: ${JSON.stringify(res.body)}`);
+          created.push(res.body.id);
+          postMs.push(res.ms);
+        }),
+      );
+      answered = posted.at = msSince(start);
+      log(`all ${PODS} answered in ${(answered / 1000).toFixed(2)} s`);
+      await lister;
     });
-    await Promise.all(
-      Array.from({ length: PODS }, async (_, i) => {
-        const res = await api<{ id: string }>('POST', '/api/v1/pods', { name: `burst-${i}`, image, command: COMMAND, volumeGb: 0 });
-        if (res.status !== 201) throw new Error(`POST /api/v1/pods answered ${res.status}: ${JSON.stringify(res.body)}`);
-        created.push(res.body.id);
-        postMs.push(res.ms);
-      }),
-    );
-    const answered = (posted.at = msSince(start));
-    log(`all ${PODS} answered in ${(answered / 1000).toFixed(2)} s`);
-    await lister;
+    const burstUse = await burstCpu;
     log(`all RUNNING after ${(allRunning! / 1000).toFixed(1)} s; ${during.length} lists meanwhile`);
 
     // Idle: the same list, the same 200 pods, nothing else going on.
@@ -202,6 +244,8 @@ async function main(): Promise<void> {
       ['all RUNNING (berth)', `${(allRunning! / 1000).toFixed(1)} s after the first POST`],
       [`docker run -d, ${PARALLEL} at a time`, `${(dockerMs / 1000).toFixed(1)} s for ${PODS} containers on a user-defined bridge network, as Berth's pods are`],
       [`all RUNNING berth/docker (target ≤ ${START_RATIO})`, `${startRatio.toFixed(2)}  ${verdict(startRatio, START_RATIO)}`],
+      ['CPU, docker baseline', cpuLine(baselineCpu, dockerMs)],
+      ['CPU, berth burst', cpuLine(burstUse, allRunning!)],
       [`the same on Docker's default bridge`, `${(bridgeMs / 1000).toFixed(1)} s; berth/that ${(allRunning! / bridgeMs).toFixed(2)} (for reading: Docker's own cost of a user-defined network is ${(dockerMs / bridgeMs).toFixed(2)}×)`],
     ]);
   } finally {

@@ -44,8 +44,14 @@ export class GarbageCollector {
     if (this.networkVolumesLeft && this.networkVolumes) void this.dropNetworkVolumes(this.networkVolumes);
   }
 
-  /** Removes the node's copies of deleted network volumes; one still mounted stays until its pod is gone. */
+  /**
+   * Removes the node's copies of deleted network volumes; one still mounted stays until its pod is
+   * gone. Called with every watch answer: it asks Docker only when the store's volumes changed since
+   * the last look or that look left one behind (a burst of 200 pods otherwise made a volume list per
+   * answer, with the watch loop waiting on each).
+   */
   dropNetworkVolumes(existing: string[]): Promise<void> {
+    if (!this.networkVolumesLeft && this.networkVolumes && sameNames(existing, this.networkVolumes)) return this.dropping;
     const run = this.dropping.then(() => this.dropNetworkVolumesNow(existing));
     this.dropping = run.catch(() => undefined);
     return run;
@@ -91,3 +97,5 @@ export class GarbageCollector {
     }
   }
 }
+
+const sameNames = (a: readonly string[], b: readonly string[]): boolean => a.length === b.length && a.every((x) => b.includes(x));

@@ -80,6 +80,12 @@ export const RULES_RECHECK_MS = 30_000;
 export class PodNetworks {
   /** Networks a launch in flight is about to join: not removed meanwhile. */
   private readonly joining = new Map<string, number>();
+  /**
+   * The make of each network in flight, shared by the launches that ask meanwhile: 8 launches at
+   * once each making the team's network had Docker allocate a subnet and bridge 8 times, and refuse
+   * 7 of them, at the start of every burst.
+   */
+  private readonly making = new Map<string, Promise<void>>();
   /** The last check of the INPUT rules (in flight or done), shared by the launches that follow it. */
   private rulesChecked: { atMs: number; done: Promise<boolean> } | undefined;
 
@@ -102,12 +108,24 @@ export class PodNetworks {
     try {
       // Put back if someone flushed the chain since the start (a firewall reload).
       if (this.firewalled) await this.ensureRules();
-      await this.runtime?.ensureNetwork(name, { bridge: bridgeName(name), labels: { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'pod-network' } });
+      await this.ensureNetwork(name);
     } catch (err) {
       done();
       throw err;
     }
     return done;
+  }
+
+  /** Makes the network unless it is there; one make per name at a time, shared. */
+  private ensureNetwork(name: string): Promise<void> {
+    const runtime = this.runtime;
+    if (!runtime) return Promise.resolve();
+    let made = this.making.get(name);
+    if (!made) {
+      made = runtime.ensureNetwork(name, { bridge: bridgeName(name), labels: { [LABELS.managed]: '1', [LABELS.node]: this.nodeId, 'berth.kind': 'pod-network' } }).finally(() => this.making.delete(name));
+      this.making.set(name, made);
+    }
+    return made;
   }
 
   /** The INPUT rules, checked (and put back) at most once per RULES_RECHECK_MS, one check at a time. */
