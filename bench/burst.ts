@@ -19,6 +19,10 @@
  *   bridge is printed for reading. The baselines run first; their containers are removed before
  *   Berth's burst.
  *
+ * Printed for reading too: the CPU the machine, dockerd, containerd, the server and this process
+ * spent while the docker baseline started its containers and while Berth's burst ran (on 2 cores
+ * Berth's own work and the lister's are taken from the container starts).
+ *
  *   npm run bench -- burst [--pods 200] [--parallel 8] [--list-pause 50] [--idle 200] [--idle-rounds 3] [--nice -10] [--lister-rt 10]
  */
 
@@ -59,13 +63,14 @@ interface PodView {
  * join their team's; each gets the environment, labels, host name and restart policy Berth gives
  * the pod's container, so Docker is asked for the same work.
  */
-async function dockerBaseline(image: string, network: string | null): Promise<number> {
+async function dockerBaseline(image: string, network: string | null): Promise<{ ms: number; cpu: CpuUse }> {
   const tag = `berth-bench-burst=${randomBytes(4).toString('hex')}`;
   const names = Array.from({ length: PODS }, (_, i) => `berth-bench-burst-${process.pid}-${i}`);
   const env = Object.entries({ POD_ID: 'x', POD_HOSTNAME: 'x', DC_ID: 'local', GPU_COUNT: '0', CPU_COUNT: '2', MEM_GB: '7', VOLUME_ID: '', PUBLIC_IP: '127.0.0.1' }).flatMap(([k, v]) => [`BERTH_${k}=${v}`, `RUNPOD_${k}=${v}`]);
+  const daemons = await daemonPids();
   const start = process.hrtime.bigint();
   try {
-    await pool(names, PARALLEL, async (name) => {
+    const cpu = await measuredCpu(daemons, () => pool(names, PARALLEL, async (name) => {
       const labels = ['managed', 'pod', 'instance', 'node', 'version', 'reset', 'container'].map((l) => `bench.${l}=${name}`);
       await run('docker', [
         'run', '-d',
@@ -78,8 +83,8 @@ async function dockerBaseline(image: string, network: string | null): Promise<nu
         ...labels.flatMap((l) => ['--label', l]),
         image, ...COMMAND,
       ]);
-    });
-    return msSince(start);
+    }));
+    return { ms: msSince(start), cpu };
   } finally {
     await pool(names, PARALLEL, async (name) => {
       await run('docker', ['rm', '-f', name]).catch(() => undefined);
@@ -112,8 +117,6 @@ async function realTime(priority: number): Promise<string> {
   }
 }
 
-type Api = ReturnType<typeof apiClient>;
-
 /** CPU seconds so far: the whole machine's busy time (/proc/stat), and one process's own (/proc/<pid>/stat; this process's when pid is 'self'). */
 async function cpuSeconds(pid?: number | 'self'): Promise<number> {
   const HZ = 100;
@@ -128,8 +131,14 @@ async function cpuSeconds(pid?: number | 'self'): Promise<number> {
   return (Number(f[11]) + Number(f[12])) / HZ;
 }
 
+/** CPU seconds spent: by the whole machine, and by each process named. */
+interface CpuUse {
+  machine: number;
+  of: Record<string, number>;
+}
+
 /** What the machine and the processes named spent on the CPU while `fn` ran. */
-async function measuredCpu<T>(pids: Record<string, number | 'self'>, fn: () => Promise<T>): Promise<{ result: T; machine: number; of: Record<string, number> }> {
+async function measuredCpu<T>(pids: Record<string, number | 'self'>, fn: () => Promise<T>): Promise<CpuUse & { result: T }> {
   const read = async () => ({ machine: await cpuSeconds(), of: Object.fromEntries(await Promise.all(Object.entries(pids).map(async ([k, pid]) => [k, await cpuSeconds(pid).catch(() => NaN)] as const))) });
   const before = await read();
   const result = await fn();
@@ -147,18 +156,49 @@ async function daemonPids(): Promise<Record<string, number>> {
   return out;
 }
 
-const cpuLine = (c: { machine: number; of: Record<string, number> }, wallMs: number): string =>
+const cpuLine = (c: CpuUse, wallMs: number): string =>
   `${c.machine.toFixed(1)} core·s on the machine (${(c.machine / (wallMs / 1000)).toFixed(2)} cores busy); ${Object.entries(c.of).map(([k, v]) => `${k} ${v.toFixed(1)} s`).join(', ')}`;
 
 /**
- * Lists pods until `enough` (which sees each answer's pods) says so, pushing each list's time, from
+ * GET /api/v1/pods as the lister sends it, timed from the request to the whole answer, which is
+ * kept as text: parsing 200 pods' JSON on every list cost this process (the stand-in for a client
+ * on another machine, at real-time priority) as much CPU as the server spent, taken from dockerd.
+ */
+function lister(base: string, key: string): () => Promise<{ ms: number; text: string }> {
+  return async () => {
+    const start = process.hrtime.bigint();
+    const res = await fetch(`${base}/api/v1/pods`, { headers: { authorization: `Bearer ${key}` } });
+    const text = await res.text();
+    const ms = msSince(start);
+    if (res.status !== 200) throw new Error(`GET /api/v1/pods answered ${res.status}: ${text.slice(0, 200)}`);
+    return { ms, text };
+  };
+}
+
+/** How many pods a list's text says are RUNNING: `"status":"RUNNING"` cannot occur inside a JSON string (its quotes would be escaped). */
+function runningIn(text: string): number {
+  let n = 0;
+  for (let at = text.indexOf('"status":"RUNNING"'); at >= 0; at = text.indexOf('"status":"RUNNING"', at + 1)) n++;
+  return n;
+}
+
+/** Every pod of a list RUNNING, and at least `count` of them: parsed, once the text says so. */
+function allRunningIn(text: string, count: number): boolean {
+  if (runningIn(text) < count) return false;
+  const body = JSON.parse(text) as { pods?: PodView[] } | PodView[];
+  const pods = Array.isArray(body) ? body : (body.pods ?? []);
+  return pods.length >= count && pods.every((p) => p.status === 'RUNNING');
+}
+
+/**
+ * Lists pods until `enough` (which sees each answer's text) says so, pushing each list's time, from
  * its request to its whole answer, into `times`; `pauseMs` between an answer and the next request.
  */
-async function lists(api: Api, times: number[], pauseMs: number, enough: (pods: PodView[]) => boolean): Promise<void> {
+async function lists(list: () => Promise<{ ms: number; text: string }>, times: number[], pauseMs: number, enough: (text: string) => boolean): Promise<void> {
   for (;;) {
-    const res = await api<{ pods?: PodView[] } | PodView[]>('GET', '/api/v1/pods');
+    const res = await list();
     times.push(res.ms);
-    if (enough(Array.isArray(res.body) ? res.body : (res.body.pods ?? []))) return;
+    if (enough(res.text)) return;
     if (pauseMs > 0) await sleep(pauseMs);
   }
 }
@@ -171,18 +211,18 @@ async function main(): Promise<void> {
   const created: string[] = [];
   try {
     log(`baseline: docker run -d ${PODS} containers on a network of their own, ${PARALLEL} at a time`);
-    const daemons = await daemonPids();
-    const baselineCpu = await measuredCpu(daemons, () => withNetwork((network) => dockerBaseline(image, network)));
-    const dockerMs = baselineCpu.result;
+    const baseline = await withNetwork((network) => dockerBaseline(image, network));
+    const dockerMs = baseline.ms;
     log(`baseline took ${(dockerMs / 1000).toFixed(1)} s`);
     log(`for reading: the same on Docker's default bridge`);
-    const bridgeMs = await dockerBaseline(image, null);
+    const bridgeMs = (await dockerBaseline(image, null)).ms;
     log(`took ${(bridgeMs / 1000).toFixed(1)} s`);
 
     // A session of its own, as a service has: its nice then weighs against dockerd's (cpu-priority.ts).
     server = await startChild('berth-server', ['--data-dir', join(work, 'data'), '--nice', String(NICE)], {}, { ownSession: true });
     const key = (await readFile(join(work, 'data', 'admin.key'), 'utf8')).trim();
     const api = apiClient(server.url, key);
+    const list = lister(server.url, key);
     log(`berth server ${server.url} (pid ${server.pid}, nice ${NICE})`);
     const listerRt = LISTER_RT > 0 ? await realTime(LISTER_RT) : 'a plain process';
     log(`lister: ${listerRt}`);
@@ -195,13 +235,13 @@ async function main(): Promise<void> {
     /** Set once every POST has been answered: the lister stops only after. */
     const posted: { at?: number } = {};
     let answered = 0;
-    const burstCpu = measuredCpu({ ...daemons, 'berth server': server.pid, 'bench client': 'self' }, async () => {
-      const lister = lists(api, during, LIST_PAUSE, (pods) => {
-        if (posted.at !== undefined && pods.length >= PODS && pods.every((p) => p.status === 'RUNNING')) {
+    const burstCpu = measuredCpu({ ...(await daemonPids()), 'berth server': server.pid, 'bench client': 'self' }, async () => {
+      const listing = lists(list, during, LIST_PAUSE, (text) => {
+        if (posted.at !== undefined && allRunningIn(text, PODS)) {
           allRunning ??= msSince(start);
           return true;
         }
-        if (msSince(start) > 600_000) throw new Error(`not all pods RUNNING after 600 s: ${pods.filter((p) => p.status === 'RUNNING').length} of ${pods.length}`);
+        if (msSince(start) > 600_000) throw new Error(`not all pods RUNNING after 600 s: ${runningIn(text)} of ${PODS}`);
         return false;
       });
       await Promise.all(
@@ -214,7 +254,7 @@ async function main(): Promise<void> {
       );
       answered = posted.at = msSince(start);
       log(`all ${PODS} answered in ${(answered / 1000).toFixed(2)} s`);
-      await lister;
+      await listing;
     });
     const burstUse = await burstCpu;
     log(`all RUNNING after ${(allRunning! / 1000).toFixed(1)} s; ${during.length} lists meanwhile`);
@@ -224,7 +264,7 @@ async function main(): Promise<void> {
     for (let round = 0; round < IDLE_ROUNDS; round++) {
       await sleep(3000);
       const times: number[] = [];
-      await lists(api, times, 0, () => times.length >= IDLE);
+      await lists(list, times, 0, () => times.length >= IDLE);
       log(`idle round ${round + 1}: p99 ${quantile(times, 0.99).toFixed(1)} ms`);
       if (!idle.length || quantile(times, 0.99) < quantile(idle, 0.99)) idle = times;
     }
@@ -244,7 +284,7 @@ async function main(): Promise<void> {
       ['all RUNNING (berth)', `${(allRunning! / 1000).toFixed(1)} s after the first POST`],
       [`docker run -d, ${PARALLEL} at a time`, `${(dockerMs / 1000).toFixed(1)} s for ${PODS} containers on a user-defined bridge network, as Berth's pods are`],
       [`all RUNNING berth/docker (target ≤ ${START_RATIO})`, `${startRatio.toFixed(2)}  ${verdict(startRatio, START_RATIO)}`],
-      ['CPU, docker baseline', cpuLine(baselineCpu, dockerMs)],
+      ['CPU, docker baseline', cpuLine(baseline.cpu, dockerMs)],
       ['CPU, berth burst', cpuLine(burstUse, allRunning!)],
       [`the same on Docker's default bridge`, `${(bridgeMs / 1000).toFixed(1)} s; berth/that ${(allRunning! / bridgeMs).toFixed(2)} (for reading: Docker's own cost of a user-defined network is ${(dockerMs / bridgeMs).toFixed(2)}×)`],
     ]);
