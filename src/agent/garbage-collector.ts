@@ -39,7 +39,11 @@ export class GarbageCollector {
 
   /** A reconcile pass of the instance is over: what it may have mounted can go. */
   passEnded(instanceId: InstanceId): void {
+    const mounted = this.mounting.get(instanceId);
     this.mounting.delete(instanceId);
+    // A volume the pass made that the store no longer has (deleted while the pass ran, perhaps
+    // after a sweep that found nothing yet): no watch answer brings a change for it any more.
+    if (mounted && this.networkVolumes && !this.networkVolumes.includes(mounted)) this.networkVolumesLeft = true;
     // This pass may have let go of a deleted network volume (or been about to mount one).
     if (this.networkVolumesLeft && this.networkVolumes) void this.dropNetworkVolumes(this.networkVolumes);
   }
