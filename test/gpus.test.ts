@@ -139,15 +139,16 @@ describe('GPU placement with a declared (simulated) inventory', () => {
     await waitFor('all instances gone', async () => ((await t.server.store.listInstances({})).length === 0 ? true : undefined));
     const docker = new Docker();
     const a100 = { gpuCount: 1, gpuTypeIds: ['NVIDIA A100-SXM4-80GB'], volumeGb: 0 };
-    // It ignores SIGTERM, so its stop takes the whole kill grace period: the GPU is free in the store
-    // (the stop took effect there) while the container still runs on the node.
-    const slow = await t.api<PodView>('POST', '/api/v1/pods', { ...a100, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"], killGracePeriodSeconds: 6 }] });
+    // It ignores SIGTERM, so its stop would take the whole kill grace period (60 s): the GPU is free
+    // in the store (the stop took effect there) while the container still runs on the node, until
+    // the test removes it below.
+    const slow = await t.api<PodView>('POST', '/api/v1/pods', { ...a100, containers: [{ name: 'main', image: TEST_IMAGE, command: ['sh', '-c', "trap '' TERM; while true; do sleep 1; done"], killGracePeriodSeconds: 60 }] });
     assert.equal(slow.status, 201, JSON.stringify(slow.body));
     await status(slow.body.id, 'RUNNING');
 
     // Watch the node's Docker: never two running containers with GPU-cccc, from the stop to the next pod's start.
-    const holders = async (): Promise<string[]> =>
-      (await docker.listContainers({ filters: { label: ['berth.gpus'], status: ['running'] } })).filter((c) => c.Labels['berth.gpus']!.split(',').includes('GPU-cccc')).map((c) => c.Labels['berth.pod']!);
+    const running = async () => (await docker.listContainers({ filters: { label: ['berth.gpus'], status: ['running'] } })).filter((c) => c.Labels['berth.gpus']!.split(',').includes('GPU-cccc'));
+    const holders = async (): Promise<string[]> => (await running()).map((c) => c.Labels['berth.pod']!);
     let watching = true;
     const seen: string[][] = [];
     const watcher = (async () => {
@@ -168,6 +169,8 @@ describe('GPU placement with a declared (simulated) inventory', () => {
       assert.deepEqual(waiting.instances[0]!.gpus.map((g) => g.uuid), ['GPU-cccc'], 'placed on the GPU at once');
       assert.equal(waiting.status, 'PROVISIONING');
       assert.deepEqual(await holders(), [slow.body.id], 'the stopping pod still holds it while the next waits');
+      // The old container ends (as it would when its grace period runs out): the next pod goes on.
+      for (const c of await running()) if (c.Labels['berth.pod'] === slow.body.id) await docker.getContainer(c.Id).remove({ force: true });
       await status(next.body.id, 'RUNNING');
       assert.deepEqual(await holders(), [next.body.id]);
       await status(slow.body.id, 'EXITED');

@@ -63,9 +63,17 @@ export class GarbageCollector {
 
   private async dropNetworkVolumesNow(existing: string[]): Promise<void> {
     this.networkVolumes = existing;
+    let volumes;
+    try {
+      volumes = await this.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' });
+    } catch (err) {
+      // Not swept (a busy daemon): the next watch answer tries again, though it brings no change.
+      this.networkVolumesLeft = true;
+      throw err;
+    }
     this.networkVolumesLeft = false;
     const keep = new Set(existing);
-    for (const v of await this.runtime.listVolumes({ [LABELS.managed]: '', [LABELS.node]: this.nodeId, 'berth.kind': 'network-volume' })) {
+    for (const v of volumes) {
       if (keep.has(v.name)) continue;
       // Looked at now, not before the list: a pass may have started meanwhile.
       if ([...this.mounting.values()].includes(v.name)) {

@@ -3,7 +3,9 @@
  * GPUs the moment its goal leaves `running`, and may hand them to a new instance at once, while the
  * old one's containers are still being stopped here (a kill grace period, a slow daemon, a watch
  * answer that arrived late): the new instance's launch waits until no other container holds them,
- * as the kubelet does not give a device to a pod while a terminating one still has it.
+ * as the kubelet does not give a device to a pod while a terminating one still has it. The runner
+ * looks before the launch and again in the launch's slot, right before it makes anything (another
+ * instance's launch may have made its containers meanwhile).
  */
 import type { Assignment } from '../control/agent-protocol.js';
 import type { ContainerInfo } from '../runtime/types.js';

@@ -14,7 +14,7 @@ import type { GarbageCollector } from './garbage-collector.js';
 import { gpuHeld, heldMessage } from './gpu-holders.js';
 import { HealthWatch } from './health-watch.js';
 import { INSTANCE_VOLUME_KINDS, isInfra, LABELS, sortContainers, specOf, type InstanceVolumeKind } from './labels.js';
-import type { Launcher } from './launcher.js';
+import { LaunchStoodDown, type Launcher } from './launcher.js';
 import { observationOf, Reporter } from './reporter.js';
 import { RestartTracker } from './restarts.js';
 import { throwFirst } from './settle.js';
@@ -53,6 +53,8 @@ interface LocalState {
   diskEnforced: boolean;
   /** What the launch waits for (gpu-holders.ts), as last said; null when it waits for nothing. */
   gpuWait: string | null;
+  /** The next look at the GPUs while it waits: one at a time, however many passes asked. */
+  gpuRecheck: NodeJS.Timeout | null;
 }
 
 export class InstanceRunner {
@@ -106,6 +108,7 @@ export class InstanceRunner {
   close(): void {
     this.local?.backoff.dispose();
     this.local?.health.pause();
+    if (this.local?.gpuRecheck) clearTimeout(this.local.gpuRecheck);
   }
 
   private state(): LocalState {
@@ -119,6 +122,7 @@ export class InstanceRunner {
       lastExitKey: null,
       diskEnforced: true,
       gpuWait: null,
+      gpuRecheck: null,
     };
     return this.local;
   }
@@ -209,8 +213,23 @@ export class InstanceRunner {
     if (message !== s.gpuWait) this.ctx.log.info({ instance: this.id, gpu: held.uuid, holder: held.holder.id }, message);
     s.gpuWait = message;
     await this.send(a, 'pending', [], null, message);
-    setTimeout(() => this.ctx.wake(this.id), GPU_RECHECK_MS).unref();
+    s.gpuRecheck ??= setTimeout(() => {
+      s.gpuRecheck = null;
+      this.ctx.wake(this.id);
+    }, GPU_RECHECK_MS).unref();
     return true;
+  }
+
+  /**
+   * Asked by the launch once its images are there, right before it makes anything: a launch is not
+   * cancelled when its assignment changes (a stop during a long pull), and the GPUs were looked at
+   * before the pull. A reason to stand down, or null to go on.
+   */
+  private async readyToCreate(a: Assignment, s: LocalState): Promise<string | null> {
+    const now = this.assignment;
+    const same = (x: Assignment): string => JSON.stringify([x.goal, x.specVersion, x.resetGeneration, x.gpus]);
+    if (!now || same(now) !== same(a)) return 'the assignment changed during the launch';
+    return (await this.waitingForGpus(a, s)) ? s.gpuWait : null;
   }
 
   /** A new instance in place of the old: new containers, and ephemeral volumes started afresh, as Marathon's would be. */
@@ -232,6 +251,7 @@ export class InstanceRunner {
         },
         pulling: (message) => this.send(a, 'pulling', [], null, message),
         creating: () => void this.send(a, 'creating', [], null, 'creating containers'),
+        ready: () => this.readyToCreate(a, s),
       });
       s.diskEnforced = launched.diskEnforced;
       s.backoff.launched();
@@ -240,6 +260,8 @@ export class InstanceRunner {
       await this.observe(a, s, sortContainers(a.spec, infos));
     } catch (e) {
       s.pull = null;
+      // Nothing was made: the pass the change queued, or the GPUs' next look, takes it from here.
+      if (e instanceof LaunchStoodDown) return;
       const message = e instanceof Error ? e.message : String(e);
       this.ctx.log.warn({ err: e, instance: a.instanceId }, 'launch failed');
       const retryable = !(e instanceof BerthError) || e.retryable;

@@ -57,7 +57,12 @@ export interface LaunchProgress {
   pulling(message: string): Promise<void>;
   /** The images are there; the containers are being created. */
   creating(): void;
+  /** Asked in the launch's slot before anything is made: null to go on, or why it stands down (LaunchStoodDown). */
+  ready?(): Promise<string | null>;
 }
+
+/** A launch that made nothing, because `ready` gave a reason: not a failure. */
+export class LaunchStoodDown extends Error {}
 
 export interface Launched {
   /** The containers' ids, the infra container's first. */
@@ -82,6 +87,8 @@ export class Launcher {
     progress.creating();
     // Pulls above are not limited: a slow pull must not keep other pods' containers from starting.
     return this.slots.run(async () => {
+      const why = (await progress.ready?.()) ?? null;
+      if (why !== null) throw new LaunchStoodDown(why);
       await this.prepareVolumes(a);
       const net = await allocatePorts(a, this.opts.bindAddress, this.opts.nodeName);
       const env = podEnv(a, net, this.opts.publicIp);
