@@ -164,7 +164,7 @@ const cpuLine = (c: CpuUse, wallMs: number): string =>
  * GET /api/v1/pods as the lister sends it, timed from the request to the whole answer, which is kept
  * as text, over node:http with a kept-alive connection. This process stands for a client on another
  * machine, at real-time priority: with fetch and a JSON parse of every list it spent as much CPU as
- * the server (18 s of a burst), all of it taken from the container starts.
+ * the server (18 s of a burst, as the bench printed), all of it taken from the container starts.
  */
 function lister(base: string, key: string): () => Promise<{ ms: number; text: string }> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
