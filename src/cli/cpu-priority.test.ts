@@ -7,7 +7,6 @@ import { after, describe, it } from 'node:test';
 import { claimCpuPriority, isNice, readAutogroup, sessionOf, type PriorityClaim } from './cpu-priority.js';
 
 const SELF = '/proc/self/autogroup';
-const hasAutogroup = readAutogroup(SELF) !== null;
 
 describe('reading /proc', () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-autogroup-'));
@@ -41,13 +40,16 @@ describe('claimCpuPriority', () => {
     // allowed to anyone, and nothing here is touched.
     const target = Math.min(19, Math.max(0, getPriority()) + 3);
     const module = new URL('./cpu-priority.js', import.meta.url).href;
-    const child = spawn(process.execPath, ['--input-type=module', '-e', `const m = await import(${JSON.stringify(module)}); process.stdout.write(JSON.stringify(m.claimCpuPriority(${target})));`], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
+    // Whether the child's session has a group of its own is the child's to say: a process in the
+    // kernel's first session (a container's, say) has none to show, while its setsid child has one.
+    const script = `const m = await import(${JSON.stringify(module)}); const before = m.readAutogroup('/proc/self/autogroup'); process.stdout.write(JSON.stringify({ before, claim: m.claimCpuPriority(${target}) }));`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { detached: true, stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
     assert.equal(code, 0);
-    const claim = JSON.parse(out) as PriorityClaim;
-    assert.deepEqual(claim, { nice: target, thread: target, autogroup: hasAutogroup ? target : null });
+    const { before, claim } = JSON.parse(out) as { before: number | null; claim: PriorityClaim };
+    assert.deepEqual(claim, { nice: target, thread: target, autogroup: before === null ? null : target });
   });
 
   it("leaves a session it does not lead alone, and sets its thread's nice", () => {
