@@ -396,6 +396,11 @@ function storeSuite(open: () => Promise<Harness>): void {
 
       assert.deepEqual((await store.listInstances({ nodeId: node })).map((i) => i.id), [inserted.id]);
       assert.deepEqual((await store.listInstances({ podId: pod.id })).map((i) => i.id), [inserted.id]);
+      assert.deepEqual(await store.listInstanceIds({ nodeId: node }), [inserted.id]);
+      assert.deepEqual(await store.listInstanceIds({ nodeId: newNodeId() }), []);
+      assert.deepEqual((await store.listInstances({ nodeId: node, ids: [inserted.id] })).map((i) => i.id), [inserted.id]);
+      assert.deepEqual(await store.listInstances({ nodeId: newNodeId(), ids: [inserted.id] }), []);
+      assert.deepEqual(await store.listInstances({ ids: [] }), []);
 
       await store.deleteInstance(inserted.id);
       assert.equal(await store.getInstance(inserted.id), undefined);

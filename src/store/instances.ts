@@ -10,7 +10,10 @@ import type { InstancePatch, PodPatch } from './types.js';
  */
 export interface InstanceStore {
   getInstance(id: InstanceId): Promise<Instance | undefined>;
-  listInstances(filter: { podId?: PodId; nodeId?: NodeId }): Promise<Instance[]>;
+  /** `ids`: only these (one IN list: up to ten thousand or so, within both databases' bind limits). */
+  listInstances(filter: { podId?: PodId; nodeId?: NodeId; ids?: readonly InstanceId[] }): Promise<Instance[]>;
+  /** The ids of a node's instances, in listInstances' order: a watch's partial answer needs no more of the unchanged ones. */
+  listInstanceIds(filter: { nodeId: NodeId }): Promise<InstanceId[]>;
   insertInstance(instance: Omit<Instance, 'revision'>): Promise<Instance>;
   updateInstance(id: InstanceId, patch: InstancePatch): Promise<Instance>;
   deleteInstance(id: InstanceId): Promise<void>;
@@ -37,11 +40,18 @@ export function instanceStore(ctx: StoreContext): InstanceStore {
     },
 
     async listInstances(filter) {
+      if (filter.ids?.length === 0) return [];
       let q = ctx.db.selectFrom('instances').selectAll();
       if (filter.podId !== undefined) q = q.where('pod_id', '=', filter.podId);
       if (filter.nodeId !== undefined) q = q.where('node_id', '=', filter.nodeId);
+      if (filter.ids !== undefined) q = q.where('id', 'in', filter.ids);
       const rows = await q.orderBy('pod_id').orderBy('ordinal').execute();
       return rows.map(instanceFromRow);
+    },
+
+    async listInstanceIds(filter) {
+      const rows = await ctx.db.selectFrom('instances').select('id').where('node_id', '=', filter.nodeId).orderBy('pod_id').orderBy('ordinal').execute();
+      return rows.map((r) => r.id as InstanceId);
     },
 
     insertInstance: (instance) =>
