@@ -23,7 +23,7 @@
  * spent while the docker baseline started its containers and while Berth's burst ran (on 2 cores
  * Berth's own work and the lister's are taken from the container starts).
  *
- *   npm run bench -- burst [--pods 200] [--parallel 8] [--list-pause 50] [--idle 200] [--idle-rounds 3] [--nice -10] [--lister-rt 10]
+ *   npm run bench -- burst [--pods 200] [--parallel 8] [--list-pause 50] [--idle 200] [--idle-rounds 3] [--nice -20] [--lister-rt 10]
  */
 
 import { execFile } from 'node:child_process';

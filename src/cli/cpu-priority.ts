@@ -18,7 +18,7 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { getPriority, setPriority } from 'node:os';
 
 /** `--nice`'s default: the API answers first, on a machine busy starting containers. */
-export const DEFAULT_SERVER_NICE = -10;
+export const DEFAULT_SERVER_NICE = -20;
 
 export interface PriorityClaim {
   /** The nice asked for. */
