@@ -6,7 +6,7 @@
  * With BERTH_CONSOLE_SCREENSHOTS=<dir> it also saves a screenshot of each main page there (docs/).
  */
 import assert from 'node:assert/strict';
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import { request as httpRequest } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -44,13 +44,13 @@ describe('web console', () => {
   let browser: Browser;
   let ctx: BrowserContext;
   let page: Page;
+  const inventory = join(tmpdir(), `berth-console-gpus-${process.pid}.json`);
 
   before(async () => {
     // Chromium and the build first: each fails with what to do, and nothing is started for nothing.
     browser = await launchChromium();
     await ensureTestImage();
     // Simulated GPUs, so that the form's GPU choices and the list's GPU column have something to show.
-    const inventory = join(tmpdir(), `berth-console-gpus-${process.pid}.json`);
     await writeFile(inventory, JSON.stringify({ gpus: [{ uuid: 'GPU-c0', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }, { uuid: 'GPU-c1', name: 'NVIDIA GeForce RTX 4090', memoryMb: 24564 }] }));
     t = await startTestServer({ gpuInventory: inventory });
     ctx = await browser.newContext({ viewport: { width: 1280, height: 800 } });
@@ -59,6 +59,7 @@ describe('web console', () => {
   after(async () => {
     await browser?.close();
     await t?.close();
+    await rm(inventory, { force: true });
   });
 
   it('refuses a key the API refuses, in the API\'s words, then signs in', async () => {
