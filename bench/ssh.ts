@@ -226,7 +226,8 @@ async function main(): Promise<void> {
       ['gateway download', figure(down.gateway)],
       ['gateway/sshd up, per round', perRound(up.gateway, up.sshd)],
       ['gateway/sshd down, per round', perRound(down.gateway, down.sshd)],
-      [`gateway/sshd download (target ≥ ${TARGET})`, `${downRatio.toFixed(2)}  ${downRatio >= TARGET ? 'PASS' : 'MISS'}`],
+      // Through the channel (issue 16) only the upload has a target; the download is printed.
+      REMOTE ? ['gateway/sshd download (printed)', downRatio.toFixed(2)] : [`gateway/sshd download (target ≥ ${TARGET})`, `${downRatio.toFixed(2)}  ${downRatio >= TARGET ? 'PASS' : 'MISS'}`],
       [`gateway/sshd upload (target ≥ ${TARGET})`, `${upRatio.toFixed(2)}  ${upRatio >= TARGET ? 'PASS' : 'MISS'}`],
     ]);
   } finally {
